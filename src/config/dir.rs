@@ -1,0 +1,440 @@
+//! The per-directory configuration record: the directives Apache stores per
+//! `<Directory>`/`<Location>` (and at server level), how nested sections
+//! merge, and the defaults mod_wsgi applies when nothing is set.
+
+use super::alias::AliasOptions;
+use super::args::{exactly_one, flag_directive, is_python_identifier};
+use super::directive::{Directive, Scope};
+use super::error::ConfigError;
+use super::group::{ApplicationGroup, ProcessGroup};
+
+/// `WSGIMapHEADToGET`: whether a HEAD request is passed to the application
+/// as a GET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MapHeadToGet {
+    On,
+    Off,
+    /// Only when an output filter that needs the full body is present.
+    #[default]
+    Auto,
+}
+
+impl MapHeadToGet {
+    fn parse(value: &str) -> Option<Self> {
+        [
+            ("on", MapHeadToGet::On),
+            ("off", MapHeadToGet::Off),
+            ("auto", MapHeadToGet::Auto),
+        ]
+        .into_iter()
+        .find(|(word, _)| value.eq_ignore_ascii_case(word))
+        .map(|(_, mode)| mode)
+    }
+}
+
+/// The callable's name when no `WSGICallableObject` applies.
+pub const DEFAULT_CALLABLE_OBJECT: &str = "application";
+
+static DEFAULT_APPLICATION_GROUP: ApplicationGroup = ApplicationGroup::Resource;
+static DEFAULT_PROCESS_GROUP: ProcessGroup = ProcessGroup::Global;
+
+/// Resolves a `WSGICallableObject` value for a request. mod_wsgi accepts
+/// `%{ENV:variable}` there too; an unset variable (or any other `%` form)
+/// falls back to "application", as in mod_wsgi.
+pub fn resolve_callable_object(spec: &str, env: impl Fn(&str) -> Option<String>) -> String {
+    if !spec.starts_with('%') {
+        return spec.to_owned();
+    }
+    spec.strip_prefix("%{ENV:")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .filter(|name| !name.is_empty())
+        .and_then(env)
+        .unwrap_or_else(|| DEFAULT_CALLABLE_OBJECT.to_owned())
+}
+
+/// Everything `None` means "not set here"; the `effective_*` getters give
+/// mod_wsgi's defaults for unset values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirConfig {
+    /// A Python identifier, or `%{ENV:variable}`
+    /// (see [`resolve_callable_object`]).
+    pub callable_object: Option<String>,
+    pub pass_authorization: Option<bool>,
+    pub script_reloading: Option<bool>,
+    pub application_group: Option<ApplicationGroup>,
+    pub chunked_request: Option<bool>,
+    pub map_head_to_get: Option<MapHeadToGet>,
+    pub process_group: Option<ProcessGroup>,
+}
+
+impl DirConfig {
+    /// Applies one per-directory directive to this record.
+    pub fn apply(&mut self, d: Directive, args: &[&str]) -> Result<(), ConfigError> {
+        let name = d.name();
+        match d {
+            Directive::CallableObject => {
+                let value = exactly_one(d, args)?;
+                // The same %{ENV:...} syntax as the group directives.
+                let is_env_form = ApplicationGroup::parse(value)
+                    .is_ok_and(|g| matches!(g, ApplicationGroup::Env(_)));
+                if !is_python_identifier(value) && !is_env_form {
+                    return Err(ConfigError::invalid(
+                        name,
+                        value,
+                        "expected a Python identifier or %{ENV:variable}",
+                    ));
+                }
+                self.callable_object = Some(value.to_owned());
+            }
+            Directive::PassAuthorization => {
+                self.pass_authorization = Some(flag_directive(d, args)?);
+            }
+            Directive::ScriptReloading => self.script_reloading = Some(flag_directive(d, args)?),
+            Directive::ChunkedRequest => self.chunked_request = Some(flag_directive(d, args)?),
+            Directive::ApplicationGroup => {
+                let value = exactly_one(d, args)?;
+                if value.is_empty() {
+                    return Err(ConfigError::invalid(
+                        name,
+                        value,
+                        "must not be empty (use %{GLOBAL} for the main interpreter)",
+                    ));
+                }
+                let group = ApplicationGroup::parse(value)
+                    .map_err(|e| ConfigError::invalid(name, value, e.to_string()))?;
+                self.application_group = Some(group);
+            }
+            Directive::ProcessGroup => {
+                let value = exactly_one(d, args)?;
+                if value.is_empty() {
+                    return Err(ConfigError::invalid(
+                        name,
+                        value,
+                        "must not be empty (use %{GLOBAL} for embedded mode)",
+                    ));
+                }
+                let group = ProcessGroup::parse(value)
+                    .map_err(|e| ConfigError::invalid(name, value, e.to_string()))?;
+                self.process_group = Some(group);
+            }
+            Directive::MapHeadToGet => {
+                let value = exactly_one(d, args)?;
+                let mode = MapHeadToGet::parse(value)
+                    .ok_or_else(|| ConfigError::invalid(name, value, "expected On, Off or Auto"))?;
+                self.map_head_to_get = Some(mode);
+            }
+            _ => {
+                debug_assert_eq!(d.scope(), Scope::Server);
+                return Err(ConfigError::WrongConfig {
+                    directive: name,
+                    config: "per-directory",
+                    belongs: "per-server",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges a nested section (`add`) over its parent (`base`): each
+    /// setting of `add` wins, unset ones are inherited.
+    pub fn merge(base: &Self, add: &Self) -> Self {
+        DirConfig {
+            callable_object: add
+                .callable_object
+                .clone()
+                .or_else(|| base.callable_object.clone()),
+            pass_authorization: add.pass_authorization.or(base.pass_authorization),
+            script_reloading: add.script_reloading.or(base.script_reloading),
+            application_group: add
+                .application_group
+                .clone()
+                .or_else(|| base.application_group.clone()),
+            chunked_request: add.chunked_request.or(base.chunked_request),
+            map_head_to_get: add.map_head_to_get.or(base.map_head_to_get),
+            process_group: add
+                .process_group
+                .clone()
+                .or_else(|| base.process_group.clone()),
+        }
+    }
+
+    /// The settings for a request mapped by a script alias: the alias's
+    /// own options override the per-directory ones, as in mod_wsgi.
+    pub fn with_alias_options(&self, options: &AliasOptions) -> Self {
+        let from_alias = DirConfig {
+            callable_object: options.callable_object.clone(),
+            pass_authorization: options.pass_authorization,
+            application_group: options.application_group.clone(),
+            process_group: options.process_group.clone(),
+            ..DirConfig::default()
+        };
+        DirConfig::merge(self, &from_alias)
+    }
+
+    /// The raw `WSGICallableObject` value, or "application".
+    pub fn effective_callable_object(&self) -> &str {
+        self.callable_object
+            .as_deref()
+            .unwrap_or(DEFAULT_CALLABLE_OBJECT)
+    }
+
+    pub fn effective_pass_authorization(&self) -> bool {
+        self.pass_authorization.unwrap_or(false)
+    }
+
+    pub fn effective_script_reloading(&self) -> bool {
+        self.script_reloading.unwrap_or(true)
+    }
+
+    pub fn effective_application_group(&self) -> &ApplicationGroup {
+        self.application_group
+            .as_ref()
+            .unwrap_or(&DEFAULT_APPLICATION_GROUP)
+    }
+
+    pub fn effective_chunked_request(&self) -> bool {
+        self.chunked_request.unwrap_or(false)
+    }
+
+    pub fn effective_map_head_to_get(&self) -> MapHeadToGet {
+        self.map_head_to_get.unwrap_or_default()
+    }
+
+    pub fn effective_process_group(&self) -> &ProcessGroup {
+        self.process_group
+            .as_ref()
+            .unwrap_or(&DEFAULT_PROCESS_GROUP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(d: Directive, args: &[&str]) -> DirConfig {
+        let mut config = DirConfig::default();
+        config.apply(d, args).unwrap();
+        config
+    }
+
+    fn error(d: Directive, args: &[&str]) -> String {
+        DirConfig::default().apply(d, args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_mod_wsgis() {
+        let config = DirConfig::default();
+        assert_eq!(config.effective_callable_object(), "application");
+        assert!(!config.effective_pass_authorization());
+        assert!(config.effective_script_reloading());
+        assert_eq!(
+            config.effective_application_group(),
+            &ApplicationGroup::Resource
+        );
+        assert!(!config.effective_chunked_request());
+        assert_eq!(config.effective_map_head_to_get(), MapHeadToGet::Auto);
+        assert_eq!(config.effective_process_group(), &ProcessGroup::Global);
+    }
+
+    #[test]
+    fn applies_each_directive() {
+        let c = applied(Directive::CallableObject, &["app"]);
+        assert_eq!(c.effective_callable_object(), "app");
+        let c = applied(Directive::CallableObject, &["%{ENV:CALLABLE}"]);
+        assert_eq!(c.callable_object.as_deref(), Some("%{ENV:CALLABLE}"));
+        let c = applied(Directive::PassAuthorization, &["On"]);
+        assert_eq!(c.pass_authorization, Some(true));
+        let c = applied(Directive::ScriptReloading, &["off"]);
+        assert_eq!(c.script_reloading, Some(false));
+        assert!(!c.effective_script_reloading());
+        let c = applied(Directive::ChunkedRequest, &["ON"]);
+        assert!(c.effective_chunked_request());
+        let c = applied(Directive::ApplicationGroup, &["%{GLOBAL}"]);
+        assert_eq!(c.application_group, Some(ApplicationGroup::Global));
+        let c = applied(Directive::ApplicationGroup, &["%{ENV:G}"]);
+        assert_eq!(c.application_group, Some(ApplicationGroup::Env("G".into())));
+        let c = applied(Directive::ProcessGroup, &["site"]);
+        assert_eq!(c.process_group, Some(ProcessGroup::Named("site".into())));
+        for (word, mode) in [
+            ("On", MapHeadToGet::On),
+            ("off", MapHeadToGet::Off),
+            ("AUTO", MapHeadToGet::Auto),
+        ] {
+            let c = applied(Directive::MapHeadToGet, &[word]);
+            assert_eq!(c.map_head_to_get, Some(mode));
+        }
+    }
+
+    #[test]
+    fn later_directives_replace_earlier_ones() {
+        let mut c = DirConfig::default();
+        c.apply(Directive::CallableObject, &["first"]).unwrap();
+        c.apply(Directive::CallableObject, &["second"]).unwrap();
+        assert_eq!(c.effective_callable_object(), "second");
+    }
+
+    #[test]
+    fn every_error_names_the_directive_and_value() {
+        let cases: [(Directive, &[&str], &str); 14] = [
+            (
+                Directive::CallableObject,
+                &["my-app"],
+                "WSGICallableObject: invalid value 'my-app': expected a Python identifier or %{ENV:variable}",
+            ),
+            (
+                Directive::CallableObject,
+                &["%{ENV:}"],
+                "WSGICallableObject: invalid value '%{ENV:}': expected a Python identifier or %{ENV:variable}",
+            ),
+            (
+                Directive::CallableObject,
+                &["a", "b"],
+                "WSGICallableObject: wrong number of arguments ('a' 'b'): takes exactly one argument",
+            ),
+            (
+                Directive::PassAuthorization,
+                &["yes"],
+                "WSGIPassAuthorization: invalid value 'yes': expected On or Off",
+            ),
+            (
+                Directive::PassAuthorization,
+                &[],
+                "WSGIPassAuthorization: wrong number of arguments (none): takes exactly one argument",
+            ),
+            (
+                Directive::ScriptReloading,
+                &["1"],
+                "WSGIScriptReloading: invalid value '1': expected On or Off",
+            ),
+            (
+                Directive::ChunkedRequest,
+                &["true"],
+                "WSGIChunkedRequest: invalid value 'true': expected On or Off",
+            ),
+            (
+                Directive::MapHeadToGet,
+                &["sometimes"],
+                "WSGIMapHEADToGET: invalid value 'sometimes': expected On, Off or Auto",
+            ),
+            (
+                Directive::ApplicationGroup,
+                &["%{NOPE}"],
+                "WSGIApplicationGroup: invalid value '%{NOPE}': unknown keyword %{NOPE} (expected %{GLOBAL}, %{SERVER}, %{RESOURCE}, %{HOST} or %{ENV:variable})",
+            ),
+            (
+                Directive::ApplicationGroup,
+                &["%{ENV:"],
+                "WSGIApplicationGroup: invalid value '%{ENV:': '%{' is not closed by '}'",
+            ),
+            (
+                Directive::ApplicationGroup,
+                &[""],
+                "WSGIApplicationGroup: invalid value '': must not be empty (use %{GLOBAL} for the main interpreter)",
+            ),
+            (
+                Directive::ProcessGroup,
+                &["%{RESOURCE}"],
+                "WSGIProcessGroup: invalid value '%{RESOURCE}': unknown keyword %{RESOURCE} (expected %{GLOBAL} or %{ENV:variable})",
+            ),
+            (
+                Directive::ProcessGroup,
+                &["%{ENV:}"],
+                "WSGIProcessGroup: invalid value '%{ENV:}': %{ENV:} needs a variable name",
+            ),
+            (
+                Directive::ProcessGroup,
+                &["a", "b"],
+                "WSGIProcessGroup: wrong number of arguments ('a' 'b'): takes exactly one argument",
+            ),
+        ];
+        for (d, args, expected) in cases {
+            assert_eq!(error(d, args), expected);
+        }
+    }
+
+    #[test]
+    fn server_directives_are_refused() {
+        let err = DirConfig::default()
+            .apply(Directive::ScriptAlias, &["/", "/x"])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::WrongConfig {
+                directive: "WSGIScriptAlias",
+                config: "per-directory",
+                belongs: "per-server",
+            }
+        );
+    }
+
+    #[test]
+    fn merge_lets_the_nested_section_win_field_by_field() {
+        let base = DirConfig {
+            callable_object: Some("base_app".into()),
+            pass_authorization: Some(true),
+            script_reloading: Some(false),
+            application_group: Some(ApplicationGroup::Global),
+            chunked_request: Some(true),
+            map_head_to_get: Some(MapHeadToGet::Off),
+            process_group: Some(ProcessGroup::Named("base".into())),
+        };
+        let add = DirConfig {
+            callable_object: Some("inner_app".into()),
+            pass_authorization: Some(false),
+            process_group: Some(ProcessGroup::Named("inner".into())),
+            ..DirConfig::default()
+        };
+        let merged = DirConfig::merge(&base, &add);
+        assert_eq!(merged.callable_object.as_deref(), Some("inner_app"));
+        assert_eq!(merged.pass_authorization, Some(false));
+        assert_eq!(merged.script_reloading, Some(false));
+        assert_eq!(merged.application_group, Some(ApplicationGroup::Global));
+        assert_eq!(merged.chunked_request, Some(true));
+        assert_eq!(merged.map_head_to_get, Some(MapHeadToGet::Off));
+        assert_eq!(
+            merged.process_group,
+            Some(ProcessGroup::Named("inner".into()))
+        );
+        assert_eq!(DirConfig::merge(&base, &DirConfig::default()), base);
+        assert_eq!(DirConfig::merge(&DirConfig::default(), &base), base);
+    }
+
+    #[test]
+    fn alias_options_override_directory_settings() {
+        let dir = DirConfig {
+            callable_object: Some("dir_app".into()),
+            pass_authorization: Some(true),
+            application_group: Some(ApplicationGroup::Server),
+            script_reloading: Some(false),
+            ..DirConfig::default()
+        };
+        let options = AliasOptions {
+            process_group: Some(ProcessGroup::Named("p".into())),
+            callable_object: Some("alias_app".into()),
+            pass_authorization: Some(false),
+            application_group: None,
+        };
+        let effective = dir.with_alias_options(&options);
+        assert_eq!(effective.effective_callable_object(), "alias_app");
+        assert!(!effective.effective_pass_authorization());
+        assert_eq!(
+            effective.effective_application_group(),
+            &ApplicationGroup::Server
+        );
+        assert_eq!(
+            effective.effective_process_group(),
+            &ProcessGroup::Named("p".into())
+        );
+        assert!(!effective.effective_script_reloading());
+    }
+
+    #[test]
+    fn callable_object_resolution() {
+        let env = |name: &str| (name == "CALLABLE").then(|| "from_env".to_owned());
+        assert_eq!(resolve_callable_object("app", env), "app");
+        assert_eq!(resolve_callable_object("%{ENV:CALLABLE}", env), "from_env");
+        assert_eq!(resolve_callable_object("%{ENV:UNSET}", env), "application");
+        assert_eq!(resolve_callable_object("%{ENV:}", env), "application");
+        assert_eq!(resolve_callable_object("%junk", env), "application");
+    }
+}

@@ -1,0 +1,23 @@
+//! Parsing and merging of mod_wsgi's configuration directives, in pure
+//! Rust. The FFI layer hands each directive over as the argument words
+//! Apache split (`AP_INIT_TAKE_ARGV`) together with its [`Directive`] id,
+//! and reads the resulting [`ServerConfig`] and [`DirConfig`] records back
+//! when serving requests.
+
+mod alias;
+mod args;
+mod daemon;
+mod dir;
+mod directive;
+mod error;
+mod group;
+mod server;
+
+pub use alias::{AliasMatch, AliasOptions, AliasPattern, ScriptAlias};
+pub use args::split_raw_args;
+pub use daemon::DaemonProcessSpec;
+pub use dir::{resolve_callable_object, DirConfig, MapHeadToGet, DEFAULT_CALLABLE_OBJECT};
+pub use directive::{Directive, Scope};
+pub use error::ConfigError;
+pub use group::{ApplicationGroup, GroupSpecError, ProcessGroup, RequestFacts};
+pub use server::{find_duplicate_daemon_names, ImportScript, ServerConfig};

@@ -1,0 +1,580 @@
+//! The per-server configuration record (main server or one virtual host):
+//! script aliases, import scripts, daemon process groups and the
+//! process-wide Python settings, plus how a virtual host merges over the
+//! main server.
+
+use std::collections::HashSet;
+
+use super::alias::{AliasMatch, ScriptAlias};
+use super::args::{exactly_one_non_empty, flag_directive, parse_options, wrong_count};
+use super::daemon::DaemonProcessSpec;
+use super::directive::{Directive, Scope};
+use super::error::ConfigError;
+use super::group::{ApplicationGroup, ProcessGroup};
+
+/// One `WSGIImportScript`: a script to load when a process of the given
+/// group starts. Both groups are fixed names (`%{GLOBAL}` or a literal),
+/// since no request exists at that point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportScript {
+    pub path: String,
+    /// `Global` for the Apache child processes, else a daemon group name.
+    pub process_group: ProcessGroup,
+    /// `Global` for the main interpreter, else an interpreter name.
+    pub application_group: ApplicationGroup,
+}
+
+impl ImportScript {
+    /// Parses `file-path process-group=name application-group=name`.
+    pub fn parse(args: &[&str]) -> Result<Self, ConfigError> {
+        let d = Directive::ImportScript;
+        let [path, words @ ..] = args else {
+            return Err(wrong_count(
+                d,
+                args,
+                "takes a file path, then process-group= and application-group=",
+            ));
+        };
+        if path.is_empty() || path.contains('=') {
+            return Err(ConfigError::invalid(
+                d.name(),
+                *path,
+                "the first argument must be the script's file path",
+            ));
+        }
+        let mut process_group = None;
+        let mut application_group = None;
+        for option in parse_options(d, words, &["process-group", "application-group"])? {
+            let invalid = |reason: String| ConfigError::invalid(d.name(), option.word, reason);
+            if option.name == "process-group" {
+                let group =
+                    ProcessGroup::parse(option.value).map_err(|e| invalid(e.to_string()))?;
+                if !group.is_fixed() {
+                    return Err(invalid(
+                        "a preloaded script needs a fixed process group name".to_owned(),
+                    ));
+                }
+                process_group = Some(group);
+            } else {
+                let group =
+                    ApplicationGroup::parse(option.value).map_err(|e| invalid(e.to_string()))?;
+                if !group.is_fixed() {
+                    return Err(invalid(
+                        "a preloaded script needs a fixed application group name".to_owned(),
+                    ));
+                }
+                application_group = Some(group);
+            }
+        }
+        let missing = |option| ConfigError::MissingOption {
+            directive: d.name(),
+            value: (*path).to_owned(),
+            option,
+        };
+        Ok(ImportScript {
+            path: (*path).to_owned(),
+            process_group: process_group.ok_or_else(|| missing("process-group"))?,
+            application_group: application_group.ok_or_else(|| missing("application-group"))?,
+        })
+    }
+}
+
+/// Everything `None` or empty means "not set here".
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// In the order they are tried.
+    pub script_aliases: Vec<ScriptAlias>,
+    pub python_home: Option<String>,
+    pub python_path: Vec<String>,
+    pub import_scripts: Vec<ImportScript>,
+    pub restrict_stdout: Option<bool>,
+    pub restrict_stdin: Option<bool>,
+    pub daemon_processes: Vec<DaemonProcessSpec>,
+    pub restrict_embedded: Option<bool>,
+    /// As written; a relative prefix is relative to `ServerRoot`.
+    pub socket_prefix: Option<String>,
+}
+
+impl ServerConfig {
+    /// Applies one per-server directive to this record. Refusing
+    /// global-only directives inside `<VirtualHost>` is the caller's job
+    /// (see [`Directive::global_only`]).
+    pub fn apply(&mut self, d: Directive, args: &[&str]) -> Result<(), ConfigError> {
+        let name = d.name();
+        match d {
+            Directive::ScriptAlias => self.script_aliases.push(ScriptAlias::parse_prefix(args)?),
+            Directive::ScriptAliasMatch => {
+                self.script_aliases.push(ScriptAlias::parse_regex(args)?);
+            }
+            Directive::PythonHome => {
+                let path = exactly_one_non_empty(d, args)?;
+                if !path.starts_with('/') {
+                    return Err(ConfigError::invalid(name, path, "must be an absolute path"));
+                }
+                self.python_home = Some(path.to_owned());
+            }
+            Directive::PythonPath => {
+                if args.is_empty() {
+                    return Err(wrong_count(d, args, "takes at least one argument"));
+                }
+                let entries: Vec<String> = args
+                    .iter()
+                    .flat_map(|arg| arg.split(':'))
+                    .filter(|entry| !entry.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if entries.is_empty() {
+                    return Err(ConfigError::invalid(
+                        name,
+                        args.join(" "),
+                        "no directory given",
+                    ));
+                }
+                // A later WSGIPythonPath replaces an earlier one, as in mod_wsgi.
+                self.python_path = entries;
+            }
+            Directive::ImportScript => self.import_scripts.push(ImportScript::parse(args)?),
+            Directive::RestrictStdout => self.restrict_stdout = Some(flag_directive(d, args)?),
+            Directive::RestrictStdin => self.restrict_stdin = Some(flag_directive(d, args)?),
+            Directive::RestrictEmbedded => {
+                self.restrict_embedded = Some(flag_directive(d, args)?);
+            }
+            Directive::SocketPrefix => {
+                self.socket_prefix = Some(exactly_one_non_empty(d, args)?.to_owned());
+            }
+            Directive::DaemonProcess => {
+                let spec = DaemonProcessSpec::parse(args)?;
+                if self.daemon_processes.iter().any(|p| p.name == spec.name) {
+                    return Err(ConfigError::DuplicateDaemonName {
+                        directive: name,
+                        name: spec.name,
+                    });
+                }
+                self.daemon_processes.push(spec);
+            }
+            _ => {
+                debug_assert_eq!(d.scope(), Scope::Dir);
+                return Err(ConfigError::WrongConfig {
+                    directive: name,
+                    config: "per-server",
+                    belongs: "per-directory",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges a virtual host (`add`) over the main server (`base`).
+    ///
+    /// Aliases: the virtual host's first, then the main server's, as
+    /// mod_alias does. Settings: the virtual host's if set, else the main
+    /// server's. Global-only lists come from the main server. Import
+    /// scripts and daemon groups stay with the server that declared them
+    /// (mod_wsgi keeps one server-wide list of each), so walking every
+    /// server's merged record visits each exactly once.
+    pub fn merge(base: &Self, add: &Self) -> Self {
+        ServerConfig {
+            script_aliases: add
+                .script_aliases
+                .iter()
+                .chain(&base.script_aliases)
+                .cloned()
+                .collect(),
+            python_home: add.python_home.clone().or_else(|| base.python_home.clone()),
+            python_path: base.python_path.clone(),
+            import_scripts: add.import_scripts.clone(),
+            restrict_stdout: add.restrict_stdout.or(base.restrict_stdout),
+            restrict_stdin: add.restrict_stdin.or(base.restrict_stdin),
+            daemon_processes: add.daemon_processes.clone(),
+            restrict_embedded: add.restrict_embedded.or(base.restrict_embedded),
+            socket_prefix: add
+                .socket_prefix
+                .clone()
+                .or_else(|| base.socket_prefix.clone()),
+        }
+    }
+
+    /// The first alias that maps `uri`, and where it lands.
+    pub fn match_uri(&self, uri: &str) -> Option<(&ScriptAlias, AliasMatch)> {
+        self.script_aliases
+            .iter()
+            .find_map(|alias| alias.match_uri(uri).map(|m| (alias, m)))
+    }
+
+    pub fn effective_restrict_stdout(&self) -> bool {
+        self.restrict_stdout.unwrap_or(false)
+    }
+
+    pub fn effective_restrict_stdin(&self) -> bool {
+        self.restrict_stdin.unwrap_or(false)
+    }
+
+    pub fn effective_restrict_embedded(&self) -> bool {
+        self.restrict_embedded.unwrap_or(false)
+    }
+}
+
+/// The first daemon process group name defined more than once across all
+/// servers; mod_wsgi requires names to be unique server-wide.
+pub fn find_duplicate_daemon_names(configs: &[&ServerConfig]) -> Option<String> {
+    let mut seen = HashSet::new();
+    configs
+        .iter()
+        .flat_map(|config| &config.daemon_processes)
+        .find(|spec| !seen.insert(spec.name.as_str()))
+        .map(|spec| spec.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(config: &mut ServerConfig, d: Directive, args: &[&str]) {
+        config.apply(d, args).unwrap();
+    }
+
+    fn error(d: Directive, args: &[&str]) -> String {
+        ServerConfig::default()
+            .apply(d, args)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn applies_each_directive() {
+        let mut c = ServerConfig::default();
+        apply(&mut c, Directive::ScriptAlias, &["/app", "/srv/app.wsgi"]);
+        apply(
+            &mut c,
+            Directive::ScriptAliasMatch,
+            &["^/x/(.*)", "/srv/$1.wsgi"],
+        );
+        apply(&mut c, Directive::PythonHome, &["/opt/venv"]);
+        apply(&mut c, Directive::PythonPath, &["/a:/b", "/c"]);
+        apply(
+            &mut c,
+            Directive::ImportScript,
+            &[
+                "/srv/app.wsgi",
+                "process-group=site",
+                "application-group=%{GLOBAL}",
+            ],
+        );
+        apply(&mut c, Directive::RestrictStdout, &["On"]);
+        apply(&mut c, Directive::RestrictStdin, &["off"]);
+        apply(&mut c, Directive::RestrictEmbedded, &["ON"]);
+        apply(&mut c, Directive::SocketPrefix, &["run/wsgi"]);
+        apply(&mut c, Directive::DaemonProcess, &["site", "threads=2"]);
+
+        assert_eq!(c.script_aliases.len(), 2);
+        assert_eq!(c.python_home.as_deref(), Some("/opt/venv"));
+        assert_eq!(c.python_path, ["/a", "/b", "/c"]);
+        assert_eq!(
+            c.import_scripts,
+            [ImportScript {
+                path: "/srv/app.wsgi".into(),
+                process_group: ProcessGroup::Named("site".into()),
+                application_group: ApplicationGroup::Global,
+            }]
+        );
+        assert_eq!(c.restrict_stdout, Some(true));
+        assert_eq!(c.restrict_stdin, Some(false));
+        assert!(c.effective_restrict_embedded());
+        assert_eq!(c.socket_prefix.as_deref(), Some("run/wsgi"));
+        assert_eq!(c.daemon_processes[0].name, "site");
+        assert_eq!(c.daemon_processes[0].threads, 2);
+    }
+
+    #[test]
+    fn unset_flags_default_to_off() {
+        let c = ServerConfig::default();
+        assert!(!c.effective_restrict_stdout());
+        assert!(!c.effective_restrict_stdin());
+        assert!(!c.effective_restrict_embedded());
+    }
+
+    #[test]
+    fn python_path_collects_entries_and_later_lines_replace() {
+        let mut c = ServerConfig::default();
+        apply(&mut c, Directive::PythonPath, &["/a::/b:", "/c"]);
+        assert_eq!(c.python_path, ["/a", "/b", "/c"]);
+        apply(&mut c, Directive::PythonPath, &["/d"]);
+        assert_eq!(c.python_path, ["/d"]);
+    }
+
+    #[test]
+    fn import_script_with_named_groups() {
+        let script = ImportScript::parse(&[
+            "/srv/app.wsgi",
+            "application-group=app",
+            "process-group=%{GLOBAL}",
+        ])
+        .unwrap();
+        assert_eq!(script.process_group, ProcessGroup::Global);
+        assert_eq!(
+            script.application_group,
+            ApplicationGroup::Named("app".into())
+        );
+    }
+
+    #[test]
+    fn every_error_names_the_directive_and_value() {
+        let cases: [(Directive, &[&str], &str); 19] = [
+            (
+                Directive::PythonHome,
+                &["venv"],
+                "WSGIPythonHome: invalid value 'venv': must be an absolute path",
+            ),
+            (
+                Directive::PythonHome,
+                &["/a", "/b"],
+                "WSGIPythonHome: wrong number of arguments ('/a' '/b'): takes exactly one argument",
+            ),
+            (
+                Directive::PythonHome,
+                &[""],
+                "WSGIPythonHome: invalid value '': must not be empty",
+            ),
+            (
+                Directive::PythonPath,
+                &[],
+                "WSGIPythonPath: wrong number of arguments (none): takes at least one argument",
+            ),
+            (
+                Directive::PythonPath,
+                &[":", ""],
+                "WSGIPythonPath: invalid value ': ': no directory given",
+            ),
+            (
+                Directive::RestrictStdout,
+                &["maybe"],
+                "WSGIRestrictStdout: invalid value 'maybe': expected On or Off",
+            ),
+            (
+                Directive::RestrictStdin,
+                &["2"],
+                "WSGIRestrictStdin: invalid value '2': expected On or Off",
+            ),
+            (
+                Directive::RestrictEmbedded,
+                &["yes"],
+                "WSGIRestrictEmbedded: invalid value 'yes': expected On or Off",
+            ),
+            (
+                Directive::RestrictEmbedded,
+                &[],
+                "WSGIRestrictEmbedded: wrong number of arguments (none): takes exactly one argument",
+            ),
+            (
+                Directive::SocketPrefix,
+                &["a", "b"],
+                "WSGISocketPrefix: wrong number of arguments ('a' 'b'): takes exactly one argument",
+            ),
+            (
+                Directive::SocketPrefix,
+                &[""],
+                "WSGISocketPrefix: invalid value '': must not be empty",
+            ),
+            (
+                Directive::ImportScript,
+                &[],
+                "WSGIImportScript: wrong number of arguments (none): takes a file path, then process-group= and application-group=",
+            ),
+            (
+                Directive::ImportScript,
+                &["process-group=a"],
+                "WSGIImportScript: invalid value 'process-group=a': the first argument must be the script's file path",
+            ),
+            (
+                Directive::ImportScript,
+                &["/s.wsgi", "application-group=a"],
+                "WSGIImportScript: incomplete definition for '/s.wsgi': option process-group= is required",
+            ),
+            (
+                Directive::ImportScript,
+                &["/s.wsgi", "process-group=p"],
+                "WSGIImportScript: incomplete definition for '/s.wsgi': option application-group= is required",
+            ),
+            (
+                Directive::ImportScript,
+                &["/s.wsgi", "process-group=p", "application-group=a", "callable-object=x"],
+                "WSGIImportScript: unknown option 'callable-object=x' (expected process-group=, application-group=)",
+            ),
+            (
+                Directive::ImportScript,
+                &["/s.wsgi", "process-group=p", "process-group=q"],
+                "WSGIImportScript: duplicate option 'process-group=q': process-group= was already given",
+            ),
+            (
+                Directive::ImportScript,
+                &["/s.wsgi", "process-group=%{ENV:P}", "application-group=a"],
+                "WSGIImportScript: invalid value 'process-group=%{ENV:P}': a preloaded script needs a fixed process group name",
+            ),
+            (
+                Directive::ImportScript,
+                &["/s.wsgi", "process-group=p", "application-group=%{RESOURCE}"],
+                "WSGIImportScript: invalid value 'application-group=%{RESOURCE}': a preloaded script needs a fixed application group name",
+            ),
+        ];
+        for (d, args, expected) in cases {
+            assert_eq!(error(d, args), expected);
+        }
+        assert!(error(
+            Directive::ImportScript,
+            &["/s.wsgi", "process-group=p", "application-group=%{X}"]
+        )
+        .starts_with("WSGIImportScript: invalid value 'application-group=%{X}': unknown keyword"));
+    }
+
+    #[test]
+    fn alias_and_daemon_errors_pass_through() {
+        assert_eq!(
+            error(Directive::ScriptAlias, &["/a", "/s", "proces-group=foo"]),
+            "WSGIScriptAlias: unknown option 'proces-group=foo' (expected process-group=, \
+             application-group=, callable-object=, pass-authorization=)"
+        );
+        assert!(error(Directive::ScriptAliasMatch, &["(", "/s"])
+            .starts_with("WSGIScriptAliasMatch: invalid regular expression '('"));
+        assert!(error(Directive::DaemonProcess, &["s", "threads=x"])
+            .starts_with("WSGIDaemonProcess: invalid value 'threads=x'"));
+    }
+
+    #[test]
+    fn duplicate_daemon_names_in_one_server_are_refused() {
+        let mut c = ServerConfig::default();
+        apply(&mut c, Directive::DaemonProcess, &["site"]);
+        let err = c
+            .apply(Directive::DaemonProcess, &["site", "processes=2"])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "WSGIDaemonProcess: duplicate name 'site': a daemon process group of that name is \
+             already defined (names must be unique across the whole server)"
+        );
+        assert_eq!(c.daemon_processes.len(), 1);
+    }
+
+    #[test]
+    fn dir_directives_are_refused() {
+        let err = ServerConfig::default()
+            .apply(Directive::ProcessGroup, &["x"])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "WSGIProcessGroup: not accepted by the per-server configuration (it is stored in \
+             the per-directory one)"
+        );
+    }
+
+    #[test]
+    fn duplicate_daemon_names_across_servers() {
+        let mut main = ServerConfig::default();
+        apply(&mut main, Directive::DaemonProcess, &["a"]);
+        let mut vhost1 = ServerConfig::default();
+        apply(&mut vhost1, Directive::DaemonProcess, &["b"]);
+        let mut vhost2 = ServerConfig::default();
+        apply(&mut vhost2, Directive::DaemonProcess, &["c"]);
+        apply(&mut vhost2, Directive::DaemonProcess, &["b"]);
+        assert_eq!(find_duplicate_daemon_names(&[&main, &vhost1]), None);
+        assert_eq!(
+            find_duplicate_daemon_names(&[&main, &vhost1, &vhost2]),
+            Some("b".to_owned())
+        );
+        assert_eq!(find_duplicate_daemon_names(&[]), None);
+        // Merging must not copy the main server's groups into a vhost, or
+        // every group would look duplicated.
+        let merged1 = ServerConfig::merge(&main, &vhost1);
+        assert_eq!(find_duplicate_daemon_names(&[&main, &merged1]), None);
+    }
+
+    #[test]
+    fn merge_puts_the_virtual_hosts_aliases_first() {
+        let mut main = ServerConfig::default();
+        apply(&mut main, Directive::ScriptAlias, &["/", "/srv/main.wsgi"]);
+        apply(
+            &mut main,
+            Directive::ScriptAlias,
+            &["/shared", "/srv/shared.wsgi"],
+        );
+        let mut vhost = ServerConfig::default();
+        apply(
+            &mut vhost,
+            Directive::ScriptAlias,
+            &["/app", "/srv/vhost.wsgi"],
+        );
+
+        let merged = ServerConfig::merge(&main, &vhost);
+        let order: Vec<&str> = merged
+            .script_aliases
+            .iter()
+            .map(|a| a.pattern.as_str())
+            .collect();
+        assert_eq!(order, ["/app", "/", "/shared"]);
+
+        let (alias, m) = merged.match_uri("/app/x").unwrap();
+        assert_eq!(alias.target, "/srv/vhost.wsgi");
+        assert_eq!(m.filename, "/srv/vhost.wsgi/x");
+        // The root alias of the main server shadows its later "/shared".
+        let (alias, _) = merged.match_uri("/shared/y").unwrap();
+        assert_eq!(alias.target, "/srv/main.wsgi");
+        assert!(ServerConfig::default().match_uri("/").is_none());
+    }
+
+    #[test]
+    fn merge_settings_prefer_the_virtual_host() {
+        let mut main = ServerConfig::default();
+        apply(&mut main, Directive::PythonHome, &["/opt/py"]);
+        apply(&mut main, Directive::PythonPath, &["/lib"]);
+        apply(&mut main, Directive::RestrictStdout, &["On"]);
+        apply(&mut main, Directive::RestrictStdin, &["On"]);
+        apply(&mut main, Directive::RestrictEmbedded, &["On"]);
+        apply(&mut main, Directive::SocketPrefix, &["/run/wsgi"]);
+        apply(
+            &mut main,
+            Directive::ImportScript,
+            &[
+                "/m.wsgi",
+                "process-group=%{GLOBAL}",
+                "application-group=%{GLOBAL}",
+            ],
+        );
+        apply(&mut main, Directive::DaemonProcess, &["main"]);
+
+        let mut vhost = ServerConfig::default();
+        apply(&mut vhost, Directive::RestrictStdin, &["Off"]);
+        apply(&mut vhost, Directive::DaemonProcess, &["vhost"]);
+        apply(
+            &mut vhost,
+            Directive::ImportScript,
+            &[
+                "/v.wsgi",
+                "process-group=vhost",
+                "application-group=%{GLOBAL}",
+            ],
+        );
+
+        let merged = ServerConfig::merge(&main, &vhost);
+        assert_eq!(merged.python_home.as_deref(), Some("/opt/py"));
+        assert_eq!(merged.python_path, ["/lib"]);
+        assert_eq!(merged.restrict_stdout, Some(true));
+        assert_eq!(merged.restrict_stdin, Some(false));
+        assert_eq!(merged.restrict_embedded, Some(true));
+        assert_eq!(merged.socket_prefix.as_deref(), Some("/run/wsgi"));
+        let daemons: Vec<&str> = merged
+            .daemon_processes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(daemons, ["vhost"]);
+        let scripts: Vec<&str> = merged
+            .import_scripts
+            .iter()
+            .map(|s| s.path.as_str())
+            .collect();
+        assert_eq!(scripts, ["/v.wsgi"]);
+
+        let unchanged = ServerConfig::merge(&main, &ServerConfig::default());
+        assert_eq!(unchanged.restrict_stdin, Some(true));
+        assert_eq!(unchanged.script_aliases.len(), 0);
+    }
+}

@@ -1,0 +1,168 @@
+//! The embedded-mode [`Backend`]: the WSGI core's reads and writes become
+//! input-filter reads and output-brigade passes on the Apache request.
+
+use std::ffi::CString;
+
+use super::ffi;
+use super::pool::pool_str;
+use crate::wsgi::{Backend, BodyError, LogLevel, WriteError};
+
+pub struct ApacheBackend {
+    r: *mut ffi::request_rec,
+    bb: *mut ffi::apr_bucket_brigade,
+    head: bool,
+}
+
+// SAFETY: the request and brigade are only used while the handler that owns
+// the request is running: the Exchange holding this backend is closed (the
+// backend dropped) before the handler returns, and every access is serialised
+// by the Exchange's mutex, so the pointers are never used concurrently or
+// after the request ends, whichever Python thread makes the call.
+unsafe impl Send for ApacheBackend {}
+
+impl ApacheBackend {
+    /// # Safety
+    /// `r` must be the live request of the running handler, and the backend
+    /// must be dropped before the handler returns.
+    pub unsafe fn new(r: *mut ffi::request_rec, head: bool) -> Self {
+        // SAFETY: live request (caller's contract).
+        let bb = unsafe { ffi::wsgi_rs_brigade_new(r) };
+        ApacheBackend { r, bb, head }
+    }
+
+    fn strerror(status: ffi::apr_status_t) -> String {
+        let mut buf = [0 as std::os::raw::c_char; 256];
+        // SAFETY: apr_strerror writes a NUL-terminated string into buf.
+        unsafe {
+            ffi::apr_strerror(status, buf.as_mut_ptr(), buf.len());
+            std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        }
+    }
+}
+
+pub fn apache_level(level: LogLevel) -> i32 {
+    (match level {
+        LogLevel::Crit => ffi::APLOG_CRIT,
+        LogLevel::Error => ffi::APLOG_ERR,
+        LogLevel::Warn => ffi::APLOG_WARNING,
+        LogLevel::Notice => ffi::APLOG_NOTICE,
+        LogLevel::Info => ffi::APLOG_INFO,
+        LogLevel::Debug => ffi::APLOG_DEBUG,
+    }) as i32
+}
+
+impl Backend for ApacheBackend {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+        loop {
+            let mut got: ffi::apr_size_t = 0;
+            // SAFETY: live request and brigade; buf is writable for its length.
+            let rv = unsafe {
+                ffi::wsgi_rs_read_body(
+                    self.r,
+                    self.bb,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut got,
+                )
+            };
+            match rv as u32 {
+                ffi::APR_SUCCESS if got > 0 => return Ok(got),
+                ffi::APR_SUCCESS => continue,
+                ffi::APR_EOF => return Ok(0),
+                _ if rv == ffi::AP_FILTER_ERROR => {
+                    return Err(BodyError::AlreadyAnswered(
+                        "the request body was refused by an input filter".into(),
+                    ))
+                }
+                _ => return Err(BodyError::Io(Self::strerror(rv))),
+            }
+        }
+    }
+
+    fn start_response(&mut self, status: u16, status_line: &str, headers: &[(String, String)]) {
+        // SAFETY: live request; every string is copied into the request pool
+        // before httpd keeps it (CVE-2014-0242 was a Content-Type used after
+        // its Python owner freed it).
+        unsafe {
+            let r = &mut *self.r;
+            r.status = status as i32;
+            r.status_line = pool_str(r.pool, status_line);
+            for (name, value) in headers {
+                if name.eq_ignore_ascii_case("content-type") {
+                    ffi::ap_set_content_type(self.r, pool_str(r.pool, value));
+                } else if name.eq_ignore_ascii_case("content-length") {
+                    if let Ok(n) = value.trim().parse::<i64>() {
+                        ffi::ap_set_content_length(self.r, n);
+                    }
+                } else {
+                    let n = CString::new(name.as_str()).expect("validated header name");
+                    let v = CString::new(value.as_str()).expect("validated header value");
+                    ffi::apr_table_add(r.headers_out, n.as_ptr(), v.as_ptr());
+                }
+            }
+        }
+    }
+
+    fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), WriteError> {
+        // SAFETY: live request and brigade; data outlives the call and any
+        // filter that keeps it copies it (transient bucket).
+        let rv = unsafe {
+            ffi::wsgi_rs_write(
+                self.r,
+                self.bb,
+                data.as_ptr().cast(),
+                data.len(),
+                flush as i32,
+            )
+        };
+        if rv == ffi::APR_SUCCESS as i32 {
+            Ok(())
+        } else {
+            Err(WriteError::Disconnected(Self::strerror(rv)))
+        }
+    }
+
+    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), (i32, WriteError)> {
+        // SAFETY: live request and brigade; the shim takes ownership of fd
+        // (closed with the request pool) whatever the outcome.
+        let rv = unsafe {
+            ffi::wsgi_rs_send_file(
+                self.r,
+                self.bb,
+                fd,
+                offset as ffi::apr_off_t,
+                len as ffi::apr_size_t,
+            )
+        };
+        if rv == ffi::APR_SUCCESS as i32 {
+            Ok(())
+        } else {
+            Err((-1, WriteError::Disconnected(Self::strerror(rv))))
+        }
+    }
+
+    fn abort(&mut self) {
+        // SAFETY: live request.
+        unsafe { ffi::wsgi_rs_abort_connection(self.r) }
+    }
+
+    fn is_head(&self) -> bool {
+        self.head
+    }
+
+    fn log(&self, level: LogLevel, msg: &str) {
+        let msg = super::log::c_message(msg);
+        // SAFETY: live request; the shim logs msg through "%s".
+        unsafe {
+            ffi::wsgi_rs_log_request(
+                c"mod_wsgi_rs".as_ptr(),
+                0,
+                apache_level(level),
+                self.r,
+                msg.as_ptr(),
+            )
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The content handler: for a request whose handler is `wsgi-script`,
+//! checks what mod_wsgi checks (ExecCGI, the script exists, body framing),
+//! builds the CGI variables, and runs the script's application through the
+//! WSGI core with an [`ApacheBackend`].
+
+use std::ffi::c_int;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use super::backend::ApacheBackend;
+use super::boundary::guard;
+use super::ffi;
+use super::hooks::{ensure_python, ALIAS_NOTE};
+use super::plan;
+use super::request::Request;
+use crate::config::{AliasOptions, ApplicationGroup, MapHeadToGet, RequestFacts};
+use crate::interp;
+use crate::wsgi::{
+    flush_thread_streams, run_application, set_current_request, EnvironSpec, Exchange, Input,
+    LogStream, Outcome, WsgiFlags,
+};
+
+const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
+
+#[no_mangle]
+pub extern "C" fn wsgi_rs_handler(r: *mut ffi::request_rec) -> c_int {
+    guard("handler", ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
+        // SAFETY: httpd passes the live request of this handler call.
+        let mut req = unsafe { Request::from_raw(r) };
+        handle(&mut req)
+    })
+}
+
+struct Facts<'a, 'r> {
+    req: &'a Request<'r>,
+}
+
+impl RequestFacts for Facts<'_, '_> {
+    fn server_hostname(&self) -> String {
+        self.req.server_hostname()
+    }
+    fn server_port(&self) -> u16 {
+        self.req.server_port()
+    }
+    fn host_header(&self) -> Option<String> {
+        self.req.hostname()
+    }
+    fn script_name(&self) -> String {
+        let name = self.req.env(c"SCRIPT_NAME").unwrap_or(b"");
+        String::from_utf8_lossy(name).into_owned()
+    }
+    fn env(&self, name: &str) -> Option<String> {
+        let key = std::ffi::CString::new(name).ok()?;
+        self.req
+            .note(&key)
+            .or_else(|| self.req.env(&key))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .or_else(|| std::env::var(name).ok())
+    }
+}
+
+fn status(code: u32) -> c_int {
+    code as c_int
+}
+
+/// Closes the exchange however the handler leaves (a panic included), so no
+/// Python object can reach the request after httpd frees it.
+struct ExchangeGuard(Arc<Exchange>);
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            flush_thread_streams(py, Some(&self.0));
+            set_current_request(None);
+            self.0.close(py);
+        });
+    }
+}
+
+fn handle(req: &mut Request<'_>) -> c_int {
+    let handler = req.handler();
+    if handler != b"wsgi-script" && handler != b"application/x-httpd-wsgi" {
+        return ffi::DECLINED as c_int;
+    }
+    let filename = String::from_utf8_lossy(req.filename()).into_owned();
+    let server_config = req.server_config();
+    let dir = req.dir_config();
+    let alias = req
+        .note(ALIAS_NOTE)
+        .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+        .and_then(|i| server_config.script_aliases.get(i));
+    if alias.is_none() && !req.exec_cgi_allowed() {
+        req.log(
+            APLOG_ERR,
+            &format!("Options ExecCGI is off in this directory: {filename}"),
+        );
+        return status(ffi::HTTP_FORBIDDEN);
+    }
+    match req.file_type() {
+        ffi::apr_filetype_e::APR_REG => {}
+        ffi::apr_filetype_e::APR_DIR => {
+            req.log(
+                APLOG_ERR,
+                &format!("Attempt to invoke directory as WSGI application: {filename}"),
+            );
+            return status(ffi::HTTP_FORBIDDEN);
+        }
+        _ => {
+            req.log(
+                APLOG_ERR,
+                &format!("Target WSGI script not found or unable to stat: {filename}"),
+            );
+            return status(ffi::HTTP_NOT_FOUND);
+        }
+    }
+
+    let no_options = AliasOptions::default();
+    let options = alias.map_or(&no_options, |a| &a.options);
+    let callable = options
+        .callable_object
+        .clone()
+        .or_else(|| dir.callable_object.clone())
+        .unwrap_or_else(|| "application".to_owned());
+    let pass_authorization = options
+        .pass_authorization
+        .or(dir.pass_authorization)
+        .unwrap_or(false);
+    let reloading = dir.script_reloading.unwrap_or(true);
+
+    // Body framing, checked before the application runs.
+    let chunked = match req.header_in(c"Transfer-Encoding") {
+        None => false,
+        Some(te) if te.eq_ignore_ascii_case(b"chunked") => true,
+        Some(_) => return status(ffi::HTTP_NOT_IMPLEMENTED),
+    };
+    if chunked && !dir.chunked_request.unwrap_or(false) {
+        req.log(
+            ffi::APLOG_INFO as i32,
+            "Chunked request body refused (411): enable it with WSGIChunkedRequest On",
+        );
+        return status(ffi::HTTP_LENGTH_REQUIRED);
+    }
+    let limit = req.limit_request_body();
+    let declared = req
+        .header_in(c"Content-Length")
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+    if limit > 0 && declared.is_some_and(|n| n > limit) {
+        return status(ffi::HTTP_REQUEST_ENTITY_TOO_LARGE);
+    }
+
+    req.add_cgi_vars();
+    let head = req.method() == b"HEAD";
+    let map_head = head
+        && match dir.map_head_to_get.unwrap_or(MapHeadToGet::Auto) {
+            MapHeadToGet::On => true,
+            MapHeadToGet::Off => false,
+            MapHeadToGet::Auto => req.has_content_filters(),
+        };
+    let mut vars: Vec<(&[u8], &[u8])> = req
+        .env_entries()
+        .into_iter()
+        .filter(|(k, _)| *k != b"HTTP_AUTHORIZATION")
+        .collect();
+    if map_head {
+        for v in vars.iter_mut().filter(|(k, _)| *k == b"REQUEST_METHOD") {
+            v.1 = b"GET";
+        }
+    }
+    if pass_authorization {
+        if let Some(auth) = req.header_in(c"Authorization") {
+            vars.push((b"HTTP_AUTHORIZATION", auth));
+        }
+    }
+
+    let application_group = options
+        .application_group
+        .clone()
+        .or_else(|| dir.application_group.clone())
+        .unwrap_or(ApplicationGroup::Resource)
+        .expand(&Facts { req });
+
+    if let Err(e) = ensure_python() {
+        req.log(APLOG_ERR, &e.to_string());
+        return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
+    }
+    let plan = plan::current();
+    let flags = WsgiFlags {
+        multithread: plan.multithread,
+        multiprocess: plan.multiprocess,
+        process_group: String::new(),
+        application_group: application_group.clone(),
+        callable_object: callable.clone(),
+        script_reloading: reloading,
+        input_chunked: chunked,
+    };
+    let key = plan::script_key(application_group, &filename);
+    let mtime = req.file_mtime();
+    // SAFETY: the backend lives in the exchange, which ExchangeGuard closes
+    // (dropping the backend) before this function returns.
+    let backend = unsafe { ApacheBackend::new(req.raw(), req.is_head() && !map_head) };
+
+    interp::with_python(|py| {
+        let exchange = ExchangeGuard(Exchange::new(Box::new(backend)));
+        let exchange = &exchange.0;
+        let app = match plan::scripts().application(py, &key, &callable, Some(mtime), reloading) {
+            Ok(app) => app,
+            Err(e) => {
+                req.log(APLOG_ERR, &e.to_string());
+                if let Some(err) = e.python_error() {
+                    for line in crate::wsgi::format_exception(py, err) {
+                        req.log(APLOG_ERR, &line);
+                    }
+                }
+                return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
+            }
+        };
+        let environ = (|| {
+            let input = Bound::new(py, Input::new(exchange.clone()))?;
+            let errors = Bound::new(py, LogStream::for_request(exchange.clone()))?;
+            EnvironSpec {
+                cgi: vars.iter().copied(),
+                flags: &flags,
+            }
+            .build(py, input, errors)
+        })();
+        let environ = match environ {
+            Ok(e) => e,
+            Err(e) => {
+                crate::wsgi::log_exception(py, exchange, "Could not build the WSGI environ", &e);
+                return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
+            }
+        };
+        set_current_request(Some(exchange.clone()));
+        match run_application(py, &app, environ, exchange, &filename) {
+            Outcome::Done | Outcome::Aborted => ffi::OK as c_int,
+            Outcome::Failed => status(ffi::HTTP_INTERNAL_SERVER_ERROR),
+            Outcome::BodyRefused => ffi::AP_FILTER_ERROR,
+        }
+    })
+}

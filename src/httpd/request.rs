@@ -1,0 +1,211 @@
+//! A safe view of one `request_rec` for the duration of a hook call. Strings
+//! borrowed from it live in the request pool, which outlives the call, so they
+//! are handed out with the request's lifetime.
+
+use std::ffi::{c_char, CStr};
+use std::marker::PhantomData;
+
+use super::ffi;
+use super::pool::pool_str;
+use crate::config::{DirConfig, ServerConfig};
+
+pub struct Request<'r> {
+    raw: *mut ffi::request_rec,
+    _life: PhantomData<&'r mut ffi::request_rec>,
+}
+
+/// Borrows a C string from httpd memory as bytes.
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string that lives for `'a`.
+unsafe fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: as promised by the caller.
+        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+    }
+}
+
+impl<'r> Request<'r> {
+    /// # Safety
+    /// `raw` must be the live request httpd passed to the current hook call,
+    /// and the `Request` must not escape that call.
+    pub unsafe fn from_raw(raw: *mut ffi::request_rec) -> Self {
+        Request {
+            raw,
+            _life: PhantomData,
+        }
+    }
+
+    pub fn raw(&self) -> *mut ffi::request_rec {
+        self.raw
+    }
+
+    fn r(&self) -> &'r ffi::request_rec {
+        // SAFETY: from_raw's contract: live for the hook call ('r).
+        unsafe { &*self.raw }
+    }
+
+    fn r_mut(&mut self) -> &mut ffi::request_rec {
+        // SAFETY: as above, and we hold the only Rust handle to it.
+        unsafe { &mut *self.raw }
+    }
+
+    fn pool(&self) -> *mut ffi::apr_pool_t {
+        self.r().pool
+    }
+
+    pub fn uri(&self) -> &'r [u8] {
+        // SAFETY: r->uri is a pool string (or null).
+        unsafe { bytes(self.r().uri) }.unwrap_or(b"")
+    }
+
+    pub fn method(&self) -> &'r [u8] {
+        // SAFETY: r->method is a pool string (or null).
+        unsafe { bytes(self.r().method) }.unwrap_or(b"")
+    }
+
+    pub fn handler(&self) -> &'r [u8] {
+        // SAFETY: r->handler is a static or pool string (or null).
+        unsafe { bytes(self.r().handler) }.unwrap_or(b"")
+    }
+
+    pub fn set_handler(&mut self, handler: &'static CStr) {
+        self.r_mut().handler = handler.as_ptr();
+    }
+
+    pub fn filename(&self) -> &'r [u8] {
+        // SAFETY: r->filename is a pool string (or null).
+        unsafe { bytes(self.r().filename) }.unwrap_or(b"")
+    }
+
+    pub fn set_filename(&mut self, filename: &str) {
+        // SAFETY: the request pool is live for the request.
+        let copy = unsafe { pool_str(self.pool(), filename) };
+        self.r_mut().filename = copy.cast_mut();
+    }
+
+    pub fn is_head(&self) -> bool {
+        self.r().header_only != 0
+    }
+
+    fn table_get(table: *mut ffi::apr_table_t, key: &CStr) -> Option<&'r [u8]> {
+        if table.is_null() {
+            return None;
+        }
+        // SAFETY: table is a live request table; the value is a pool string.
+        unsafe { bytes(ffi::apr_table_get(table, key.as_ptr())) }
+    }
+
+    pub fn header_in(&self, name: &CStr) -> Option<&'r [u8]> {
+        Self::table_get(self.r().headers_in, name)
+    }
+
+    pub fn note(&self, key: &CStr) -> Option<&'r [u8]> {
+        Self::table_get(self.r().notes, key)
+    }
+
+    pub fn set_note(&mut self, key: &CStr, value: &str) {
+        // SAFETY: notes is a live request table; apr_table_set copies both.
+        unsafe {
+            let v = pool_str(self.pool(), value);
+            ffi::apr_table_set(self.r().notes, key.as_ptr(), v);
+        }
+    }
+
+    /// Fills `subprocess_env` with the CGI variables Apache computes.
+    pub fn add_cgi_vars(&mut self) {
+        // SAFETY: both functions only read/extend the request's tables.
+        unsafe {
+            ffi::ap_add_common_vars(self.raw);
+            ffi::ap_add_cgi_vars(self.raw);
+        }
+    }
+
+    pub fn env(&self, name: &CStr) -> Option<&'r [u8]> {
+        Self::table_get(self.r().subprocess_env, name)
+    }
+
+    /// The entries of `subprocess_env`, in table order.
+    pub fn env_entries(&self) -> Vec<(&'r [u8], &'r [u8])> {
+        let table = self.r().subprocess_env;
+        if table.is_null() {
+            return Vec::new();
+        }
+        // SAFETY: apr_table_elts returns the table's backing array of
+        // apr_table_entry_t; entries with a null key are deleted slots.
+        unsafe {
+            let arr = &*ffi::apr_table_elts(table);
+            let entries = std::slice::from_raw_parts(
+                arr.elts.cast::<ffi::apr_table_entry_t>(),
+                arr.nelts.max(0) as usize,
+            );
+            entries
+                .iter()
+                .filter_map(|e| Some((bytes(e.key)?, bytes(e.val).unwrap_or(b""))))
+                .collect()
+        }
+    }
+
+    pub fn file_type(&self) -> u32 {
+        // SAFETY: reads r->finfo of the live request.
+        unsafe { ffi::wsgi_rs_finfo_filetype(self.raw) as u32 }
+    }
+
+    pub fn file_mtime(&self) -> i64 {
+        // SAFETY: reads r->finfo of the live request.
+        unsafe { ffi::wsgi_rs_finfo_mtime(self.raw) }
+    }
+
+    pub fn exec_cgi_allowed(&self) -> bool {
+        // SAFETY: reads the request's per-dir core options.
+        unsafe { ffi::ap_allow_options(self.raw) & ffi::OPT_EXECCGI as i32 != 0 }
+    }
+
+    pub fn limit_request_body(&self) -> u64 {
+        // SAFETY: reads the request's per-dir core config.
+        unsafe { ffi::ap_get_limit_req_body(self.raw) as u64 }
+    }
+
+    pub fn has_content_filters(&self) -> bool {
+        // SAFETY: walks the request's output filter list.
+        unsafe { ffi::wsgi_rs_has_content_filters(self.raw) != 0 }
+    }
+
+    pub fn server_hostname(&self) -> String {
+        // SAFETY: r->server is live; server_hostname is a pconf string or null.
+        let host = unsafe { bytes((*self.r().server).server_hostname) }.unwrap_or(b"");
+        String::from_utf8_lossy(host).into_owned()
+    }
+
+    pub fn server_port(&self) -> u16 {
+        // SAFETY: reads the live request.
+        unsafe { ffi::ap_get_server_port(self.raw) }
+    }
+
+    pub fn hostname(&self) -> Option<String> {
+        // SAFETY: r->hostname is a pool string or null.
+        unsafe { bytes(self.r().hostname) }.map(|h| String::from_utf8_lossy(h).into_owned())
+    }
+
+    pub fn server_config(&self) -> &'r ServerConfig {
+        // SAFETY: every server_rec gets a ServerConfig from our create/merge
+        // callbacks, owned by pconf, which outlives all requests.
+        unsafe { &*ffi::wsgi_rs_server_config(self.r().server).cast::<ServerConfig>() }
+    }
+
+    pub fn dir_config(&self) -> &'r DirConfig {
+        // SAFETY: per-dir configs are DirConfig boxes from our callbacks,
+        // owned by pconf or the request pool, both outliving this call.
+        unsafe { &*ffi::wsgi_rs_dir_config(self.raw).cast::<DirConfig>() }
+    }
+
+    pub fn log(&self, level: i32, msg: &str) {
+        let msg = super::log::c_message(msg);
+        // SAFETY: live request; the shim logs msg through "%s".
+        unsafe {
+            ffi::wsgi_rs_log_request(c"mod_wsgi_rs".as_ptr(), 0, level, self.raw, msg.as_ptr())
+        }
+    }
+}

@@ -1,0 +1,216 @@
+/* The module struct, command table and hook registration of mod_wsgi_rs, and
+ * thin function wrappers over httpd/APR macros (logging, module config
+ * lookup, bucket brigades). Everything with behaviour lives in Rust; this file
+ * only exists because these are C macros bindgen cannot translate. */
+#include "shim.h"
+#include <stdint.h>
+#include <unistd.h>
+
+
+
+#define DIR_DIRECTIVE(name, override, help) \
+    AP_INIT_TAKE_ARGV(name, wsgi_rs_directive, NULL, (override) | RSRC_CONF | ACCESS_CONF, help)
+#define SERVER_DIRECTIVE(name, help) AP_INIT_TAKE_ARGV(name, wsgi_rs_directive, NULL, RSRC_CONF, help)
+
+const command_rec wsgi_rs_commands[] = {
+    SERVER_DIRECTIVE("WSGIScriptAlias", "URL-path file-or-directory [options]: map a URL to a WSGI script"),
+    SERVER_DIRECTIVE("WSGIScriptAliasMatch", "regex file-or-directory [options]: map URLs to WSGI scripts"),
+    DIR_DIRECTIVE("WSGICallableObject", OR_FILEINFO, "name of the WSGI application object in the script"),
+    DIR_DIRECTIVE("WSGIPassAuthorization", OR_AUTHCFG, "On|Off: pass the Authorization header to the app"),
+    DIR_DIRECTIVE("WSGIScriptReloading", OR_FILEINFO, "On|Off: reload a script when its file changes"),
+    DIR_DIRECTIVE("WSGIApplicationGroup", OR_FILEINFO, "application group of the WSGI script"),
+    SERVER_DIRECTIVE("WSGIPythonHome", "Python prefix (a virtualenv) for embedded Python"),
+    SERVER_DIRECTIVE("WSGIPythonPath", "colon-separated directories added to sys.path"),
+    SERVER_DIRECTIVE("WSGIImportScript", "path process-group=... application-group=...: preload a script"),
+    DIR_DIRECTIVE("WSGIChunkedRequest", OR_FILEINFO, "On|Off: accept chunked request bodies"),
+    DIR_DIRECTIVE("WSGIMapHEADToGET", OR_FILEINFO, "On|Off|Auto: present HEAD requests as GET"),
+    SERVER_DIRECTIVE("WSGIRestrictStdout", "On|Off: refuse writes to sys.stdout"),
+    SERVER_DIRECTIVE("WSGIRestrictStdin", "On|Off: refuse reads from sys.stdin"),
+    SERVER_DIRECTIVE("WSGIDaemonProcess", "name [options]: a daemon process group"),
+    DIR_DIRECTIVE("WSGIProcessGroup", 0, "process group that runs the WSGI application"),
+    SERVER_DIRECTIVE("WSGIRestrictEmbedded", "On|Off: refuse to run applications in Apache's children"),
+    SERVER_DIRECTIVE("WSGISocketPrefix", "path prefix of the daemon sockets"),
+    {NULL}
+};
+
+void wsgi_rs_register_hooks(apr_pool_t *p)
+{
+    /* Alias/Redirect take precedence over WSGIScriptAlias, as with mod_wsgi. */
+    static const char *const after_alias[] = {"mod_alias.c", NULL};
+
+    ap_hook_post_config(wsgi_rs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(wsgi_rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(wsgi_rs_translate_name, after_alias, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(wsgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+/* The module struct itself is defined in Rust (src/httpd/module.rs): rustc
+ * only exports Rust symbols from a cdylib, and httpd must find
+ * `wsgi_rs_module` with dlsym. This declaration gives the log macros below
+ * the module index. */
+APLOG_USE_MODULE(wsgi_rs);
+
+void *wsgi_rs_server_config(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &wsgi_rs_module);
+}
+
+void *wsgi_rs_dir_config(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &wsgi_rs_module);
+}
+
+int wsgi_rs_log_enabled(const server_rec *s, int level)
+{
+    return APLOG_MODULE_IS_LEVEL(s, APLOG_MODULE_INDEX, level);
+}
+
+/* APLOG_USE_MODULE above makes the log calls below carry this module's index and honour LogLevel wsgi_rs:LEVEL.
+ * The message is always an argument, never the format: app text may hold '%'. */
+void wsgi_rs_log_server(const char *file, int line, int level, const server_rec *s, const char *msg)
+{
+    ap_log_error_(file, line, APLOG_MODULE_INDEX, level, 0, s, "%s", msg);
+}
+
+void wsgi_rs_log_request(const char *file, int line, int level, const request_rec *r, const char *msg)
+{
+    ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", msg);
+}
+
+apr_bucket_brigade *wsgi_rs_brigade_new(request_rec *r)
+{
+    return apr_brigade_create(r->pool, r->connection->bucket_alloc);
+}
+
+apr_status_t wsgi_rs_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_size_t len,
+                               apr_size_t *got)
+{
+    apr_status_t rv;
+    apr_bucket *b;
+    int eos = 0;
+
+    *got = 0;
+    rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, len);
+    if (rv != APR_SUCCESS) {
+        apr_brigade_cleanup(bb);
+        return rv;
+    }
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+        const char *data;
+        apr_size_t n;
+        if (APR_BUCKET_IS_EOS(b)) {
+            eos = 1;
+            break;
+        }
+        if (AP_BUCKET_IS_ERROR(b)) {
+            apr_brigade_cleanup(bb);
+            return AP_FILTER_ERROR;
+        }
+        rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+        if (rv != APR_SUCCESS) {
+            apr_brigade_cleanup(bb);
+            return rv;
+        }
+        if (n > len - *got)
+            n = len - *got;
+        memcpy(buf + *got, data, n);
+        *got += n;
+    }
+    apr_brigade_cleanup(bb);
+    return (*got == 0 && eos) ? APR_EOF : APR_SUCCESS;
+}
+
+apr_status_t wsgi_rs_write(request_rec *r, apr_bucket_brigade *bb, const char *data, apr_size_t len,
+                           int flush)
+{
+    apr_status_t rv;
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+
+    if (r->connection->aborted)
+        return APR_ECONNABORTED;
+    /* Transient: any filter that keeps the data past this call copies it, so
+     * the caller's buffer only has to live until we return. */
+    if (len > 0)
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(data, len, ba));
+    if (flush)
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(ba));
+    rv = ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    if (rv == APR_SUCCESS && r->connection->aborted)
+        return APR_ECONNABORTED;
+    return rv;
+}
+
+static apr_status_t close_fd(void *data)
+{
+    close((int)(intptr_t)data);
+    return APR_SUCCESS;
+}
+
+/* Takes ownership of fd: it is closed with the request pool, after the core
+ * output filter has finished with it (event MPM may write it asynchronously). */
+apr_status_t wsgi_rs_send_file(request_rec *r, apr_bucket_brigade *bb, int fd, apr_off_t offset,
+                               apr_size_t len)
+{
+    apr_file_t *file = NULL;
+    apr_status_t rv;
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+
+    apr_pool_cleanup_register(r->pool, (void *)(intptr_t)fd, close_fd, apr_pool_cleanup_null);
+    rv = apr_os_file_put(&file, &fd, APR_FOPEN_READ | APR_FOPEN_SENDFILE_ENABLED, r->pool);
+    if (rv != APR_SUCCESS)
+        return rv;
+    apr_brigade_insert_file(bb, file, offset, len, r->pool);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(ba));
+    rv = ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    return rv;
+}
+
+void wsgi_rs_abort_connection(request_rec *r)
+{
+    r->connection->keepalive = AP_CONN_CLOSE;
+    r->connection->aborted = 1;
+}
+
+int wsgi_rs_connection_aborted(const request_rec *r)
+{
+    return r->connection->aborted;
+}
+
+/* mod_wsgi's "Auto" for WSGIMapHEADToGET: only when a content filter (which
+ * may need the body to compute headers) sits in the output chain. */
+int wsgi_rs_has_content_filters(const request_rec *r)
+{
+    ap_filter_t *f;
+    for (f = r->output_filters; f; f = f->next) {
+        if (f->frec->ftype < AP_FTYPE_CONTENT_SET)
+            return 1;
+    }
+    return 0;
+}
+
+const char *wsgi_rs_directive_name(const cmd_parms *cmd)
+{
+    return cmd->cmd->name;
+}
+
+const char *wsgi_rs_check_global(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+}
+
+int wsgi_rs_cmd_is_dir_context(const cmd_parms *cmd)
+{
+    return cmd->path != NULL;
+}
+
+apr_time_t wsgi_rs_finfo_mtime(const request_rec *r)
+{
+    return r->finfo.mtime;
+}
+
+int wsgi_rs_finfo_filetype(const request_rec *r)
+{
+    return r->finfo.filetype;
+}

@@ -1,0 +1,169 @@
+//! The WSGI script cache: each (application group, script file) is loaded
+//! once as its own module (`_mod_wsgi_<hash>` in `sys.modules`, as mod_wsgi
+//! names them) and re-imported when the file's mtime changes, if script
+//! reloading is on ("touch the .wsgi file to reload").
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyBytes, PyModule};
+
+/// Which loaded copy of a script: scripts are per application group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ScriptKey {
+    pub group: String,
+    pub path: PathBuf,
+}
+
+impl ScriptKey {
+    fn module_name(&self) -> String {
+        let mut h = DefaultHasher::new();
+        self.group.hash(&mut h);
+        self.path.hash(&mut h);
+        format!("_mod_wsgi_{:016x}", h.finish())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("Target WSGI script '{path}' cannot be loaded as Python module.")]
+    Load { path: String, err: PyErr },
+    #[error("Target WSGI script '{path}' does not contain WSGI application '{callable}'.")]
+    MissingCallable { path: String, callable: String },
+}
+
+impl ScriptError {
+    /// The Python exception behind the failure, for its traceback.
+    pub fn python_error(&self) -> Option<&PyErr> {
+        match self {
+            ScriptError::Load { err, .. } => Some(err),
+            ScriptError::MissingCallable { .. } => None,
+        }
+    }
+}
+
+struct LoadedScript {
+    module: Py<PyModule>,
+    mtime: Option<i64>,
+}
+
+type Slot = Arc<Mutex<Option<LoadedScript>>>;
+
+/// Loaded scripts of this process.
+#[derive(Default)]
+pub struct ScriptCache {
+    scripts: Mutex<HashMap<ScriptKey, Slot>>,
+}
+
+/// The file's modification time in microseconds (Apache's unit).
+fn file_mtime(path: &std::path::Path) -> Option<i64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let d = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(d.as_micros() as i64)
+}
+
+impl ScriptCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn slot(&self, py: Python<'_>, key: &ScriptKey) -> Slot {
+        let mut map = self
+            .scripts
+            .lock_py_attached(py)
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(key.clone()).or_default().clone()
+    }
+
+    /// Returns the script's module, loading it or reloading it when its
+    /// mtime changed (and `reloading` is on). `mtime` may be supplied by a
+    /// caller that already stat'ed the file (Apache's directory walk did).
+    pub fn module<'py>(
+        &self,
+        py: Python<'py>,
+        key: &ScriptKey,
+        mtime: Option<i64>,
+        reloading: bool,
+    ) -> Result<Bound<'py, PyModule>, ScriptError> {
+        let slot = self.slot(py, key);
+        let mut loaded = slot.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+        let stale = match &*loaded {
+            None => true,
+            Some(script) if reloading => {
+                let now = mtime.or_else(|| file_mtime(&key.path));
+                now != script.mtime
+            }
+            Some(_) => false,
+        };
+        if stale {
+            let mtime = mtime.or_else(|| file_mtime(&key.path));
+            *loaded = None;
+            let module = load(py, key).map_err(|err| ScriptError::Load {
+                path: key.path.display().to_string(),
+                err,
+            })?;
+            *loaded = Some(LoadedScript {
+                module: module.clone().unbind(),
+                mtime,
+            });
+        }
+        Ok(loaded
+            .as_ref()
+            .expect("loaded above")
+            .module
+            .bind(py)
+            .clone())
+    }
+
+    /// The WSGI application object named `callable` in the script.
+    pub fn application<'py>(
+        &self,
+        py: Python<'py>,
+        key: &ScriptKey,
+        callable: &str,
+        mtime: Option<i64>,
+        reloading: bool,
+    ) -> Result<Bound<'py, PyAny>, ScriptError> {
+        let module = self.module(py, key, mtime, reloading)?;
+        match module.getattr_opt(callable) {
+            Ok(Some(app)) => Ok(app),
+            Ok(None) => Err(ScriptError::MissingCallable {
+                path: key.path.display().to_string(),
+                callable: callable.to_owned(),
+            }),
+            Err(err) => Err(ScriptError::Load {
+                path: key.path.display().to_string(),
+                err,
+            }),
+        }
+    }
+}
+
+fn load<'py>(py: Python<'py>, key: &ScriptKey) -> PyResult<Bound<'py, PyModule>> {
+    let path = key.path.display().to_string();
+    let source = std::fs::read(&key.path)
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot read '{path}': {e}")))?;
+    let name = key.module_name();
+    let builtins = py.import("builtins")?;
+    let code = builtins.call_method1(
+        "compile",
+        (PyBytes::new(py, &source), path.as_str(), "exec", 0, true),
+    )?;
+    let modules = py.import("sys")?.getattr("modules")?;
+    // A reload replaces the module object, so state of the old copy is gone,
+    // as with mod_wsgi's embedded-mode reloading.
+    let _ = modules.del_item(&name);
+    let module = PyModule::new(py, &name)?;
+    module.setattr("__file__", path.as_str())?;
+    modules.set_item(&name, &module)?;
+    if let Err(e) = builtins.call_method1("exec", (code, module.dict())) {
+        let _ = modules.del_item(&name);
+        return Err(e);
+    }
+    Ok(module)
+}

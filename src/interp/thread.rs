@@ -1,0 +1,39 @@
+//! Thread states for server threads. Apache's worker threads are foreign to
+//! Python; attaching with a fresh thread state per request is slow and wipes
+//! `threading.local` between requests. Each thread therefore creates its
+//! thread state once and keeps it for its whole life: after the first
+//! `PyGILState_Ensure` the state's counter never drops to zero, so pyo3's
+//! per-call ensure/release pair only swaps the GIL.
+
+use std::cell::Cell;
+
+use pyo3::ffi;
+use pyo3::Python;
+
+thread_local! {
+    static PINNED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn pin_thread_state() {
+    PINNED.with(|pinned| {
+        if !pinned.get() {
+            // SAFETY: the interpreter is initialised (checked by the caller)
+            // and this thread holds no GIL: PyGILState_Ensure creates this
+            // thread's state and takes the GIL; PyEval_SaveThread releases
+            // the GIL but keeps the state (its counter stays at one).
+            unsafe {
+                ffi::PyGILState_Ensure();
+                ffi::PyEval_SaveThread();
+            }
+            pinned.set(true);
+        }
+    });
+}
+
+/// Runs `f` attached to the interpreter on this thread's long-lived state.
+/// The interpreter must have been initialised.
+pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    assert!(super::is_initialized(), "Python is not initialised");
+    pin_thread_state();
+    Python::attach(f)
+}

@@ -1,0 +1,17 @@
+//! mod_wsgi_rs: an Apache httpd 2.4 module that hosts Python WSGI applications,
+//! configured with mod_wsgi's directives.
+//!
+//! Where things live:
+//! - [`config`]: directive parsing and per-directory merging (pure Rust).
+//! - `httpd`: the unsafe boundary with Apache: bindings, C shim, hooks, and
+//!   the safe wrappers over `request_rec`, pools and brigades.
+//! - [`interp`]: the embedded CPython: initialisation, per-thread thread
+//!   states, loading and reloading WSGI scripts, the `mod_wsgi` Python module.
+//! - [`wsgi`]: the PEP 3333 core shared by every way a request can arrive:
+//!   environ, `wsgi.input`, `start_response`, response iteration, file_wrapper.
+
+pub mod config;
+#[cfg(not(test))]
+mod httpd;
+pub mod interp;
+pub mod wsgi;

@@ -1,0 +1,144 @@
+//! The contract between the WSGI core and whatever carries the request (an
+//! Apache `request_rec` in embedded mode, a socket in daemon mode), and the
+//! [`Exchange`] that request-scoped Python objects share.
+//!
+//! Python objects such as `wsgi.input` can outlive the request (an app may keep
+//! a reference), so they never hold the backend directly: they go through the
+//! exchange, which is closed when the request ends. After that every call
+//! fails cleanly instead of touching freed Apache memory.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pyo3::sync::MutexExt;
+use pyo3::Python;
+
+/// Apache's severity levels that Python code can reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Crit,
+    Error,
+    Warn,
+    Notice,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    /// Maps a Python `logging` level number to the nearest Apache level.
+    pub fn from_python(level: i64) -> Self {
+        match level {
+            l if l >= 50 => LogLevel::Crit,
+            l if l >= 40 => LogLevel::Error,
+            l if l >= 30 => LogLevel::Warn,
+            l if l >= 20 => LogLevel::Info,
+            _ => LogLevel::Debug,
+        }
+    }
+
+    pub fn to_log(self) -> log::Level {
+        match self {
+            LogLevel::Crit | LogLevel::Error => log::Level::Error,
+            LogLevel::Warn => log::Level::Warn,
+            LogLevel::Notice | LogLevel::Info => log::Level::Info,
+            LogLevel::Debug => log::Level::Debug,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body read failed: {0}")]
+    Io(String),
+    /// An input filter already answered the client (e.g. 413 for a chunked
+    /// body over LimitRequestBody); the handler must not answer again.
+    #[error("request body refused by Apache: {0}")]
+    AlreadyAnswered(String),
+    #[error("the request has finished; wsgi.input is no longer readable")]
+    Closed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("client connection closed: {0}")]
+    Disconnected(String),
+    #[error("the request has finished; no more output can be sent")]
+    Closed,
+}
+
+/// What the WSGI core needs from the server side of one request.
+/// Every method may block; the core calls them with the GIL released.
+pub trait Backend: Send {
+    /// Reads request body bytes into `buf`; `Ok(0)` means the body has ended.
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError>;
+    /// Records the status and headers; they go out with the first body write.
+    /// Values were validated by the core (no CR/LF/control characters).
+    fn start_response(&mut self, status: u16, status_line: &str, headers: &[(String, String)]);
+    /// Sends body bytes, flushing them to the client when `flush` is set.
+    fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), WriteError>;
+    /// Sends `len` bytes of an open regular file from `offset`, taking
+    /// ownership of `fd`. Returns the fd back if this backend cannot.
+    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), (i32, WriteError)>;
+    /// Makes sure the client cannot take a truncated response for a complete
+    /// one (the app failed after output started).
+    fn abort(&mut self);
+    /// True when the response must carry no body (HEAD).
+    fn is_head(&self) -> bool;
+    /// Logs a line attributed to this request.
+    fn log(&self, level: LogLevel, msg: &str);
+}
+
+/// One request's shared state: the backend while the request is live, and the
+/// response status/headers as `start_response` recorded them.
+pub struct Exchange {
+    inner: Mutex<ExchangeState>,
+}
+
+pub(crate) struct ExchangeState {
+    pub backend: Option<Box<dyn Backend>>,
+    pub response: ResponseState,
+}
+
+#[derive(Default)]
+pub(crate) struct ResponseState {
+    /// Set by `start_response`, validated.
+    pub status: Option<(u16, String)>,
+    pub headers: Vec<(String, String)>,
+    pub content_length: Option<u64>,
+    /// Headers handed to the backend: no more `start_response` without exc_info.
+    pub headers_sent: bool,
+    pub bytes_sent: u64,
+    /// An input filter answered the client itself while the app read the body.
+    pub body_refused: bool,
+}
+
+impl Exchange {
+    pub fn new(backend: Box<dyn Backend>) -> Arc<Self> {
+        Arc::new(Exchange {
+            inner: Mutex::new(ExchangeState {
+                backend: Some(backend),
+                response: ResponseState::default(),
+            }),
+        })
+    }
+
+    /// Locks the state without risking a deadlock against the GIL.
+    pub(crate) fn lock(&self, py: Python<'_>) -> MutexGuard<'_, ExchangeState> {
+        self.inner
+            .lock_py_attached(py)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Ends the request: later calls from lingering Python objects fail.
+    pub fn close(&self, py: Python<'_>) -> Option<Box<dyn Backend>> {
+        self.lock(py).backend.take()
+    }
+
+    /// Logs a line for this request, or to the server log once it has ended.
+    pub fn log(&self, py: Python<'_>, level: LogLevel, msg: &str) {
+        let state = self.lock(py);
+        match &state.backend {
+            Some(b) => b.log(level, msg),
+            None => log::log!(level.to_log(), "{msg}"),
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Running the application and delivering its response: the iterable is
+//! consumed item by item and each item handed to the backend with the GIL
+//! released; `close()` is called on every path out; a `wsgi.file_wrapper` over
+//! a real file goes to the backend as a file (sendfile in Apache).
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use super::file_wrapper::FileWrapper;
+use super::gateway::{Exchange, ExchangeState, LogLevel, WriteError};
+use super::start_response::{type_name, StartResponse};
+
+/// How a request ended, for the server side to turn into a status.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response was delivered (or the client went away).
+    Done,
+    /// The app failed before any output: answer 500.
+    Failed,
+    /// An input filter already answered the client (e.g. 413).
+    BodyRefused,
+    /// The app failed after output started; the connection was aborted.
+    Aborted,
+}
+
+enum Failure {
+    App(PyErr),
+    Client(WriteError),
+}
+
+/// Hands status and headers to the backend if that has not happened yet.
+fn ensure_started(state: &mut ExchangeState) -> PyResult<()> {
+    if state.response.headers_sent {
+        return Ok(());
+    }
+    let Some((code, line)) = state.response.status.clone() else {
+        return Err(PyRuntimeError::new_err(
+            "response has no status: the application did not call start_response()",
+        ));
+    };
+    let backend = state
+        .backend
+        .as_mut()
+        .ok_or_else(|| PyOSError::new_err(WriteError::Closed.to_string()))?;
+    backend.start_response(code, &line, &state.response.headers);
+    state.response.headers_sent = true;
+    Ok(())
+}
+
+fn write_locked(
+    py: Python<'_>,
+    state: &mut ExchangeState,
+    data: &[u8],
+    flush: bool,
+) -> Result<(), Failure> {
+    if data.is_empty() && !flush {
+        return Ok(());
+    }
+    ensure_started(state).map_err(Failure::App)?;
+    let mut data = data;
+    if let Some(limit) = state.response.content_length {
+        // Bytes beyond the declared Content-Length would corrupt the
+        // connection for the next response: drop them, as mod_wsgi does.
+        let room = limit.saturating_sub(state.response.bytes_sent);
+        if (data.len() as u64) > room {
+            data = &data[..room as usize];
+        }
+    }
+    let backend = state
+        .backend
+        .as_mut()
+        .ok_or(Failure::Client(WriteError::Closed))?;
+    if backend.is_head() {
+        return Ok(());
+    }
+    let backend: &mut dyn super::Backend = backend.as_mut();
+    py.detach(|| backend.write_body(data, flush))
+        .map_err(Failure::Client)?;
+    state.response.bytes_sent += data.len() as u64;
+    Ok(())
+}
+
+/// Sends body bytes for the `write()` callable (and the iteration below).
+pub(crate) fn send_body(
+    py: Python<'_>,
+    exchange: &Exchange,
+    data: &[u8],
+    flush: bool,
+) -> PyResult<()> {
+    let mut state = exchange.lock(py);
+    write_locked(py, &mut state, data, flush).map_err(|f| match f {
+        Failure::App(e) => e,
+        Failure::Client(e) => PyOSError::new_err(format!("failed to write response data: {e}")),
+    })
+}
+
+/// Logs an exception with its traceback against the request.
+pub fn log_exception(py: Python<'_>, exchange: &Exchange, context: &str, err: &PyErr) {
+    exchange.log(py, LogLevel::Error, context);
+    for line in super::format_exception(py, err) {
+        exchange.log(py, LogLevel::Error, &line);
+    }
+}
+
+/// Calls the WSGI application and delivers its response through the exchange.
+pub fn run_application(
+    py: Python<'_>,
+    app: &Bound<'_, PyAny>,
+    environ: Bound<'_, PyDict>,
+    exchange: &Arc<Exchange>,
+    script: &str,
+) -> Outcome {
+    let start_response = match Bound::new(py, StartResponse::new(exchange.clone())) {
+        Ok(s) => s,
+        Err(e) => {
+            log_exception(py, exchange, "could not create start_response", &e);
+            return Outcome::Failed;
+        }
+    };
+    let context = format!("Exception occurred processing WSGI script '{script}'.");
+    let result = match app.call1((environ, start_response)) {
+        Ok(r) => r,
+        Err(e) => return fail(py, exchange, &context, Failure::App(e)),
+    };
+    let delivered = deliver(py, exchange, &result);
+    let closed = match result.getattr_opt("close") {
+        Ok(Some(close)) => close.call0().map(drop),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match (delivered, closed) {
+        (Err(f), closed) => {
+            if let Err(e) = closed {
+                log_exception(py, exchange, &context, &e);
+            }
+            fail(py, exchange, &context, f)
+        }
+        (Ok(()), Err(e)) => fail(py, exchange, &context, Failure::App(e)),
+        (Ok(()), Ok(())) => finish(py, exchange),
+    }
+}
+
+fn fail(py: Python<'_>, exchange: &Exchange, context: &str, failure: Failure) -> Outcome {
+    match failure {
+        Failure::Client(e) => {
+            exchange.log(
+                py,
+                LogLevel::Info,
+                &format!("{context} Client closed the connection: {e}"),
+            );
+            Outcome::Done
+        }
+        Failure::App(e) => {
+            log_exception(py, exchange, context, &e);
+            let mut state = exchange.lock(py);
+            if state.response.body_refused {
+                Outcome::BodyRefused
+            } else if state.response.headers_sent {
+                if let Some(b) = state.backend.as_mut() {
+                    b.abort();
+                }
+                Outcome::Aborted
+            } else {
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+/// After a clean iteration: headers for empty bodies, and a short body
+/// against the declared Content-Length must not look complete.
+fn finish(py: Python<'_>, exchange: &Exchange) -> Outcome {
+    let mut state = exchange.lock(py);
+    if let Err(e) = ensure_started(&mut state) {
+        drop(state);
+        log_exception(py, exchange, "WSGI application returned no response", &e);
+        return Outcome::Failed;
+    }
+    let short = match state.response.content_length {
+        Some(cl) => {
+            state.backend.as_ref().is_some_and(|b| !b.is_head()) && state.response.bytes_sent < cl
+        }
+        None => false,
+    };
+    if short {
+        let msg = format!(
+            "Truncated response: the application declared Content-Length {} but produced {} bytes",
+            state.response.content_length.unwrap_or(0),
+            state.response.bytes_sent
+        );
+        if let Some(b) = state.backend.as_mut() {
+            b.log(LogLevel::Error, &msg);
+            b.abort();
+        }
+        return Outcome::Aborted;
+    }
+    Outcome::Done
+}
+
+fn deliver(py: Python<'_>, exchange: &Exchange, result: &Bound<'_, PyAny>) -> Result<(), Failure> {
+    if let Ok(wrapper) = result.cast::<FileWrapper>() {
+        if try_send_file(py, exchange, &wrapper.borrow())? {
+            return Ok(());
+        }
+    }
+    // Lists and tuples are complete already: no point flushing between items.
+    let buffered = result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>();
+    let iter = result.try_iter().map_err(Failure::App)?;
+    for item in iter {
+        let item = item.map_err(Failure::App)?;
+        let bytes = item.cast::<PyBytes>().map_err(|_| {
+            Failure::App(PyTypeError::new_err(format!(
+                "sequence of byte string values expected, value of type {} found",
+                type_name(&item)
+            )))
+        })?;
+        let mut state = exchange.lock(py);
+        write_locked(py, &mut state, bytes.as_bytes(), !buffered)?;
+    }
+    Ok(())
+}
+
+/// Serves a file_wrapper over a regular file as a file; false when the
+/// wrapped object is not one (then it is iterated like any iterable).
+fn try_send_file(
+    py: Python<'_>,
+    exchange: &Exchange,
+    wrapper: &FileWrapper,
+) -> Result<bool, Failure> {
+    let filelike = wrapper.filelike.bind(py);
+    let Some(fd) = filelike
+        .call_method0("fileno")
+        .ok()
+        .and_then(|f| f.extract::<i32>().ok())
+    else {
+        return Ok(false);
+    };
+    // SAFETY: fstat only writes into the zeroed struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+        return Ok(false);
+    }
+    let offset = filelike
+        .call_method0("tell")
+        .ok()
+        .and_then(|t| t.extract::<u64>().ok())
+        .unwrap_or(0);
+    let size = st.st_size as u64;
+    let mut state = exchange.lock(py);
+    let mut len = size.saturating_sub(offset);
+    if let Some(cl) = state.response.content_length {
+        len = len.min(cl);
+    }
+    ensure_started(&mut state).map_err(Failure::App)?;
+    let Some(backend) = state.backend.as_mut() else {
+        return Err(Failure::Client(WriteError::Closed));
+    };
+    if backend.is_head() || len == 0 {
+        return Ok(true);
+    }
+    // SAFETY: dup of a descriptor we just fstat'ed; the backend owns the copy,
+    // so the app closing its file cannot pull it out from under sendfile.
+    let dup = unsafe { libc::dup(fd) };
+    if dup < 0 {
+        return Ok(false);
+    }
+    let backend: &mut dyn super::Backend = backend.as_mut();
+    match py.detach(|| backend.send_file(dup, offset, len)) {
+        Ok(()) => {
+            state.response.bytes_sent += len;
+            Ok(true)
+        }
+        Err((fd, e)) => {
+            if fd >= 0 {
+                // SAFETY: the backend handed the descriptor back unused.
+                unsafe { libc::close(fd) };
+            }
+            Err(Failure::Client(e))
+        }
+    }
+}
