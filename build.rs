@@ -30,17 +30,18 @@ fn main() {
         .allowlist_function(
             "ap_(add_common_vars|add_cgi_vars|allow_options|get_server_port|mpm_query|\
              get_limit_req_body|set_content_type|check_cmd_context|set_content_length|\
-             get_server_name|server_root_relative|get_remote_host|pregcomp)",
+             get_server_name|server_root_relative|get_remote_host|state_query|close_listeners|\
+             runtime_dir_relative)",
         )
         .allowlist_function(
             "apr_(table_get|table_set|table_setn|table_add|table_unset|table_elts|pstrdup|\
              pstrmemdup|palloc|pool_cleanup_register|pool_cleanup_null|pool_userdata_get|\
-             pool_userdata_set|strerror)",
+             pool_userdata_set|strerror|proc_other_child_register|proc_other_child_unregister)",
         )
-        .allowlist_type("module_struct|request_rec|server_rec|conn_rec|cmd_parms|apr_table_entry_t|apr_filetype_e")
+        .allowlist_type("module_struct|apr_proc_t|process_rec|unixd_config_rec|request_rec|server_rec|conn_rec|cmd_parms|apr_table_entry_t|apr_filetype_e")
         .constified_enum_module("apr_filetype_e")
         .allowlist_var(
-            "OK|DECLINED|DONE|HTTP_.*|OPT_EXECCGI|AP_MPMQ_.*|APLOG_.*|APR_SUCCESS|APR_EOF|MODULE_MAGIC_.*|wsgi_rs_commands|\
+            "OK|DECLINED|DONE|HTTP_.*|OPT_EXECCGI|AP_MPMQ_.*|APLOG_.*|APR_SUCCESS|APR_EOF|MODULE_MAGIC_.*|wsgi_rs_commands|AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config|\
              AP_FILTER_ERROR|M_GET|M_POST",
         )
         .layout_tests(false)

@@ -9,8 +9,12 @@
 //!   states, loading and reloading WSGI scripts, the `mod_wsgi` Python module.
 //! - [`wsgi`]: the PEP 3333 core shared by every way a request can arrive:
 //!   environ, `wsgi.input`, `start_response`, response iteration, file_wrapper.
+//! - [`daemon`]: daemon mode's process side: the uwsgi protocol, privilege
+//!   drop, worker threads, timeouts and recycling. The Apache parent's
+//!   supervisor and the Apache-side client live in `httpd`.
 
 pub mod config;
+pub mod daemon;
 #[cfg(not(test))]
 mod httpd;
 pub mod interp;

@@ -10,11 +10,13 @@ use pyo3::prelude::*;
 
 use super::backend::ApacheBackend;
 use super::boundary::guard;
+use super::daemon_client::{self, Forward};
 use super::ffi;
 use super::hooks::{ensure_python, ALIAS_NOTE};
 use super::plan;
 use super::request::Request;
 use crate::config::{AliasOptions, ApplicationGroup, MapHeadToGet, RequestFacts};
+use crate::daemon::protocol;
 use crate::interp;
 use crate::wsgi::{
     flush_thread_streams, run_application, set_current_request, EnvironSpec, Exchange, Input,
@@ -180,11 +182,51 @@ fn handle(req: &mut Request<'_>) -> c_int {
         .unwrap_or(ApplicationGroup::Resource)
         .expand(&Facts { req });
 
+    let plan = plan::current();
+    let facts = Facts { req };
+    let process_group = options
+        .process_group
+        .clone()
+        .or_else(|| dir.process_group.clone())
+        .unwrap_or_default()
+        .resolve(|name| facts.env(name));
+    if !process_group.is_empty() {
+        let Some(group) = plan.daemon_group(&process_group, req.server_addr()) else {
+            req.log(
+                APLOG_ERR,
+                &format!("No WSGI daemon process called '{process_group}' has been configured: {filename}"),
+            );
+            return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
+        };
+        let flag = |on: bool| if on { "1" } else { "0" }.to_owned();
+        let private = vec![
+            (protocol::VAR_SECRET, group.launch.secret.clone()),
+            (protocol::VAR_CLIENT, "1".to_owned()),
+            (protocol::VAR_SCRIPT, filename.clone()),
+            (protocol::VAR_APPLICATION_GROUP, application_group),
+            (protocol::VAR_CALLABLE, callable),
+            (protocol::VAR_RELOADING, flag(reloading)),
+            (protocol::VAR_CHUNKED, flag(chunked)),
+        ];
+        let forward = Forward {
+            vars,
+            private,
+            chunked,
+            content_length: declared.unwrap_or(0),
+        };
+        return daemon_client::forward(req, group, forward, group.launch.socket_timeout);
+    }
+    if plan.restrict_embedded {
+        req.log(
+            APLOG_ERR,
+            &format!("Embedded mode of mod_wsgi_rs disabled by runtime configuration (WSGIRestrictEmbedded On): {filename}"),
+        );
+        return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
+    }
     if let Err(e) = ensure_python() {
         req.log(APLOG_ERR, &e.to_string());
         return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
     }
-    let plan = plan::current();
     let flags = WsgiFlags {
         multithread: plan.multithread,
         multiprocess: plan.multiprocess,

@@ -3,15 +3,19 @@
 //! configuration into the process plan), child_init and translate_name.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::time::Duration;
 
 use super::boundary::guard;
 use super::ffi;
-use super::plan::{self, ProcessPlan};
+use super::plan::{self, DaemonGroup, ProcessPlan};
 use super::pool::{pool_box, pool_str};
 use super::request::Request;
+use super::supervisor;
 use crate::config::{
     ApplicationGroup, DirConfig, Directive, ProcessGroup, RequestFacts, Scope, ServerConfig,
 };
+use crate::daemon::privileges::{self, Identity};
+use crate::daemon::DaemonLaunch;
 use crate::interp::{self, PythonSettings};
 
 /// The handler name WSGIScriptAlias assigns and `SetHandler` may name.
@@ -69,53 +73,38 @@ pub extern "C" fn wsgi_rs_merge_dir_config(
     })
 }
 
-/// Daemon mode is the next milestone; until it lands these are refused
-/// loudly rather than ignored, so nobody believes their app is isolated.
-fn refuse_daemon_mode(d: Directive, args: &[&str]) -> Option<String> {
-    let unsupported = matches!(
-        d,
-        Directive::DaemonProcess
-            | Directive::ProcessGroup
-            | Directive::RestrictEmbedded
-            | Directive::SocketPrefix
-    );
-    unsupported.then(|| {
-        format!(
-            "{}: daemon mode is not supported yet by mod_wsgi_rs (value '{}'); \
-             remove the directive to run the application embedded",
-            d.name(),
-            args.join(" ")
-        )
-    })
-}
+/// Names of the `WSGIDaemonProcess` groups read so far in this
+/// configuration pass: names are unique server-wide. Cleared by pre_config.
+static DAEMON_NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-fn refuse_daemon_option(config: &ServerConfig, d: Directive) -> Option<String> {
-    let last_alias = matches!(d, Directive::ScriptAlias | Directive::ScriptAliasMatch)
-        .then(|| config.script_aliases.last())
-        .flatten();
-    if let Some(alias) = last_alias {
-        if let Some(pg) = &alias.options.process_group {
-            if *pg != ProcessGroup::Global {
-                return Some(format!(
-                    "{}: process-group={} needs daemon mode, which is not supported yet by mod_wsgi_rs",
-                    d.name(),
-                    pg
-                ));
-            }
+/// Checks what the pure parser cannot: that the group's name is unique and
+/// its users and groups exist, so a typo stops Apache with file and line.
+fn validate_daemon_process(config: &ServerConfig) -> Result<(), String> {
+    let Some(spec) = config.daemon_processes.last() else {
+        return Ok(());
+    };
+    let mut names = DAEMON_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if names.contains(&spec.name) {
+        return Err(format!(
+            "WSGIDaemonProcess: name '{}' duplicates a previous WSGIDaemonProcess definition",
+            spec.name
+        ));
+    }
+    names.push(spec.name.clone());
+    if let Some(user) = &spec.user {
+        let (uid, ..) = privileges::lookup_user(user)
+            .map_err(|e| format!("WSGIDaemonProcess: user={user}: {e}"))?;
+        if uid == 0 {
+            return Err(format!(
+                "WSGIDaemonProcess: user={user}: daemon processes may not run as root"
+            ));
         }
     }
-    if d == Directive::ImportScript {
-        if let Some(script) = config.import_scripts.last() {
-            if script.process_group != ProcessGroup::Global {
-                return Some(format!(
-                    "{}: process-group={} needs daemon mode, which is not supported yet by mod_wsgi_rs",
-                    d.name(),
-                    script.process_group
-                ));
-            }
-        }
+    for group in spec.group.iter().chain(&spec.supplementary_groups) {
+        privileges::lookup_group(group)
+            .map_err(|e| format!("WSGIDaemonProcess: group {group}: {e}"))?;
     }
-    None
+    Ok(())
 }
 
 fn apply_directive(
@@ -126,9 +115,6 @@ fn apply_directive(
     // SAFETY: cmd is the live cmd_parms of this directive call.
     let name = unsafe { CStr::from_ptr(ffi::wsgi_rs_directive_name(cmd)) }.to_string_lossy();
     let d = Directive::from_name(&name).ok_or_else(|| format!("{name}: unknown directive"))?;
-    if let Some(msg) = refuse_daemon_mode(d, args) {
-        return Err(msg);
-    }
     if d.global_only() {
         // SAFETY: live cmd_parms.
         let err = unsafe { ffi::wsgi_rs_check_global(cmd) };
@@ -145,7 +131,10 @@ fn apply_directive(
             let config =
                 unsafe { &mut *ffi::wsgi_rs_server_config((*cmd).server).cast::<ServerConfig>() };
             config.apply(d, args).map_err(|e| e.to_string())?;
-            refuse_daemon_option(config, d).map_or(Ok(()), Err)
+            if d == Directive::DaemonProcess {
+                validate_daemon_process(config)?;
+            }
+            Ok(())
         }
         Scope::Dir => {
             // SAFETY: for per-dir directives httpd passes our DirConfig.
@@ -217,30 +206,120 @@ impl RequestFacts for ServerFacts {
     }
 }
 
+/// The default socket prefix: `wsgi_rs` under Apache's runtime directory.
+///
+/// # Safety
+/// `pconf` must be live; `main` must be the main server's config.
+unsafe fn socket_prefix(pconf: *mut ffi::apr_pool_t, main: &ServerConfig) -> String {
+    // SAFETY: both functions return pool strings relative to ServerRoot /
+    // DefaultRuntimeDir; the inputs are NUL-terminated.
+    unsafe {
+        let p = match &main.socket_prefix {
+            Some(prefix) => {
+                let c = std::ffi::CString::new(prefix.as_str()).unwrap_or_default();
+                ffi::ap_server_root_relative(pconf, c.as_ptr())
+            }
+            None => ffi::ap_runtime_dir_relative(pconf, c"wsgi_rs".as_ptr()),
+        };
+        if p.is_null() {
+            "wsgi_rs".to_owned()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Who a daemon group runs as: its `user=`/`group=` options, else Apache's
+/// `User`/`Group`. Only a root Apache can switch users.
+fn resolve_identity(
+    spec: &crate::config::DaemonProcessSpec,
+) -> Result<(Identity, Option<String>), String> {
+    // SAFETY: geteuid cannot fail; ap_unixd_config is filled by mod_unixd
+    // while the configuration is read and only read here.
+    let (root, apache_uid, apache_gid, apache_user) = unsafe {
+        let u = &*std::ptr::addr_of!(ffi::ap_unixd_config);
+        let name = if u.user_name.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(u.user_name).to_string_lossy().into_owned()
+        };
+        (libc::geteuid() == 0, u.user_id, u.group_id, name)
+    };
+    let err = |e: privileges::PrivilegeError| format!("WSGIDaemonProcess {}: {e}", spec.name);
+    if !root {
+        return Ok((Identity::default(), None));
+    }
+    let (uid, user_gid, name, home) = match &spec.user {
+        Some(user) => privileges::lookup_user(user).map_err(err)?,
+        None => (apache_uid, apache_gid, apache_user, String::new()),
+    };
+    if uid == 0 {
+        return Err(format!(
+            "WSGIDaemonProcess {}: refusing to run daemon processes as root",
+            spec.name
+        ));
+    }
+    let gid = match &spec.group {
+        Some(g) => privileges::lookup_group(g).map_err(err)?,
+        None if spec.user.is_some() => user_gid,
+        None => apache_gid,
+    };
+    let supplementary = spec
+        .supplementary_groups
+        .iter()
+        .map(|g| privileges::lookup_group(g))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let home = (spec.user.is_some() && !home.is_empty()).then_some(home);
+    Ok((
+        Identity {
+            uid: Some(uid),
+            gid: Some(gid),
+            user_name: Some(name),
+            supplementary,
+        },
+        home,
+    ))
+}
+
 /// Resolves the parsed configuration of every server into the process plan.
 ///
 /// # Safety
-/// `s` must be httpd's live main server_rec.
-unsafe fn build_plan(s: *mut ffi::server_rec) -> ProcessPlan {
+/// `s` must be httpd's live main server_rec and `pconf` its pool.
+unsafe fn build_plan(
+    s: *mut ffi::server_rec,
+    pconf: *mut ffi::apr_pool_t,
+) -> Result<ProcessPlan, String> {
     // SAFETY: caller's contract; the config was created by our callbacks.
     let main = unsafe { &*ffi::wsgi_rs_server_config(s).cast::<ServerConfig>() };
     let threads = mpm_query(ffi::AP_MPMQ_MAX_THREADS);
     let daemons = mpm_query(ffi::AP_MPMQ_MAX_DAEMONS);
     let threaded = mpm_query(ffi::AP_MPMQ_IS_THREADED) != ffi::AP_MPMQ_NOT_SUPPORTED as i32;
+    let embedded_python = PythonSettings {
+        home: main.python_home.clone(),
+        path: main.python_path.clone(),
+        restrict_stdout: main.effective_restrict_stdout(),
+        restrict_stdin: main.effective_restrict_stdin(),
+        process_group: String::new(),
+        maximum_processes: daemons.max(1) as i64,
+        threads_per_process: threads.max(1) as i64,
+    };
     let mut plan = ProcessPlan {
-        python: PythonSettings {
-            home: main.python_home.clone(),
-            path: main.python_path.clone(),
-            restrict_stdout: main.effective_restrict_stdout(),
-            restrict_stdin: main.effective_restrict_stdin(),
-            process_group: String::new(),
-            maximum_processes: daemons.max(1) as i64,
-            threads_per_process: threads.max(1) as i64,
-        },
+        python: embedded_python.clone(),
         preloads: Vec::new(),
         multithread: threaded,
         multiprocess: daemons != 1,
+        daemon_groups: Vec::new(),
+        main_server: s as usize,
+        restrict_embedded: main.effective_restrict_embedded(),
     };
+    // SAFETY: caller's contract.
+    let prefix = unsafe { socket_prefix(pconf, main) };
+    // SAFETY: s is live; timeout is Apache's `Timeout` in microseconds.
+    let apache_timeout = Duration::from_micros(unsafe { (*s).timeout }.max(0) as u64);
+    let parent_pid = std::process::id() as i32;
+
+    let mut servers = Vec::new();
     let mut server = s;
     while !server.is_null() {
         // SAFETY: the server list and each config live in pconf.
@@ -261,31 +340,136 @@ unsafe fn build_plan(s: *mut ffi::server_rec) -> ProcessPlan {
                 },
             )
         };
-        for script in &config.import_scripts {
-            plan.preloads.push(plan::script_key(
-                script.application_group.expand(&facts),
-                &script.path,
-            ));
+        for spec in &config.daemon_processes {
+            let (identity, user_home) = resolve_identity(spec)?;
+            let mut path = spec.python_path.clone();
+            path.extend(main.python_path.iter().cloned());
+            let python = PythonSettings {
+                home: spec
+                    .python_home
+                    .clone()
+                    .or_else(|| main.python_home.clone()),
+                path,
+                process_group: spec.name.clone(),
+                maximum_processes: spec.processes as i64,
+                threads_per_process: spec.threads as i64,
+                ..embedded_python.clone()
+            };
+            let socket_timeout = if spec.socket_timeout.is_zero() {
+                apache_timeout
+            } else {
+                spec.socket_timeout
+            };
+            plan.daemon_groups.push(DaemonGroup {
+                launch: DaemonLaunch {
+                    spec: spec.clone(),
+                    listener_fd: -1,
+                    secret: String::new(),
+                    python,
+                    identity,
+                    home: spec.home.clone().or(user_home).map(Into::into),
+                    preloads: Vec::new(),
+                    default_script: None,
+                    socket_timeout,
+                    parent_pid,
+                },
+                socket_path: format!("{prefix}.{}.sock", spec.name).into(),
+                owner: server as usize,
+                connect_timeout: spec.connect_timeout,
+            });
         }
-        for alias in config.script_aliases.iter().filter(|a| a.preload) {
-            let group = alias
-                .options
-                .application_group
-                .clone()
-                .unwrap_or(ApplicationGroup::Resource)
-                .expand(&facts);
-            plan.preloads
-                .push(plan::script_key(group, alias.target.trim_end_matches('/')));
-        }
+        servers.push((config, facts));
         // SAFETY: walking httpd's server list.
         server = unsafe { (*server).next };
     }
-    plan
+
+    // Scripts to load at process start, in the process group they name.
+    for (config, facts) in &servers {
+        let wanted = config
+            .import_scripts
+            .iter()
+            .map(|i| {
+                (
+                    &i.process_group,
+                    i.application_group.clone(),
+                    i.path.as_str(),
+                    true,
+                )
+            })
+            .chain(config.script_aliases.iter().filter(|a| a.preload).map(|a| {
+                (
+                    a.options
+                        .process_group
+                        .as_ref()
+                        .unwrap_or(&ProcessGroup::Global),
+                    a.options
+                        .application_group
+                        .clone()
+                        .unwrap_or(ApplicationGroup::Resource),
+                    a.target.trim_end_matches('/'),
+                    false,
+                )
+            }));
+        for (process_group, app_group, path, imported) in wanted {
+            let key = plan::script_key(app_group.expand(facts), path);
+            match process_group {
+                ProcessGroup::Global => plan.preloads.push(key),
+                other => {
+                    let name = other.resolve(|v| std::env::var(v).ok());
+                    let Some(group) = plan
+                        .daemon_groups
+                        .iter_mut()
+                        .find(|g| g.launch.spec.name == name)
+                    else {
+                        return Err(format!(
+                            "WSGIImportScript/WSGIScriptAlias '{path}': no WSGIDaemonProcess group named '{name}'"
+                        ));
+                    };
+                    if imported && group.launch.default_script.is_none() {
+                        group.launch.default_script = Some(key.clone());
+                    }
+                    group.launch.preloads.push(key);
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom fills the buffer we own.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        // Fall back to something unpredictable enough to a local attacker
+        // who cannot read our memory.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes.copy_from_slice(&(t ^ ((std::process::id() as u128) << 64)).to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[no_mangle]
+pub extern "C" fn wsgi_rs_pre_config(
+    _pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+) -> c_int {
+    guard("pre_config", ffi::OK as c_int, || {
+        DAEMON_NAMES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        ffi::OK as c_int
+    })
 }
 
 #[no_mangle]
 pub extern "C" fn wsgi_rs_post_config(
-    _pconf: *mut ffi::apr_pool_t,
+    pconf: *mut ffi::apr_pool_t,
     _plog: *mut ffi::apr_pool_t,
     _ptemp: *mut ffi::apr_pool_t,
     s: *mut ffi::server_rec,
@@ -295,14 +479,52 @@ pub extern "C" fn wsgi_rs_post_config(
         ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
         || {
             super::log::install(s);
-            // SAFETY: httpd passes the live main server.
-            let plan = unsafe { build_plan(s) };
+            // SAFETY: httpd passes the live main server and pconf.
+            let mut plan = match unsafe { build_plan(s, pconf) } {
+                Ok(plan) => plan,
+                Err(msg) => {
+                    ::log::error!("{msg}");
+                    return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+                }
+            };
+            // httpd reads the configuration twice at start-up; the first pass
+            // only checks it, so daemons start in the second.
+            // SAFETY: plain query.
+            let dry_run = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) }
+                == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int;
+            if dry_run || plan.daemon_groups.is_empty() {
+                plan::publish(plan);
+                return ffi::OK as c_int;
+            }
+            let secret = random_secret();
+            // SAFETY: as in resolve_identity.
+            let (root, apache_uid, apache_gid) = unsafe {
+                let u = &*std::ptr::addr_of!(ffi::ap_unixd_config);
+                (libc::geteuid() == 0, u.user_id, u.group_id)
+            };
+            for group in &mut plan.daemon_groups {
+                let backlog = group.launch.spec.listen_backlog;
+                match supervisor::create_listener(
+                    &group.socket_path,
+                    backlog,
+                    root.then_some((apache_uid, apache_gid)),
+                ) {
+                    Ok(fd) => group.launch.listener_fd = fd,
+                    Err(e) => {
+                        ::log::error!("WSGIDaemonProcess {}: {e}", group.launch.spec.name);
+                        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+                    }
+                }
+                group.launch.secret = secret.clone();
+            }
             ::log::debug!(
-                "mod_wsgi_rs {} configured: {} script(s) to preload",
+                "mod_wsgi_rs {}: starting {} daemon process group(s)",
                 env!("CARGO_PKG_VERSION"),
-                plan.preloads.len()
+                plan.daemon_groups.len()
             );
-            plan::publish(plan);
+            let plan = plan::publish(plan);
+            // SAFETY: parent's post_config with its live pconf and main server.
+            unsafe { supervisor::start(plan, pconf, s) };
             ffi::OK as c_int
         },
     )
@@ -318,6 +540,11 @@ pub extern "C" fn wsgi_rs_child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::serv
     guard("child_init", (), || {
         super::log::install(s);
         let plan = plan::current();
+        for fd in supervisor::listener_fds(&plan) {
+            // SAFETY: Apache children never accept on daemon sockets; this
+            // closes their inherited copies.
+            unsafe { libc::close(fd) };
+        }
         if plan.preloads.is_empty() {
             // Python starts with the first WSGI request, if any ever comes.
             return;
@@ -360,6 +587,38 @@ pub extern "C" fn wsgi_rs_translate_name(r: *mut ffi::request_rec) -> c_int {
                 return ffi::OK as c_int;
             }
         }
+        ffi::DECLINED as c_int
+    })
+}
+
+/// Requests that mod_proxy_uwsgi sends to one of our daemon sockets get the
+/// configuration secret, so our daemons serve this Apache's proxied
+/// requests and refuse anyone else's.
+#[no_mangle]
+pub extern "C" fn wsgi_rs_fixups(r: *mut ffi::request_rec) -> c_int {
+    guard("fixups", ffi::DECLINED as c_int, || {
+        // SAFETY: httpd passes the live request of this hook call.
+        let mut req = unsafe { Request::from_raw(r) };
+        let Some(target) = req.filename().strip_prefix(b"proxy:unix:") else {
+            return ffi::DECLINED as c_int;
+        };
+        let path = target.split(|&b| b == b'|').next().unwrap_or(b"");
+        let plan = plan::current();
+        let ours = plan
+            .daemon_groups
+            .iter()
+            .find(|g| g.socket_path.as_os_str().as_encoded_bytes() == path);
+        if let Some(group) = ours {
+            req.set_env(c"WSGI_RS_SECRET", &group.launch.secret);
+        }
+        ffi::DECLINED as c_int
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn wsgi_rs_monitor(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> c_int {
+    guard("monitor", ffi::DECLINED as c_int, || {
+        supervisor::monitor_tick();
         ffi::DECLINED as c_int
     })
 }

@@ -5,7 +5,24 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use std::time::Duration;
+
+use crate::daemon::DaemonLaunch;
 use crate::interp::{PythonSettings, ScriptCache, ScriptKey};
+
+/// One `WSGIDaemonProcess` group, resolved.
+#[derive(Debug, Clone)]
+pub struct DaemonGroup {
+    /// What each of its processes is started with (the listener fd is
+    /// filled in once the socket exists).
+    pub launch: DaemonLaunch,
+    pub socket_path: PathBuf,
+    /// The server_rec (by address) whose configuration defined the group:
+    /// requests of that virtual host, or of any host when it is the main
+    /// server, may use it.
+    pub owner: usize,
+    pub connect_timeout: Duration,
+}
 
 #[derive(Debug, Default)]
 pub struct ProcessPlan {
@@ -15,12 +32,28 @@ pub struct ProcessPlan {
     pub preloads: Vec<ScriptKey>,
     pub multithread: bool,
     pub multiprocess: bool,
+    pub daemon_groups: Vec<DaemonGroup>,
+    /// Address of the main server_rec.
+    pub main_server: usize,
+    /// `WSGIRestrictEmbedded On`.
+    pub restrict_embedded: bool,
+}
+
+impl ProcessPlan {
+    /// The daemon group `name` as seen from the server at `server`.
+    pub fn daemon_group(&self, name: &str, server: usize) -> Option<&DaemonGroup> {
+        self.daemon_groups.iter().find(|g| {
+            g.launch.spec.name == name && (g.owner == server || g.owner == self.main_server)
+        })
+    }
 }
 
 static PLAN: RwLock<Option<Arc<ProcessPlan>>> = RwLock::new(None);
 
-pub fn publish(plan: ProcessPlan) {
-    *PLAN.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(plan));
+pub fn publish(plan: ProcessPlan) -> Arc<ProcessPlan> {
+    let plan = Arc::new(plan);
+    *PLAN.write().unwrap_or_else(|p| p.into_inner()) = Some(plan.clone());
+    plan
 }
 
 /// The plan of the current configuration generation.

@@ -123,6 +123,19 @@ impl<'r> Request<'r> {
         }
     }
 
+    pub fn set_env(&mut self, key: &CStr, value: &str) {
+        // SAFETY: subprocess_env is a live request table; apr_table_set
+        // copies both strings.
+        unsafe {
+            let v = pool_str(self.pool(), value);
+            ffi::apr_table_set(self.r().subprocess_env, key.as_ptr(), v);
+        }
+    }
+
+    pub fn server_addr(&self) -> usize {
+        self.r().server as usize
+    }
+
     pub fn env(&self, name: &CStr) -> Option<&'r [u8]> {
         Self::table_get(self.r().subprocess_env, name)
     }

@@ -38,10 +38,13 @@ void wsgi_rs_register_hooks(apr_pool_t *p)
     /* Alias/Redirect take precedence over WSGIScriptAlias, as with mod_wsgi. */
     static const char *const after_alias[] = {"mod_alias.c", NULL};
 
+    ap_hook_pre_config(wsgi_rs_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(wsgi_rs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(wsgi_rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(wsgi_rs_translate_name, after_alias, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(wsgi_rs_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(wsgi_rs_monitor, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* The module struct itself is defined in Rust (src/httpd/module.rs): rustc

@@ -13,6 +13,10 @@
 #include "ap_mpm.h"
 #include "util_filter.h"
 #include "util_script.h"
+#include "ap_listen.h"
+#include "mpm_common.h"
+#include "unixd.h"
+#include "apr_thread_proc.h"
 #include "apr_strings.h"
 #include "apr_tables.h"
 #include "apr_buckets.h"
@@ -27,6 +31,9 @@ int wsgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 void wsgi_rs_child_init(apr_pool_t *p, server_rec *s);
 int wsgi_rs_translate_name(request_rec *r);
 int wsgi_rs_handler(request_rec *r);
+int wsgi_rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int wsgi_rs_fixups(request_rec *r);
+int wsgi_rs_monitor(apr_pool_t *p, server_rec *s);
 
 /* Implemented in shim.c. */
 extern const command_rec wsgi_rs_commands[];

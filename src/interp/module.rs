@@ -7,10 +7,16 @@ use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyTuple};
 
 use super::PythonSettings;
-use crate::wsgi::{log_for_current_request, FileWrapper, LogLevel};
+use crate::wsgi::{current_application_group, log_for_current_request, FileWrapper, LogLevel};
 
 const HANDLER_SOURCE: &std::ffi::CStr = c"
 import logging as _logging
+
+def __getattr__(name):
+    # Module attributes that depend on the request being served.
+    if name == 'application_group':
+        return _application_group()
+    raise AttributeError('module mod_wsgi has no attribute %r' % name)
 
 class ApacheLogHandler(_logging.Handler):
     '''Writes records to the Apache error log at the level of the record.'''
@@ -32,6 +38,12 @@ pub fn version_tuple(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
 }
 
 #[pyfunction]
+#[pyo3(name = "_application_group")]
+fn application_group() -> String {
+    current_application_group()
+}
+
+#[pyfunction]
 #[pyo3(name = "_log")]
 fn log_record(py: Python<'_>, level: i64, message: &str) {
     let level = LogLevel::from_python(level);
@@ -45,11 +57,11 @@ pub(crate) fn install(py: Python<'_>, settings: &PythonSettings) -> PyResult<()>
     m.add("version", version_tuple(py)?)?;
     m.add("server", "mod_wsgi_rs")?;
     m.add("process_group", settings.process_group.as_str())?;
-    m.add("application_group", "")?;
     m.add("maximum_processes", settings.maximum_processes)?;
     m.add("threads_per_process", settings.threads_per_process)?;
     m.add_class::<FileWrapper>()?;
     m.add_function(wrap_pyfunction!(log_record, &m)?)?;
+    m.add_function(wrap_pyfunction!(application_group, &m)?)?;
     py.run(HANDLER_SOURCE, Some(&m.dict()), None)?;
     py.import("sys")?
         .getattr("modules")?

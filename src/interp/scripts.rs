@@ -120,6 +120,17 @@ impl ScriptCache {
             .clone())
     }
 
+    /// True when the script was loaded and its file has changed since (or
+    /// vanished): daemon mode then replaces the whole process.
+    pub fn is_stale(&self, py: Python<'_>, key: &ScriptKey) -> bool {
+        let slot = self.slot(py, key);
+        let loaded = slot.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+        match &*loaded {
+            Some(script) => file_mtime(&key.path) != script.mtime,
+            None => false,
+        }
+    }
+
     /// The WSGI application object named `callable` in the script.
     pub fn application<'py>(
         &self,

@@ -57,13 +57,20 @@ where
     ) -> PyResult<Bound<'py, PyDict>> {
         let environ = PyDict::new(py);
         let mut https = false;
+        let mut path_info = false;
         for (key, value) in self.cgi {
+            path_info |= key == b"PATH_INFO";
             if key == b"HTTPS" {
                 https = matches!(value, b"on" | b"ON" | b"On" | b"1");
             }
             environ.set_item(latin1(py, key)?, latin1(py, value)?)?;
         }
+        if !path_info {
+            // Apache omits an empty PATH_INFO; WSGI apps expect the key.
+            environ.set_item("PATH_INFO", "")?;
+        }
         let flags = self.flags;
+        super::set_current_application_group(&flags.application_group);
         environ.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
         environ.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
         environ.set_item("wsgi.input", input)?;

@@ -85,6 +85,10 @@ pub trait Backend: Send {
     fn is_head(&self) -> bool;
     /// Logs a line attributed to this request.
     fn log(&self, level: LogLevel, msg: &str);
+    /// Called once the application is done, with how it ended: a backend
+    /// that frames its responses itself (daemon mode) completes or fails
+    /// the response here. Apache finishes requests on its own.
+    fn finish(&mut self, _outcome: &super::Outcome) {}
 }
 
 /// One request's shared state: the backend while the request is live, and the

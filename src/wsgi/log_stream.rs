@@ -28,13 +28,33 @@ impl StreamKind {
 thread_local! {
     /// The request this thread is serving, for `sys.stdout`/`sys.stderr`.
     static CURRENT: RefCell<Option<Arc<Exchange>>> = const { RefCell::new(None) };
+    /// The application group of the request this thread serves, for
+    /// `mod_wsgi.application_group` (all groups share one interpreter).
+    static CURRENT_GROUP: RefCell<String> = const { RefCell::new(String::new()) };
     /// Partial lines not yet logged, per stream kind.
     static PENDING: RefCell<[String; 3]> = const { RefCell::new([String::new(), String::new(), String::new()]) };
 }
 
 /// Marks `exchange` as the request this thread serves (None when done).
 pub fn set_current_request(exchange: Option<Arc<Exchange>>) {
+    if exchange.is_none() {
+        CURRENT_GROUP.with(|g| g.borrow_mut().clear());
+    }
     CURRENT.with(|c| *c.borrow_mut() = exchange);
+}
+
+/// Records the application group of the request this thread serves.
+pub fn set_current_application_group(group: &str) {
+    CURRENT_GROUP.with(|g| {
+        let mut g = g.borrow_mut();
+        g.clear();
+        g.push_str(group);
+    });
+}
+
+/// The application group of the request this thread serves ("" outside one).
+pub fn current_application_group() -> String {
+    CURRENT_GROUP.with(|g| g.borrow().clone())
 }
 
 fn emit(py: Python<'_>, own: Option<&Arc<Exchange>>, line: &str) {

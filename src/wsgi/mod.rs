@@ -15,8 +15,8 @@ pub use file_wrapper::FileWrapper;
 pub use gateway::{Backend, BodyError, Exchange, LogLevel, WriteError};
 pub use input::Input;
 pub use log_stream::{
-    flush_thread_streams, log_for_current_request, set_current_request, LogStream, RestrictedStdin,
-    StreamKind,
+    current_application_group, flush_thread_streams, log_for_current_request,
+    set_current_application_group, set_current_request, LogStream, RestrictedStdin, StreamKind,
 };
 pub use response::{log_exception, run_application, Outcome};
 pub use start_response::StartResponse;

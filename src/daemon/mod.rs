@@ -1,0 +1,42 @@
+//! Daemon mode: process groups forked and supervised by the Apache parent
+//! (see `httpd::supervisor`), each process running the group's WSGI
+//! application on worker threads that accept from the group's UNIX socket.
+//!
+//! - [`protocol`]: the uwsgi wire format and our client's extensions.
+//! - [`privileges`]: turning a forked root process into the group's user.
+//! - [`process`]: a daemon process's life: set-up, workers, the monitor that
+//!   applies timeouts and recycling, graceful exit.
+//! - [`connection`]: serving one connection through the WSGI core.
+
+pub mod connection;
+pub mod privileges;
+pub mod process;
+pub mod protocol;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::DaemonProcessSpec;
+use crate::interp::{PythonSettings, ScriptKey};
+
+/// Everything a freshly forked daemon process needs, resolved by the parent.
+#[derive(Clone, Debug)]
+pub struct DaemonLaunch {
+    pub spec: DaemonProcessSpec,
+    /// The group's listening socket, inherited across fork.
+    pub listener_fd: i32,
+    /// Per-configuration secret every request must carry.
+    pub secret: String,
+    pub python: PythonSettings,
+    pub identity: privileges::Identity,
+    pub home: Option<PathBuf>,
+    /// Scripts loaded at start (`WSGIImportScript`, preloading aliases).
+    pub preloads: Vec<ScriptKey>,
+    /// The application a plain uwsgi peer (which names no script) gets: the
+    /// group's first `WSGIImportScript`.
+    pub default_script: Option<ScriptKey>,
+    /// How long a read or write on a connection may block.
+    pub socket_timeout: Duration,
+    /// The Apache parent: the daemon exits when it goes away.
+    pub parent_pid: i32,
+}

@@ -1,0 +1,487 @@
+//! The life of one daemon process, from just after fork to exit: privilege
+//! drop, Python start-up, worker threads accepting from the group socket, and
+//! the monitor (the main thread) that applies signals, timeouts and
+//! recycling. Recycling is graceful: the process stops accepting, lets
+//! in-flight requests finish within a time bound, and exits; the Apache
+//! parent starts a replacement.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pyo3::prelude::*;
+
+use super::connection::{self, ActiveRequest};
+use super::privileges::become_identity;
+use super::DaemonLaunch;
+use crate::interp::{self, ScriptCache};
+
+/// Whether new connections may still be taken, and how many are in flight.
+#[derive(Default)]
+struct Gate {
+    closing: bool,
+    active: usize,
+}
+
+/// State shared by the workers and the monitor of one daemon process.
+pub struct Daemon {
+    pub launch: DaemonLaunch,
+    pub scripts: ScriptCache,
+    gate: Mutex<Gate>,
+    idle: Condvar,
+    /// Set once the process should be replaced (script changed, limits):
+    /// our client is then told to retry elsewhere.
+    restart_reason: Mutex<Option<String>>,
+    pub restarting: AtomicBool,
+    served: AtomicU64,
+    last_activity: AtomicU64,
+    heartbeat: AtomicU64,
+    pub slots: Vec<Mutex<Option<ActiveRequest>>>,
+    started: Instant,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Daemon {
+    /// Asks for a graceful replacement of this process.
+    pub fn request_restart(&self, reason: &str) {
+        let mut r = self
+            .restart_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            log::info!(
+                "daemon process (wsgi:{}) pid {} will restart: {reason}",
+                self.launch.spec.name,
+                std::process::id()
+            );
+            *r = Some(reason.to_owned());
+            self.restarting.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub fn group(&self) -> &str {
+        &self.launch.spec.name
+    }
+}
+
+/// Runs a daemon process; never returns.
+pub fn run(launch: DaemonLaunch) -> ! {
+    let name = launch.spec.name.clone();
+    let code = match start(launch) {
+        Ok(()) => 0,
+        Err(msg) => {
+            log::error!(
+                "daemon process (wsgi:{name}) pid {}: {msg}",
+                std::process::id()
+            );
+            1
+        }
+    };
+    // SAFETY: _exit skips atexit handlers and stdio flushing inherited from
+    // the Apache parent, which are not ours to run.
+    unsafe { libc::_exit(code) }
+}
+
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local value.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+fn apply_limits(launch: &DaemonLaunch) {
+    let spec = &launch.spec;
+    let set = |resource, value: u64| {
+        let lim = libc::rlimit {
+            rlim_cur: value as libc::rlim_t,
+            rlim_max: value as libc::rlim_t,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            log::warn!(
+                "(wsgi:{}) setrlimit failed: {}",
+                spec.name,
+                std::io::Error::last_os_error()
+            );
+        }
+    };
+    if spec.memory_limit > 0 {
+        set(libc::RLIMIT_DATA, spec.memory_limit);
+    }
+    if spec.virtual_memory_limit > 0 {
+        set(libc::RLIMIT_AS, spec.virtual_memory_limit);
+    }
+    if !spec.cpu_time_limit.is_zero() {
+        set(libc::RLIMIT_CPU, spec.cpu_time_limit.as_secs().max(1));
+    }
+    if spec.cpu_priority != 0 {
+        // SAFETY: plain syscall.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, spec.cpu_priority) };
+    }
+}
+
+fn start(launch: DaemonLaunch) -> Result<(), String> {
+    // Signals become events the monitor waits for; a closed client must be an
+    // EPIPE error, not a dead process.
+    // SAFETY: process-wide signal set-up while still single-threaded.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        let set = signal_set();
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    apply_limits(&launch);
+    if let Some(root) = &launch.spec.chroot {
+        let c = std::ffi::CString::new(root.as_str()).map_err(|_| "bad chroot path".to_string())?;
+        // SAFETY: plain syscalls with a NUL-terminated path.
+        if unsafe { libc::chroot(c.as_ptr()) } != 0 || std::env::set_current_dir("/").is_err() {
+            return Err(format!(
+                "chroot({root}) failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    become_identity(&launch.identity, launch.home.as_deref(), launch.spec.umask)
+        .map_err(|e| format!("cannot switch to the configured user: {e}"))?;
+    // Only now: a credential change clears the parent-death signal.
+    // SAFETY: prctl with integer arguments; getppid cannot fail.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != launch.parent_pid {
+            return Err("the Apache parent exited during start-up".into());
+        }
+    }
+    if let Some(lang) = &launch.spec.lang {
+        std::env::set_var("LANG", lang);
+    }
+    if let Some(locale) = &launch.spec.locale {
+        std::env::set_var("LC_ALL", locale);
+        if let Ok(c) = std::ffi::CString::new(locale.as_str()) {
+            // SAFETY: single-threaded; setlocale copies the name.
+            unsafe { libc::setlocale(libc::LC_ALL, c.as_ptr()) };
+        }
+    }
+    if let Some(eggs) = &launch.spec.python_eggs {
+        std::env::set_var("PYTHON_EGG_CACHE", eggs);
+    }
+
+    interp::initialize(&launch.python).map_err(|e| e.to_string())?;
+    let threads = launch.spec.threads as usize;
+    let daemon = Arc::new(Daemon {
+        scripts: ScriptCache::new(),
+        gate: Mutex::new(Gate::default()),
+        idle: Condvar::new(),
+        restart_reason: Mutex::new(None),
+        restarting: AtomicBool::new(false),
+        served: AtomicU64::new(0),
+        last_activity: AtomicU64::new(now_secs()),
+        heartbeat: AtomicU64::new(now_secs()),
+        slots: (0..threads).map(|_| Mutex::new(None)).collect(),
+        started: Instant::now(),
+        launch,
+    });
+    interp::with_python(|py| {
+        if let Some(interval) = daemon.launch.spec.switch_interval {
+            let _ = py
+                .import("sys")
+                .and_then(|sys| sys.call_method1("setswitchinterval", (interval,)));
+        }
+        for key in &daemon.launch.preloads {
+            if let Err(e) = daemon.scripts.module(py, key, None, false) {
+                log::error!("(wsgi:{}) failed to preload script: {e}", daemon.group());
+                if let Some(err) = e.python_error() {
+                    for line in crate::wsgi::format_exception(py, err) {
+                        log::error!("{line}");
+                    }
+                }
+            }
+        }
+    });
+    log::info!(
+        "daemon process (wsgi:{}) pid {} started with {threads} thread(s)",
+        daemon.group(),
+        std::process::id()
+    );
+
+    spawn_heartbeat(&daemon);
+    for index in 0..threads {
+        let d = daemon.clone();
+        let mut builder = std::thread::Builder::new().name(format!("wsgi-{index}"));
+        if daemon.launch.spec.stack_size > 0 {
+            builder = builder.stack_size(daemon.launch.spec.stack_size as usize);
+        }
+        builder
+            .spawn(move || worker(&d, index))
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+    }
+    monitor(&daemon)
+}
+
+/// A Python-side tick: when it stops advancing, the GIL is stuck.
+fn spawn_heartbeat(daemon: &Arc<Daemon>) {
+    let d = daemon.clone();
+    std::thread::spawn(move || loop {
+        interp::with_python(|_py| d.heartbeat.store(now_secs(), Ordering::Relaxed));
+        std::thread::sleep(Duration::from_secs(1));
+    });
+}
+
+fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own.
+    unsafe { libc::poll(&mut pfd, 1, timeout_ms) > 0 }
+}
+
+fn worker(daemon: &Arc<Daemon>, index: usize) {
+    let listener = daemon.launch.listener_fd;
+    loop {
+        if !wait_readable(listener, 250) {
+            if daemon
+                .gate
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .closing
+            {
+                return;
+            }
+            continue;
+        }
+        // Taking a connection and counting it happen under one lock, so the
+        // monitor never sees "idle" while a connection is half-accepted.
+        let fd = {
+            let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+            if gate.closing {
+                return;
+            }
+            // SAFETY: accept4 on the inherited listener; the socket is
+            // non-blocking, so EAGAIN (another process won) returns at once.
+            let fd = unsafe {
+                libc::accept4(
+                    listener,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                continue;
+            }
+            gate.active += 1;
+            fd
+        };
+        // SAFETY: accept4 returned a fresh descriptor we now own.
+        let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        daemon.last_activity.store(now_secs(), Ordering::Relaxed);
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            connection::serve(daemon, index, stream)
+        }));
+        if served.is_err() {
+            log::error!(
+                "(wsgi:{}) internal error while serving a request",
+                daemon.group()
+            );
+        }
+        *daemon.slots[index]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        daemon.last_activity.store(now_secs(), Ordering::Relaxed);
+        let n = daemon.served.fetch_add(1, Ordering::Relaxed) + 1;
+        let max = daemon.launch.spec.maximum_requests;
+        if max > 0 && n >= max {
+            daemon.request_restart(&format!("maximum requests ({max}) reached"));
+        }
+        let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+        gate.active -= 1;
+        daemon.idle.notify_all();
+    }
+}
+
+/// Stops taking connections and waits up to `limit` for in-flight ones.
+fn drain(daemon: &Daemon, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+    gate.closing = true;
+    while gate.active > 0 {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        gate = daemon
+            .idle
+            .wait_timeout(gate, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    true
+}
+
+fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
+    let clean = drain(daemon, limit);
+    if clean {
+        // atexit callbacks of the application, as mod_wsgi runs them.
+        interp::with_python(|py| {
+            if let Err(e) = py
+                .import("atexit")
+                .and_then(|m| m.call_method0("_run_exitfuncs"))
+            {
+                log::error!("(wsgi:{}) atexit callback failed: {e}", daemon.group());
+            }
+        });
+    } else {
+        log::warn!(
+            "daemon process (wsgi:{}) pid {}: requests still running after {}s, exiting anyway",
+            daemon.group(),
+            std::process::id(),
+            limit.as_secs()
+        );
+    }
+    log::info!(
+        "daemon process (wsgi:{}) pid {} exiting: {why}",
+        daemon.group(),
+        std::process::id()
+    );
+    // SAFETY: see run().
+    unsafe { libc::_exit(0) }
+}
+
+fn python_stack(daemon: &Daemon, thread_id: u64) -> Vec<String> {
+    let _ = daemon;
+    interp::with_python(|py| {
+        let run = || -> PyResult<Vec<String>> {
+            let frames = py.import("sys")?.call_method0("_current_frames")?;
+            let Some(frame) = frames.get_item(thread_id).ok() else {
+                return Ok(vec!["(no Python frame for the thread)".into()]);
+            };
+            let lines: Vec<String> = py
+                .import("traceback")?
+                .call_method1("format_stack", (frame,))?
+                .extract()?;
+            Ok(lines
+                .iter()
+                .flat_map(|l| {
+                    l.trim_end()
+                        .split('\n')
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .collect())
+        };
+        run().unwrap_or_else(|e| vec![format!("(stack unavailable: {e})")])
+    })
+}
+
+fn check_request_timeouts(daemon: &Daemon) {
+    let limit = daemon.launch.spec.request_timeout;
+    if limit.is_zero() {
+        return;
+    }
+    for slot in &daemon.slots {
+        let stuck = {
+            let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(req)
+                    if req.started.elapsed() > limit && !req.timed_out.load(Ordering::SeqCst) =>
+                {
+                    req.timed_out.store(true, Ordering::SeqCst);
+                    Some((req.thread_id, req.answer_timeout(), req.uri.clone()))
+                }
+                _ => None,
+            }
+        };
+        if let Some((thread_id, answered, uri)) = stuck {
+            log::error!(
+                "(wsgi:{}) request timeout: '{uri}' has run longer than {}s{}; Python stack of the stuck thread:",
+                daemon.group(),
+                limit.as_secs(),
+                if answered { ", answered 504" } else { "" }
+            );
+            for line in python_stack(daemon, thread_id) {
+                log::error!("{line}");
+            }
+            daemon.request_restart("request timeout");
+        }
+    }
+}
+
+fn monitor(daemon: &Arc<Daemon>) -> ! {
+    let spec = &daemon.launch.spec;
+    let set = signal_set();
+    let tick = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        // SAFETY: waits for one of our blocked signals, or the tick.
+        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
+        if sig > 0 {
+            exit_process(
+                daemon,
+                spec.shutdown_timeout,
+                "Apache asked daemon processes to stop",
+            );
+        }
+        // SAFETY: getppid cannot fail.
+        if unsafe { libc::getppid() } != daemon.launch.parent_pid {
+            exit_process(daemon, spec.shutdown_timeout, "the Apache parent has gone");
+        }
+        let now = now_secs();
+        if !spec.deadlock_timeout.is_zero()
+            && now.saturating_sub(daemon.heartbeat.load(Ordering::Relaxed))
+                > spec.deadlock_timeout.as_secs()
+        {
+            log::error!(
+                "daemon process (wsgi:{}) pid {}: Python interpreter deadlocked for more than {}s, restarting",
+                daemon.group(),
+                std::process::id(),
+                spec.deadlock_timeout.as_secs()
+            );
+            // SAFETY: the GIL is stuck; nothing more can be run cleanly.
+            unsafe { libc::_exit(1) }
+        }
+        check_request_timeouts(daemon);
+        if !spec.restart_interval.is_zero() && daemon.started.elapsed() > spec.restart_interval {
+            daemon.request_restart("restart interval reached");
+        }
+        if !spec.inactivity_timeout.is_zero() {
+            let active = daemon.gate.lock().unwrap_or_else(|p| p.into_inner()).active;
+            let idle_for = now.saturating_sub(daemon.last_activity.load(Ordering::Relaxed));
+            if active == 0 && idle_for > spec.inactivity_timeout.as_secs() {
+                daemon.request_restart("inactivity timeout reached");
+            }
+        }
+        if daemon.restarting.load(Ordering::SeqCst) {
+            let reason = daemon
+                .restart_reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_default();
+            exit_process(daemon, spec.graceful_timeout, &reason);
+        }
+    }
+}
+
+/// Answer states shared between a request's backend and the monitor, so a
+/// timed-out request gets exactly one response.
+pub const ANSWER_NONE: u8 = 0;
+pub const ANSWER_APP: u8 = 1;
+pub const ANSWER_MONITOR: u8 = 2;
+
+pub type AnswerState = Arc<AtomicU8>;

@@ -1,0 +1,314 @@
+//! The uwsgi wire protocol spoken on daemon sockets, and the small
+//! extensions our own Apache-side client negotiates.
+//!
+//! A request is one uwsgi packet: `modifier1: u8` (0 = WSGI), `datasize:
+//! u16 LE` (size of the vars block), `modifier2: u8`, then the vars as
+//! `u16 LE key_len, key, u16 LE val_len, val` pairs, then the body
+//! (`CONTENT_LENGTH` bytes). A plain peer (Apache `mod_proxy_uwsgi`,
+//! nginx `uwsgi_pass`) gets a plain HTTP response (`HTTP/1.1 NNN reason`,
+//! headers, blank line, body) and the connection is closed at its end.
+//!
+//! Extensions, enabled only when the request carries `WSGI_RS_CLIENT=1`:
+//! - the daemon may answer a single byte [`REJECT`] before anything else,
+//!   meaning "not served, nothing consumed: retry on a fresh connection"
+//!   (used while a process restarts for a changed script or recycling);
+//! - with `WSGI_RS_EXPECT=1` the client sends the body only after the
+//!   daemon answered [`CONTINUE`], so a large body is never half-consumed by
+//!   a process that then rejects the request;
+//! - with `WSGI_RS_CHUNKED=1` the body has no length: it ends when the client
+//!   shuts down its writing side;
+//! - the response body is framed as `u32 LE length` + bytes, ending with a
+//!   zero length, so a response cut short by a crash or an application
+//!   error can never be taken for a complete one.
+
+use std::io::{self, Read};
+
+/// Private variables: consumed by the daemon, never shown to applications.
+pub const VAR_PREFIX: &[u8] = b"WSGI_RS_";
+pub const VAR_SECRET: &str = "WSGI_RS_SECRET";
+pub const VAR_CLIENT: &str = "WSGI_RS_CLIENT";
+pub const VAR_EXPECT: &str = "WSGI_RS_EXPECT";
+pub const VAR_CHUNKED: &str = "WSGI_RS_CHUNKED";
+pub const VAR_SCRIPT: &str = "WSGI_RS_SCRIPT";
+pub const VAR_APPLICATION_GROUP: &str = "WSGI_RS_APPLICATION_GROUP";
+pub const VAR_CALLABLE: &str = "WSGI_RS_CALLABLE";
+pub const VAR_RELOADING: &str = "WSGI_RS_RELOADING";
+pub const VAR_QUEUE_START: &str = "WSGI_RS_QUEUE_START";
+
+pub const REJECT: u8 = b'R';
+pub const CONTINUE: u8 = b'C';
+
+/// Largest vars block the uwsgi header can describe.
+pub const MAX_VARS: usize = u16::MAX as usize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("uwsgi vars block is {0} bytes, more than the protocol's 65535")]
+    VarsTooLarge(usize),
+    #[error("a uwsgi var is longer than 65535 bytes")]
+    VarTooLong,
+    #[error("unsupported uwsgi modifier1 {0} (only 0, WSGI, is served)")]
+    Modifier(u8),
+    #[error("malformed uwsgi vars block")]
+    Malformed,
+    #[error("connection closed before a complete request arrived")]
+    Truncated,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Builds the 4-byte header and vars block of a request.
+pub fn encode_request<'a>(
+    vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Vec<u8>, ProtocolError> {
+    let mut out = vec![0u8; 4];
+    for (k, v) in vars {
+        if k.len() > MAX_VARS || v.len() > MAX_VARS {
+            return Err(ProtocolError::VarTooLong);
+        }
+        out.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        out.extend_from_slice(k);
+        out.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+    let size = out.len() - 4;
+    if size > MAX_VARS {
+        return Err(ProtocolError::VarsTooLarge(size));
+    }
+    out[1..3].copy_from_slice(&(size as u16).to_le_bytes());
+    Ok(out)
+}
+
+/// The vars of one request, in arrival order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Vars {
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Vars {
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn get_str(&self, key: &str) -> Option<String> {
+        self.get(key)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        self.get(key) == Some(b"1")
+    }
+
+    /// The vars an application may see (private ones removed).
+    pub fn public(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| !k.starts_with(VAR_PREFIX))
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+}
+
+fn read_exact_or_truncated(r: &mut impl Read, buf: &mut [u8]) -> Result<(), ProtocolError> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
+        _ => ProtocolError::Io(e),
+    })
+}
+
+/// Reads a request's header and vars; the body follows on the stream.
+pub fn read_request(r: &mut impl Read) -> Result<Vars, ProtocolError> {
+    let mut head = [0u8; 4];
+    read_exact_or_truncated(r, &mut head)?;
+    if head[0] != 0 {
+        return Err(ProtocolError::Modifier(head[0]));
+    }
+    let size = u16::from_le_bytes([head[1], head[2]]) as usize;
+    let mut block = vec![0u8; size];
+    read_exact_or_truncated(r, &mut block)?;
+    parse_vars(&block)
+}
+
+pub fn parse_vars(mut block: &[u8]) -> Result<Vars, ProtocolError> {
+    let mut vars = Vars::default();
+    let take = |block: &mut &[u8]| -> Result<Vec<u8>, ProtocolError> {
+        if block.len() < 2 {
+            return Err(ProtocolError::Malformed);
+        }
+        let n = u16::from_le_bytes([block[0], block[1]]) as usize;
+        if block.len() < 2 + n {
+            return Err(ProtocolError::Malformed);
+        }
+        let item = block[2..2 + n].to_vec();
+        *block = &block[2 + n..];
+        Ok(item)
+    };
+    while !block.is_empty() {
+        let k = take(&mut block)?;
+        let v = take(&mut block)?;
+        vars.pairs.push((k, v));
+    }
+    Ok(vars)
+}
+
+/// One body frame header (`u32 LE` length); zero ends the body.
+pub fn frame_header(len: usize) -> [u8; 4] {
+    (len as u32).to_le_bytes()
+}
+
+/// A parsed response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// The status line after `HTTP/x.y ` (e.g. `200 OK`).
+    pub status_line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Largest response head the client accepts (mod_wsgi answers 500 beyond).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Parses `HTTP/x.y NNN reason\r\n(name: value\r\n)*\r\n` (without the final
+/// blank line's CRLF requirement beyond what `head` holds). Values are
+/// latin-1.
+pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
+    let text: String = head.iter().map(|&b| b as char).collect();
+    let mut lines = text.split("\r\n");
+    let first = lines.next()?;
+    let rest = first.strip_prefix("HTTP/")?;
+    let (_, status_line) = rest.split_once(' ')?;
+    let code = status_line.get(..3)?.parse::<u16>().ok()?;
+    if !(100..1000).contains(&code) {
+        return None;
+    }
+    let mut headers = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        let (name, value) = line.split_once(':')?;
+        if name.is_empty() || name.contains(|c: char| c.is_ascii_whitespace() || c.is_control()) {
+            return None;
+        }
+        let value = value.trim_matches(|c| c == ' ' || c == '\t');
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return None;
+        }
+        headers.push((name.to_owned(), value.to_owned()));
+    }
+    Some(ResponseHead {
+        status: code,
+        status_line: status_line.to_owned(),
+        headers,
+    })
+}
+
+/// Serialises a response head for the wire.
+pub fn encode_response_head(status_line: &str, headers: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + headers.len() * 32);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend(status_line.chars().map(|c| c as u8));
+    out.extend_from_slice(b"\r\n");
+    for (k, v) in headers {
+        out.extend(k.chars().map(|c| c as u8));
+        out.extend_from_slice(b": ");
+        out.extend(v.chars().map(|c| c as u8));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip() {
+        let vars: Vec<(&[u8], &[u8])> = vec![
+            (b"REQUEST_METHOD", b"GET"),
+            (b"PATH_INFO", b"/x"),
+            (b"EMPTY", b""),
+        ];
+        let packet = encode_request(vars.iter().copied()).unwrap();
+        assert_eq!(packet[0], 0);
+        assert_eq!(packet[3], 0);
+        let size = u16::from_le_bytes([packet[1], packet[2]]) as usize;
+        assert_eq!(size, packet.len() - 4);
+        let parsed = read_request(&mut &packet[..]).unwrap();
+        assert_eq!(parsed.get("PATH_INFO"), Some(&b"/x"[..]));
+        assert_eq!(parsed.get("EMPTY"), Some(&b""[..]));
+        assert_eq!(parsed.pairs.len(), 3);
+    }
+
+    #[test]
+    fn oversized_vars_are_refused() {
+        let big = vec![b'x'; 40_000];
+        let vars: Vec<(&[u8], &[u8])> = vec![(b"A", &big), (b"B", &big)];
+        assert!(matches!(
+            encode_request(vars.iter().copied()),
+            Err(ProtocolError::VarsTooLarge(_))
+        ));
+        let huge = vec![b'x'; 70_000];
+        let vars: Vec<(&[u8], &[u8])> = vec![(b"A", &huge)];
+        assert!(matches!(
+            encode_request(vars.iter().copied()),
+            Err(ProtocolError::VarTooLong)
+        ));
+    }
+
+    #[test]
+    fn truncated_and_malformed_requests() {
+        assert!(matches!(
+            read_request(&mut &b"\0\x05"[..]),
+            Err(ProtocolError::Truncated)
+        ));
+        assert!(matches!(
+            read_request(&mut &b"\x05\0\0\0"[..]),
+            Err(ProtocolError::Modifier(5))
+        ));
+        assert!(matches!(
+            parse_vars(b"\x05\0ab"),
+            Err(ProtocolError::Malformed)
+        ));
+        assert!(matches!(
+            parse_vars(b"\x01\0a"),
+            Err(ProtocolError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn private_vars_are_hidden() {
+        let vars = parse_vars(
+            &encode_request(vec![
+                (&b"WSGI_RS_SECRET"[..], &b"s"[..]),
+                (b"HTTP_HOST", b"h"),
+            ])
+            .unwrap()[4..],
+        )
+        .unwrap();
+        let public: Vec<_> = vars.public().collect();
+        assert_eq!(public, vec![(&b"HTTP_HOST"[..], &b"h"[..])]);
+        assert_eq!(vars.get_str(VAR_SECRET).as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn response_heads() {
+        let head = encode_response_head(
+            "201 Created",
+            &[
+                ("Content-Type".into(), "text/plain".into()),
+                ("X-A".into(), "é".into()),
+            ],
+        );
+        let parsed = parse_response_head(&head).unwrap();
+        assert_eq!(parsed.status, 201);
+        assert_eq!(parsed.status_line, "201 Created");
+        assert_eq!(parsed.headers[1], ("X-A".to_owned(), "é".to_owned()));
+        assert!(parse_response_head(b"HTTP/1.1 abc\r\n\r\n").is_none());
+        assert!(parse_response_head(b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n").is_none());
+        assert!(parse_response_head(b"garbage\r\n\r\n").is_none());
+    }
+}

@@ -1,0 +1,423 @@
+//! The Apache parent's side of daemon mode: one listening UNIX socket per
+//! `WSGIDaemonProcess` group, the group's processes forked from the parent
+//! (which never starts Python itself), and their supervision: a process that
+//! dies is started again (with back-off when it keeps dying young), and
+//! every process is stopped and reaped, and every socket removed, when
+//! Apache stops or restarts.
+
+use std::ffi::{c_int, c_void, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::ffi;
+use super::plan::{DaemonGroup, ProcessPlan};
+use super::pool::pool_box;
+
+struct Slot {
+    group: usize,
+    pid: i32,
+    proc_: *mut ffi::apr_proc_t,
+    started: Instant,
+    /// Consecutive deaths within [`YOUNG`] of starting.
+    failures: u32,
+    respawn_at: Option<Instant>,
+    alive: bool,
+}
+
+struct Supervisor {
+    plan: Arc<ProcessPlan>,
+    pconf: *mut ffi::apr_pool_t,
+    server: *mut ffi::server_rec,
+    slots: Vec<Slot>,
+    stopping: bool,
+    /// Processes signalled to stop but not yet reaped.
+    stopped: Vec<i32>,
+}
+
+// SAFETY: the supervisor is only touched by the Apache parent's main thread
+// (post_config, the monitor hook, other-child callbacks, pool cleanups); the
+// mutex is for Rust's sake.
+unsafe impl Send for Supervisor {}
+
+static SUPERVISOR: Mutex<Option<Supervisor>> = Mutex::new(None);
+
+/// A process dying sooner than this after start counts as a start-up failure.
+const YOUNG: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("daemon socket path '{0}' is too long for a UNIX socket")]
+    TooLong(String),
+    #[error("cannot create daemon socket '{path}': {call}: {err}")]
+    Call {
+        path: String,
+        call: &'static str,
+        err: std::io::Error,
+    },
+}
+
+/// Creates the group's listener: only the Apache child user may connect.
+pub fn create_listener(
+    path: &Path,
+    backlog: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<i32, SocketError> {
+    let shown = path.display().to_string();
+    let fail = |call, err| SocketError::Call {
+        path: shown.clone(),
+        call,
+        err,
+    };
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(SocketError::TooLong(shown));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(path);
+    let c_path = CString::new(bytes).map_err(|_| SocketError::TooLong(shown.clone()))?;
+    // SAFETY: plain socket syscalls on a descriptor we own; the path and
+    // address are valid for the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return Err(fail("socket", std::io::Error::last_os_error()));
+        }
+        let close_with = |call, fd| {
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            Err(fail(call, err))
+        };
+        // Nobody may connect between bind and chmod/chown.
+        let old_mask = libc::umask(0o177);
+        let rc = libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        );
+        libc::umask(old_mask);
+        if rc != 0 {
+            return close_with("bind", fd);
+        }
+        if let Some((uid, gid)) = owner {
+            if libc::chown(c_path.as_ptr(), uid, gid) != 0 {
+                return close_with("chown", fd);
+            }
+        }
+        if libc::chmod(c_path.as_ptr(), 0o600) != 0 {
+            return close_with("chmod", fd);
+        }
+        if libc::listen(fd, backlog.max(1) as c_int) != 0 {
+            return close_with("listen", fd);
+        }
+        // Every process of the group polls the same listener; whoever
+        // loses the race for a connection must not block in accept().
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        Ok(fd)
+    }
+}
+
+/// Overwrites the process title (what `ps` shows) with `title`.
+///
+/// # Safety
+/// `server` must be the live main server; the process must be a fork of the
+/// Apache parent whose argv memory is still in place.
+unsafe fn set_process_title(server: *mut ffi::server_rec, title: &str) {
+    // SAFETY: caller's contract; argv strings are contiguous in the
+    // process's initial stack area, which we only overwrite within bounds.
+    unsafe {
+        let process = (*server).process;
+        if process.is_null() || (*process).argc < 1 {
+            return;
+        }
+        let argv = (*process).argv;
+        let argc = (*process).argc as usize;
+        let start = *argv as *mut u8;
+        let last = *argv.add(argc - 1);
+        let end = (last as *mut u8).add(libc::strlen(last) + 1);
+        let room = end.offset_from(start) as usize;
+        if room < 2 {
+            return;
+        }
+        std::ptr::write_bytes(start, 0, room);
+        let n = title.len().min(room - 1);
+        std::ptr::copy_nonoverlapping(title.as_ptr(), start, n);
+        if let Ok(c) = CString::new(&title.as_bytes()[..title.len().min(15)]) {
+            libc::prctl(libc::PR_SET_NAME, c.as_ptr());
+        }
+    }
+}
+
+/// Forks one process of `group`. Returns its pid (the child never returns).
+fn fork_process(sup: &Supervisor, group: usize) -> Option<i32> {
+    let plan = &sup.plan;
+    // SAFETY: the Apache parent is single-threaded here (post_config,
+    // monitor and other-child callbacks run on its main thread).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        ::log::error!(
+            "cannot fork daemon process: {}",
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    if pid > 0 {
+        return Some(pid);
+    }
+    // Child: keep only this group's listener.
+    // SAFETY: closes descriptors this process inherited and will not use.
+    unsafe {
+        ffi::ap_close_listeners();
+        for (i, g) in plan.daemon_groups.iter().enumerate() {
+            if i != group {
+                libc::close(g.launch.listener_fd);
+            }
+        }
+    }
+    let launch = plan.daemon_groups[group].launch.clone();
+    if let Some(title) = launch.spec.process_title() {
+        // SAFETY: freshly forked from the parent, argv untouched.
+        unsafe { set_process_title(sup.server, &title) };
+    }
+    crate::daemon::process::run(launch)
+}
+
+unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int) {
+    super::boundary::guard("daemon maintenance", (), || {
+        let index = data as usize;
+        let reason = reason as u32;
+        // apr_proc_other_child_unregister calls back into this function
+        // (with REASON_UNREGISTER), so it is only ever called with the
+        // supervisor lock released.
+        let unregister = {
+            let mut guard = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(sup) = guard.as_mut() else { return };
+            let stopping = sup.stopping;
+            let Some(slot) = sup.slots.get_mut(index) else {
+                return;
+            };
+            match reason {
+                ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
+                    let was_alive = std::mem::replace(&mut slot.alive, false);
+                    let name = &sup.plan.daemon_groups[slot.group].launch.spec.name;
+                    ::log::info!(
+                        "daemon process (wsgi:{name}) pid {} exited (status {status})",
+                        slot.pid
+                    );
+                    if !stopping {
+                        // A clean exit is a recycle (reload, maximum-requests…):
+                        // replace it at once. Only crashes of young processes
+                        // back off, so a broken app cannot fork-bomb the host.
+                        let crashed = reason == ffi::APR_OC_REASON_LOST || status != 0;
+                        slot.failures = if crashed && slot.started.elapsed() < YOUNG {
+                            slot.failures + 1
+                        } else {
+                            0
+                        };
+                        let delay = match slot.failures {
+                            0 => Duration::ZERO,
+                            n => Duration::from_secs(1 << n.min(5)).min(MAX_BACKOFF),
+                        };
+                        if !delay.is_zero() {
+                            ::log::warn!(
+                                "daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
+                                delay.as_secs()
+                            );
+                        }
+                        slot.respawn_at = Some(Instant::now() + delay);
+                    }
+                    was_alive
+                }
+                // Apache is restarting or clearing pconf. (Our own unregister
+                // of a dead process also lands here; it is no longer alive.)
+                ffi::APR_OC_REASON_RESTART | ffi::APR_OC_REASON_UNREGISTER => {
+                    let was_alive = std::mem::replace(&mut slot.alive, false);
+                    if was_alive {
+                        sup.stopping = true;
+                        // SAFETY: signalling our own child; stop_all reaps it.
+                        unsafe { libc::kill(slot.pid, libc::SIGTERM) };
+                        sup.stopped.push(slot.pid);
+                    }
+                    reason == ffi::APR_OC_REASON_RESTART && was_alive
+                }
+                _ => false,
+            }
+        };
+        if unregister {
+            // SAFETY: data is the key this slot was registered with.
+            unsafe { ffi::apr_proc_other_child_unregister(data) };
+        }
+        if matches!(reason, ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST) {
+            monitor_tick();
+        }
+    })
+}
+
+fn start_slot(sup: &mut Supervisor, index: usize) {
+    let group = sup.slots[index].group;
+    let Some(pid) = fork_process(sup, group) else {
+        sup.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
+        return;
+    };
+    let slot = &mut sup.slots[index];
+    slot.pid = pid;
+    slot.started = Instant::now();
+    slot.alive = true;
+    slot.respawn_at = None;
+    // SAFETY: proc_ is pconf memory owned by this slot; the registration
+    // is tied to pconf, which outlives it.
+    unsafe {
+        (*slot.proc_).pid = pid;
+        ffi::apr_proc_other_child_register(
+            slot.proc_,
+            Some(maintenance),
+            index as *mut c_void,
+            std::ptr::null_mut(),
+            sup.pconf,
+        );
+    }
+}
+
+fn respawn_due(sup: &mut Supervisor) {
+    if sup.stopping {
+        return;
+    }
+    let now = Instant::now();
+    let due: Vec<usize> = sup
+        .slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.alive && s.respawn_at.is_some_and(|t| t <= now))
+        .map(|(i, _)| i)
+        .collect();
+    for index in due {
+        start_slot(sup, index);
+    }
+}
+
+/// Called by the MPM about once a second in the parent: starts processes
+/// whose back-off has passed.
+pub fn monitor_tick() {
+    let mut guard = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(sup) = guard.as_mut() {
+        respawn_due(sup);
+    }
+}
+
+unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
+    super::boundary::guard("daemon shutdown", (), || {
+        let taken = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut sup) = taken else { return };
+        sup.stopping = true;
+        let live: Vec<i32> = sup
+            .slots
+            .iter()
+            .filter(|s| s.alive)
+            .map(|s| s.pid)
+            .collect();
+        for &pid in &live {
+            // SAFETY: signalling our own children.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let limit = sup
+            .plan
+            .daemon_groups
+            .iter()
+            .map(|g| g.launch.spec.shutdown_timeout)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(1);
+        let deadline = Instant::now() + limit;
+        let mut waiting = live;
+        while !waiting.is_empty() && Instant::now() < deadline {
+            // SAFETY: reaping our own children without blocking.
+            waiting.retain(
+                |&pid| unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0,
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for pid in waiting {
+            ::log::warn!("daemon process pid {pid} did not stop in time; killing it");
+            // SAFETY: as above; blocking reap after SIGKILL is prompt.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        for group in &sup.plan.daemon_groups {
+            // SAFETY: closing the parent's copy of the listener.
+            unsafe { libc::close(group.launch.listener_fd) };
+            let _ = std::fs::remove_file(&group.socket_path);
+        }
+    });
+    ffi::APR_SUCCESS as ffi::apr_status_t
+}
+
+/// Starts every daemon process of the plan and ties their lifetime to `pconf`.
+///
+/// # Safety
+/// Must be called from the Apache parent's post_config with its live pconf
+/// and main server; the plan's listeners must be open.
+pub unsafe fn start(
+    plan: Arc<ProcessPlan>,
+    pconf: *mut ffi::apr_pool_t,
+    server: *mut ffi::server_rec,
+) {
+    let mut slots = Vec::new();
+    for (group, g) in plan.daemon_groups.iter().enumerate() {
+        for _ in 0..g.launch.spec.processes {
+            // SAFETY: pconf is live (caller's contract).
+            let proc_ = unsafe { pool_box(pconf, std::mem::zeroed::<ffi::apr_proc_t>()) };
+            slots.push(Slot {
+                group,
+                pid: 0,
+                proc_,
+                started: Instant::now(),
+                failures: 0,
+                respawn_at: Some(Instant::now()),
+                alive: false,
+            });
+        }
+    }
+    let mut guard = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner());
+    *guard = Some(Supervisor {
+        plan,
+        pconf,
+        server,
+        slots,
+        stopping: false,
+        stopped: Vec::new(),
+    });
+    // SAFETY: registered before the children, so it runs after APR's own
+    // other-child cleanups (LIFO) and reaps what they signalled.
+    unsafe {
+        ffi::apr_pool_cleanup_register(
+            pconf,
+            std::ptr::null(),
+            Some(stop_all),
+            Some(ffi::apr_pool_cleanup_null),
+        );
+    }
+    if let Some(sup) = guard.as_mut() {
+        respawn_due(sup);
+    }
+}
+
+/// The groups' listener fds, for Apache children to close.
+pub fn listener_fds(plan: &ProcessPlan) -> Vec<i32> {
+    plan.daemon_groups
+        .iter()
+        .map(|g: &DaemonGroup| g.launch.listener_fd)
+        .collect()
+}

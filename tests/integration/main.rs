@@ -1,0 +1,61 @@
+//! Integration tests for mod_wsgi_rs in embedded mode.
+//!
+//! Every test starts its own Apache httpd (see `common::server`) with the
+//! module under test: ours by default, Debian's mod_wsgi with
+//! `WSGI_TEST_MODULE=mod_wsgi`, so the same expectations are checked against
+//! the module we replace. Tests specific to our module return early under
+//! mod_wsgi and say why.
+
+/// Generates one `#[test]` per MPM for `fn $name(mpm: Mpm)`, as
+/// `$name::event`, `$name::worker` and `$name::prefork`, for behaviour that
+/// depends on threading, process model or restarts.
+macro_rules! per_mpm {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn event() {
+                super::$name(crate::common::Mpm::Event)
+            }
+            #[test]
+            fn worker() {
+                super::$name(crate::common::Mpm::Worker)
+            }
+            #[test]
+            fn prefork() {
+                super::$name(crate::common::Mpm::Prefork)
+            }
+        }
+    };
+}
+
+/// Like `per_mpm!` for the threaded MPMs only.
+macro_rules! threaded_mpms {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn event() {
+                super::$name(crate::common::Mpm::Event)
+            }
+            #[test]
+            fn worker() {
+                super::$name(crate::common::Mpm::Worker)
+            }
+        }
+    };
+}
+
+mod common;
+
+mod app_groups;
+mod auth;
+mod concurrency;
+mod config;
+mod environ;
+mod failures;
+mod input;
+mod logging;
+mod output;
+mod reload;
+mod restarts;
+mod routing;
+mod threads;

@@ -1,0 +1,84 @@
+//! Restarts and shutdown (issue bullet 12): graceful (SIGUSR1) and hard
+//! (SIGHUP) restarts keep serving with every MPM and crash no child; Apache
+//! shuts down promptly on SIGTERM.
+
+use std::time::Duration;
+
+use crate::common::apps::HELLO;
+use crate::common::{module, Module, Mpm, Server};
+
+/// Log lines that mean a child crashed or was killed by a signal.
+const CRASH_MARKS: [&str; 4] = ["Segmentation fault", "exit signal", "AH00052", "AH00060"];
+
+fn graceful_and_hard_restarts_keep_serving(mpm: Mpm) {
+    let mut s = Server::new(mpm)
+        .file("hello.wsgi", HELLO)
+        .conf("WSGIScriptAlias /hello {root}/hello.wsgi\n")
+        .start();
+    assert_eq!(s.get("/hello").body, b"Hello, World!");
+    for i in 0..3 {
+        s.graceful();
+        let r = s.get("/hello");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"Hello, World!"[..]),
+            "after graceful restart {i}"
+        );
+    }
+    for i in 0..3 {
+        let before = s.child_pids();
+        s.restart();
+        let r = s.get("/hello");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"Hello, World!"[..]),
+            "after restart {i}"
+        );
+        // A hard restart replaces every child.
+        let after = s.child_pids();
+        assert!(
+            before.iter().all(|p| !after.contains(p)),
+            "children {before:?} survived a restart: {after:?}"
+        );
+    }
+    let log = s.error_log();
+    for mark in CRASH_MARKS {
+        let bad: Vec<&str> = log.lines().filter(|l| l.contains(mark)).collect();
+        assert!(
+            bad.is_empty(),
+            "crash in the log ({mark}):\n{}",
+            bad.join("\n")
+        );
+    }
+}
+per_mpm!(graceful_and_hard_restarts_keep_serving);
+
+/// SIGTERM stops Apache within a few seconds without it having to SIGKILL a
+/// child that hangs in its shutdown (Python finalisation, threads…).
+fn shutdown_is_prompt(mpm: Mpm) {
+    if module() == Module::ModWsgi && mpm.is_threaded() {
+        // Debian's mod_wsgi 4.9.4 (Python 3.11) hangs after "End interpreter"
+        // while destroying a sub-interpreter under event/worker; Apache then
+        // SIGKILLs the child after ~10 s. Not a behaviour to copy.
+        return;
+    }
+    let s = Server::new(mpm)
+        .file("hello.wsgi", HELLO)
+        .conf("WSGIScriptAlias /hello {root}/hello.wsgi\n")
+        .start();
+    for _ in 0..8 {
+        assert_eq!(s.get("/hello").status, 200);
+    }
+    let (took, escalated, log) = s.shutdown(Duration::from_secs(8));
+    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+    assert!(
+        !escalated,
+        "children did not exit on SIGTERM (took {took:?}):\n{}",
+        tail.join("\n")
+    );
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    for mark in CRASH_MARKS {
+        assert!(!log.contains(mark), "crash during shutdown ({mark})");
+    }
+}
+per_mpm!(shutdown_is_prompt);
