@@ -21,6 +21,8 @@ pub enum Command {
     /// configuration snippets (Debian's mods-available or RHEL's
     /// conf.modules.d).
     Install(InstallArgs),
+    /// Print the LoadModule and WSGIPythonHome lines for the active virtualenv.
+    ModuleConfig(ModuleConfigArgs),
     /// Check an Apache configuration that uses the module
     /// (`apache2 -t`), reporting errors with file and line.
     Check(CheckArgs),
@@ -40,6 +42,14 @@ pub struct InstallArgs {
     /// the written configuration still names the final paths.
     #[arg(long, value_name = "DIR")]
     pub destdir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ModuleConfigArgs {
+    /// The module to load [default: mod_wsgi_rs.so next to this program,
+    /// else in Apache's module directory].
+    #[arg(long, value_name = "PATH")]
+    pub module: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

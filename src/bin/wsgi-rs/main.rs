@@ -1,6 +1,6 @@
 //! `wsgi-rs`: the command-line launcher of mod_wsgi_rs. It installs the
-//! module into a system Apache (`install`) and checks configurations that
-//! use it (`check`).
+//! module into a system Apache (`install`), prints the lines that load it
+//! (`module-config`) and checks configurations that use it (`check`).
 //!
 //! It deliberately never uses the `mod_wsgi_rs` library crate: the library
 //! refers to httpd's own symbols, which only exist inside a running Apache,
@@ -12,6 +12,8 @@ mod check;
 mod cli;
 mod failure;
 mod install;
+mod module_config;
+mod preflight;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Install(args) => install::run(&args),
+        Command::ModuleConfig(args) => module_config::run(&args),
         Command::Check(args) => check::run(&args),
     };
     match outcome {
