@@ -17,6 +17,14 @@ const HTTPD_CANDIDATES: [&str; 3] = [
     "/usr/local/apache2/bin/httpd",
 ];
 
+/// Module directories of common layouts, for machines without `apxs`.
+const MODULE_DIR_CANDIDATES: [&str; 4] = [
+    "/usr/lib/apache2/modules",
+    "/usr/lib64/httpd/modules",
+    "/usr/lib/httpd/modules",
+    "/usr/local/apache2/modules",
+];
+
 /// The file name `install` gives the module, and the name looked for next
 /// to this program and in Apache's module directory.
 pub const INSTALLED_MODULE_NAME: &str = "mod_wsgi_rs.so";
@@ -86,6 +94,26 @@ pub fn apxs_query(variable: &str) -> Option<String> {
         let value = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         (output.status.success() && !value.is_empty()).then_some(value)
     })
+}
+
+/// Apache's own module directory (where mod_mpm_event.so and friends are).
+pub fn modules_dir() -> Outcome<PathBuf> {
+    apxs_query("LIBEXECDIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_dir())
+        .or_else(|| {
+            MODULE_DIR_CANDIDATES
+                .iter()
+                .map(PathBuf::from)
+                .find(|dir| dir.is_dir())
+        })
+        .ok_or_else(|| {
+            Failure::new(
+                "Apache's module directory was not found (apxs is missing and none of the usual \
+                 directories exist)",
+                "install the Apache development files (apache2-dev or httpd-devel) so apxs can tell",
+            )
+        })
 }
 
 /// The module to load: `--module` when given, else the one beside this

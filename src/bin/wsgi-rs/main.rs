@@ -1,5 +1,6 @@
-//! `wsgi-rs`: the command-line launcher of mod_wsgi_rs. It installs the
-//! module into a system Apache (`install`), prints the lines that load it
+//! `wsgi-rs`: the command-line launcher of mod_wsgi_rs. It serves a WSGI
+//! application with a private Apache (`serve`), installs the module into a
+//! system Apache (`install`), prints the lines that load it
 //! (`module-config`) and checks configurations that use it (`check`).
 //!
 //! It deliberately never uses the `mod_wsgi_rs` library crate: the library
@@ -7,13 +8,18 @@
 //! so an executable that linked it could not be built. Everything the
 //! launcher knows about the module it learns from files and from Apache.
 
+mod accounts;
 mod apache;
 mod check;
 mod cli;
 mod failure;
+mod httpd_conf;
 mod install;
 mod module_config;
 mod preflight;
+mod serve;
+mod supervise;
+mod target;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -26,6 +32,7 @@ fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Serve(args) => serve::run(&args),
         Command::Install(args) => install::run(&args),
         Command::ModuleConfig(args) => module_config::run(&args),
         Command::Check(args) => check::run(&args),

@@ -1,5 +1,7 @@
-//! Python as Apache will see it: which Python version the module embeds,
-//! the interpreter of a python home, and whether their versions agree.
+//! Python as Apache will see it, checked before Apache starts: which
+//! interpreter matches the module and the python home, whether their
+//! versions agree, and whether the application imports at all (Apache only
+//! imports it at the first request, too late to tell the user clearly).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,6 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::failure::{Failure, Outcome};
+
+/// How long an application may take to import before the check gives up
+/// and lets Apache try anyway.
+pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `X.Y` of the libpython a module file is linked against, read from
 /// its dynamic section's `libpython3.11.so.1.0`-style name.
@@ -47,6 +53,26 @@ pub fn home_interpreter(home: &Path) -> Outcome<PathBuf> {
                 "pass --python-home a virtualenv or Python installation prefix",
             )
         })
+}
+
+/// The interpreter whose view of the world the module's Python shares: the
+/// home's when there is one, else the system's Python of the version the
+/// module links (its built-in prefix is the system one).
+pub fn interpreter(home: Option<&Path>, module: &Path) -> Outcome<PathBuf> {
+    if let Some(home) = home {
+        return home_interpreter(home);
+    }
+    let versioned = libpython_version(module).map(|v| format!("python{v}"));
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(name) = &versioned {
+        candidates.push(Path::new("/usr/bin").join(name));
+        candidates.push(Path::new("/usr/local/bin").join(name));
+    }
+    candidates.push("/usr/bin/python3".into());
+    Ok(candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(versioned.unwrap_or_else(|| "python3".to_owned()))))
 }
 
 /// Output of a finished child, or `None` if it outlived `timeout` (it is
@@ -116,6 +142,71 @@ pub fn check_versions_agree(python: &Path, home: &Path, module: &Path) -> Outcom
             module.display()
         ),
         format!("make the virtualenv with python{wanted} -m venv, or build the module against Python {found}"),
+    ))
+}
+
+/// Loads a WSGI script the way the module will (fresh module, python path
+/// through site.addsitedir, no current directory on sys.path) and checks it
+/// defines a callable `application`.
+const IMPORT_CHECK: &str = r#"
+import site
+import sys
+import types
+
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+script, paths = sys.argv[1], sys.argv[2:]
+for directory in paths:
+    site.addsitedir(directory)
+module = types.ModuleType("_wsgi_rs_preflight")
+module.__file__ = script
+with open(script, "rb") as source:
+    code = compile(source.read(), script, "exec")
+exec(code, module.__dict__)
+if not callable(getattr(module, "application", None)):
+    sys.exit("RuntimeError: %s defines no callable named 'application'" % script)
+"#;
+
+/// Imports the application with `python` before Apache does; an exception
+/// becomes a failure carrying its last line. An import slower than
+/// [`IMPORT_TIMEOUT`] is only warned about.
+pub fn check_import(python: &Path, script: &Path, python_path: &[PathBuf]) -> Outcome<()> {
+    let mut command = Command::new(python);
+    command
+        .arg("-c")
+        .arg(IMPORT_CHECK)
+        .arg(script)
+        .args(python_path);
+    let result = output_within(command, IMPORT_TIMEOUT).map_err(|e| {
+        Failure::new(
+            format!(
+                "could not run {} to check the application: {e}",
+                python.display()
+            ),
+            "install Python 3 or pass --python-home",
+        )
+    })?;
+    let Some((ok, _, stderr)) = result else {
+        log::warn!(
+            "importing the application took longer than {}s; starting Apache anyway",
+            IMPORT_TIMEOUT.as_secs()
+        );
+        return Ok(());
+    };
+    // The terminal's Ctrl-C interrupts the check too: that is the user
+    // stopping wsgi-rs (the caller sees it), not the application failing.
+    if ok || crate::supervise::stop_requested() {
+        return Ok(());
+    }
+    let traceback = stderr.trim_end();
+    log::info!(
+        "importing the application with {} failed:\n{traceback}",
+        python.display()
+    );
+    let last_line = traceback.lines().last().unwrap_or("(no message)").trim();
+    Err(Failure::new(
+        format!("the application cannot be imported: {last_line}"),
+        "fix the error shown in the traceback above",
     ))
 }
 
