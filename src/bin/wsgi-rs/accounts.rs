@@ -131,3 +131,9 @@ pub fn unreadable_part(path: &Path, uid: u32, gid: u32) -> Option<PathBuf> {
     let wanted = if meta.is_dir() { READ | EXECUTE } else { READ };
     (!grants(&meta, uid, gid, wanted)).then(|| path.to_path_buf())
 }
+
+/// Changes the owner of a file the application's processes must be able to
+/// modify.
+pub fn chown(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}

@@ -105,6 +105,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub group: Option<String>,
 
+    /// Restart the application when the file of any module it imported changes.
+    #[arg(long)]
+    pub reload_on_changes: bool,
+
     /// Give the Authorization header to the application.
     #[arg(long)]
     pub pass_authorization: bool,

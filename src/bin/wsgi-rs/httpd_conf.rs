@@ -53,6 +53,7 @@ pub struct HttpdConf {
     pub pass_authorization: bool,
     pub maximum_requests: Option<u64>,
     pub request_timeout: Option<u64>,
+    pub reload_on_changes: bool,
 }
 
 /// `host:port` as Apache's `Listen` and URLs want it (IPv6 in brackets).
@@ -267,6 +268,10 @@ impl HttpdConf {
         if self.pass_authorization {
             let _ = writeln!(out, "WSGIPassAuthorization On");
         }
+        if self.reload_on_changes {
+            // The reload monitor works by touching the script.
+            let _ = writeln!(out, "WSGIScriptReloading On");
+        }
         let _ = writeln!(
             out,
             "WSGIScriptAlias {} {}",
@@ -326,6 +331,7 @@ mod tests {
             pass_authorization: true,
             maximum_requests: Some(100),
             request_timeout: Some(30),
+            reload_on_changes: false,
         }
     }
 

@@ -389,10 +389,24 @@ pub fn run(args: &ServeArgs) -> Outcome<ExitCode> {
 
     let root = ServerRoot::prepare(args.server_root.as_deref(), args.setup_only)?;
     plain_path(&root.path, "server root")?;
-    let script = match shim_source(&target) {
+    let script = match shim_source(&target, args.reload_on_changes) {
         Some(source) => {
             let shim = root.path.join(SHIM_NAME);
             write_file(&shim, &source, 0o644)?;
+            if let (Some(identity), true) = (&identity, args.reload_on_changes) {
+                // The reload monitor touches the shim from inside the
+                // application's processes, which run as this account.
+                accounts::chown(&shim, identity.account.uid, identity.gid).map_err(|e| {
+                    Failure::new(
+                        format!(
+                            "cannot hand {} to {}: {e}",
+                            shim.display(),
+                            identity.run_as.user
+                        ),
+                        "check the server root's file system",
+                    )
+                })?;
+            }
             shim
         }
         None => match &target {
@@ -451,6 +465,7 @@ pub fn run(args: &ServeArgs) -> Outcome<ExitCode> {
         pass_authorization: args.pass_authorization,
         maximum_requests: args.maximum_requests,
         request_timeout: args.request_timeout,
+        reload_on_changes: args.reload_on_changes,
     };
     let config_path = root.path.join("httpd.conf");
     write_file(&config_path, &config.render(), 0o644)?;
