@@ -20,12 +20,31 @@ const DEBIAN_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(25);
 
-/// The module cargo built beside the wsgi-rs binary.
+/// The module cargo built. Building only the tests leaves it in deps/;
+/// `cargo build` also puts a copy beside the binary. The newer one is the
+/// current one.
 fn built_module() -> PathBuf {
-    Path::new(WSGI_RS)
-        .parent()
-        .expect("binary directory")
-        .join("libmod_wsgi_rs.so")
+    let profile_dir = Path::new(WSGI_RS).parent().expect("binary directory");
+    [profile_dir.join("deps"), profile_dir.to_path_buf()]
+        .iter()
+        .map(|dir| dir.join("libmod_wsgi_rs.so"))
+        .filter_map(|path| {
+            let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+            Some((modified, path))
+        })
+        .max()
+        .map(|(_, path)| path)
+        .expect("libmod_wsgi_rs.so has not been built")
+}
+
+/// `--module` for our module, unless the arguments already name one.
+fn with_module(args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    if !args.contains(&"--module") {
+        all.push("--module".into());
+        all.push(built_module().to_string_lossy().into_owned());
+    }
+    all
 }
 
 fn running_as_root() -> bool {
@@ -269,7 +288,7 @@ impl Served {
         let mut command = wsgi_rs(scratch.path());
         command
             .arg("serve")
-            .args(args)
+            .args(with_module(args))
             .arg("--port")
             .arg(port.to_string())
             .arg("--server-root")
@@ -394,15 +413,7 @@ fn echo_app(scratch: &Scratch) {
 fn serves_a_wsgi_script_embedded_and_sigint_leaves_nothing_behind() {
     let scratch = Scratch::new();
     scratch.write("hello.wsgi", HELLO_APP);
-    let served = Served::start(
-        &scratch,
-        &[
-            "hello.wsgi",
-            "--embedded",
-            "--module",
-            built_module().to_str().unwrap(),
-        ],
-    );
+    let served = Served::start(&scratch, &["hello.wsgi", "--embedded"]);
     let response = served.get("/");
     assert_eq!(response.status, 200);
     assert_eq!(response.body, "hello from the launcher test\n");
@@ -429,7 +440,6 @@ fn serves_a_module_callable_with_options_and_sigterm_stops_it() {
     let scratch = Scratch::new();
     echo_app(&scratch);
     scratch.write("static/style.css", "body { color: teal }\n");
-    // The module is found beside the wsgi-rs binary: no --module.
     let served = Served::start(
         &scratch,
         &[
@@ -695,6 +705,7 @@ fn generated_daemon_and_embedded_configs() {
     let embedded = run({
         let mut c = wsgi_rs(scratch.path());
         c.args(["serve", "hello.wsgi", "--setup-only", "--embedded"])
+            .args(with_module(&[]))
             .arg("--server-root")
             .arg(scratch.path().join("embedded"));
         c
@@ -731,6 +742,7 @@ fn setup_only_start_and_stop_scripts_run_apache_in_the_background() {
     let setup = run({
         let mut c = wsgi_rs(scratch.path());
         c.args(["serve", "hello.wsgi", "--setup-only", "--embedded"])
+            .args(with_module(&[]))
             .args(["--port", &port.to_string()])
             .arg("--server-root")
             .arg(&root);
@@ -794,7 +806,7 @@ fn check_reports_errors_with_file_and_line() {
     );
     let ok = run({
         let mut c = wsgi_rs(scratch.path());
-        c.arg("check").arg(&good);
+        c.arg("check").arg(&good).args(with_module(&[]));
         c
     });
     assert!(ok.status.success(), "{}", ok.stderr);
@@ -917,7 +929,9 @@ fn module_config_prints_the_lines_for_the_active_virtualenv() {
 
     let from_env = run({
         let mut c = wsgi_rs(scratch.path());
-        c.arg("module-config").env("VIRTUAL_ENV", &venv);
+        c.arg("module-config")
+            .args(with_module(&[]))
+            .env("VIRTUAL_ENV", &venv);
         c
     });
     assert!(from_env.status.success(), "{}", from_env.stderr);
@@ -931,7 +945,9 @@ fn module_config_prints_the_lines_for_the_active_virtualenv() {
     );
     let from_path = run({
         let mut c = wsgi_rs(scratch.path());
-        c.arg("module-config").env("PATH", path);
+        c.arg("module-config")
+            .args(with_module(&[]))
+            .env("PATH", path);
         c
     });
     assert!(from_path.status.success(), "{}", from_path.stderr);
@@ -939,7 +955,9 @@ fn module_config_prints_the_lines_for_the_active_virtualenv() {
 
     let system = run({
         let mut c = wsgi_rs(scratch.path());
-        c.arg("module-config").env("PATH", "/usr/bin:/bin");
+        c.arg("module-config")
+            .args(with_module(&[]))
+            .env("PATH", "/usr/bin:/bin");
         c
     });
     assert!(system.status.success(), "{}", system.stderr);
@@ -953,7 +971,7 @@ fn refused(scratch: &Scratch, args: &[&str], adjust: impl FnOnce(&mut Command)) 
     let finished = run({
         let mut c = wsgi_rs(scratch.path());
         c.arg("serve")
-            .args(args)
+            .args(with_module(args))
             .arg("--embedded")
             .arg("--server-root")
             .arg(&root);
@@ -1044,6 +1062,7 @@ fn warns_when_apaches_user_cannot_read_the_application() {
     let finished = run({
         let mut c = wsgi_rs(scratch.path());
         c.args(["serve", "private/hello.wsgi", "--setup-only", "--embedded"])
+            .args(with_module(&[]))
             .arg("--server-root")
             .arg(scratch.server_root());
         c
@@ -1111,4 +1130,29 @@ fn serves_without_root_and_without_user_lines() {
     stop_cleanly(served, libc::SIGINT);
     let output = std::fs::read_to_string(&stdout_path).unwrap();
     assert!(output.contains("\"GET / HTTP/1.0\" 200"), "{output}");
+}
+
+#[test]
+fn finds_the_module_next_to_the_executable() {
+    // As `cargo build` or an installation leaves them: side by side.
+    let scratch = Scratch::new();
+    let bin = scratch.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::copy(WSGI_RS, bin.join("wsgi-rs")).unwrap();
+    std::fs::copy(built_module(), bin.join("libmod_wsgi_rs.so")).unwrap();
+    let finished = run({
+        let mut c = Command::new(bin.join("wsgi-rs"));
+        c.arg("module-config")
+            .env_remove("VIRTUAL_ENV")
+            .env("PATH", "/usr/bin:/bin");
+        c
+    });
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert_eq!(
+        finished.stdout,
+        format!(
+            "LoadModule wsgi_rs_module \"{}\"\n",
+            bin.join("libmod_wsgi_rs.so").display()
+        )
+    );
 }
