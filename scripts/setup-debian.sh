@@ -8,6 +8,7 @@ packages=(
     libclang-dev clang           # bindgen parses the httpd headers with libclang
     python3-dev python3-venv     # the libpython we embed, and venvs for apps
     libapache2-mod-wsgi-py3      # Debian's mod_wsgi: the referee in tests
+    python3-pastedeploy          # wsgi-rs serve's PasteDeploy .ini targets, in tests
     curl ca-certificates
 )
 
