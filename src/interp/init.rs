@@ -57,9 +57,17 @@ fn initialize_once(settings: &PythonSettings) -> Result<(), InterpError> {
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
         if let Some(home) = &settings.home {
-            let c = CString::new(home.as_str())
+            // A virtualenv has no standard library of its own: Python finds
+            // the base installation through the venv's pyvenv.cfg, which it
+            // reads next to the interpreter it believes it is. A real prefix
+            // is given as the home, as WSGIPythonHome always meant.
+            let (field, value) = match venv_interpreter(home) {
+                Some(python) => (&raw mut config.program_name, python),
+                None => (&raw mut config.home, home.clone()),
+            };
+            let c = CString::new(value)
                 .map_err(|_| InterpError::Init("python home contains a NUL byte".into()))?;
-            let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.home, c.as_ptr());
+            let status = ffi::PyConfig_SetBytesString(&mut config, field, c.as_ptr());
             if ffi::PyStatus_Exception(status) != 0 {
                 ffi::PyConfig_Clear(&mut config);
                 return Err(InterpError::Init(status_message(&status)));
@@ -79,6 +87,19 @@ fn initialize_once(settings: &PythonSettings) -> Result<(), InterpError> {
         ffi::PyEval_SaveThread();
     }
     setup.map_err(InterpError::Setup)
+}
+
+/// The interpreter inside a virtualenv at `home`, if `home` is one.
+fn venv_interpreter(home: &str) -> Option<String> {
+    let home = std::path::Path::new(home);
+    if !home.join("pyvenv.cfg").is_file() {
+        return None;
+    }
+    ["python3", "python"]
+        .iter()
+        .map(|name| home.join("bin").join(name))
+        .find(|p| p.exists())
+        .map(|p| p.display().to_string())
 }
 
 fn status_message(status: &ffi::PyStatus) -> String {

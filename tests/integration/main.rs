@@ -55,6 +55,7 @@ mod failures;
 mod input;
 mod logging;
 mod output;
+mod python_home;
 mod reload;
 mod restarts;
 mod routing;
