@@ -21,8 +21,6 @@ use crate::wsgi::{Backend, BodyError};
 /// go-ahead, so a rejecting daemon never consumes them.
 const INLINE_BODY: u64 = 64 * 1024;
 const BLOCK: usize = 64 * 1024;
-/// Bounds the retries of a request that keeps being rejected.
-const MAX_ATTEMPTS: usize = 200;
 
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
 
@@ -105,8 +103,12 @@ pub fn forward(
             }
         }
     }
+    // Rejections come from processes that are restarting; their
+    // replacements take a moment to start, so retries back off, and give up
+    // only after connect-timeout without a process willing to serve.
     let deadline = Instant::now() + group.connect_timeout;
-    for _ in 0..MAX_ATTEMPTS {
+    let mut pause = Duration::from_millis(2);
+    loop {
         let stream = match connect(group, deadline) {
             Ok(s) => s,
             Err(e) => {
@@ -131,9 +133,11 @@ pub fn forward(
                     ffi::APLOG_DEBUG as i32,
                     &format!("daemon process '{name}' is restarting; retrying request"),
                 );
-                if Instant::now() >= deadline + socket_timeout {
+                if Instant::now() >= deadline {
                     break;
                 }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
             }
         }
     }
