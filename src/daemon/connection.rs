@@ -208,8 +208,12 @@ fn run(
         }
     }
     let app = match daemon.scripts.application(py, &key, callable, None, false) {
-        Ok(app) => app,
+        Ok(app) => {
+            daemon.app_loaded.store(true, Ordering::SeqCst);
+            app
+        }
         Err(e) => {
+            daemon.load_failed.store(true, Ordering::SeqCst);
             log::error!("(wsgi:{}) {e}", daemon.group());
             if let Some(err) = e.python_error() {
                 for line in crate::wsgi::format_exception(py, err) {

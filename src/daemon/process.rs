@@ -35,6 +35,10 @@ pub struct Daemon {
     /// our client is then told to retry elsewhere.
     restart_reason: Mutex<Option<String>>,
     pub restarting: AtomicBool,
+    /// An application has loaded in this process; until then failed loads
+    /// count against `startup-timeout`.
+    pub app_loaded: AtomicBool,
+    pub load_failed: AtomicBool,
     served: AtomicU64,
     last_activity: AtomicU64,
     heartbeat: AtomicU64,
@@ -186,6 +190,8 @@ fn start(launch: DaemonLaunch) -> Result<(), String> {
         idle: Condvar::new(),
         restart_reason: Mutex::new(None),
         restarting: AtomicBool::new(false),
+        app_loaded: AtomicBool::new(false),
+        load_failed: AtomicBool::new(false),
         served: AtomicU64::new(0),
         last_activity: AtomicU64::new(now_secs()),
         heartbeat: AtomicU64::new(now_secs()),
@@ -201,6 +207,7 @@ fn start(launch: DaemonLaunch) -> Result<(), String> {
         }
         for key in &daemon.launch.preloads {
             if let Err(e) = daemon.scripts.module(py, key, None, false) {
+                daemon.load_failed.store(true, Ordering::SeqCst);
                 log::error!("(wsgi:{}) failed to preload script: {e}", daemon.group());
                 if let Some(err) = e.python_error() {
                     for line in crate::wsgi::format_exception(py, err) {
@@ -456,6 +463,15 @@ fn monitor(daemon: &Arc<Daemon>) -> ! {
             unsafe { libc::_exit(1) }
         }
         check_request_timeouts(daemon);
+        // A process whose application keeps failing to load is replaced
+        // after startup-timeout, in case the cause was passing (mod_wsgi).
+        if !spec.startup_timeout.is_zero()
+            && daemon.load_failed.load(Ordering::SeqCst)
+            && !daemon.app_loaded.load(Ordering::SeqCst)
+            && daemon.started.elapsed() > spec.startup_timeout
+        {
+            daemon.request_restart("startup timeout: the application did not load");
+        }
         if !spec.restart_interval.is_zero() && daemon.started.elapsed() > spec.restart_interval {
             daemon.request_restart("restart interval reached");
         }

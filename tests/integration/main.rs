@@ -50,6 +50,7 @@ mod app_groups;
 mod auth;
 mod concurrency;
 mod config;
+mod daemon_startup_timeout;
 mod directives;
 mod environ;
 mod failures;
