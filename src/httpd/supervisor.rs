@@ -186,6 +186,12 @@ fn fork_process(sup: &Supervisor, group: usize) -> Option<i32> {
         }
     }
     let launch = plan.daemon_groups[group].launch.clone();
+    // Like mod_wsgi, a group logs (its own messages and its requests'
+    // wsgi.errors, stderr and logging output) to the error log of the server
+    // that defined it, so a WSGIDaemonProcess inside a <VirtualHost> writes
+    // to that host's ErrorLog, with that host's LogLevel. The parent opened
+    // every host's log before forking.
+    super::log::install(plan.daemon_groups[group].owner as *mut ffi::server_rec);
     if let Some(title) = launch.spec.process_title() {
         // SAFETY: freshly forked from the parent, argv untouched.
         unsafe { set_process_title(sup.server, &title) };
