@@ -61,4 +61,5 @@ mod python_home;
 mod reload;
 mod restarts;
 mod routing;
+mod seeds;
 mod threads;

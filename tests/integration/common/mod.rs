@@ -1,11 +1,14 @@
 //! The harness shared by every integration test: a private Apache per test
-//! (`server`), a raw HTTP/1.1 client (`http`) and WSGI apps used by several
-//! test files (`apps`).
+//! (`server`), a raw HTTP/1.1 client (`http`), WSGI apps used by several
+//! test files (`apps`), the framework virtualenv (`venv`) and helpers for
+//! deploying whole applications and site files (`deploy`).
 #![allow(dead_code)]
 
 pub mod apps;
+pub mod deploy;
 pub mod http;
 pub mod server;
+pub mod venv;
 
 pub use apps::Environ;
 #[allow(unused_imports)]
