@@ -54,6 +54,7 @@ mod daemon_startup_timeout;
 mod directives;
 mod environ;
 mod failures;
+mod frameworks;
 mod input;
 mod logging;
 mod output;

@@ -1,0 +1,2 @@
+"""Entry point of the Falcon test app (see ../README.md)."""
+from falconapp import application  # noqa: F401
