@@ -323,6 +323,20 @@ fn clam_daemon_static_auth_and_touch_reload() {
         "{xml}"
     );
 
+    // The mount point reaches the app as SCRIPT_NAME exactly, despite the
+    // trailing slash of the alias target; what follows is PATH_INFO.
+    let r = s.get("/yourwebservice/info");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let compact: String = r.text().split_whitespace().collect();
+    assert!(
+        compact.contains(r#""mount_point":"/yourwebservice","path_info":"/info""#),
+        "{}",
+        r.text()
+    );
+    let r = s.request("GET", "/yourwebservice/no-such-page", &auth, b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.header("X-Served-By"), Some("yourwebservice"));
+
     // The stylesheet the app links to comes from Apache's Alias: Apache's
     // headers, none of the app's.
     let r = s.get("/yourwebservice/static/style.css");

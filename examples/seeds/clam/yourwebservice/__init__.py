@@ -1,5 +1,6 @@
 """A tiny CLAM-style web service (Flask): an XML index of the service for
-authenticated users, plus static files that Apache serves itself.
+authenticated users, a public /info, and static files that Apache serves
+itself.
 
 Every response the application makes carries `X-Served-By: yourwebservice`,
 so a response without it (the files under /static) came from Apache.
@@ -60,5 +61,14 @@ def create_app():
                    user, url_for('index', _external=True),
                    url_for('static', filename='style.css')))
         return Response(xml, 200, {'Content-Type': 'text/xml; charset=utf-8'})
+
+    @app.route('/info')
+    def info():
+        # Public, for monitoring and for checking a deployment: which
+        # version runs, and the mount point (SCRIPT_NAME) it was given.
+        return {'system_id': config.SYSTEM_ID,
+                'system_version': config.SYSTEM_VERSION,
+                'mount_point': request.environ.get('SCRIPT_NAME'),
+                'path_info': request.environ.get('PATH_INFO')}
 
     return app
