@@ -6,8 +6,10 @@
 //! cannot read a venv inside a repository under /root, say; so the first
 //! test that needs it copies it once (`cp -a`, about half a second) to
 //! `$TMPDIR/mod_wsgi_rs-it/venv-<key>`, world-readable, and every test uses
-//! that copy. The key changes with the stamp `test-venv.sh` writes and with
-//! the source path, so later runs reuse the copy until the venv is rebuilt.
+//! that copy. The key is a hash of the stamp `test-venv.sh` writes (the
+//! requirements and the Python version), so later runs, and other checkouts
+//! on the machine, reuse the copy until the requirements change. Copies
+//! unused for a day are removed.
 //! A venv can be copied this way because the module only needs its
 //! `pyvenv.cfg` and `lib/` (its `bin/` scripts, which name the original
 //! path, are never run).
@@ -19,6 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 /// What `scripts/test-venv.sh` installs; its stamp starts with this text.
 const REQUIREMENTS: &str = include_str!("../../requirements-frameworks.txt");
@@ -59,13 +62,14 @@ fn prepare() -> PathBuf {
 
     let mut h = DefaultHasher::new();
     stamp.hash(&mut h);
-    source.hash(&mut h);
     let base = std::env::temp_dir().join("mod_wsgi_rs-it");
     fs::create_dir_all(&base).unwrap_or_else(|e| panic!("mkdir {}: {e}", base.display()));
     fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
     let name = format!("venv-{:016x}", h.finish());
     let copy = base.join(&name);
-    if copy.join(COPIED).exists() {
+    if let Ok(marker) = fs::File::options().write(true).open(copy.join(COPIED)) {
+        // Recently used: keeps it from being cleaned up as stale.
+        let _ = marker.set_modified(SystemTime::now());
         return copy;
     }
 
@@ -85,10 +89,17 @@ fn prepare() -> PathBuf {
             copy.display()
         );
     }
-    // Copies made for an older venv are of no further use.
+    // Copies for other requirements that nothing used for a day, and copies
+    // left half-made a day ago, are of no further use. (Not any other copy:
+    // a concurrent run on another branch may be using it right now.)
+    let day = Duration::from_secs(24 * 3600);
     for entry in fs::read_dir(&base).unwrap().flatten() {
         let n = entry.file_name().to_string_lossy().into_owned();
-        if n.starts_with("venv-") && n != name && !n.contains(".partial-") {
+        let stale = fs::metadata(entry.path().join(COPIED))
+            .or_else(|_| entry.metadata())
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day));
+        if n.starts_with("venv-") && n != name && stale {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
