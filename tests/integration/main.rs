@@ -50,6 +50,8 @@ mod app_groups;
 mod auth;
 mod concurrency;
 mod config;
+mod daemon;
+mod daemon_basic;
 mod environ;
 mod failures;
 mod input;
