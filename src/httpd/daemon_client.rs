@@ -21,8 +21,11 @@ use crate::wsgi::{Backend, BodyError};
 /// go-ahead, so a rejecting daemon never consumes them.
 const INLINE_BODY: u64 = 64 * 1024;
 const BLOCK: usize = 64 * 1024;
-/// Bounds the retries of a request that keeps being rejected.
-const MAX_ATTEMPTS: usize = 200;
+/// The longest pause between two attempts of a rejected request. A
+/// rejection takes microseconds while a replacement process needs about a
+/// second to start, so retrying without a pause would use up any bound in
+/// a blink (and spin a CPU); the pause grows from 2 ms to this.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
 
@@ -105,8 +108,11 @@ pub fn forward(
             }
         }
     }
+    // Rejections are retried for as long as connecting may take: a process
+    // that is being replaced is, for the client, one it cannot reach yet.
     let deadline = Instant::now() + group.connect_timeout;
-    for _ in 0..MAX_ATTEMPTS {
+    let mut pause = Duration::from_millis(2);
+    loop {
         let stream = match connect(group, deadline) {
             Ok(s) => s,
             Err(e) => {
@@ -131,9 +137,11 @@ pub fn forward(
                     ffi::APLOG_DEBUG as i32,
                     &format!("daemon process '{name}' is restarting; retrying request"),
                 );
-                if Instant::now() >= deadline + socket_timeout {
+                if Instant::now() + pause >= deadline {
                     break;
                 }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
             }
         }
     }
