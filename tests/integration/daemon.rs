@@ -160,3 +160,13 @@ pub fn unexpected_crashes(log: &str) -> Vec<&str> {
         .filter(|l| l.contains("Segmentation fault") || l.contains("AH00052"))
         .collect()
 }
+
+/// Lower-case hex SHA-256 of `data`, as Python's `hexdigest()` gives it.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(data))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

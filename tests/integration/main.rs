@@ -52,6 +52,7 @@ mod concurrency;
 mod config;
 mod daemon;
 mod daemon_basic;
+mod daemon_reload;
 mod environ;
 mod failures;
 mod input;
