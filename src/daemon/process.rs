@@ -72,10 +72,11 @@ impl Daemon {
     }
 }
 
-/// Runs a daemon process; never returns.
-pub fn run(launch: DaemonLaunch) -> ! {
+/// Runs a daemon process, after waiting `hold_off` (the supervisor's
+/// back-off); never returns.
+pub fn run(launch: DaemonLaunch, hold_off: Duration) -> ! {
     let name = launch.spec.name.clone();
-    let code = match start(launch) {
+    let code = match start(launch, hold_off) {
         Ok(()) => 0,
         Err(msg) => {
             log::error!(
@@ -133,7 +134,34 @@ fn apply_limits(launch: &DaemonLaunch) {
     }
 }
 
-fn start(launch: DaemonLaunch) -> Result<(), String> {
+/// Waits out the back-off before starting, as a process that is already
+/// there: Apache stopping (SIGTERM from the supervisor) or dying (the
+/// parent-death signal) ends the wait and the process at once.
+fn hold_off_start(launch: &DaemonLaunch, hold_off: Duration) {
+    if hold_off.is_zero() {
+        return;
+    }
+    let set = signal_set();
+    let wait = libc::timespec {
+        tv_sec: hold_off.as_secs() as libc::time_t,
+        tv_nsec: hold_off.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: prctl with integer arguments; getppid cannot fail; the
+    // signals waited for are blocked (see start), so they stay pending.
+    let sig = unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != launch.parent_pid {
+            libc::_exit(0);
+        }
+        libc::sigtimedwait(&set, std::ptr::null_mut(), &wait)
+    };
+    if sig > 0 {
+        // SAFETY: nothing has started yet; see run().
+        unsafe { libc::_exit(0) }
+    }
+}
+
+fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
     // Signals become events the monitor waits for; a closed client must be an
     // EPIPE error, not a dead process.
     // SAFETY: process-wide signal set-up while still single-threaded.
@@ -143,6 +171,7 @@ fn start(launch: DaemonLaunch) -> Result<(), String> {
         let set = signal_set();
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
+    hold_off_start(&launch, hold_off);
     apply_limits(&launch);
     if let Some(root) = &launch.spec.chroot {
         let c = std::ffi::CString::new(root.as_str()).map_err(|_| "bad chroot path".to_string())?;

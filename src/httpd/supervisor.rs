@@ -23,6 +23,11 @@ struct Slot {
     /// Consecutive deaths within [`YOUNG`] of starting.
     failures: u32,
     respawn_at: Option<Instant>,
+    /// How long the next process of this slot waits before it starts: the
+    /// back-off after young deaths. The process is forked at once and waits
+    /// by itself, because the parent only gets the MPM's monitor hook about
+    /// every ten seconds, which would stretch a 2 s back-off to 10.
+    hold_off: Duration,
     alive: bool,
 }
 
@@ -159,8 +164,9 @@ unsafe fn set_process_title(server: *mut ffi::server_rec, title: &str) {
     }
 }
 
-/// Forks one process of `group`. Returns its pid (the child never returns).
-fn fork_process(sup: &Supervisor, group: usize) -> Option<i32> {
+/// Forks one process of `group`, which waits `hold_off` before it starts.
+/// Returns its pid (the child never returns).
+fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i32> {
     let plan = &sup.plan;
     // SAFETY: the Apache parent is single-threaded here (post_config,
     // monitor and other-child callbacks run on its main thread).
@@ -190,7 +196,7 @@ fn fork_process(sup: &Supervisor, group: usize) -> Option<i32> {
         // SAFETY: freshly forked from the parent, argv untouched.
         unsafe { set_process_title(sup.server, &title) };
     }
-    crate::daemon::process::run(launch)
+    crate::daemon::process::run(launch, hold_off)
 }
 
 unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int) {
@@ -235,7 +241,8 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                                 delay.as_secs()
                             );
                         }
-                        slot.respawn_at = Some(Instant::now() + delay);
+                        slot.hold_off = delay;
+                        slot.respawn_at = Some(Instant::now());
                     }
                     was_alive
                 }
@@ -266,13 +273,16 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
 
 fn start_slot(sup: &mut Supervisor, index: usize) {
     let group = sup.slots[index].group;
-    let Some(pid) = fork_process(sup, group) else {
+    let hold_off = sup.slots[index].hold_off;
+    let Some(pid) = fork_process(sup, group, hold_off) else {
         sup.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
         return;
     };
     let slot = &mut sup.slots[index];
     slot.pid = pid;
-    slot.started = Instant::now();
+    // Young means young since it stopped waiting and really started.
+    slot.started = Instant::now() + hold_off;
+    slot.hold_off = Duration::ZERO;
     slot.alive = true;
     slot.respawn_at = None;
     // SAFETY: proc_ is pconf memory owned by this slot; the registration
@@ -386,6 +396,7 @@ pub unsafe fn start(
                 started: Instant::now(),
                 failures: 0,
                 respawn_at: Some(Instant::now()),
+                hold_off: Duration::ZERO,
                 alive: false,
             });
         }
