@@ -342,19 +342,38 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
     }
 }
 
-/// Stops taking connections and waits up to `limit` for in-flight ones.
+/// Requests the monitor has already answered 504 for running too long.
+fn timed_out_requests(daemon: &Daemon) -> usize {
+    daemon
+        .slots
+        .iter()
+        .filter(|slot| {
+            slot.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|req| req.timed_out.load(Ordering::SeqCst))
+        })
+        .count()
+}
+
+/// Stops taking connections and waits up to `limit` for in-flight ones,
+/// except those already answered 504 by the request timeout: they are
+/// stuck, and waiting for them would only keep their replacement from
+/// starting. True when nothing at all is left running.
 fn drain(daemon: &Daemon, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
     gate.closing = true;
     while gate.active > 0 {
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || gate.active <= timed_out_requests(daemon) {
             return false;
         }
+        // Woken when a request ends; the short bound notices timeouts.
+        let wait = (deadline - now).min(Duration::from_millis(100));
         gate = daemon
             .idle
-            .wait_timeout(gate, deadline - now)
+            .wait_timeout(gate, wait)
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
@@ -375,7 +394,7 @@ fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
         });
     } else {
         log::warn!(
-            "daemon process (wsgi:{}) pid {}: requests still running after {}s, exiting anyway",
+            "daemon process (wsgi:{}) pid {}: exiting with requests still running (timed out, or longer than {}s)",
             daemon.group(),
             std::process::id(),
             limit.as_secs()
