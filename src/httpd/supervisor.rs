@@ -349,7 +349,11 @@ unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
             .unwrap_or_default()
             + Duration::from_secs(1);
         let deadline = Instant::now() + limit;
+        // Also those the other-child callbacks already signalled (pconf's
+        // own cleanups run first): left unreaped, they would outlive this
+        // generation and the MPM would find them as "long lost" children.
         let mut waiting = live;
+        waiting.append(&mut sup.stopped);
         while !waiting.is_empty() && Instant::now() < deadline {
             // SAFETY: reaping our own children without blocking.
             waiting.retain(
