@@ -591,6 +591,29 @@ pub extern "C" fn wsgi_rs_translate_name(r: *mut ffi::request_rec) -> c_int {
     })
 }
 
+/// The UNIX socket a mod_proxy request is bound for, if any: named in
+/// r->filename (`proxy:unix:PATH|…`) or r->handler (`SetHandler
+/// "proxy:unix:PATH|…"`), or, for `ProxyPass /x unix:PATH|uwsgi://…`, known
+/// only to the proxy worker, because httpd strips the socket from the
+/// mapped filename when it reads the configuration.
+fn proxy_socket(req: &Request<'_>) -> Option<Vec<u8>> {
+    let named = [req.filename(), req.handler()]
+        .into_iter()
+        .find_map(|s| s.strip_prefix(b"proxy:unix:"));
+    if let Some(target) = named {
+        return target.split(|&b| b == b'|').next().map(<[u8]>::to_vec);
+    }
+    if !req.filename().starts_with(b"proxy:") {
+        return None;
+    }
+    // SAFETY: a live request; the result is null or a string in the
+    // worker's configuration memory, which outlives the request.
+    unsafe {
+        let p = ffi::wsgi_rs_proxy_uds_path(req.raw());
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_bytes().to_vec())
+    }
+}
+
 /// Requests that mod_proxy_uwsgi sends to one of our daemon sockets get the
 /// configuration secret, so our daemons serve this Apache's proxied
 /// requests and refuse anyone else's.
@@ -599,10 +622,10 @@ pub extern "C" fn wsgi_rs_fixups(r: *mut ffi::request_rec) -> c_int {
     guard("fixups", ffi::DECLINED as c_int, || {
         // SAFETY: httpd passes the live request of this hook call.
         let mut req = unsafe { Request::from_raw(r) };
-        let Some(target) = req.filename().strip_prefix(b"proxy:unix:") else {
+        let Some(path) = proxy_socket(&req) else {
             return ffi::DECLINED as c_int;
         };
-        let path = target.split(|&b| b == b'|').next().unwrap_or(b"");
+        let path = path.as_slice();
         let plan = plan::current();
         let ours = plan
             .daemon_groups

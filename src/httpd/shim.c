@@ -3,6 +3,9 @@
  * lookup, bucket brigades). Everything with behaviour lives in Rust; this file
  * only exists because these are C macros bindgen cannot translate. */
 #include "shim.h"
+#include "mod_proxy.h"
+#include <dlfcn.h>
+#include <string.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -216,4 +219,36 @@ apr_time_t wsgi_rs_finfo_mtime(const request_rec *r)
 int wsgi_rs_finfo_filetype(const request_rec *r)
 {
     return r->finfo.filetype;
+}
+
+/* The UNIX socket of the proxy worker that will serve a request mod_proxy
+ * mapped (r->filename "proxy:scheme://..."), or NULL. mod_proxy is optional,
+ * so its worker lookup and module record are found at run time; the worker's
+ * layout comes from the installed mod_proxy.h. */
+const char *wsgi_rs_proxy_uds_path(request_rec *r)
+{
+    typedef proxy_worker *(*get_worker_fn)(apr_pool_t *, proxy_balancer *, proxy_server_conf *,
+                                           const char *);
+    get_worker_fn get_worker;
+    module *proxy;
+    proxy_server_conf *conf;
+    proxy_worker *worker;
+
+    if (r->filename == NULL || strncmp(r->filename, "proxy:", 6) != 0) {
+        return NULL;
+    }
+    *(void **)&get_worker = dlsym(RTLD_DEFAULT, "ap_proxy_get_worker");
+    proxy = dlsym(RTLD_DEFAULT, "proxy_module");
+    if (get_worker == NULL || proxy == NULL) {
+        return NULL;
+    }
+    conf = ap_get_module_config(r->server->module_config, proxy);
+    if (conf == NULL) {
+        return NULL;
+    }
+    worker = get_worker(r->pool, NULL, conf, r->filename + 6);
+    if (worker == NULL || worker->s == NULL || worker->s->uds_path[0] == '\0') {
+        return NULL;
+    }
+    return worker->s->uds_path;
 }

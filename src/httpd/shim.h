@@ -58,5 +58,6 @@ const char *wsgi_rs_check_global(cmd_parms *cmd);
 int wsgi_rs_cmd_is_dir_context(const cmd_parms *cmd);
 apr_time_t wsgi_rs_finfo_mtime(const request_rec *r);
 int wsgi_rs_finfo_filetype(const request_rec *r);
+const char *wsgi_rs_proxy_uds_path(request_rec *r);
 
 #endif
