@@ -91,7 +91,10 @@ pub fn run(launch: DaemonLaunch, hold_off: Duration) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn signal_set() -> libc::sigset_t {
+/// The signals that ask a daemon process to stop. The supervisor keeps them
+/// blocked across fork, so one sent before the process is ready waits for
+/// it instead of running Apache's inherited handlers.
+pub fn signal_set() -> libc::sigset_t {
     // SAFETY: sigset manipulation on a local value.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

@@ -168,9 +168,22 @@ unsafe fn set_process_title(server: *mut ffi::server_rec, title: &str) {
 /// Returns its pid (the child never returns).
 fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i32> {
     let plan = &sup.plan;
+    let stop = crate::daemon::process::signal_set();
     // SAFETY: the Apache parent is single-threaded here (post_config,
-    // monitor and other-child callbacks run on its main thread).
-    let pid = unsafe { libc::fork() };
+    // monitor and other-child callbacks run on its main thread). The stop
+    // signals are blocked across fork: one that reaches the child before
+    // it has set up its own handling stays pending for it, where Apache's
+    // inherited handlers would have swallowed it (a process stopped right
+    // after it was forked then ran on until SIGKILLed).
+    let pid = unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_BLOCK, &stop, &mut old);
+        let pid = libc::fork();
+        if pid != 0 {
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+        pid
+    };
     if pid < 0 {
         ::log::error!(
             "cannot fork daemon process: {}",
@@ -181,9 +194,14 @@ fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i3
     if pid > 0 {
         return Some(pid);
     }
-    // Child: keep only this group's listener.
-    // SAFETY: closes descriptors this process inherited and will not use.
+    // Child: its own process group, so the signals prefork sends to its
+    // whole group on restart and stop (killpg) do not reach it: the
+    // supervisor stops daemons itself, and a daemon stopped behind its back
+    // was started again by a generation that was going away.
+    // SAFETY: setpgid on ourselves; then closes descriptors this process
+    // inherited and will not use.
     unsafe {
+        libc::setpgid(0, 0);
         ffi::ap_close_listeners();
         for (i, g) in plan.daemon_groups.iter().enumerate() {
             if i != group {
