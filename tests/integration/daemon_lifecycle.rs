@@ -6,7 +6,7 @@
 //! Group names carry the test's pid and MPM, so a search of the whole
 //! machine for leftovers cannot see another test's daemons.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::{Mpm, Running, Server};
 use crate::daemon::{pids_with_cmdline, served_pid, title, wait_daemons, wait_for, PID_APP};
@@ -62,23 +62,45 @@ fn restarts_and_stop_leave_no_orphans(mpm: Mpm) {
     let started = assert_group_healthy(&s, &group, "after start");
     assert!(socket.exists());
 
+    let start = Instant::now();
     s.graceful();
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "graceful restart took {took:?}"
+    );
     let after_graceful = assert_group_healthy(&s, &group, "after graceful restart");
     assert!(
         started.iter().all(|p| !after_graceful.contains(p)),
         "daemons {started:?} survived a graceful restart: {after_graceful:?}"
     );
+    let start = Instant::now();
     s.restart();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(3), "restart took {took:?}");
     let after_restart = assert_group_healthy(&s, &group, "after restart");
     assert!(
         after_graceful.iter().all(|p| !after_restart.contains(p)),
         "daemons {after_graceful:?} survived a restart: {after_restart:?}"
     );
-    let log = s.error_log();
+    // The last process's start line may be written just after it served.
+    let log = wait_for(Duration::from_secs(3), || {
+        let log = s.error_log();
+        (log.matches("started with 2 thread(s)").count() >= 6).then_some(log)
+    })
+    .unwrap_or_else(|| s.error_log());
     assert!(
         !log.contains("AH00291"),
         "old daemons were left for the MPM to find (long lost child)"
     );
+    assert!(
+        !log.contains("did not stop in time"),
+        "a daemon ignored the request to stop"
+    );
+    // Each generation starts the group's processes once: none is started
+    // again by a generation that is going away.
+    let starts = log.matches("started with 2 thread(s)").count();
+    assert_eq!(starts, 6, "daemon starts over 3 generations:\n{log}");
 
     let root = s.root().display().to_string();
     let (took, _escalated, _log) = s.shutdown(Duration::from_secs(8));
