@@ -290,9 +290,9 @@ def application(environ, start_response):
 "#;
 
 /// Apache's own mod_proxy_uwsgi talking to a daemon group's socket (named
-/// by `WSGISocketPrefix`): GET and a 200 KiB POST are served by the group's
-/// `WSGIImportScript`, and the secret our fixups hook adds for it never
-/// reaches the application.
+/// by `WSGISocketPrefix`), through `ProxyPass` and through `SetHandler`:
+/// GET and a 200 KiB POST are served by the group's `WSGIImportScript`, and
+/// the secret our fixups hook adds for it never reaches the application.
 fn mod_proxy_uwsgi_is_a_peer(mpm: Mpm) {
     if module() == Module::ModWsgi {
         return; // mod_wsgi's daemons speak their own protocol, not uwsgi
@@ -305,7 +305,10 @@ fn mod_proxy_uwsgi_is_a_peer(mpm: Mpm) {
              WSGISocketPrefix {root}/sock/wsgi\n\
              WSGIDaemonProcess peer threads=2 display-name=%{GROUP}\n\
              WSGIImportScript {root}/peer.wsgi process-group=peer application-group=%{GLOBAL}\n\
-             ProxyPass /px unix:{root}/sock/wsgi.peer.sock|uwsgi://localhost/\n",
+             ProxyPass /px unix:{root}/sock/wsgi.peer.sock|uwsgi://localhost/\n\
+             <Location /sh>\n\
+             \x20   SetHandler \"proxy:unix:{root}/sock/wsgi.peer.sock|uwsgi://localhost/\"\n\
+             </Location>\n",
         )
         .start();
     wait_daemons(&s, "peer", 1, Duration::from_secs(10));
@@ -324,6 +327,11 @@ fn mod_proxy_uwsgi_is_a_peer(mpm: Mpm) {
         "{body}"
     );
     assert_eq!(field(&body, "leaked").as_deref(), Some(""), "{body}");
+    // The SetHandler form of the same proxying.
+    let r = s.get("/sh/other?z=3");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(field(&r.text(), "query").as_deref(), Some("z=3"));
+    assert_eq!(field(&r.text(), "leaked").as_deref(), Some(""));
 
     let data = pattern(200 * 1024);
     let r = s.request(
@@ -348,4 +356,4 @@ fn mod_proxy_uwsgi_is_a_peer(mpm: Mpm) {
     );
     assert_eq!(field(&body, "leaked").as_deref(), Some(""), "{body}");
 }
-threaded_mpms!(mod_proxy_uwsgi_is_a_peer);
+per_mpm!(mod_proxy_uwsgi_is_a_peer);
