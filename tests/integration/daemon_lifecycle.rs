@@ -9,7 +9,13 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{Mpm, Running, Server};
-use crate::daemon::{pids_with_cmdline, served_pid, title, wait_daemons, wait_for, PID_APP};
+use crate::daemon::{
+    pids_with_cmdline, referee_differs, served_pid, title, wait_daemons, wait_for, PID_APP,
+};
+
+/// Why these tests cannot find mod_wsgi's daemons the same way.
+const TITLE_DIFFERS: &str = "mod_wsgi cuts the process title to the length of argv[0] \
+     (too short for these group names) and leaves /proc/PID/comm alone";
 
 fn unique_group(prefix: &str, mpm: Mpm) -> String {
     format!("{prefix}{}{}", mpm.name(), std::process::id())
@@ -56,6 +62,9 @@ fn assert_group_healthy(s: &Running, group: &str, when: &str) -> Vec<u32> {
 }
 
 fn restarts_and_stop_leave_no_orphans(mpm: Mpm) {
+    if referee_differs(TITLE_DIFFERS) {
+        return;
+    }
     let group = unique_group("lc", mpm);
     let mut s = lifecycle_server(mpm, &group);
     let socket = s.path(&format!("run/wsgi_rs.{group}.sock"));
@@ -132,6 +141,9 @@ fn kill_signal(pid: u32, sig: libc::c_int) {
 /// SIGKILL to the Apache parent: nobody is left to stop the daemons, so
 /// they must notice (parent-death signal) and exit within 3 s.
 fn daemons_exit_when_apache_is_killed(mpm: Mpm) {
+    if referee_differs(TITLE_DIFFERS) {
+        return;
+    }
     let group = unique_group("pd", mpm);
     let s = lifecycle_server(mpm, &group);
     let daemons = assert_group_healthy(&s, &group, "after start");
