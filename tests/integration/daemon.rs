@@ -1,12 +1,12 @@
 //! Helpers shared by the daemon-mode tests (the `daemon_*.rs` files): finding
 //! a group's daemon processes in /proc, polling for a condition, a WSGI app
-//! that reports which process served it, and hand-built uwsgi packets.
+//! that reports which process served it, hand-built uwsgi packets, SHA-256
+//! in hex, and the check that skips what Debian's mod_wsgi does differently.
 //!
 //! Every daemon group in these tests uses `display-name=%{GROUP}`, so its
 //! processes show as `(wsgi:NAME)` in /proc/PID/cmdline (and, cut to 15
 //! bytes, in /proc/PID/comm): that is how a test tells a daemon from an
 //! Apache child, and one test's daemons from another's.
-#![allow(dead_code)]
 
 use std::fs;
 use std::time::{Duration, Instant};
@@ -153,20 +153,13 @@ pub fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
     packet
 }
 
-/// Whether Apache's error log shows a child or daemon crashing for reasons a
-/// test did not cause on purpose.
-pub fn unexpected_crashes(log: &str) -> Vec<&str> {
-    log.lines()
-        .filter(|l| l.contains("Segmentation fault") || l.contains("AH00052"))
-        .collect()
-}
-
 /// Lower-case hex SHA-256 of `data`, as Python's `hexdigest()` gives it.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex(&sha2::Sha256::digest(data))
 }
 
+/// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
