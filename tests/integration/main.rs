@@ -1,4 +1,4 @@
-//! Integration tests for mod_wsgi_rs in embedded mode.
+//! Integration tests for mod_wsgi_rs in embedded and daemon mode.
 //!
 //! Every test starts its own Apache httpd (see `common::server`) with the
 //! module under test: ours by default, Debian's mod_wsgi with
