@@ -25,6 +25,8 @@ pub enum PrivilegeError {
     UnknownGroup(String),
     #[error("refusing to run a daemon process as root (uid 0)")]
     Root,
+    #[error("chdir to home directory '{path}' failed: {err}")]
+    Chdir { path: String, err: std::io::Error },
     #[error("{call} failed: {err}")]
     Call {
         call: &'static str,
@@ -124,8 +126,8 @@ pub fn become_identity(
         }
     }
     if let Some(home) = home {
-        std::env::set_current_dir(home).map_err(|err| PrivilegeError::Call {
-            call: "chdir(home)",
+        std::env::set_current_dir(home).map_err(|err| PrivilegeError::Chdir {
+            path: home.display().to_string(),
             err,
         })?;
     }

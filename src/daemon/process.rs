@@ -76,10 +76,11 @@ impl Daemon {
     }
 }
 
-/// Runs a daemon process; never returns.
-pub fn run(launch: DaemonLaunch) -> ! {
+/// Runs a daemon process, after waiting `hold_off` (the supervisor's
+/// back-off); never returns.
+pub fn run(launch: DaemonLaunch, hold_off: Duration) -> ! {
     let name = launch.spec.name.clone();
-    let code = match start(launch) {
+    let code = match start(launch, hold_off) {
         Ok(()) => 0,
         Err(msg) => {
             log::error!(
@@ -94,7 +95,10 @@ pub fn run(launch: DaemonLaunch) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn signal_set() -> libc::sigset_t {
+/// The signals that ask a daemon process to stop. The supervisor keeps them
+/// blocked across fork, so one sent before the process is ready waits for
+/// it instead of running Apache's inherited handlers.
+pub fn signal_set() -> libc::sigset_t {
     // SAFETY: sigset manipulation on a local value.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -137,7 +141,34 @@ fn apply_limits(launch: &DaemonLaunch) {
     }
 }
 
-fn start(launch: DaemonLaunch) -> Result<(), String> {
+/// Waits out the back-off before starting, as a process that is already
+/// there: Apache stopping (SIGTERM from the supervisor) or dying (the
+/// parent-death signal) ends the wait and the process at once.
+fn hold_off_start(launch: &DaemonLaunch, hold_off: Duration) {
+    if hold_off.is_zero() {
+        return;
+    }
+    let set = signal_set();
+    let wait = libc::timespec {
+        tv_sec: hold_off.as_secs() as libc::time_t,
+        tv_nsec: hold_off.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: prctl with integer arguments; getppid cannot fail; the
+    // signals waited for are blocked (see start), so they stay pending.
+    let sig = unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != launch.parent_pid {
+            libc::_exit(0);
+        }
+        libc::sigtimedwait(&set, std::ptr::null_mut(), &wait)
+    };
+    if sig > 0 {
+        // SAFETY: nothing has started yet; see run().
+        unsafe { libc::_exit(0) }
+    }
+}
+
+fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
     // Signals become events the monitor waits for; a closed client must be an
     // EPIPE error, not a dead process.
     // SAFETY: process-wide signal set-up while still single-threaded.
@@ -147,6 +178,7 @@ fn start(launch: DaemonLaunch) -> Result<(), String> {
         let set = signal_set();
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
+    hold_off_start(&launch, hold_off);
     apply_limits(&launch);
     if let Some(root) = &launch.spec.chroot {
         let c = std::ffi::CString::new(root.as_str()).map_err(|_| "bad chroot path".to_string())?;
@@ -320,19 +352,38 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
     }
 }
 
-/// Stops taking connections and waits up to `limit` for in-flight ones.
+/// Requests the monitor has already answered 504 for running too long.
+fn timed_out_requests(daemon: &Daemon) -> usize {
+    daemon
+        .slots
+        .iter()
+        .filter(|slot| {
+            slot.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|req| req.timed_out.load(Ordering::SeqCst))
+        })
+        .count()
+}
+
+/// Stops taking connections and waits up to `limit` for in-flight ones,
+/// except those already answered 504 by the request timeout: they are
+/// stuck, and waiting for them would only keep their replacement from
+/// starting. True when nothing at all is left running.
 fn drain(daemon: &Daemon, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
     gate.closing = true;
     while gate.active > 0 {
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || gate.active <= timed_out_requests(daemon) {
             return false;
         }
+        // Woken when a request ends; the short bound notices timeouts.
+        let wait = (deadline - now).min(Duration::from_millis(100));
         gate = daemon
             .idle
-            .wait_timeout(gate, deadline - now)
+            .wait_timeout(gate, wait)
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
@@ -353,7 +404,7 @@ fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
         });
     } else {
         log::warn!(
-            "daemon process (wsgi:{}) pid {}: requests still running after {}s, exiting anyway",
+            "daemon process (wsgi:{}) pid {}: exiting with requests still running (timed out, or longer than {}s)",
             daemon.group(),
             std::process::id(),
             limit.as_secs()

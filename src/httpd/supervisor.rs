@@ -23,6 +23,11 @@ struct Slot {
     /// Consecutive deaths within [`YOUNG`] of starting.
     failures: u32,
     respawn_at: Option<Instant>,
+    /// How long the next process of this slot waits before it starts: the
+    /// back-off after young deaths. The process is forked at once and waits
+    /// by itself, because the parent only gets the MPM's monitor hook about
+    /// every ten seconds, which would stretch a 2 s back-off to 10.
+    hold_off: Duration,
     alive: bool,
 }
 
@@ -159,12 +164,26 @@ unsafe fn set_process_title(server: *mut ffi::server_rec, title: &str) {
     }
 }
 
-/// Forks one process of `group`. Returns its pid (the child never returns).
-fn fork_process(sup: &Supervisor, group: usize) -> Option<i32> {
+/// Forks one process of `group`, which waits `hold_off` before it starts.
+/// Returns its pid (the child never returns).
+fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i32> {
     let plan = &sup.plan;
+    let stop = crate::daemon::process::signal_set();
     // SAFETY: the Apache parent is single-threaded here (post_config,
-    // monitor and other-child callbacks run on its main thread).
-    let pid = unsafe { libc::fork() };
+    // monitor and other-child callbacks run on its main thread). The stop
+    // signals are blocked across fork: one that reaches the child before
+    // it has set up its own handling stays pending for it, where Apache's
+    // inherited handlers would have swallowed it (a process stopped right
+    // after it was forked then ran on until SIGKILLed).
+    let pid = unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_BLOCK, &stop, &mut old);
+        let pid = libc::fork();
+        if pid != 0 {
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+        pid
+    };
     if pid < 0 {
         ::log::error!(
             "cannot fork daemon process: {}",
@@ -175,9 +194,14 @@ fn fork_process(sup: &Supervisor, group: usize) -> Option<i32> {
     if pid > 0 {
         return Some(pid);
     }
-    // Child: keep only this group's listener.
-    // SAFETY: closes descriptors this process inherited and will not use.
+    // Child: its own process group, so the signals prefork sends to its
+    // whole group on restart and stop (killpg) do not reach it: the
+    // supervisor stops daemons itself, and a daemon stopped behind its back
+    // was started again by a generation that was going away.
+    // SAFETY: setpgid on ourselves; then closes descriptors this process
+    // inherited and will not use.
     unsafe {
+        libc::setpgid(0, 0);
         ffi::ap_close_listeners();
         for (i, g) in plan.daemon_groups.iter().enumerate() {
             if i != group {
@@ -196,7 +220,7 @@ fn fork_process(sup: &Supervisor, group: usize) -> Option<i32> {
         // SAFETY: freshly forked from the parent, argv untouched.
         unsafe { set_process_title(sup.server, &title) };
     }
-    crate::daemon::process::run(launch)
+    crate::daemon::process::run(launch, hold_off)
 }
 
 unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int) {
@@ -241,7 +265,8 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                                 delay.as_secs()
                             );
                         }
-                        slot.respawn_at = Some(Instant::now() + delay);
+                        slot.hold_off = delay;
+                        slot.respawn_at = Some(Instant::now());
                     }
                     was_alive
                 }
@@ -272,13 +297,16 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
 
 fn start_slot(sup: &mut Supervisor, index: usize) {
     let group = sup.slots[index].group;
-    let Some(pid) = fork_process(sup, group) else {
+    let hold_off = sup.slots[index].hold_off;
+    let Some(pid) = fork_process(sup, group, hold_off) else {
         sup.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
         return;
     };
     let slot = &mut sup.slots[index];
     slot.pid = pid;
-    slot.started = Instant::now();
+    // Young means young since it stopped waiting and really started.
+    slot.started = Instant::now() + hold_off;
+    slot.hold_off = Duration::ZERO;
     slot.alive = true;
     slot.respawn_at = None;
     // SAFETY: proc_ is pconf memory owned by this slot; the registration
@@ -345,7 +373,11 @@ unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
             .unwrap_or_default()
             + Duration::from_secs(1);
         let deadline = Instant::now() + limit;
+        // Also those the other-child callbacks already signalled (pconf's
+        // own cleanups run first): left unreaped, they would outlive this
+        // generation and the MPM would find them as "long lost" children.
         let mut waiting = live;
+        waiting.append(&mut sup.stopped);
         while !waiting.is_empty() && Instant::now() < deadline {
             // SAFETY: reaping our own children without blocking.
             waiting.retain(
@@ -392,6 +424,7 @@ pub unsafe fn start(
                 started: Instant::now(),
                 failures: 0,
                 respawn_at: Some(Instant::now()),
+                hold_off: Duration::ZERO,
                 alive: false,
             });
         }

@@ -1,4 +1,4 @@
-//! Integration tests for mod_wsgi_rs in embedded mode.
+//! Integration tests for mod_wsgi_rs in embedded and daemon mode.
 //!
 //! Every test starts its own Apache httpd (see `common::server`) with the
 //! module under test: ours by default, Debian's mod_wsgi with
@@ -50,6 +50,14 @@ mod app_groups;
 mod auth;
 mod concurrency;
 mod config;
+mod daemon;
+mod daemon_basic;
+mod daemon_failures;
+mod daemon_large;
+mod daemon_lifecycle;
+mod daemon_recycle;
+mod daemon_reload;
+mod daemon_security;
 mod daemon_startup_timeout;
 mod directives;
 mod environ;

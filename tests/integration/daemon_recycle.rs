@@ -1,0 +1,182 @@
+//! Recycling daemon processes (bullet 12): maximum-requests,
+//! restart-interval and inactivity-timeout replace a process without
+//! failing a request; graceful-timeout lets an in-flight request finish
+//! across a recycle; shutdown-timeout bounds how long a running request can
+//! hold up Apache's shutdown.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{Mpm, Running, Server};
+use crate::daemon::{daemon_pids, referee_differs, served_pid, wait_daemons, wait_for, PID_APP};
+
+fn pid_server(mpm: Mpm, group: &str, options: &str) -> Running {
+    Server::new(mpm)
+        .file("pid.wsgi", PID_APP)
+        .conf(&format!(
+            "WSGIDaemonProcess {group} {options} display-name=%{{GROUP}}\n\
+             WSGIScriptAlias /app {{root}}/pid.wsgi process-group={group}\n"
+        ))
+        .start()
+}
+
+/// maximum-requests=5 with one process: 20 sequential requests all succeed,
+/// in four runs of five served by four different processes.
+#[test]
+fn maximum_requests_recycles_every_five() {
+    let s = pid_server(
+        Mpm::Event,
+        "maxreq",
+        "processes=1 threads=2 maximum-requests=5",
+    );
+    let mut pids = Vec::new();
+    for i in 0..20 {
+        let r = s.get("/app");
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        pids.push(served_pid(&r));
+    }
+    let runs: Vec<&[u32]> = pids.chunks(5).collect();
+    for (i, run) in runs.iter().enumerate() {
+        assert!(
+            run.iter().all(|&p| p == run[0]),
+            "requests {}..{} were not all served by one process: {pids:?}",
+            i * 5,
+            i * 5 + 5
+        );
+    }
+    for pair in runs.windows(2) {
+        assert_ne!(
+            pair[0][0], pair[1][0],
+            "no recycle after 5 requests: {pids:?}"
+        );
+    }
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{pids:?}");
+}
+
+/// restart-interval=2: under a steady trickle of requests the process is
+/// replaced after about 2 s, and no request fails meanwhile.
+#[test]
+fn restart_interval_recycles_under_a_trickle() {
+    if referee_differs("mod_wsgi 4.9.4 applies restart-interval only after about 8 s") {
+        return;
+    }
+    let s = pid_server(
+        Mpm::Worker,
+        "interval",
+        "processes=1 threads=2 restart-interval=2",
+    );
+    let first = wait_daemons(&s, "interval", 1, Duration::from_secs(10))[0];
+    let start = Instant::now();
+    let mut changed_at = None;
+    while start.elapsed() < Duration::from_millis(4500) {
+        let r = s.get("/app");
+        assert_eq!(r.status, 200, "after {:?}: {}", start.elapsed(), r.text());
+        if served_pid(&r) != first && changed_at.is_none() {
+            changed_at = Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let changed_at = changed_at.expect("the process was never replaced within 4.5 s");
+    assert!(
+        changed_at < Duration::from_millis(3500),
+        "replaced only after {changed_at:?}"
+    );
+}
+
+/// inactivity-timeout=2: a process idle for 4 s has been replaced, and the
+/// next request is served by its replacement.
+#[test]
+fn inactivity_timeout_recycles_idle_process() {
+    if referee_differs("mod_wsgi 4.9.4 checks inactivity-timeout at a coarser interval") {
+        return;
+    }
+    let s = pid_server(
+        Mpm::Prefork,
+        "idle",
+        "processes=1 threads=2 inactivity-timeout=2",
+    );
+    let first = served_pid(&s.get("/app"));
+    std::thread::sleep(Duration::from_secs(4));
+    let now = daemon_pids(&s, "idle");
+    assert!(
+        !now.contains(&first),
+        "process {first} still there after 4 s idle: {now:?}"
+    );
+    let r = s.get("/app");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_ne!(served_pid(&r), first);
+}
+
+/// A request that is running when its process reaches maximum-requests
+/// finishes normally (graceful-timeout is ample) before the process exits.
+#[test]
+fn in_flight_request_survives_a_recycle() {
+    if referee_differs("mod_wsgi 4.9.4 does not replace the process within 5 s") {
+        return;
+    }
+    let s = pid_server(
+        Mpm::Event,
+        "graceful",
+        "processes=1 threads=2 maximum-requests=2 graceful-timeout=5",
+    );
+    let first = served_pid(&s.get("/app"));
+    let (slow, quick) = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| s.get("/app/sleep/1.5"));
+        std::thread::sleep(Duration::from_millis(300));
+        // The second request of the process: the recycle starts now, with
+        // the slow one still running.
+        let quick = s.get("/app");
+        (slow.join().unwrap(), quick)
+    });
+    assert_eq!(quick.status, 200, "{}", quick.text());
+    assert_eq!(served_pid(&quick), first);
+    assert_eq!(
+        (slow.status, slow.complete),
+        (200, true),
+        "in-flight request cut by the recycle: {}",
+        slow.text()
+    );
+    assert_eq!(served_pid(&slow), first);
+    let replaced = wait_for(Duration::from_secs(5), || {
+        let now = daemon_pids(&s, "graceful");
+        (now.len() == 1 && now[0] != first).then_some(())
+    });
+    assert!(replaced.is_some(), "process {first} was not recycled");
+    assert_eq!(s.get("/app").status, 200);
+}
+
+/// shutdown-timeout=1: a 10 s request in progress does not keep Apache from
+/// stopping within about 3 s.
+#[test]
+fn shutdown_timeout_bounds_stop() {
+    if referee_differs("Apache waits about 8 s for mod_wsgi 4.9.4's busy daemon") {
+        return;
+    }
+    let s = pid_server(
+        Mpm::Worker,
+        "stopper",
+        "processes=1 threads=2 shutdown-timeout=1",
+    );
+    assert_eq!(s.get("/app").status, 200);
+    let mut stream = s.connect();
+    let req = crate::common::http::build_request("GET", "/app/sleep/10", s.port, &[], b"");
+    let slow = std::thread::spawn(move || {
+        // The connection is cut by the stop; any outcome but a hang is fine
+        // for the client.
+        std::io::Write::write_all(&mut stream, &req).unwrap();
+        let start = Instant::now();
+        let _ = crate::common::http::read_to_eof(&mut stream);
+        start.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (took, _escalated, log) = s.shutdown(Duration::from_secs(8));
+    let client_waited = slow.join().unwrap();
+    assert!(
+        took < Duration::from_secs(3),
+        "Apache took {took:?} to stop:\n{}",
+        log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+    );
+    assert!(client_waited < Duration::from_secs(5), "{client_waited:?}");
+}
