@@ -162,7 +162,9 @@ fn handle(req: &mut Request<'_>) -> c_int {
     let mut vars: Vec<(&[u8], &[u8])> = req
         .env_entries()
         .into_iter()
-        .filter(|(k, _)| *k != b"HTTP_AUTHORIZATION")
+        // Authorization only by WSGIPassAuthorization (below); WSGI_RS_* are
+        // the daemon protocol's private vars, which only we may set.
+        .filter(|(k, _)| *k != b"HTTP_AUTHORIZATION" && !k.starts_with(protocol::VAR_PREFIX))
         .collect();
     if map_head {
         for v in vars.iter_mut().filter(|(k, _)| *k == b"REQUEST_METHOD") {

@@ -55,6 +55,7 @@ mod daemon_basic;
 mod daemon_failures;
 mod daemon_large;
 mod daemon_lifecycle;
+mod daemon_private_vars;
 mod daemon_recycle;
 mod daemon_reload;
 mod daemon_security;
