@@ -62,8 +62,10 @@ impl ActiveRequest {
 fn error_response(status: u16, reason: &str, framed: bool) -> Vec<u8> {
     let line = format!("{status} {reason}");
     if framed {
-        let mut out =
-            protocol::encode_response_head(&line, &[("X-Wsgi-Rs-Internal".into(), "error".into())]);
+        let mut out = protocol::encode_response_head(
+            &line,
+            &[(protocol::INTERNAL_ERROR_HEADER.into(), "error".into())],
+        );
         out.extend_from_slice(&protocol::frame_header(0));
         out
     } else {
@@ -109,14 +111,19 @@ pub fn serve(daemon: &Arc<Daemon>, index: usize, mut stream: UnixStream) {
         }
     };
     let given = vars.get(protocol::VAR_SECRET).unwrap_or(b"");
-    if !same_secret(given, daemon.launch.secret.as_bytes()) {
+    // Our handler may choose script, group and callable; a proxied request
+    // (or anything else) only ever gets the group's default application.
+    let ours = same_secret(given, daemon.launch.secret.as_bytes());
+    if !ours && !same_secret(given, daemon.launch.proxy_secret.as_bytes()) {
         log::warn!(
             "(wsgi:{}) refused a request that did not come from this Apache (wrong or missing secret)",
             daemon.group()
         );
-        let _ = stream.write_all(&error_response(403, "Forbidden", false));
+        let framed = vars.flag(protocol::VAR_CLIENT);
+        let _ = stream.write_all(&error_response(403, "Forbidden", framed));
         return;
     }
+    let vars = if ours { vars } else { vars.without_private() };
     let framed = vars.flag(protocol::VAR_CLIENT);
     if framed && daemon.restarting.load(Ordering::SeqCst) {
         let _ = stream.write_all(&[protocol::REJECT]);
@@ -396,7 +403,14 @@ impl Backend for DaemonBackend {
     }
 
     fn start_response(&mut self, _status: u16, status_line: &str, headers: &[(String, String)]) {
-        self.pending_head = Some(protocol::encode_response_head(status_line, headers));
+        // The internal-error marker is ours alone: an app must not be able to
+        // make the Apache side treat its response as a daemon failure.
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case(protocol::INTERNAL_ERROR_HEADER))
+            .cloned()
+            .collect();
+        self.pending_head = Some(protocol::encode_response_head(status_line, &headers));
     }
 
     fn write_body(&mut self, data: &[u8], _flush: bool) -> Result<(), WriteError> {

@@ -25,8 +25,13 @@ pub struct DaemonLaunch {
     pub spec: DaemonProcessSpec,
     /// The group's listening socket, inherited across fork.
     pub listener_fd: i32,
-    /// Per-configuration secret every request must carry.
+    /// The secret our own client's requests carry: they may name the script,
+    /// application group and callable to run.
     pub secret: String,
+    /// The secret given to this Apache's mod_proxy_uwsgi requests: they get
+    /// the group's default application only, whatever vars they carry (an
+    /// .htaccess author can make mod_proxy send any vars).
+    pub proxy_secret: String,
     pub python: PythonSettings,
     pub identity: privileges::Identity,
     pub home: Option<PathBuf>,

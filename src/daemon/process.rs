@@ -272,10 +272,18 @@ fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
 /// A Python-side tick: when it stops advancing, the GIL is stuck.
 fn spawn_heartbeat(daemon: &Arc<Daemon>) {
     let d = daemon.clone();
-    std::thread::spawn(move || loop {
-        interp::with_python(|_py| d.heartbeat.store(now_secs(), Ordering::Relaxed));
-        std::thread::sleep(Duration::from_secs(1));
-    });
+    let spawned = std::thread::Builder::new()
+        .name("wsgi-heartbeat".into())
+        .spawn(move || loop {
+            interp::with_python(|_py| d.heartbeat.store(now_secs(), Ordering::Relaxed));
+            std::thread::sleep(Duration::from_secs(1));
+        });
+    if let Err(e) = spawned {
+        log::error!(
+            "(wsgi:{}) cannot start the heartbeat thread: {e}",
+            daemon.group()
+        );
+    }
 }
 
 fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {

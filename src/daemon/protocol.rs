@@ -35,6 +35,10 @@ pub const VAR_CALLABLE: &str = "WSGI_RS_CALLABLE";
 pub const VAR_RELOADING: &str = "WSGI_RS_RELOADING";
 pub const VAR_QUEUE_START: &str = "WSGI_RS_QUEUE_START";
 
+/// Marks a daemon-generated error answer to our client (Apache then renders
+/// its own error page); stripped from application headers.
+pub const INTERNAL_ERROR_HEADER: &str = "X-Wsgi-Rs-Internal";
+
 pub const REJECT: u8 = b'R';
 pub const CONTINUE: u8 = b'C';
 
@@ -106,9 +110,26 @@ impl Vars {
     pub fn public(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.pairs
             .iter()
-            .filter(|(k, _)| !k.starts_with(VAR_PREFIX))
+            .filter(|(k, _)| !is_private(k))
             .map(|(k, v)| (k.as_slice(), v.as_slice()))
     }
+
+    /// The same vars with every private one dropped (a plain peer's view).
+    pub fn without_private(self) -> Vars {
+        Vars {
+            pairs: self
+                .pairs
+                .into_iter()
+                .filter(|(k, _)| !is_private(k))
+                .collect(),
+        }
+    }
+}
+
+/// Private vars, including the `REDIRECT_`-prefixed copies httpd makes of
+/// them on internal redirects (an ErrorDocument after a proxied request).
+pub fn is_private(key: &[u8]) -> bool {
+    key.windows(VAR_PREFIX.len()).any(|w| w == VAR_PREFIX)
 }
 
 fn read_exact_or_truncated(r: &mut impl Read, buf: &mut [u8]) -> Result<(), ProtocolError> {
@@ -180,6 +201,9 @@ pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
     let rest = first.strip_prefix("HTTP/")?;
     let (_, status_line) = rest.split_once(' ')?;
     let code = status_line.get(..3)?.parse::<u16>().ok()?;
+    if status_line.chars().any(|c| c.is_control()) {
+        return None;
+    }
     if !(100..1000).contains(&code) {
         return None;
     }
@@ -189,7 +213,8 @@ pub fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
             continue;
         }
         let (name, value) = line.split_once(':')?;
-        if name.is_empty() || name.contains(|c: char| c.is_ascii_whitespace() || c.is_control()) {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
             return None;
         }
         let value = value.trim_matches(|c| c == ' ' || c == '\t');

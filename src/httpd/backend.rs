@@ -1,10 +1,8 @@
 //! The embedded-mode [`Backend`]: the WSGI core's reads and writes become
 //! input-filter reads and output-brigade passes on the Apache request.
 
-use std::ffi::CString;
-
 use super::ffi;
-use super::pool::pool_str;
+use super::pool::pool_latin1;
 use crate::wsgi::{Backend, BodyError, LogLevel, WriteError};
 
 pub struct ApacheBackend {
@@ -84,22 +82,26 @@ impl Backend for ApacheBackend {
     fn start_response(&mut self, status: u16, status_line: &str, headers: &[(String, String)]) {
         // SAFETY: live request; every string is copied into the request pool
         // before httpd keeps it (CVE-2014-0242 was a Content-Type used after
-        // its Python owner freed it).
+        // its Python owner freed it). Fields are written through the raw
+        // pointer, never through a reference held across httpd calls.
         unsafe {
-            let r = &mut *self.r;
-            r.status = status as i32;
-            r.status_line = pool_str(r.pool, status_line);
+            let r = self.r;
+            let pool = (*r).pool;
+            (*r).status = status as i32;
+            (*r).status_line = pool_latin1(pool, status_line);
             for (name, value) in headers {
                 if name.eq_ignore_ascii_case("content-type") {
-                    ffi::ap_set_content_type(self.r, pool_str(r.pool, value));
+                    ffi::ap_set_content_type(r, pool_latin1(pool, value));
                 } else if name.eq_ignore_ascii_case("content-length") {
                     if let Ok(n) = value.trim().parse::<i64>() {
-                        ffi::ap_set_content_length(self.r, n);
+                        ffi::ap_set_content_length(r, n);
                     }
                 } else {
-                    let n = CString::new(name.as_str()).expect("validated header name");
-                    let v = CString::new(value.as_str()).expect("validated header value");
-                    ffi::apr_table_add(r.headers_out, n.as_ptr(), v.as_ptr());
+                    ffi::apr_table_add(
+                        (*r).headers_out,
+                        pool_latin1(pool, name),
+                        pool_latin1(pool, value),
+                    );
                 }
             }
         }

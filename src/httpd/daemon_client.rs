@@ -69,9 +69,20 @@ fn is_timeout(e: &std::io::Error) -> bool {
 /// Reads one byte; None at end of stream.
 fn read_byte(stream: &mut UnixStream) -> std::io::Result<Option<u8>> {
     let mut b = [0u8; 1];
-    match stream.read(&mut b)? {
+    match read_some(stream, &mut b)? {
         0 => Ok(None),
         _ => Ok(Some(b[0])),
+    }
+}
+
+/// `read`, retried when a signal interrupts it (prefork children get
+/// SIGUSR1 on a graceful restart while they wait for a slow app).
+fn read_some(stream: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
@@ -301,7 +312,7 @@ fn relay_response(
             );
             return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
         }
-        let n = match stream.read(&mut chunk) {
+        let n = match read_some(stream, &mut chunk) {
             Ok(0) => return daemon_closed(req, name),
             Ok(n) => n,
             Err(e) if is_timeout(&e) => return timed_out(req, name),
@@ -332,7 +343,7 @@ fn relay_response(
     if parsed
         .headers
         .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("X-Wsgi-Rs-Internal"))
+        .any(|(k, _)| k.eq_ignore_ascii_case(protocol::INTERNAL_ERROR_HEADER))
     {
         // The daemon already logged the cause; Apache renders the error.
         return parsed.status as c_int;

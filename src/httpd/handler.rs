@@ -15,7 +15,10 @@ use super::ffi;
 use super::hooks::{ensure_python, ALIAS_NOTE};
 use super::plan;
 use super::request::Request;
-use crate::config::{AliasOptions, ApplicationGroup, MapHeadToGet, RequestFacts};
+use crate::config::{
+    resolve_callable_object, AliasOptions, ApplicationGroup, MapHeadToGet, RequestFacts,
+    DEFAULT_CALLABLE_OBJECT,
+};
 use crate::daemon::protocol;
 use crate::interp;
 use crate::wsgi::{
@@ -119,11 +122,11 @@ fn handle(req: &mut Request<'_>) -> c_int {
 
     let no_options = AliasOptions::default();
     let options = alias.map_or(&no_options, |a| &a.options);
-    let callable = options
-        .callable_object
-        .clone()
-        .or_else(|| dir.callable_object.clone())
-        .unwrap_or_else(|| "application".to_owned());
+    let callable = match (&options.callable_object, &dir.callable_object) {
+        (Some(name), _) => name.clone(),
+        (None, Some(spec)) => resolve_callable_object(spec, |name| Facts { req }.env(name)),
+        (None, None) => DEFAULT_CALLABLE_OBJECT.to_owned(),
+    };
     let pass_authorization = options
         .pass_authorization
         .or(dir.pass_authorization)
@@ -164,7 +167,10 @@ fn handle(req: &mut Request<'_>) -> c_int {
         .into_iter()
         // Authorization only by WSGIPassAuthorization (below); WSGI_RS_* are
         // the daemon protocol's private vars, which only we may set.
-        .filter(|(k, _)| *k != b"HTTP_AUTHORIZATION" && !k.starts_with(protocol::VAR_PREFIX))
+        .filter(|(k, _)| {
+            !matches!(*k, b"HTTP_AUTHORIZATION" | b"HTTP_PROXY_AUTHORIZATION")
+                && !protocol::is_private(k)
+        })
         .collect();
     if map_head {
         for v in vars.iter_mut().filter(|(k, _)| *k == b"REQUEST_METHOD") {

@@ -365,6 +365,7 @@ unsafe fn build_plan(
                     spec: spec.clone(),
                     listener_fd: -1,
                     secret: String::new(),
+                    proxy_secret: String::new(),
                     python,
                     identity,
                     home: spec.home.clone().or(user_home).map(Into::into),
@@ -436,6 +437,21 @@ unsafe fn build_plan(
     Ok(plan)
 }
 
+/// The group's (client, proxy) secrets: random, made once per Apache parent
+/// and kept across restarts, so children of the previous generation still
+/// finishing requests during a graceful restart are not refused.
+fn group_secrets(name: &str) -> (String, String) {
+    static SECRETS: std::sync::Mutex<Vec<(String, String, String)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut all = SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, client, proxy)) = all.iter().find(|(n, ..)| n == name) {
+        return (client.clone(), proxy.clone());
+    }
+    let pair = (random_secret(), random_secret());
+    all.push((name.to_owned(), pair.0.clone(), pair.1.clone()));
+    pair
+}
+
 fn random_secret() -> String {
     let mut bytes = [0u8; 16];
     // SAFETY: getrandom fills the buffer we own.
@@ -496,7 +512,6 @@ pub extern "C" fn wsgi_rs_post_config(
                 plan::publish(plan);
                 return ffi::OK as c_int;
             }
-            let secret = random_secret();
             // SAFETY: as in resolve_identity.
             let (root, apache_uid, apache_gid) = unsafe {
                 let u = &*std::ptr::addr_of!(ffi::ap_unixd_config);
@@ -515,7 +530,8 @@ pub extern "C" fn wsgi_rs_post_config(
                         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
                     }
                 }
-                group.launch.secret = secret.clone();
+                (group.launch.secret, group.launch.proxy_secret) =
+                    group_secrets(&group.launch.spec.name);
             }
             ::log::debug!(
                 "mod_wsgi_rs {}: starting {} daemon process group(s)",
@@ -632,7 +648,7 @@ pub extern "C" fn wsgi_rs_fixups(r: *mut ffi::request_rec) -> c_int {
             .iter()
             .find(|g| g.socket_path.as_os_str().as_encoded_bytes() == path);
         if let Some(group) = ours {
-            req.set_env(c"WSGI_RS_SECRET", &group.launch.secret);
+            req.set_env(c"WSGI_RS_SECRET", &group.launch.proxy_secret);
         }
         ffi::DECLINED as c_int
     })

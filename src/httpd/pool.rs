@@ -32,6 +32,23 @@ pub unsafe fn pool_box<T>(pool: *mut ffi::apr_pool_t, value: T) -> *mut T {
     ptr
 }
 
+/// Copies `s` into `pool` as latin-1 bytes (WSGI header values and status
+/// lines are latin-1 strings: 'é' is the byte E9 on the wire, not UTF-8).
+/// Callers have checked every character is below 256 and not NUL.
+///
+/// # Safety
+/// `pool` must be a live APR pool.
+pub unsafe fn pool_latin1(pool: *mut ffi::apr_pool_t, s: &str) -> *const c_char {
+    let bytes: Vec<u8> = s
+        .chars()
+        .filter(|&c| c != '\0')
+        .map(|c| c as u32 as u8)
+        .collect();
+    let c = CString::new(bytes).expect("NULs removed");
+    // SAFETY: caller guarantees a live pool; `c` is NUL-terminated.
+    unsafe { ffi::apr_pstrdup(pool, c.as_ptr()) }
+}
+
 /// Copies `s` into `pool` as a C string (NUL bytes dropped: httpd strings
 /// cannot hold them, and our callers validated their input already).
 ///

@@ -190,7 +190,7 @@ int wsgi_rs_has_content_filters(const request_rec *r)
 {
     ap_filter_t *f;
     for (f = r->output_filters; f; f = f->next) {
-        if (f->frec->ftype < AP_FTYPE_CONTENT_SET)
+        if (f->frec->ftype < AP_FTYPE_PROTOCOL)
             return 1;
     }
     return 0;

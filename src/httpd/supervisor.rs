@@ -115,7 +115,7 @@ pub fn create_listener(
             return close_with("bind", fd);
         }
         if let Some((uid, gid)) = owner {
-            if libc::chown(c_path.as_ptr(), uid, gid) != 0 {
+            if libc::lchown(c_path.as_ptr(), uid, gid) != 0 {
                 return close_with("chown", fd);
             }
         }
@@ -220,7 +220,20 @@ fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i3
         // SAFETY: freshly forked from the parent, argv untouched.
         unsafe { set_process_title(sup.server, &title) };
     }
-    crate::daemon::process::run(launch, hold_off)
+    // A panic must never unwind out of the child back into httpd's code
+    // (it would carry on as a second copy of the MPM's main loop).
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::daemon::process::run(launch, hold_off)
+    }));
+    if outcome.is_err() {
+        ::log::error!(
+            "daemon process pid {}: internal error, exiting",
+            std::process::id()
+        );
+    }
+    // SAFETY: leaving the forked child without running the parent's exit
+    // handlers.
+    unsafe { libc::_exit(1) }
 }
 
 unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int) {

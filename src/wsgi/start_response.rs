@@ -139,15 +139,18 @@ impl StartResponse {
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Write> {
         let exc_info = exc_info.filter(|e| !e.is_none());
-        {
+        let (headers_sent, started) = {
             let state = self.exchange.lock(py);
+            (state.response.headers_sent, state.response.status.is_some())
+        };
+        {
             if let Some(exc_info) = exc_info {
-                if state.response.headers_sent {
+                if headers_sent {
                     // Too late to change the response: re-raise the app's error.
                     let value = exc_info.get_item(1)?;
                     return Err(PyErr::from_value(value));
                 }
-            } else if state.response.status.is_some() {
+            } else if started {
                 return Err(PyRuntimeError::new_err(
                     "start_response() called again without exc_info",
                 ));

@@ -190,3 +190,33 @@ fn start_response_exc_info_protocol() {
     assert!(!r.complete, "a failed response must not look complete");
     assert!(s.wait_log("late failure", Duration::from_secs(5)));
 }
+
+const LATIN1_HEADER: &str = "def application(environ, start_response):\n    \
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Latin', 'caf\\u00e9')])\n    \
+    return [b'ok']\n";
+
+/// PEP 3333 header values are latin-1 strings: 'é' must be the byte E9 on
+/// the wire, in both modes (not its UTF-8 encoding C3 A9).
+#[test]
+fn header_values_are_sent_as_latin1_bytes() {
+    let s = Server::new(Mpm::Event)
+        .file("l.wsgi", LATIN1_HEADER)
+        .conf(
+            "WSGIScriptAlias /embedded {root}/l.wsgi\n\
+             WSGIDaemonProcess latin1hdr threads=2\n\
+             WSGIScriptAlias /daemon {root}/l.wsgi process-group=latin1hdr\n",
+        )
+        .start();
+    for path in ["/embedded", "/daemon"] {
+        let raw = s.raw(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        let needle = b"X-Latin: caf\xe9\r\n";
+        assert!(
+            raw.windows(needle.len()).any(|w| w == needle),
+            "{path}: {}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+}
