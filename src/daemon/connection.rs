@@ -273,6 +273,7 @@ fn run(
         input_chunked: vars.flag(protocol::VAR_CHUNKED),
     };
     let exchange = Exchange::new(Box::new(backend));
+    let _scope = CloseOnDrop(exchange.clone());
     let environ = (|| {
         let input = Bound::new(py, Input::new(exchange.clone()))?;
         let errors = Bound::new(py, LogStream::for_request(exchange.clone()))?;
@@ -303,6 +304,19 @@ fn run(
     };
     if let Some(mut backend) = exchange.close(py) {
         py.detach(|| backend.finish(&outcome));
+    }
+}
+
+/// Ends the request's scope on every way out, a panic included: no lingering
+/// Python object keeps the connection, and the thread serves no request.
+struct CloseOnDrop(Arc<Exchange>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            set_current_request(None);
+            self.0.close(py);
+        });
     }
 }
 

@@ -328,6 +328,13 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
                 )
             };
             if fd < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::WouldBlock {
+                    // EMFILE and friends: poll keeps saying "readable".
+                    drop(gate);
+                    log::warn!("(wsgi:{}) accept failed: {err}", daemon.group());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 continue;
             }
             gate.active += 1;
@@ -400,7 +407,7 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
 
 fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
     let clean = drain(daemon, limit);
-    if clean {
+    if clean && gil_is_responsive(daemon) {
         // atexit callbacks of the application, as mod_wsgi runs them.
         interp::with_python(|py| {
             if let Err(e) = py
@@ -427,8 +434,16 @@ fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
     unsafe { libc::_exit(0) }
 }
 
+/// Whether Python has been responsive lately: the monitor only takes the
+/// GIL then, so a stuck GIL can never stall signals and timeouts.
+fn gil_is_responsive(daemon: &Daemon) -> bool {
+    now_secs().saturating_sub(daemon.heartbeat.load(Ordering::Relaxed)) <= 2
+}
+
 fn python_stack(daemon: &Daemon, thread_id: u64) -> Vec<String> {
-    let _ = daemon;
+    if !gil_is_responsive(daemon) {
+        return vec!["(the GIL is held elsewhere; stack unavailable)".into()];
+    }
     interp::with_python(|py| {
         let run = || -> PyResult<Vec<String>> {
             let frames = py.import("sys")?.call_method0("_current_frames")?;
@@ -478,10 +493,10 @@ fn check_request_timeouts(daemon: &Daemon) {
                 limit.as_secs(),
                 if answered { ", answered 504" } else { "" }
             );
+            daemon.request_restart("request timeout");
             for line in python_stack(daemon, thread_id) {
                 log::error!("{line}");
             }
-            daemon.request_restart("request timeout");
         }
     }
 }

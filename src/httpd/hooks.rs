@@ -495,6 +495,8 @@ pub extern "C" fn wsgi_rs_post_config(
         ffi::HTTP_INTERNAL_SERVER_ERROR as c_int,
         || {
             super::log::install(s);
+            // SAFETY: httpd passes its live pconf, which owns `s`.
+            unsafe { super::log::forget_with(pconf) };
             // SAFETY: httpd passes the live main server and pconf.
             let mut plan = match unsafe { build_plan(s, pconf) } {
                 Ok(plan) => plan,

@@ -33,6 +33,28 @@ pub fn install(server: *mut ffi::server_rec) {
     }
 }
 
+unsafe extern "C" fn forget_server(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+    MAIN_SERVER.store(std::ptr::null_mut(), Ordering::Release);
+    ffi::APR_SUCCESS as ffi::apr_status_t
+}
+
+/// Stops logging through the server when `pconf` (which owns it) is cleared
+/// on restart; until the next post_config, messages go to httpd's stderr log.
+///
+/// # Safety
+/// `pconf` must be the live configuration pool that owns the installed server.
+pub unsafe fn forget_with(pconf: *mut ffi::apr_pool_t) {
+    // SAFETY: caller's contract; the cleanup only stores a null pointer.
+    unsafe {
+        ffi::apr_pool_cleanup_register(
+            pconf,
+            std::ptr::null(),
+            Some(forget_server),
+            Some(ffi::apr_pool_cleanup_null),
+        );
+    }
+}
+
 pub fn c_message(msg: &str) -> CString {
     CString::new(msg.replace('\0', "\\0")).expect("NULs escaped")
 }

@@ -179,11 +179,6 @@ void wsgi_rs_abort_connection(request_rec *r)
     r->connection->aborted = 1;
 }
 
-int wsgi_rs_connection_aborted(const request_rec *r)
-{
-    return r->connection->aborted;
-}
-
 /* mod_wsgi's "Auto" for WSGIMapHEADToGET: only when a content filter (which
  * may need the body to compute headers) sits in the output chain. */
 int wsgi_rs_has_content_filters(const request_rec *r)
@@ -204,11 +199,6 @@ const char *wsgi_rs_directive_name(const cmd_parms *cmd)
 const char *wsgi_rs_check_global(cmd_parms *cmd)
 {
     return ap_check_cmd_context(cmd, GLOBAL_ONLY);
-}
-
-int wsgi_rs_cmd_is_dir_context(const cmd_parms *cmd)
-{
-    return cmd->path != NULL;
 }
 
 apr_time_t wsgi_rs_finfo_mtime(const request_rec *r)

@@ -51,11 +51,9 @@ apr_status_t wsgi_rs_write(request_rec *r, apr_bucket_brigade *bb, const char *d
 apr_status_t wsgi_rs_send_file(request_rec *r, apr_bucket_brigade *bb, int fd, apr_off_t offset,
                                apr_size_t len);
 void wsgi_rs_abort_connection(request_rec *r);
-int wsgi_rs_connection_aborted(const request_rec *r);
 int wsgi_rs_has_content_filters(const request_rec *r);
 const char *wsgi_rs_directive_name(const cmd_parms *cmd);
 const char *wsgi_rs_check_global(cmd_parms *cmd);
-int wsgi_rs_cmd_is_dir_context(const cmd_parms *cmd);
 apr_time_t wsgi_rs_finfo_mtime(const request_rec *r);
 int wsgi_rs_finfo_filetype(const request_rec *r);
 const char *wsgi_rs_proxy_uds_path(request_rec *r);

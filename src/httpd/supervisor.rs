@@ -94,7 +94,9 @@ pub fn create_listener(
     // SAFETY: plain socket syscalls on a descriptor we own; the path and
     // address are valid for the calls.
     unsafe {
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+        // Close-on-exec: daemons inherit it by fork; nothing the parent
+        // execs (piped loggers, RewriteMap programs) may accept on it.
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(fail("socket", std::io::Error::last_os_error()));
         }

@@ -36,6 +36,11 @@ fn ensure_started(state: &mut ExchangeState) -> PyResult<()> {
     if state.response.headers_sent {
         return Ok(());
     }
+    if state.response.body_refused {
+        return Err(PyOSError::new_err(
+            "Apache already answered this request (its body was refused); no response can follow",
+        ));
+    }
     let Some((code, line)) = state.response.status.clone() else {
         return Err(PyRuntimeError::new_err(
             "response has no status: the application did not call start_response()",
@@ -263,7 +268,7 @@ fn try_send_file(
     }
     // SAFETY: dup of a descriptor we just fstat'ed; the backend owns the copy,
     // so the app closing its file cannot pull it out from under sendfile.
-    let dup = unsafe { libc::dup(fd) };
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
         return Ok(false);
     }
