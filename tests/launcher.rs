@@ -573,26 +573,21 @@ fn reload_on_changes_picks_up_an_edited_module_embedded() {
     );
 }
 
-#[test]
-fn daemon_mode_is_the_default_and_works_with_debian_mod_wsgi() {
+/// `serve` runs the app in a daemon process by default; `module` picks the
+/// module (None: ours) and `loaded` is the LoadModule line to expect.
+fn daemon_mode_is_the_default(module: Option<&str>, loaded: &str) {
     let scratch = Scratch::new();
     echo_app(&scratch);
-    let served = Served::start(
-        &scratch,
-        &[
-            "echo:app",
-            "--python-path",
-            "lib",
-            "--module",
-            DEBIAN_MOD_WSGI,
-        ],
-    );
+    let mut args = vec!["echo:app", "--python-path", "lib"];
+    args.extend(module.iter().flat_map(|m| ["--module", *m]));
+    let served = Served::start(&scratch, &args);
     let response = served.get("/");
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(field(&response.body, "process_group"), "wsgi-rs");
     assert_eq!(field(&response.body, "helper"), "from the python path");
     let config = std::fs::read_to_string(served.root.join("httpd.conf")).unwrap();
-    assert!(config.contains(&format!("LoadModule wsgi_module \"{DEBIAN_MOD_WSGI}\"")));
+    assert!(config.contains(loaded), "{config}");
+    assert!(config.contains("WSGIDaemonProcess"), "{config}");
     // The daemon process is a separate process from Apache's children,
     // and is stopped with them.
     let daemon_pid = field(&response.body, "pid").to_owned();
@@ -604,72 +599,45 @@ fn daemon_mode_is_the_default_and_works_with_debian_mod_wsgi() {
         finished.stdout
     );
     assert!(!Path::new("/proc").join(&daemon_pid).exists());
+}
+
+#[test]
+fn daemon_mode_is_the_default_and_works_with_debian_mod_wsgi() {
+    daemon_mode_is_the_default(
+        Some(DEBIAN_MOD_WSGI),
+        &format!("LoadModule wsgi_module \"{DEBIAN_MOD_WSGI}\""),
+    );
 }
 
 #[test]
 fn daemon_mode_is_the_default_with_our_module() {
+    daemon_mode_is_the_default(None, "LoadModule wsgi_rs_module");
+}
+
+/// `--reload-on-changes` in daemon mode: editing an imported module restarts
+/// the daemon process, which imports everything afresh.
+fn reload_on_changes_restarts_the_daemon(module: Option<&str>) {
     let scratch = Scratch::new();
     echo_app(&scratch);
-    let served = Served::start(&scratch, &["echo:app", "--python-path", "lib"]);
-    let response = served.get("/");
-    assert_eq!(response.status, 200, "{}", response.body);
-    assert_eq!(field(&response.body, "process_group"), "wsgi-rs");
-    assert_eq!(field(&response.body, "helper"), "from the python path");
-    let config = std::fs::read_to_string(served.root.join("httpd.conf")).unwrap();
-    assert!(config.contains("LoadModule wsgi_rs_module"));
-    assert!(config.contains("WSGIDaemonProcess"));
-    // The daemon process is a separate process from Apache's children,
-    // and is stopped with them.
-    let daemon_pid = field(&response.body, "pid").to_owned();
-    assert!(Path::new("/proc").join(&daemon_pid).exists());
-    let finished = stop_cleanly(served, libc::SIGINT);
-    assert!(
-        finished.stdout.contains("(daemon mode;"),
-        "{}",
-        finished.stdout
-    );
-    assert!(!Path::new("/proc").join(&daemon_pid).exists());
+    let mut args = vec!["echo:app", "--reload-on-changes", "--python-path", "lib"];
+    args.extend(module.iter().flat_map(|m| ["--module", *m]));
+    let served = Served::start(&scratch, &args);
+    let before = served.get("/");
+    assert_eq!(field(&before.body, "version"), "one");
+    edit_echo_module(&scratch);
+    let after = wait_for_version(&served, "two, edited");
+    assert_ne!(field(&before.body, "pid"), field(&after.body, "pid"));
+    stop_cleanly(served, libc::SIGTERM);
 }
 
 #[test]
 fn reload_on_changes_restarts_the_daemon_process() {
-    let scratch = Scratch::new();
-    echo_app(&scratch);
-    let served = Served::start(
-        &scratch,
-        &[
-            "echo:app",
-            "--reload-on-changes",
-            "--python-path",
-            "lib",
-            "--module",
-            DEBIAN_MOD_WSGI,
-        ],
-    );
-    let before = served.get("/");
-    assert_eq!(field(&before.body, "version"), "one");
-    edit_echo_module(&scratch);
-    let after = wait_for_version(&served, "two, edited");
-    // A new process: everything was imported afresh.
-    assert_ne!(field(&before.body, "pid"), field(&after.body, "pid"));
-    stop_cleanly(served, libc::SIGTERM);
+    reload_on_changes_restarts_the_daemon(Some(DEBIAN_MOD_WSGI));
 }
 
 #[test]
 fn reload_on_changes_restarts_our_daemon_process() {
-    let scratch = Scratch::new();
-    echo_app(&scratch);
-    let served = Served::start(
-        &scratch,
-        &["echo:app", "--reload-on-changes", "--python-path", "lib"],
-    );
-    let before = served.get("/");
-    assert_eq!(field(&before.body, "version"), "one");
-    edit_echo_module(&scratch);
-    let after = wait_for_version(&served, "two, edited");
-    // A new process: everything was imported afresh.
-    assert_ne!(field(&before.body, "pid"), field(&after.body, "pid"));
-    stop_cleanly(served, libc::SIGTERM);
+    reload_on_changes_restarts_the_daemon(None);
 }
 
 #[test]
