@@ -41,10 +41,42 @@ fn status(code: u32) -> c_int {
     code as c_int
 }
 
+/// One non-blocking connect: a full backlog (a stuck group) answers EAGAIN
+/// at once instead of blocking the Apache thread past connect-timeout.
+fn try_connect(path: &std::path::Path) -> std::io::Result<UnixStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let addr = super::supervisor::unix_addr(path)
+        .ok_or_else(|| std::io::Error::other("socket path too long"))?;
+    // SAFETY: a fresh socket we own (OwnedFd closes it on every path);
+    // the address is a valid sockaddr_un for the call.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
+        let rc = libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        );
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = UnixStream::from(owned);
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    }
+}
+
 fn connect(group: &DaemonGroup, deadline: Instant) -> std::io::Result<UnixStream> {
     let mut pause = Duration::from_millis(5);
     loop {
-        match UnixStream::connect(&group.socket_path) {
+        match try_connect(&group.socket_path) {
             Ok(s) => return Ok(s),
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => {

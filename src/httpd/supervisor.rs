@@ -64,6 +64,21 @@ pub enum SocketError {
     },
 }
 
+/// The `sockaddr_un` for `path`, or None when the path is too long.
+pub fn unix_addr(path: &Path) -> Option<libc::sockaddr_un> {
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return None;
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    Some(addr)
+}
+
 /// Creates the group's listener: only the Apache child user may connect.
 pub fn create_listener(
     path: &Path,
@@ -77,15 +92,9 @@ pub fn create_listener(
         err,
     };
     let bytes = path.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() {
+    let Some(addr) = unix_addr(path) else {
         return Err(SocketError::TooLong(shown));
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
-    }
+    };
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

@@ -51,6 +51,7 @@ mod auth;
 mod concurrency;
 mod config;
 mod daemon;
+mod daemon_backlog;
 mod daemon_basic;
 mod daemon_failures;
 mod daemon_large;
