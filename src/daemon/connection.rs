@@ -99,7 +99,9 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-pub fn serve(daemon: &Arc<Daemon>, index: usize, mut stream: UnixStream) {
+/// `admitted`: the process was not yet restarting when the connection was
+/// taken; our client's other requests are rejected (retried elsewhere).
+pub fn serve(daemon: &Arc<Daemon>, index: usize, mut stream: UnixStream, admitted: bool) {
     let timeout = Some(daemon.launch.socket_timeout).filter(|t| !t.is_zero());
     let _ = stream.set_read_timeout(timeout);
     let _ = stream.set_write_timeout(timeout);
@@ -125,7 +127,7 @@ pub fn serve(daemon: &Arc<Daemon>, index: usize, mut stream: UnixStream) {
     }
     let vars = if ours { vars } else { vars.without_private() };
     let framed = vars.flag(protocol::VAR_CLIENT);
-    if framed && daemon.restarting.load(Ordering::SeqCst) {
+    if framed && !admitted {
         let _ = stream.write_all(&[protocol::REJECT]);
         return;
     }

@@ -343,8 +343,17 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
         // SAFETY: accept4 returned a fresh descriptor we now own.
         let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
         daemon.last_activity.store(now_secs(), Ordering::Relaxed);
+        // Counted when taken, not when finished: the client's next request
+        // may arrive before this one's worker has finished its bookkeeping,
+        // and must already see the restart (maximum-requests is exact).
+        let n = daemon.served.fetch_add(1, Ordering::SeqCst) + 1;
+        let max = daemon.launch.spec.maximum_requests;
+        let admitted = !daemon.restarting.load(Ordering::SeqCst) && (max == 0 || n <= max);
+        if max > 0 && n == max {
+            daemon.request_restart(&format!("maximum requests ({max}) reached"));
+        }
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            connection::serve(daemon, index, stream)
+            connection::serve(daemon, index, stream, admitted)
         }));
         if served.is_err() {
             log::error!(
@@ -356,11 +365,6 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
         daemon.last_activity.store(now_secs(), Ordering::Relaxed);
-        let n = daemon.served.fetch_add(1, Ordering::Relaxed) + 1;
-        let max = daemon.launch.spec.maximum_requests;
-        if max > 0 && n >= max {
-            daemon.request_restart(&format!("maximum requests ({max}) reached"));
-        }
         let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
         gate.active -= 1;
         daemon.idle.notify_all();

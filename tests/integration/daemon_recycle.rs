@@ -119,14 +119,14 @@ fn in_flight_request_survives_a_recycle() {
     let s = pid_server(
         Mpm::Event,
         "graceful",
-        "processes=1 threads=2 maximum-requests=2 graceful-timeout=5",
+        "processes=1 threads=2 maximum-requests=3 graceful-timeout=5",
     );
     let first = served_pid(&s.get("/app"));
     let (slow, quick) = std::thread::scope(|scope| {
         let slow = scope.spawn(|| s.get("/app/sleep/1.5"));
         std::thread::sleep(Duration::from_millis(300));
-        // The second request of the process: the recycle starts now, with
-        // the slow one still running.
+        // The third request of the process: the recycle starts as it is
+        // taken, with the slow one still running.
         let quick = s.get("/app");
         (slow.join().unwrap(), quick)
     });
