@@ -12,4 +12,13 @@ shift || true
 
 bash scripts/setup-debian.sh
 cargo build --release
-exec target/release/wsgi-rs serve "$app" --port 8000 "$@"
+
+# Apache's children run as www-data when started as root, and a checkout in
+# /root is unreadable to them: serve a copy of the (single-file) example
+# from a world-readable directory.
+serve_dir="$(mktemp -d /tmp/mod_wsgi_rs-quickstart.XXXXXX)"
+chmod 755 "$serve_dir"
+cp "$app" "$serve_dir/"
+chmod 644 "$serve_dir/$(basename "$app")"
+trap 'rm -rf "$serve_dir"' EXIT
+target/release/wsgi-rs serve "$serve_dir/$(basename "$app")" --port 8000 "$@"
