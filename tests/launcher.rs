@@ -640,16 +640,22 @@ fn reload_on_changes_restarts_our_daemon_process() {
     reload_on_changes_restarts_the_daemon(None);
 }
 
-#[test]
-fn python_home_defaults_to_the_active_virtualenv() {
-    let scratch = Scratch::new();
+/// A virtualenv (without pip, for speed) from the distribution's Python.
+fn make_venv(scratch: &Scratch) -> PathBuf {
     let venv = scratch.path().join("venv");
     let made = Command::new("/usr/bin/python3")
         .args(["-m", "venv", "--without-pip"])
         .arg(&venv)
         .status()
         .unwrap();
-    assert!(made.success());
+    assert!(made.success(), "python3 -m venv failed");
+    venv
+}
+
+#[test]
+fn python_home_defaults_to_the_active_virtualenv() {
+    let scratch = Scratch::new();
+    let venv = make_venv(&scratch);
     scratch.write(
         "prefix.wsgi",
         r#"
@@ -926,13 +932,7 @@ fn install_writes_debian_and_rhel_layouts() {
 #[test]
 fn module_config_prints_the_lines_for_the_active_virtualenv() {
     let scratch = Scratch::new();
-    let venv = scratch.path().join("venv");
-    let made = Command::new("/usr/bin/python3")
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let venv = make_venv(&scratch);
     let module = built_module();
     let load_line = format!("LoadModule wsgi_rs_module \"{}\"", module.display());
     let home_line = format!("WSGIPythonHome \"{}\"", venv.display());
