@@ -1,14 +1,16 @@
 //! Daemon mode: process groups forked and supervised by the Apache parent
 //! (see `httpd::supervisor`), each process running the group's WSGI
-//! application on worker threads that accept from the group's UNIX socket.
+//! application on worker threads fed by the group's UNIX socket.
 //!
 //! - [`protocol`]: the uwsgi wire format and our client's extensions.
 //! - [`privileges`]: turning a forked root process into the group's user.
 //! - [`process`]: a daemon process's life: set-up, workers, the monitor that
 //!   applies timeouts and recycling, graceful exit.
-//! - [`connection`]: serving one connection through the WSGI core.
+//! - [`poller`]: the epoll set workers wait on (listener and idle connections).
+//! - [`connection`]: serving one request through the WSGI core.
 
 pub mod connection;
+pub mod poller;
 pub mod privileges;
 pub mod process;
 pub mod protocol;

@@ -1,24 +1,26 @@
 //! The life of one daemon process, from just after fork to exit: privilege
-//! drop, Python start-up, worker threads accepting from the group socket, and
+//! drop, Python start-up, worker threads serving connections (new ones from
+//! the group socket, persistent ones as their next request arrives), and
 //! the monitor (the main thread) that applies signals, timeouts and
 //! recycling. Recycling is graceful: the process stops accepting, lets
 //! in-flight requests finish within a time bound, and exits; the Apache
 //! parent starts a replacement.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
 
-use super::connection::{self, ActiveRequest};
+use super::connection::{self, ActiveRequest, After, Scratch};
+use super::poller::{Poller, Ready};
 use super::privileges::become_identity;
 use super::DaemonLaunch;
 use crate::interp::{self, ScriptCache};
 
-/// Whether new connections may still be taken, and how many are in flight.
+/// Whether requests may still be served, and how many are in flight.
 #[derive(Default)]
 struct Gate {
     closing: bool,
@@ -40,6 +42,9 @@ pub struct Daemon {
     pub app_loaded: AtomicBool,
     pub load_failed: AtomicBool,
     served: AtomicU64,
+    /// Open client connections, idle ones included.
+    connections: AtomicUsize,
+    poller: Poller,
     last_activity: AtomicU64,
     heartbeat: AtomicU64,
     pub slots: Vec<Mutex<Option<ActiveRequest>>>,
@@ -73,6 +78,25 @@ impl Daemon {
 
     pub fn group(&self) -> &str {
         &self.launch.spec.name
+    }
+
+    /// Counts a request as it is taken; false when this process must not
+    /// serve it (it is restarting, or maximum-requests is reached). Counted
+    /// when taken, not when finished: the client's next request may arrive
+    /// before this one's worker has finished its bookkeeping, and must
+    /// already see the restart (maximum-requests is exact).
+    pub fn admit(&self) -> bool {
+        let n = self.served.fetch_add(1, Ordering::SeqCst) + 1;
+        let max = self.launch.spec.maximum_requests;
+        let admitted = !self.restarting.load(Ordering::SeqCst) && (max == 0 || n <= max);
+        if max > 0 && n == max {
+            self.request_restart(&format!("maximum requests ({max}) reached"));
+        }
+        admitted
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
@@ -216,6 +240,8 @@ fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
 
     interp::initialize(&launch.python).map_err(|e| e.to_string())?;
     let threads = launch.spec.threads as usize;
+    let poller =
+        Poller::new(launch.listener_fd).map_err(|e| format!("cannot create epoll set: {e}"))?;
     let daemon = Arc::new(Daemon {
         scripts: ScriptCache::new(),
         gate: Mutex::new(Gate::default()),
@@ -225,6 +251,8 @@ fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
         app_loaded: AtomicBool::new(false),
         load_failed: AtomicBool::new(false),
         served: AtomicU64::new(0),
+        connections: AtomicUsize::new(0),
+        poller,
         last_activity: AtomicU64::new(now_secs()),
         heartbeat: AtomicU64::new(now_secs()),
         slots: (0..threads).map(|_| Mutex::new(None)).collect(),
@@ -286,84 +314,81 @@ fn spawn_heartbeat(daemon: &Arc<Daemon>) {
     }
 }
 
-fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll on one pollfd we own.
-    unsafe { libc::poll(&mut pfd, 1, timeout_ms) > 0 }
-}
-
 fn worker(daemon: &Arc<Daemon>, index: usize) {
-    let listener = daemon.launch.listener_fd;
+    let mut scratch = Scratch::default();
     loop {
-        if !wait_readable(listener, 250) {
-            if daemon
-                .gate
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .closing
-            {
-                return;
-            }
-            continue;
-        }
-        // Taking a connection and counting it happen under one lock, so the
-        // monitor never sees "idle" while a connection is half-accepted.
-        let fd = {
-            let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
-            if gate.closing {
-                return;
-            }
-            // SAFETY: accept4 on the inherited listener; the socket is
-            // non-blocking, so EAGAIN (another process won) returns at once.
-            let fd = unsafe {
-                libc::accept4(
-                    listener,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_CLOEXEC,
-                )
-            };
-            if fd < 0 {
+        let (conn, known) = match daemon.poller.wait(1000) {
+            None => continue,
+            Some(Ready::Listener) => {
+                // SAFETY: accept4 on the inherited listener; it is
+                // non-blocking, so EAGAIN (another process won) returns at once.
+                let fd = unsafe {
+                    libc::accept4(
+                        daemon.launch.listener_fd,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        libc::SOCK_CLOEXEC,
+                    )
+                };
                 let err = std::io::Error::last_os_error();
-                if err.kind() != std::io::ErrorKind::WouldBlock {
-                    // EMFILE and friends: poll keeps saying "readable".
-                    drop(gate);
-                    log::warn!("(wsgi:{}) accept failed: {err}", daemon.group());
-                    std::thread::sleep(Duration::from_millis(50));
+                daemon.poller.rearm_listener();
+                if fd < 0 {
+                    if err.kind() != std::io::ErrorKind::WouldBlock {
+                        // EMFILE and friends: the listener stays readable.
+                        log::warn!("(wsgi:{}) accept failed: {err}", daemon.group());
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    continue;
                 }
-                continue;
+                daemon.connections.fetch_add(1, Ordering::SeqCst);
+                // SAFETY: accept4 returned a fresh descriptor we now own.
+                (unsafe { OwnedFd::from_raw_fd(fd) }, false)
             }
-            gate.active += 1;
-            fd
+            // SAFETY: parked connections belong to the epoll set until their
+            // one-shot event hands them to exactly one worker: this one.
+            Some(Ready::Connection(fd)) => (unsafe { OwnedFd::from_raw_fd(fd) }, true),
         };
-        // SAFETY: accept4 returned a fresh descriptor we now own.
-        let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        daemon.last_activity.store(now_secs(), Ordering::Relaxed);
-        // Counted when taken, not when finished: the client's next request
-        // may arrive before this one's worker has finished its bookkeeping,
-        // and must already see the restart (maximum-requests is exact).
-        let n = daemon.served.fetch_add(1, Ordering::SeqCst) + 1;
-        let max = daemon.launch.spec.maximum_requests;
-        let admitted = !daemon.restarting.load(Ordering::SeqCst) && (max == 0 || n <= max);
-        if max > 0 && n == max {
-            daemon.request_restart(&format!("maximum requests ({max}) reached"));
+        let mut stream = UnixStream::from(conn);
+        if !known {
+            let timeout = Some(daemon.launch.socket_timeout).filter(|t| !t.is_zero());
+            let _ = stream.set_read_timeout(timeout);
+            let _ = stream.set_write_timeout(timeout);
         }
+        // Counted under the lock drain() closes, so it never sees "idle"
+        // while a request is being taken.
+        let accepting = {
+            let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+            gate.active += 1;
+            !gate.closing
+        };
+        daemon.last_activity.store(now_secs(), Ordering::Relaxed);
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            connection::serve(daemon, index, stream, admitted)
+            connection::serve(daemon, index, &mut stream, &mut scratch, accepting)
         }));
-        if served.is_err() {
+        let after = served.unwrap_or_else(|_| {
             log::error!(
                 "(wsgi:{}) internal error while serving a request",
                 daemon.group()
             );
-        }
+            After::Close
+        });
+        // Before the descriptor is closed or parked: the slot refers to it.
         *daemon.slots[index]
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
+        let mut closed = true;
+        if after == After::Keep {
+            if let Err(conn) = daemon.poller.park(stream.into(), known) {
+                drop(conn);
+            } else {
+                closed = false;
+            }
+        } else {
+            drop(stream);
+        }
+        if closed {
+            daemon.connections.fetch_sub(1, Ordering::SeqCst);
+        }
         daemon.last_activity.store(now_secs(), Ordering::Relaxed);
         let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
         gate.active -= 1;
@@ -393,6 +418,7 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
     gate.closing = true;
+    daemon.poller.stop_listening();
     while gate.active > 0 {
         let now = Instant::now();
         if now >= deadline || gate.active <= timed_out_requests(daemon) {
@@ -577,5 +603,7 @@ fn monitor(daemon: &Arc<Daemon>) -> ! {
 pub const ANSWER_NONE: u8 = 0;
 pub const ANSWER_APP: u8 = 1;
 pub const ANSWER_MONITOR: u8 = 2;
+/// The response ended and the connection stays open for the next request.
+pub const ANSWER_KEPT: u8 = 3;
 
 pub type AnswerState = Arc<AtomicU8>;

@@ -9,19 +9,31 @@
 //! headers, blank line, body) and the connection is closed at its end.
 //!
 //! Extensions, enabled only when the request carries `WSGI_RS_CLIENT=1`:
+//! - both bodies are framed as `u32 LE length` + bytes. The request body
+//!   ends with a zero length (so its length never depends on
+//!   `CONTENT_LENGTH`, which input filters may have made wrong); the
+//!   response body ends with [`END_KEEP`] or [`END_CLOSE`], so a response
+//!   cut short by a crash or an application error can never be taken for a
+//!   complete one;
+//! - after [`END_KEEP`] the connection carries the client's next request
+//!   (persistent connections); the client sends a request only once the
+//!   previous response has ended, so requests never overlap on a connection;
 //! - the daemon may answer a single byte [`REJECT`] before anything else,
 //!   meaning "not served, nothing consumed: retry on a fresh connection"
 //!   (used while a process restarts for a changed script or recycling);
 //! - with `WSGI_RS_EXPECT=1` the client sends the body only after the
 //!   daemon answered [`CONTINUE`], so a large body is never half-consumed by
-//!   a process that then rejects the request;
-//! - with `WSGI_RS_CHUNKED=1` the body has no length: it ends when the client
-//!   shuts down its writing side;
-//! - the response body is framed as `u32 LE length` + bytes, ending with a
-//!   zero length, so a response cut short by a crash or an application
-//!   error can never be taken for a complete one.
+//!   a process that then rejects the request. A daemon that answers without
+//!   taking the body (an error) sends its response instead, ending it with
+//!   [`END_CLOSE`]. Without it the whole body follows the vars at once,
+//!   and the daemon reads all of it before running the application: a
+//!   connection that fails with nothing consumed (reset, broken pipe) was
+//!   then never acted on, and the client may safely send the request again.
+//! - `WSGI_RS_CHUNKED=1` only says the client's request had no length
+//!   (`wsgi.input_terminated`).
 
 use std::io::{self, Read};
+use std::ops::Range;
 
 /// Private variables: consumed by the daemon, never shown to applications.
 pub const VAR_PREFIX: &[u8] = b"WSGI_RS_";
@@ -42,6 +54,14 @@ pub const INTERNAL_ERROR_HEADER: &str = "X-Wsgi-Rs-Internal";
 pub const REJECT: u8 = b'R';
 pub const CONTINUE: u8 = b'C';
 
+/// Ends a framed response body; the connection stays open for the next
+/// request.
+pub const END_KEEP: u32 = 0;
+/// Ends a framed response body; the daemon then closes the connection.
+pub const END_CLOSE: u32 = u32::MAX;
+/// Largest body frame either side sends.
+pub const MAX_FRAME: usize = 4 << 20;
+
 /// Largest vars block the uwsgi header can describe.
 pub const MAX_VARS: usize = u16::MAX as usize;
 
@@ -61,13 +81,16 @@ pub enum ProtocolError {
     Io(#[from] io::Error),
 }
 
-/// Builds the 4-byte header and vars block of a request.
-pub fn encode_request<'a>(
+/// Appends a request's 4-byte header and vars block to `out`.
+pub fn encode_request_into<'a>(
+    out: &mut Vec<u8>,
     vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-) -> Result<Vec<u8>, ProtocolError> {
-    let mut out = vec![0u8; 4];
+) -> Result<(), ProtocolError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
     for (k, v) in vars {
         if k.len() > MAX_VARS || v.len() > MAX_VARS {
+            out.truncate(start);
             return Err(ProtocolError::VarTooLong);
         }
         out.extend_from_slice(&(k.len() as u16).to_le_bytes());
@@ -75,26 +98,51 @@ pub fn encode_request<'a>(
         out.extend_from_slice(&(v.len() as u16).to_le_bytes());
         out.extend_from_slice(v);
     }
-    let size = out.len() - 4;
+    let size = out.len() - start - 4;
     if size > MAX_VARS {
+        out.truncate(start);
         return Err(ProtocolError::VarsTooLarge(size));
     }
-    out[1..3].copy_from_slice(&(size as u16).to_le_bytes());
+    out[start + 1..start + 3].copy_from_slice(&(size as u16).to_le_bytes());
+    Ok(())
+}
+
+/// Builds the 4-byte header and vars block of a request.
+pub fn encode_request<'a>(
+    vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Vec<u8>, ProtocolError> {
+    let mut out = Vec::new();
+    encode_request_into(&mut out, vars)?;
     Ok(out)
 }
 
-/// The vars of one request, in arrival order.
+/// The vars of one request, in arrival order: one block of bytes and the
+/// positions of each key and value in it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Vars {
-    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    block: Vec<u8>,
+    pairs: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl Vars {
-    pub fn get(&self, key: &str) -> Option<&[u8]> {
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.pairs
             .iter()
-            .find(|(k, _)| k == key.as_bytes())
-            .map(|(_, v)| v.as_slice())
+            .map(|(k, v)| (&self.block[k.clone()], &self.block[v.clone()]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(k, _)| *k == key.as_bytes())
+            .map(|(_, v)| v)
     }
 
     pub fn get_str(&self, key: &str) -> Option<String> {
@@ -108,21 +156,14 @@ impl Vars {
 
     /// The vars an application may see (private ones removed).
     pub fn public(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.pairs
-            .iter()
-            .filter(|(k, _)| !is_private(k))
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        self.iter().filter(|(k, _)| !is_private(k))
     }
 
     /// The same vars with every private one dropped (a plain peer's view).
-    pub fn without_private(self) -> Vars {
-        Vars {
-            pairs: self
-                .pairs
-                .into_iter()
-                .filter(|(k, _)| !is_private(k))
-                .collect(),
-        }
+    pub fn without_private(mut self) -> Vars {
+        let block = &self.block;
+        self.pairs.retain(|(k, _)| !is_private(&block[k.clone()]));
+        self
     }
 }
 
@@ -132,50 +173,76 @@ pub fn is_private(key: &[u8]) -> bool {
     key.windows(VAR_PREFIX.len()).any(|w| w == VAR_PREFIX)
 }
 
-fn read_exact_or_truncated(r: &mut impl Read, buf: &mut [u8]) -> Result<(), ProtocolError> {
-    r.read_exact(buf).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
-        _ => ProtocolError::Io(e),
-    })
+/// Parses a request's header and vars from the start of `buf`: the vars
+/// and the number of bytes they took, or None while `buf` holds less than
+/// the whole of them.
+pub fn parse_request_head(buf: &[u8]) -> Result<Option<(Vars, usize)>, ProtocolError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    if buf[0] != 0 {
+        return Err(ProtocolError::Modifier(buf[0]));
+    }
+    let size = u16::from_le_bytes([buf[1], buf[2]]) as usize;
+    if buf.len() < 4 + size {
+        return Ok(None);
+    }
+    Ok(Some((parse_vars(buf[4..4 + size].to_vec())?, 4 + size)))
 }
 
 /// Reads a request's header and vars; the body follows on the stream.
 pub fn read_request(r: &mut impl Read) -> Result<Vars, ProtocolError> {
-    let mut head = [0u8; 4];
-    read_exact_or_truncated(r, &mut head)?;
-    if head[0] != 0 {
-        return Err(ProtocolError::Modifier(head[0]));
-    }
-    let size = u16::from_le_bytes([head[1], head[2]]) as usize;
-    let mut block = vec![0u8; size];
-    read_exact_or_truncated(r, &mut block)?;
-    parse_vars(&block)
+    let mut buf = vec![0u8; 4];
+    r.read_exact(&mut buf).map_err(truncated)?;
+    let size = u16::from_le_bytes([buf[1], buf[2]]) as usize;
+    buf.resize(4 + size, 0);
+    r.read_exact(&mut buf[4..]).map_err(truncated)?;
+    Ok(parse_request_head(&buf)?.ok_or(ProtocolError::Truncated)?.0)
 }
 
-pub fn parse_vars(mut block: &[u8]) -> Result<Vars, ProtocolError> {
-    let mut vars = Vars::default();
-    let take = |block: &mut &[u8]| -> Result<Vec<u8>, ProtocolError> {
-        if block.len() < 2 {
+fn truncated(e: io::Error) -> ProtocolError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
+        _ => ProtocolError::Io(e),
+    }
+}
+
+pub fn parse_vars(block: Vec<u8>) -> Result<Vars, ProtocolError> {
+    let mut pairs = Vec::with_capacity(32);
+    let mut at = 0;
+    let take = |at: &mut usize| -> Result<Range<usize>, ProtocolError> {
+        let rest = &block[*at..];
+        if rest.len() < 2 {
             return Err(ProtocolError::Malformed);
         }
-        let n = u16::from_le_bytes([block[0], block[1]]) as usize;
-        if block.len() < 2 + n {
+        let n = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+        if rest.len() < 2 + n {
             return Err(ProtocolError::Malformed);
         }
-        let item = block[2..2 + n].to_vec();
-        *block = &block[2 + n..];
+        let item = *at + 2..*at + 2 + n;
+        *at += 2 + n;
         Ok(item)
     };
-    while !block.is_empty() {
-        let k = take(&mut block)?;
-        let v = take(&mut block)?;
-        vars.pairs.push((k, v));
+    while at < block.len() {
+        let k = take(&mut at)?;
+        let v = take(&mut at)?;
+        pairs.push((k, v));
     }
-    Ok(vars)
+    Ok(Vars { block, pairs })
 }
 
-/// One body frame header (`u32 LE` length); zero ends the body.
+/// Now, as microseconds since the epoch: the unit of
+/// [`VAR_QUEUE_START`], which the daemon compares with its own clock.
+pub fn micros_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// One body frame header (`u32 LE` length); zero ends a request body.
 pub fn frame_header(len: usize) -> [u8; 4] {
+    debug_assert!(len <= MAX_FRAME);
     (len as u32).to_le_bytes()
 }
 
@@ -265,7 +332,12 @@ mod tests {
         let parsed = read_request(&mut &packet[..]).unwrap();
         assert_eq!(parsed.get("PATH_INFO"), Some(&b"/x"[..]));
         assert_eq!(parsed.get("EMPTY"), Some(&b""[..]));
-        assert_eq!(parsed.pairs.len(), 3);
+        assert_eq!(parsed.len(), 3);
+        let (head, used) = parse_request_head(&packet).unwrap().unwrap();
+        assert_eq!((head, used), (parsed, packet.len()));
+        assert!(parse_request_head(&packet[..packet.len() - 1])
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -295,11 +367,11 @@ mod tests {
             Err(ProtocolError::Modifier(5))
         ));
         assert!(matches!(
-            parse_vars(b"\x05\0ab"),
+            parse_vars(b"\x05\0ab".to_vec()),
             Err(ProtocolError::Malformed)
         ));
         assert!(matches!(
-            parse_vars(b"\x01\0a"),
+            parse_vars(b"\x01\0a".to_vec()),
             Err(ProtocolError::Malformed)
         ));
     }
@@ -307,16 +379,20 @@ mod tests {
     #[test]
     fn private_vars_are_hidden() {
         let vars = parse_vars(
-            &encode_request(vec![
+            encode_request(vec![
                 (&b"WSGI_RS_SECRET"[..], &b"s"[..]),
                 (b"HTTP_HOST", b"h"),
             ])
-            .unwrap()[4..],
+            .unwrap()[4..]
+                .to_vec(),
         )
         .unwrap();
         let public: Vec<_> = vars.public().collect();
         assert_eq!(public, vec![(&b"HTTP_HOST"[..], &b"h"[..])]);
         assert_eq!(vars.get_str(VAR_SECRET).as_deref(), Some("s"));
+        let plain = vars.without_private();
+        assert_eq!(plain.len(), 1);
+        assert_eq!(plain.get(VAR_SECRET), None);
     }
 
     #[test]

@@ -257,6 +257,9 @@ def application(environ, start_response):
             yield b'first chunk\n'
             raise ValueError('daemon-boom-after-first-chunk')
         return body()
+    if path == '/after-list':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'first item\n', 'daemon-boom-not-bytes']
     if path == '/file':
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
         return environ['wsgi.file_wrapper'](open('{root}/data/blob.bin', 'rb'), 65536)
@@ -327,6 +330,17 @@ fn exception_after_first_chunk_truncates_response() {
     );
     assert!(
         s.wait_log("daemon-boom-after-first-chunk", Duration::from_secs(5)),
+        "exception not logged"
+    );
+    assert_eq!(s.get("/misc/head").status, 200);
+    // The same when the bytes before the failure were a list's first item,
+    // which the daemon holds back to send with what follows.
+    let r = s.get("/misc/after-list");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().starts_with("first item\n"), "{}", r.text());
+    assert!(!r.complete || module() == Module::ModWsgi);
+    assert!(
+        s.wait_log("value of type str found", Duration::from_secs(5)),
         "exception not logged"
     );
     assert_eq!(s.get("/misc/head").status, 200);

@@ -54,6 +54,7 @@ mod daemon;
 mod daemon_backlog;
 mod daemon_basic;
 mod daemon_failures;
+mod daemon_keepalive;
 mod daemon_large;
 mod daemon_lifecycle;
 mod daemon_private_vars;
