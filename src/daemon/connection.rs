@@ -687,6 +687,11 @@ impl Backend for DaemonBackend {
         Ok(())
     }
 
+    fn write_is_quick(&self, len: usize, flush: bool) -> bool {
+        // Such a write only joins `out` (see write_body).
+        !flush && self.out.len() + len + 4 <= OUT_BUFFER
+    }
+
     fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), (i32, WriteError)> {
         let result = (|| {
             self.send(&[])?;

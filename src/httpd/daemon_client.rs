@@ -577,9 +577,16 @@ fn relay_response(
         let avail = reader.available();
         let len = u32::from_le_bytes([avail[0], avail[1], avail[2], avail[3]]);
         reader.consume(4);
+        if len == protocol::END_KEEP || len == protocol::END_CLOSE {
+            // Sent now, with this thread, rather than by the event MPM's
+            // write-completion hand-off after the handler (see
+            // ApacheBackend::finish).
+            if unflushed {
+                let _ = apache.write_body(&[], true);
+            }
+            return (ffi::OK as c_int, len == protocol::END_KEEP);
+        }
         match len {
-            protocol::END_KEEP => return (ffi::OK as c_int, true),
-            protocol::END_CLOSE => return (ffi::OK as c_int, false),
             n if n as usize > protocol::MAX_FRAME => {
                 let e = std::io::Error::other("malformed body frame");
                 return (truncated(req, apache, name, &e), false);

@@ -282,7 +282,14 @@ fn handle(req: &mut Request<'_>) -> c_int {
             }
         };
         set_current_request(Some(exchange.clone()));
-        match run_application(py, &app, environ, exchange, &filename) {
+        let outcome = run_application(py, &app, environ, exchange, &filename);
+        if outcome == Outcome::Done {
+            flush_thread_streams(py, Some(exchange));
+            if let Some(mut backend) = exchange.close(py) {
+                py.detach(|| backend.finish(&outcome));
+            }
+        }
+        match outcome {
             Outcome::Done | Outcome::Aborted => ffi::OK as c_int,
             Outcome::Failed => status(ffi::HTTP_INTERNAL_SERVER_ERROR),
             Outcome::BodyRefused => ffi::AP_FILTER_ERROR,

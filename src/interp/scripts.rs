@@ -77,6 +77,9 @@ impl ScriptCache {
             .scripts
             .lock_py_attached(py)
             .unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = map.get(key) {
+            return slot.clone();
+        }
         map.entry(key.clone()).or_default().clone()
     }
 

@@ -1,9 +1,19 @@
 //! Building the WSGI `environ` dict: the CGI variables the server computed
 //! (bytes, decoded as latin-1 into native `str` as PEP 3333 asks) plus the
 //! `wsgi.*` keys and mod_wsgi's compatibility keys.
+//!
+//! This runs for every request, so the strings that repeat are made once:
+//! constant keys and values are interned, and CGI variable names are kept
+//! in a bounded cache, which also keeps their hashes computed.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
 
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::{MutexExt, PyOnceLock};
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::{FileWrapper, Input, LogStream};
@@ -45,6 +55,63 @@ pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, 
     }
 }
 
+/// FNV-1a: CGI names are short, and SipHash would cost more than the
+/// string it saves making. Client-chosen names cannot flood the cache (it is
+/// bounded), so a keyed hash buys nothing here.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NameCache = HashMap<Box<[u8]>, Py<PyString>, BuildHasherDefault<Fnv>>;
+
+/// How many distinct CGI names are kept: Apache's own plus a few hundred
+/// header names; names beyond it are made per request.
+const MAX_CACHED_NAMES: usize = 512;
+
+fn name_cache() -> &'static Mutex<NameCache> {
+    static NAMES: std::sync::OnceLock<Mutex<NameCache>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+fn wsgi_version(py: Python<'_>) -> &Bound<'_, PyTuple> {
+    static VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    VERSION
+        .get_or_init(py, || PyTuple::new(py, [1, 0]).expect("tuple").unbind())
+        .bind(py)
+}
+
+fn module_version(py: Python<'_>) -> PyResult<&Bound<'_, PyTuple>> {
+    static VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    Ok(VERSION
+        .get_or_try_init(py, || crate::interp::version_tuple(py).map(Bound::unbind))?
+        .bind(py))
+}
+
+fn flag(py: Python<'_>, on: bool) -> &Bound<'_, PyString> {
+    if on {
+        intern!(py, "1")
+    } else {
+        intern!(py, "0")
+    }
+}
+
 impl<'a, I> EnvironSpec<'a, I>
 where
     I: Iterator<Item = (&'a [u8], &'a [u8])>,
@@ -58,41 +125,75 @@ where
         let environ = PyDict::new(py);
         let mut https = false;
         let mut path_info = false;
-        for (key, value) in self.cgi {
-            path_info |= key == b"PATH_INFO";
-            if key == b"HTTPS" {
-                https = matches!(value, b"on" | b"ON" | b"On" | b"1");
+        {
+            // Detaches while waiting, so a thread holding the lock can never
+            // wait on this one for the GIL.
+            let mut names = name_cache()
+                .lock_py_attached(py)
+                .unwrap_or_else(|p| p.into_inner());
+            for (key, value) in self.cgi {
+                path_info |= key == b"PATH_INFO";
+                if key == b"HTTPS" {
+                    https = matches!(value, b"on" | b"ON" | b"On" | b"1");
+                }
+                let name = match names.get(key) {
+                    Some(name) => name.bind(py).clone(),
+                    None => {
+                        let name = latin1(py, key)?;
+                        if names.len() < MAX_CACHED_NAMES {
+                            names.insert(key.into(), name.clone().unbind());
+                        }
+                        name
+                    }
+                };
+                environ.set_item(name, latin1(py, value)?)?;
             }
-            environ.set_item(latin1(py, key)?, latin1(py, value)?)?;
         }
         if !path_info {
             // Apache omits an empty PATH_INFO; WSGI apps expect the key.
-            environ.set_item("PATH_INFO", "")?;
+            environ.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
         }
         let flags = self.flags;
         super::set_current_application_group(&flags.application_group);
-        environ.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
-        environ.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
-        environ.set_item("wsgi.input", input)?;
-        environ.set_item("wsgi.input_terminated", true)?;
-        environ.set_item("wsgi.errors", errors)?;
-        environ.set_item("wsgi.multithread", flags.multithread)?;
-        environ.set_item("wsgi.multiprocess", flags.multiprocess)?;
-        environ.set_item("wsgi.run_once", false)?;
-        environ.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
-        environ.set_item("mod_wsgi.process_group", &flags.process_group)?;
-        environ.set_item("mod_wsgi.application_group", &flags.application_group)?;
-        environ.set_item("mod_wsgi.callable_object", &flags.callable_object)?;
+        let scheme = if https {
+            intern!(py, "https")
+        } else {
+            intern!(py, "http")
+        };
+        environ.set_item(intern!(py, "wsgi.version"), wsgi_version(py))?;
+        environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+        environ.set_item(intern!(py, "wsgi.input"), input)?;
+        environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+        environ.set_item(intern!(py, "wsgi.errors"), errors)?;
+        environ.set_item(intern!(py, "wsgi.multithread"), flags.multithread)?;
+        environ.set_item(intern!(py, "wsgi.multiprocess"), flags.multiprocess)?;
+        environ.set_item(intern!(py, "wsgi.run_once"), false)?;
         environ.set_item(
-            "mod_wsgi.script_reloading",
-            if flags.script_reloading { "1" } else { "0" },
+            intern!(py, "wsgi.file_wrapper"),
+            py.get_type::<FileWrapper>(),
+        )?;
+        environ.set_item(intern!(py, "mod_wsgi.process_group"), &flags.process_group)?;
+        environ.set_item(
+            intern!(py, "mod_wsgi.application_group"),
+            &flags.application_group,
         )?;
         environ.set_item(
-            "mod_wsgi.input_chunked",
-            if flags.input_chunked { "1" } else { "0" },
+            intern!(py, "mod_wsgi.callable_object"),
+            &flags.callable_object,
         )?;
-        environ.set_item("mod_wsgi.request_handler", "wsgi-script")?;
-        environ.set_item("mod_wsgi.version", crate::interp::version_tuple(py)?)?;
+        environ.set_item(
+            intern!(py, "mod_wsgi.script_reloading"),
+            flag(py, flags.script_reloading),
+        )?;
+        environ.set_item(
+            intern!(py, "mod_wsgi.input_chunked"),
+            flag(py, flags.input_chunked),
+        )?;
+        environ.set_item(
+            intern!(py, "mod_wsgi.request_handler"),
+            intern!(py, "wsgi-script"),
+        )?;
+        environ.set_item(intern!(py, "mod_wsgi.version"), module_version(py)?)?;
         Ok(environ)
     }
 }

@@ -66,7 +66,8 @@ pub enum WriteError {
 }
 
 /// What the WSGI core needs from the server side of one request.
-/// Every method may block; the core calls them with the GIL released.
+/// Every method may block; the core calls them with the GIL released, except
+/// writes the backend says cannot block (see [`Backend::write_is_quick`]).
 pub trait Backend: Send {
     /// Reads request body bytes into `buf`; `Ok(0)` means the body has ended.
     fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError>;
@@ -75,6 +76,12 @@ pub trait Backend: Send {
     fn start_response(&mut self, status: u16, status_line: &str, headers: &[(String, String)]);
     /// Sends body bytes, flushing them to the client when `flush` is set.
     fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), WriteError>;
+    /// True when this write only buffers (no I/O that could wait on the
+    /// client): the core then keeps the GIL, which saves handing it to
+    /// another thread and waiting to get it back, per write.
+    fn write_is_quick(&self, _len: usize, _flush: bool) -> bool {
+        false
+    }
     /// Sends `len` bytes of an open regular file from `offset`, taking
     /// ownership of `fd`. Returns the fd back if this backend cannot.
     fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), (i32, WriteError)>;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -82,8 +83,12 @@ fn write_locked(
         return Ok(());
     }
     let backend: &mut dyn super::Backend = backend.as_mut();
-    py.detach(|| backend.write_body(data, flush))
-        .map_err(Failure::Client)?;
+    if backend.write_is_quick(data.len(), flush) {
+        backend.write_body(data, flush)
+    } else {
+        py.detach(|| backend.write_body(data, flush))
+    }
+    .map_err(Failure::Client)?;
     state.response.bytes_sent += data.len() as u64;
     Ok(())
 }
@@ -125,25 +130,32 @@ pub fn run_application(
             return Outcome::Failed;
         }
     };
-    let context = format!("Exception occurred processing WSGI script '{script}'.");
+    let context = || format!("Exception occurred processing WSGI script '{script}'.");
     let result = match app.call1((environ, start_response)) {
         Ok(r) => r,
-        Err(e) => return fail(py, exchange, &context, Failure::App(e)),
+        Err(e) => return fail(py, exchange, &context(), Failure::App(e)),
     };
     let delivered = deliver(py, exchange, &result);
-    let closed = match result.getattr_opt("close") {
-        Ok(Some(close)) => close.call0().map(drop),
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
+    // Plain lists and tuples have no close(); asking would raise and discard
+    // an AttributeError on every request.
+    let closed =
+        if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+            Ok(())
+        } else {
+            match result.getattr_opt(intern!(py, "close")) {
+                Ok(Some(close)) => close.call0().map(drop),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
     match (delivered, closed) {
         (Err(f), closed) => {
             if let Err(e) = closed {
-                log_exception(py, exchange, &context, &e);
+                log_exception(py, exchange, &context(), &e);
             }
-            fail(py, exchange, &context, f)
+            fail(py, exchange, &context(), f)
         }
-        (Ok(()), Err(e)) => fail(py, exchange, &context, Failure::App(e)),
+        (Ok(()), Err(e)) => fail(py, exchange, &context(), Failure::App(e)),
         (Ok(()), Ok(())) => finish(py, exchange),
     }
 }
