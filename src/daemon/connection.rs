@@ -364,7 +364,10 @@ fn run(
         framed,
         keep_alive,
     } = request;
-    if reloading && daemon.scripts.is_stale(py, &key) {
+    let mtime = vars
+        .get_str(protocol::VAR_SCRIPT_MTIME)
+        .and_then(|m| m.parse::<i64>().ok());
+    if reloading && daemon.scripts.is_stale(py, &key, mtime) {
         // Daemon mode reloads by replacing the process, so every module is
         // imported afresh, as mod_wsgi does.
         daemon.request_restart(&format!("script '{}' changed", key.path.display()));
@@ -373,7 +376,7 @@ fn run(
             return;
         }
     }
-    let app = match daemon.scripts.application(py, &key, callable, None, false) {
+    let app = match daemon.scripts.application(py, &key, callable, mtime, false) {
         Ok(app) => {
             daemon.app_loaded.store(true, Ordering::SeqCst);
             app

@@ -45,6 +45,9 @@ pub const VAR_SCRIPT: &str = "WSGI_RS_SCRIPT";
 pub const VAR_APPLICATION_GROUP: &str = "WSGI_RS_APPLICATION_GROUP";
 pub const VAR_CALLABLE: &str = "WSGI_RS_CALLABLE";
 pub const VAR_RELOADING: &str = "WSGI_RS_RELOADING";
+/// The script's modification time (microseconds) as Apache saw it for this
+/// request, so the daemon need not stat() it again.
+pub const VAR_SCRIPT_MTIME: &str = "WSGI_RS_SCRIPT_MTIME";
 pub const VAR_QUEUE_START: &str = "WSGI_RS_QUEUE_START";
 
 /// Marks a daemon-generated error answer to our client (Apache then renders

@@ -119,6 +119,9 @@ impl Backend for ApacheBackend {
     }
 
     fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), WriteError> {
+        // A large write is sent at once anyway; flushing it spares the core
+        // output filter copying the unwritten tail of our transient bucket.
+        let flush = flush || data.len() >= QUICK_WRITE;
         self.unflushed = if flush {
             0
         } else {
@@ -168,6 +171,12 @@ impl Backend for ApacheBackend {
     }
 
     fn abort(&mut self) {
+        // What the application produced still goes out (unflushed, it would
+        // be dropped with the connection): the client then sees a response
+        // cut short, not none at all.
+        if self.unflushed > 0 {
+            let _ = self.write_body(&[], true);
+        }
         // SAFETY: live request.
         unsafe { ffi::wsgi_rs_abort_connection(self.r) }
     }

@@ -214,6 +214,7 @@ fn handle(req: &mut Request<'_>) -> c_int {
             (protocol::VAR_APPLICATION_GROUP, application_group),
             (protocol::VAR_CALLABLE, callable),
             (protocol::VAR_RELOADING, flag(reloading)),
+            (protocol::VAR_SCRIPT_MTIME, req.file_mtime().to_string()),
             (protocol::VAR_CHUNKED, flag(chunked)),
         ];
         let forward = Forward {

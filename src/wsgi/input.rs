@@ -52,13 +52,29 @@ impl Input {
         let want = want.clamp(1, MAX_READ);
         let start = self.buf.len();
         self.buf.resize(start + want, 0);
+        let mut target = std::mem::take(&mut self.buf);
+        let result = self.read_backend(py, &mut target[start..]);
+        self.buf = target;
+        match result {
+            Ok(n) => {
+                self.buf.truncate(start + n);
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// One backend read into `target` (0 at the end of the body).
+    fn read_backend(&mut self, py: Python<'_>, target: &mut [u8]) -> PyResult<usize> {
         let result = {
             let mut state = self.exchange.lock(py);
             match state.backend.as_mut() {
                 None => Err(BodyError::Closed),
                 Some(backend) => {
                     let backend: &mut dyn super::Backend = backend.as_mut();
-                    let target = &mut self.buf[start..];
                     let r = py.detach(|| backend.read_body(target));
                     if let Err(BodyError::AlreadyAnswered(_)) = &r {
                         state.response.body_refused = true;
@@ -69,17 +85,42 @@ impl Input {
         };
         match result {
             Ok(n) => {
-                self.buf.truncate(start + n);
                 if n == 0 {
                     self.eof = true;
                 }
-                Ok(())
+                Ok(n)
             }
             Err(e) => {
-                self.buf.truncate(start);
                 self.eof = true;
                 Err(PyOSError::new_err(format!("request data read error: {e}")))
             }
+        }
+    }
+
+    /// `read(n)` with nothing buffered: the body goes straight into the
+    /// bytes object returned, not through the buffer and a copy.
+    fn read_into_bytes<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let mut got = 0;
+        let mut failure = None;
+        let bytes = PyBytes::new_with(py, n, |target| {
+            while got < n && !self.eof {
+                match self.read_backend(py, &mut target[got..]) {
+                    Ok(k) => got += k,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if got == n {
+            Ok(bytes)
+        } else {
+            Ok(PyBytes::new(py, &bytes.as_bytes()[..got]))
         }
     }
 
@@ -130,6 +171,9 @@ impl Input {
                 while !self.eof {
                     self.fill(py, 64 * 1024)?;
                 }
+            }
+            Some(n) if n > 0 && n <= MAX_READ && self.available() == 0 && !self.eof => {
+                return self.read_into_bytes(py, n);
             }
             Some(n) => {
                 while self.available() < n && !self.eof {

@@ -17,6 +17,9 @@ def application(environ, start_response):
             yield b'first chunk\n'
             raise ValueError('boom-after-first-chunk')
         return body()
+    if path == '/after-list':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'first item\n', 'boom-not-bytes']
     if path == '/str':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return ['a str, not bytes']
@@ -74,6 +77,12 @@ fn exception_after_first_chunk_truncates_response() {
         s.wait_log("boom-after-first-chunk", Duration::from_secs(5)),
         "exception not logged"
     );
+    // The same when what came before was a list item, which Apache holds
+    // unflushed: it still reaches the client before the connection closes.
+    let r = s.get("/fail/after-list");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().starts_with("first item\n"), "{}", r.text());
+    assert!(!r.complete);
 }
 
 #[test]
