@@ -317,9 +317,18 @@ fn spawn_heartbeat(daemon: &Arc<Daemon>) {
 fn worker(daemon: &Arc<Daemon>, index: usize) {
     let mut scratch = Scratch::default();
     loop {
-        let (conn, known) = match daemon.poller.wait(1000) {
-            None => continue,
-            Some(Ready::Listener) => {
+        let Some(event) = daemon.poller.wait(1000) else {
+            continue;
+        };
+        // Taking work and counting it happen under the lock drain() closes,
+        // so it never sees "idle" while a connection is half-accepted.
+        let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+        let accepting = !gate.closing;
+        let (conn, known) = match event {
+            Ready::Listener => {
+                if !accepting {
+                    continue;
+                }
                 // SAFETY: accept4 on the inherited listener; it is
                 // non-blocking, so EAGAIN (another process won) returns at once.
                 let fd = unsafe {
@@ -333,6 +342,7 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
                 let err = std::io::Error::last_os_error();
                 daemon.poller.rearm_listener();
                 if fd < 0 {
+                    drop(gate);
                     if err.kind() != std::io::ErrorKind::WouldBlock {
                         // EMFILE and friends: the listener stays readable.
                         log::warn!("(wsgi:{}) accept failed: {err}", daemon.group());
@@ -346,21 +356,17 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
             }
             // SAFETY: parked connections belong to the epoll set until their
             // one-shot event hands them to exactly one worker: this one.
-            Some(Ready::Connection(fd)) => (unsafe { OwnedFd::from_raw_fd(fd) }, true),
+            // While closing, its request is answered "retry elsewhere".
+            Ready::Connection(fd) => (unsafe { OwnedFd::from_raw_fd(fd) }, true),
         };
+        gate.active += 1;
+        drop(gate);
         let mut stream = UnixStream::from(conn);
         if !known {
             let timeout = Some(daemon.launch.socket_timeout).filter(|t| !t.is_zero());
             let _ = stream.set_read_timeout(timeout);
             let _ = stream.set_write_timeout(timeout);
         }
-        // Counted under the lock drain() closes, so it never sees "idle"
-        // while a request is being taken.
-        let accepting = {
-            let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
-            gate.active += 1;
-            !gate.closing
-        };
         daemon.last_activity.store(now_secs(), Ordering::Relaxed);
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             connection::serve(daemon, index, &mut stream, &mut scratch, accepting)
@@ -376,21 +382,16 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
         *daemon.slots[index]
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
-        let mut closed = true;
-        if after == After::Keep {
-            if let Err(conn) = daemon.poller.park(stream.into(), known) {
-                drop(conn);
-            } else {
-                closed = false;
-            }
-        } else {
-            drop(stream);
-        }
-        if closed {
-            daemon.connections.fetch_sub(1, Ordering::SeqCst);
-        }
         daemon.last_activity.store(now_secs(), Ordering::Relaxed);
         let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+        // A process on its way out closes rather than parks: the client sees
+        // that before its next request, instead of a reset after it.
+        let parked = after == After::Keep
+            && !gate.closing
+            && daemon.poller.park(stream.into(), known).is_ok();
+        if !parked {
+            daemon.connections.fetch_sub(1, Ordering::SeqCst);
+        }
         gate.active -= 1;
         daemon.idle.notify_all();
     }
