@@ -12,6 +12,9 @@ const QUICK_WRITE: usize = 16 * 1024;
 pub struct ApacheBackend {
     r: *mut ffi::request_rec,
     bb: *mut ffi::apr_bucket_brigade,
+    /// The request body as the input filters handed it over and not read
+    /// yet (see `wsgi_rs_read_body`); made on the first read.
+    input: *mut ffi::apr_bucket_brigade,
     head: bool,
     /// Bytes written since the last flush.
     unflushed: usize,
@@ -34,6 +37,7 @@ impl ApacheBackend {
         ApacheBackend {
             r,
             bb,
+            input: std::ptr::null_mut(),
             head,
             unflushed: 0,
         }
@@ -64,13 +68,18 @@ pub fn apache_level(level: LogLevel) -> i32 {
 
 impl Backend for ApacheBackend {
     fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+        if self.input.is_null() {
+            // SAFETY: live request (the contract of `new`).
+            self.input = unsafe { ffi::wsgi_rs_brigade_new(self.r) };
+        }
         loop {
             let mut got: ffi::apr_size_t = 0;
-            // SAFETY: live request and brigade; buf is writable for its length.
+            // SAFETY: live request; `input` is this request's own read
+            // brigade; buf is writable for its length.
             let rv = unsafe {
                 ffi::wsgi_rs_read_body(
                     self.r,
-                    self.bb,
+                    self.input,
                     buf.as_mut_ptr().cast(),
                     buf.len(),
                     &mut got,

@@ -88,23 +88,30 @@ apr_bucket_brigade *wsgi_rs_brigade_new(request_rec *r)
     return apr_brigade_create(r->pool, r->connection->bucket_alloc);
 }
 
+/* bb holds what the input filters handed over beyond what the caller had
+ * room for: a filter may return more than the readbytes asked for (an
+ * expanding mod_ext_filter does), and those bytes belong to the next read.
+ * So bb must be kept for the whole request and used for nothing else. */
 apr_status_t wsgi_rs_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_size_t len,
                                apr_size_t *got)
 {
     apr_status_t rv;
-    apr_bucket *b;
     int eos = 0;
 
     *got = 0;
-    rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, len);
-    if (rv != APR_SUCCESS) {
-        apr_brigade_cleanup(bb);
-        return rv;
+    if (APR_BRIGADE_EMPTY(bb)) {
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, len);
+        if (rv != APR_SUCCESS) {
+            apr_brigade_cleanup(bb);
+            return rv;
+        }
     }
-    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+    while (!APR_BRIGADE_EMPTY(bb) && *got < len) {
+        apr_bucket *b = APR_BRIGADE_FIRST(bb);
         const char *data;
         apr_size_t n;
         if (APR_BUCKET_IS_EOS(b)) {
+            /* Left in place: every later read ends here too. */
             eos = 1;
             break;
         }
@@ -117,12 +124,19 @@ apr_status_t wsgi_rs_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf
             apr_brigade_cleanup(bb);
             return rv;
         }
-        if (n > len - *got)
+        if (n > len - *got) {
+            /* The rest of this bucket stays for the next read. */
             n = len - *got;
+            rv = apr_bucket_split(b, n);
+            if (rv != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return rv;
+            }
+        }
         memcpy(buf + *got, data, n);
         *got += n;
+        apr_bucket_delete(b);
     }
-    apr_brigade_cleanup(bb);
     return (*got == 0 && eos) ? APR_EOF : APR_SUCCESS;
 }
 

@@ -171,3 +171,46 @@ fn chunked_request_with_wsgi_chunked_request_on() {
         r.body.len()
     );
 }
+
+/// An input filter may hand over more than the bytes asked for (here
+/// mod_ext_filter running `sed`, which turns each `a` into eight): what does
+/// not fit the application's read is kept for its next read, not dropped.
+/// Embedded and daemon mode read the body the same way.
+#[test]
+fn filter_output_beyond_the_read_size_is_kept() {
+    if crate::daemon::referee_differs(
+        "mod_wsgi 4.9.4 gives the application an empty body behind this filter",
+    ) {
+        return;
+    }
+    let s = Server::new(Mpm::Event)
+        .file("echo.wsgi", ECHO)
+        .conf(&format!(
+            "LoadModule ext_filter_module {}/mod_ext_filter.so\n\
+             ExtFilterDefine grow mode=input cmd=\"/bin/sed s/a/aaaaaaaa/g\"\n\
+             WSGIDaemonProcess grown processes=1 threads=2 display-name=%{{GROUP}}\n\
+             WSGIScriptAlias /daemon {{root}}/echo.wsgi process-group=grown\n\
+             WSGIScriptAlias /embedded {{root}}/echo.wsgi\n\
+             <Location />\n  SetInputFilter grow\n</Location>\n",
+            crate::common::server::MODULES_DIR
+        ))
+        .start();
+    let line = b"a-line-of-text-b\n";
+    let body: Vec<u8> = line.repeat(20_000);
+    let grown: Vec<u8> = body
+        .iter()
+        .flat_map(|&c| if c == b'a' { vec![b'a'; 8] } else { vec![c] })
+        .collect();
+    for path in ["/embedded", "/daemon"] {
+        let r = s.request("POST", path, &[("Content-Type", "text/plain")], &body);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(
+            r.body.len(),
+            grown.len(),
+            "{path}: the application read {} of the filter's {} bytes",
+            r.body.len(),
+            grown.len()
+        );
+        assert!(r.body == grown, "{path}: the body came back altered");
+    }
+}
