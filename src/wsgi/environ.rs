@@ -3,8 +3,9 @@
 //! `wsgi.*` keys and mod_wsgi's compatibility keys.
 //!
 //! This runs for every request, so the strings that repeat are made once:
-//! constant keys and values are interned, and CGI variable names are kept
-//! in a bounded cache, which also keeps their hashes computed.
+//! constant keys and values are interned, the entries that never change
+//! come from a template dict copied per request, and CGI variable names are
+//! kept in a bounded cache, which also keeps their hashes computed.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -112,6 +113,35 @@ fn flag(py: Python<'_>, on: bool) -> &Bound<'_, PyString> {
     }
 }
 
+/// The entries every environ of this process starts with, copied per
+/// request: one `PyDict_Copy` of the template costs less than setting them
+/// one by one (1.7k of 98.6k instructions per request). One template per
+/// combination of the flags it holds, which are fixed per process anyway.
+fn template<'py>(py: Python<'py>, flags: &WsgiFlags) -> PyResult<&'py Bound<'py, PyDict>> {
+    static TEMPLATES: [PyOnceLock<Py<PyDict>>; 4] = [const { PyOnceLock::new() }; 4];
+    let slot = &TEMPLATES[usize::from(flags.multithread) * 2 + usize::from(flags.multiprocess)];
+    Ok(slot
+        .get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+            let t = PyDict::new(py);
+            t.set_item(intern!(py, "wsgi.version"), wsgi_version(py))?;
+            t.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+            t.set_item(intern!(py, "wsgi.multithread"), flags.multithread)?;
+            t.set_item(intern!(py, "wsgi.multiprocess"), flags.multiprocess)?;
+            t.set_item(intern!(py, "wsgi.run_once"), false)?;
+            t.set_item(
+                intern!(py, "wsgi.file_wrapper"),
+                py.get_type::<FileWrapper>(),
+            )?;
+            t.set_item(
+                intern!(py, "mod_wsgi.request_handler"),
+                intern!(py, "wsgi-script"),
+            )?;
+            t.set_item(intern!(py, "mod_wsgi.version"), module_version(py)?)?;
+            Ok(t.unbind())
+        })?
+        .bind(py))
+}
+
 impl<'a, I> EnvironSpec<'a, I>
 where
     I: Iterator<Item = (&'a [u8], &'a [u8])>,
@@ -122,7 +152,8 @@ where
         input: Bound<'py, Input>,
         errors: Bound<'py, LogStream>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let environ = PyDict::new(py);
+        let template = template(py, self.flags)?;
+        let environ = template.copy()?;
         let mut https = false;
         let mut path_info = false;
         {
@@ -146,6 +177,13 @@ where
                         name
                     }
                 };
+                // A server variable (SetEnv) never replaces a value of ours,
+                // as it could not when ours were set after it.
+                if (key.starts_with(b"wsgi.") || key.starts_with(b"mod_wsgi."))
+                    && template.contains(&name)?
+                {
+                    continue;
+                }
                 environ.set_item(name, latin1(py, value)?)?;
             }
         }
@@ -160,18 +198,9 @@ where
         } else {
             intern!(py, "http")
         };
-        environ.set_item(intern!(py, "wsgi.version"), wsgi_version(py))?;
         environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
         environ.set_item(intern!(py, "wsgi.input"), input)?;
-        environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
         environ.set_item(intern!(py, "wsgi.errors"), errors)?;
-        environ.set_item(intern!(py, "wsgi.multithread"), flags.multithread)?;
-        environ.set_item(intern!(py, "wsgi.multiprocess"), flags.multiprocess)?;
-        environ.set_item(intern!(py, "wsgi.run_once"), false)?;
-        environ.set_item(
-            intern!(py, "wsgi.file_wrapper"),
-            py.get_type::<FileWrapper>(),
-        )?;
         environ.set_item(intern!(py, "mod_wsgi.process_group"), &flags.process_group)?;
         environ.set_item(
             intern!(py, "mod_wsgi.application_group"),
@@ -189,11 +218,6 @@ where
             intern!(py, "mod_wsgi.input_chunked"),
             flag(py, flags.input_chunked),
         )?;
-        environ.set_item(
-            intern!(py, "mod_wsgi.request_handler"),
-            intern!(py, "wsgi-script"),
-        )?;
-        environ.set_item(intern!(py, "mod_wsgi.version"), module_version(py)?)?;
         Ok(environ)
     }
 }

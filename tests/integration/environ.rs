@@ -129,3 +129,29 @@ fn latin1_header_byte_decoded_as_str() {
     let env = Environ::parse(&r.body);
     assert_eq!(env.str("HTTP_X_LATIN"), "caf\\xe9");
 }
+
+/// Server variables (SetEnv) named like the keys the module sets do not
+/// replace them.
+#[test]
+fn server_variables_do_not_replace_wsgi_keys() {
+    let s = Server::new(Mpm::Event)
+        .file("env.wsgi", ENVIRON)
+        .conf(
+            "WSGIScriptAlias /app {root}/env.wsgi\n\
+             SetEnv wsgi.run_once yes\n\
+             SetEnv wsgi.multithread no\n\
+             SetEnv mod_wsgi.version forged\n\
+             SetEnv mod_wsgi.request_handler forged\n\
+             SetEnv wsgi.url_scheme ftp\n",
+        )
+        .start();
+    let r = s.get("/app");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let env = Environ::parse(&r.body);
+    assert_eq!(env.type_of("wsgi.run_once"), Some("bool"));
+    assert_eq!(env.get("wsgi.run_once"), Some("False"));
+    assert_eq!(env.get("wsgi.multithread"), Some("True"));
+    assert_eq!(env.type_of("mod_wsgi.version"), Some("tuple"));
+    assert_eq!(env.str("mod_wsgi.request_handler"), "wsgi-script");
+    assert_eq!(env.str("wsgi.url_scheme"), "http");
+}
