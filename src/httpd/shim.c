@@ -137,6 +137,16 @@ apr_status_t wsgi_rs_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf
         *got += n;
         apr_bucket_delete(b);
     }
+    /* What stays waits for a later read: a transient bucket may point at a
+     * buffer its filter reuses, so it is copied into the request's pool. */
+    for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+         b = APR_BUCKET_NEXT(b)) {
+        rv = apr_bucket_setaside(b, r->pool);
+        if (rv != APR_SUCCESS && rv != APR_ENOTIMPL) {
+            apr_brigade_cleanup(bb);
+            return rv;
+        }
+    }
     return (*got == 0 && eos) ? APR_EOF : APR_SUCCESS;
 }
 
