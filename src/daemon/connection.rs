@@ -669,7 +669,7 @@ impl Backend for DaemonBackend {
     }
 
     fn write_body(&mut self, data: &[u8], flush: bool) -> Result<(), WriteError> {
-        if !flush && self.out.len() + data.len() + 4 <= OUT_BUFFER {
+        if self.write_is_quick(data.len(), flush) {
             self.claim_answer()?;
             if self.framed && !data.is_empty() {
                 self.out
@@ -691,7 +691,7 @@ impl Backend for DaemonBackend {
     }
 
     fn write_is_quick(&self, len: usize, flush: bool) -> bool {
-        // Such a write only joins `out` (see write_body).
+        // Such a write only joins `out`, frame header included.
         !flush && self.out.len() + len + 4 <= OUT_BUFFER
     }
 

@@ -284,11 +284,11 @@ fn handle(req: &mut Request<'_>) -> c_int {
         };
         set_current_request(Some(exchange.clone()));
         let outcome = run_application(py, &app, environ, exchange, &filename);
-        if outcome == Outcome::Done {
-            flush_thread_streams(py, Some(exchange));
-            if let Some(mut backend) = exchange.close(py) {
-                py.detach(|| backend.finish(&outcome));
-            }
+        // As in daemon mode: the request's output lines first, while they
+        // can still be logged against it, then the backend's last word.
+        flush_thread_streams(py, Some(exchange));
+        if let Some(mut backend) = exchange.close(py) {
+            py.detach(|| backend.finish(&outcome));
         }
         match outcome {
             Outcome::Done | Outcome::Aborted => ffi::OK as c_int,

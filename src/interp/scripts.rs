@@ -124,10 +124,9 @@ impl ScriptCache {
     }
 
     /// True when the script was loaded and its file has changed since (or
-    /// vanished): daemon mode then replaces the whole process.
-    /// Whether the loaded script's file changed; `mtime` is the file's
-    /// modification time when the caller knows it (Apache stat()ed the
-    /// script for this request), else it is looked up.
+    /// vanished): daemon mode then replaces the whole process. `mtime` is
+    /// the file's modification time when the caller knows it (Apache
+    /// stat()ed the script for this request); else it is looked up.
     pub fn is_stale(&self, py: Python<'_>, key: &ScriptKey, mtime: Option<i64>) -> bool {
         let slot = self.slot(py, key);
         let loaded = slot.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
