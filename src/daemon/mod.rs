@@ -4,16 +4,24 @@
 //!
 //! - [`protocol`]: the uwsgi wire format and our client's extensions.
 //! - [`privileges`]: turning a forked root process into the group's user.
-//! - [`process`]: a daemon process's life: set-up, workers, the monitor that
-//!   applies timeouts and recycling, graceful exit.
+//! - [`process`]: a daemon process's life: set-up and the worker threads.
+//! - [`monitor`]: the main thread that applies signals, timeouts and
+//!   recycling, and the graceful exit.
+//! - [`state`]: what workers and monitor share.
 //! - [`poller`]: the epoll set workers wait on (listener and idle connections).
-//! - [`connection`]: serving one request through the WSGI core.
+//! - [`connection`]: reading and checking one request, then running it.
+//! - [`backend`]: the request's body and response on the socket.
+//! - [`active`]: the running request as the monitor sees it, and who answers.
 
+pub mod active;
+pub mod backend;
 pub mod connection;
+pub mod monitor;
 pub mod poller;
 pub mod privileges;
 pub mod process;
 pub mod protocol;
+pub mod state;
 
 use std::path::PathBuf;
 use std::time::Duration;

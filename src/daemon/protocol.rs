@@ -316,6 +316,30 @@ pub fn encode_response_head(status_line: &str, headers: &[(String, String)]) -> 
     out
 }
 
+/// An error answer. Our client gets the status only (marked internal, so
+/// Apache renders its own error page, as for embedded mode) and the
+/// connection closes; plain peers get a small body.
+pub fn error_response(status: u16, reason: &str, framed: bool) -> Vec<u8> {
+    let line = format!("{status} {reason}");
+    if framed {
+        let mut out =
+            encode_response_head(&line, &[(INTERNAL_ERROR_HEADER.into(), "error".into())]);
+        out.extend_from_slice(&END_CLOSE.to_le_bytes());
+        out
+    } else {
+        let body = format!("{line}\n");
+        let mut out = encode_response_head(
+            &line,
+            &[
+                ("Content-Type".into(), "text/plain".into()),
+                ("Content-Length".into(), body.len().to_string()),
+            ],
+        );
+        out.extend_from_slice(body.as_bytes());
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,217 @@
+//! The monitor, a daemon process's main thread once it has started: it
+//! applies signals, the request and deadlock timeouts and recycling.
+//! Recycling is graceful: the process stops accepting, lets in-flight
+//! requests finish within a time bound, and exits; the Apache parent starts
+//! a replacement.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+
+use super::process::signal_set;
+use super::state::{now_secs, Daemon};
+use crate::interp;
+
+/// Requests the monitor has already answered 504 for running too long.
+fn timed_out_requests(daemon: &Daemon) -> usize {
+    daemon
+        .slots
+        .iter()
+        .filter(|slot| {
+            slot.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|req| req.timed_out.load(Ordering::SeqCst))
+        })
+        .count()
+}
+
+/// Stops taking connections and waits up to `limit` for in-flight ones,
+/// except those already answered 504 by the request timeout: they are
+/// stuck, and waiting for them would only keep their replacement from
+/// starting. True when nothing at all is left running.
+fn drain(daemon: &Daemon, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+    gate.closing = true;
+    daemon.poller.stop_listening();
+    while gate.active > 0 {
+        let now = Instant::now();
+        if now >= deadline || gate.active <= timed_out_requests(daemon) {
+            return false;
+        }
+        // Woken when a request ends; the short bound notices timeouts.
+        let wait = (deadline - now).min(Duration::from_millis(100));
+        gate = daemon
+            .idle
+            .wait_timeout(gate, wait)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    true
+}
+
+fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
+    let clean = drain(daemon, limit);
+    if clean && gil_is_responsive(daemon) {
+        // atexit callbacks of the application, as mod_wsgi runs them.
+        interp::with_python(|py| {
+            if let Err(e) = py
+                .import("atexit")
+                .and_then(|m| m.call_method0("_run_exitfuncs"))
+            {
+                log::error!("(wsgi:{}) atexit callback failed: {e}", daemon.group());
+            }
+        });
+    } else {
+        log::warn!(
+            "daemon process (wsgi:{}) pid {}: exiting with requests still running (timed out, or longer than {}s)",
+            daemon.group(),
+            std::process::id(),
+            limit.as_secs()
+        );
+    }
+    log::info!(
+        "daemon process (wsgi:{}) pid {} exiting: {why}",
+        daemon.group(),
+        std::process::id()
+    );
+    // SAFETY: see run().
+    unsafe { libc::_exit(0) }
+}
+
+/// Whether Python has been responsive lately: the monitor only takes the
+/// GIL then, so a stuck GIL can never stall signals and timeouts.
+fn gil_is_responsive(daemon: &Daemon) -> bool {
+    now_secs().saturating_sub(daemon.heartbeat.load(Ordering::Relaxed)) <= 2
+}
+
+fn python_stack(daemon: &Daemon, thread_id: u64) -> Vec<String> {
+    if !gil_is_responsive(daemon) {
+        return vec!["(the GIL is held elsewhere; stack unavailable)".into()];
+    }
+    interp::with_python(|py| {
+        let run = || -> PyResult<Vec<String>> {
+            let frames = py.import("sys")?.call_method0("_current_frames")?;
+            let Some(frame) = frames.get_item(thread_id).ok() else {
+                return Ok(vec!["(no Python frame for the thread)".into()]);
+            };
+            let lines: Vec<String> = py
+                .import("traceback")?
+                .call_method1("format_stack", (frame,))?
+                .extract()?;
+            Ok(lines
+                .iter()
+                .flat_map(|l| {
+                    l.trim_end()
+                        .split('\n')
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .collect())
+        };
+        run().unwrap_or_else(|e| vec![format!("(stack unavailable: {e})")])
+    })
+}
+
+fn check_request_timeouts(daemon: &Daemon) {
+    let limit = daemon.launch.spec.request_timeout;
+    if limit.is_zero() {
+        return;
+    }
+    for slot in &daemon.slots {
+        let stuck = {
+            let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(req)
+                    if req.started.elapsed() > limit && !req.timed_out.load(Ordering::SeqCst) =>
+                {
+                    req.timed_out.store(true, Ordering::SeqCst);
+                    Some((req.thread_id, req.answer_timeout(), req.uri.clone()))
+                }
+                _ => None,
+            }
+        };
+        if let Some((thread_id, answered, uri)) = stuck {
+            log::error!(
+                "(wsgi:{}) request timeout: '{uri}' has run longer than {}s{}; Python stack of the stuck thread:",
+                daemon.group(),
+                limit.as_secs(),
+                if answered { ", answered 504" } else { "" }
+            );
+            daemon.request_restart("request timeout");
+            for line in python_stack(daemon, thread_id) {
+                log::error!("{line}");
+            }
+        }
+    }
+}
+
+pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
+    let spec = &daemon.launch.spec;
+    let set = signal_set();
+    let tick = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        // SAFETY: waits for one of our blocked signals, or the tick.
+        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
+        if sig > 0 {
+            exit_process(
+                daemon,
+                spec.shutdown_timeout,
+                "Apache asked daemon processes to stop",
+            );
+        }
+        // SAFETY: getppid cannot fail.
+        if unsafe { libc::getppid() } != daemon.launch.parent_pid {
+            exit_process(daemon, spec.shutdown_timeout, "the Apache parent has gone");
+        }
+        let now = now_secs();
+        if !spec.deadlock_timeout.is_zero()
+            && now.saturating_sub(daemon.heartbeat.load(Ordering::Relaxed))
+                > spec.deadlock_timeout.as_secs()
+        {
+            log::error!(
+                "daemon process (wsgi:{}) pid {}: Python interpreter deadlocked for more than {}s, restarting",
+                daemon.group(),
+                std::process::id(),
+                spec.deadlock_timeout.as_secs()
+            );
+            // SAFETY: the GIL is stuck; nothing more can be run cleanly.
+            unsafe { libc::_exit(1) }
+        }
+        check_request_timeouts(daemon);
+        // A process whose application keeps failing to load is replaced
+        // after startup-timeout, in case the cause was passing (mod_wsgi).
+        if !spec.startup_timeout.is_zero()
+            && daemon.load_failed.load(Ordering::SeqCst)
+            && !daemon.app_loaded.load(Ordering::SeqCst)
+            && daemon.started.elapsed() > spec.startup_timeout
+        {
+            daemon.request_restart("startup timeout: the application did not load");
+        }
+        if !spec.restart_interval.is_zero() && daemon.started.elapsed() > spec.restart_interval {
+            daemon.request_restart("restart interval reached");
+        }
+        if !spec.inactivity_timeout.is_zero() {
+            let active = daemon.gate.lock().unwrap_or_else(|p| p.into_inner()).active;
+            let idle_for = now.saturating_sub(daemon.last_activity.load(Ordering::Relaxed));
+            if active == 0 && idle_for > spec.inactivity_timeout.as_secs() {
+                daemon.request_restart("inactivity timeout reached");
+            }
+        }
+        if daemon.restarting.load(Ordering::SeqCst) {
+            let reason = daemon
+                .restart_reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_default();
+            exit_process(daemon, spec.graceful_timeout, &reason);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The state one daemon process's workers and monitor share: the gate that
+//! counts requests in flight and closes for a graceful exit, the restart
+//! request, the loaded scripts and the slots of the running requests.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::active::ActiveRequest;
+use super::poller::Poller;
+use super::DaemonLaunch;
+use crate::interp::ScriptCache;
+
+/// Whether requests may still be served, and how many are in flight.
+#[derive(Default)]
+pub(super) struct Gate {
+    pub(super) closing: bool,
+    pub(super) active: usize,
+}
+
+/// State shared by the workers and the monitor of one daemon process.
+pub struct Daemon {
+    pub launch: DaemonLaunch,
+    pub scripts: ScriptCache,
+    pub(super) gate: Mutex<Gate>,
+    pub(super) idle: Condvar,
+    /// Set once the process should be replaced (script changed, limits):
+    /// our client is then told to retry elsewhere.
+    pub(super) restart_reason: Mutex<Option<String>>,
+    pub restarting: AtomicBool,
+    /// An application has loaded in this process; until then failed loads
+    /// count against `startup-timeout`.
+    pub app_loaded: AtomicBool,
+    pub load_failed: AtomicBool,
+    pub(super) served: AtomicU64,
+    /// Open client connections, idle ones included.
+    pub(super) connections: AtomicUsize,
+    pub(super) poller: Poller,
+    pub(super) last_activity: AtomicU64,
+    pub(super) heartbeat: AtomicU64,
+    pub slots: Vec<Mutex<Option<ActiveRequest>>>,
+    pub(super) started: Instant,
+}
+
+/// Seconds since the epoch, for the activity and heartbeat stamps.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Daemon {
+    /// The state of a process with `threads` workers, before any request.
+    pub(super) fn new(launch: DaemonLaunch, poller: Poller, threads: usize) -> Daemon {
+        Daemon {
+            scripts: ScriptCache::new(),
+            gate: Mutex::new(Gate::default()),
+            idle: Condvar::new(),
+            restart_reason: Mutex::new(None),
+            restarting: AtomicBool::new(false),
+            app_loaded: AtomicBool::new(false),
+            load_failed: AtomicBool::new(false),
+            served: AtomicU64::new(0),
+            connections: AtomicUsize::new(0),
+            poller,
+            last_activity: AtomicU64::new(now_secs()),
+            heartbeat: AtomicU64::new(now_secs()),
+            slots: (0..threads).map(|_| Mutex::new(None)).collect(),
+            started: Instant::now(),
+            launch,
+        }
+    }
+
+    /// Asks for a graceful replacement of this process.
+    pub fn request_restart(&self, reason: &str) {
+        let mut r = self
+            .restart_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            log::info!(
+                "daemon process (wsgi:{}) pid {} will restart: {reason}",
+                self.launch.spec.name,
+                std::process::id()
+            );
+            *r = Some(reason.to_owned());
+            self.restarting.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub fn group(&self) -> &str {
+        &self.launch.spec.name
+    }
+
+    /// Counts a request as it is taken; false when this process must not
+    /// serve it (it is restarting, or maximum-requests is reached). Counted
+    /// when taken, not when finished: the client's next request may arrive
+    /// before this one's worker has finished its bookkeeping, and must
+    /// already see the restart (maximum-requests is exact).
+    pub fn admit(&self) -> bool {
+        let n = self.served.fetch_add(1, Ordering::SeqCst) + 1;
+        let max = self.launch.spec.maximum_requests;
+        let admitted = !self.restarting.load(Ordering::SeqCst) && (max == 0 || n <= max);
+        if max > 0 && n == max {
+            self.request_restart(&format!("maximum requests ({max}) reached"));
+        }
+        admitted
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
