@@ -311,8 +311,11 @@ impl Backend for DaemonBackend {
             Outcome::Failed | Outcome::BodyRefused => {
                 if self.claim_answer().is_ok() {
                     self.out.clear();
-                    let _ =
-                        self.send(&[&protocol::error_response(500, "Internal Server Error", self.framed)]);
+                    let _ = self.send(&[&protocol::error_response(
+                        500,
+                        "Internal Server Error",
+                        self.framed,
+                    )]);
                     self.drain_body();
                 }
             }

@@ -10,9 +10,23 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use super::process::signal_set;
 use super::state::{now_secs, Daemon};
 use crate::interp;
+
+/// The signals that ask a daemon process to stop. The supervisor keeps them
+/// blocked across fork, so one sent before the process is ready waits for
+/// it instead of running Apache's inherited handlers.
+pub fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local value.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
 
 /// Requests the monitor has already answered 504 for running too long.
 fn timed_out_requests(daemon: &Daemon) -> usize {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use super::connection::{self, After, Scratch};
-use super::monitor::monitor;
+use super::monitor::{monitor, signal_set};
 use super::poller::{Poller, Ready};
 use super::privileges::become_identity;
 use super::state::{now_secs, Daemon};
@@ -36,21 +36,6 @@ pub fn run(launch: DaemonLaunch, hold_off: Duration) -> ! {
     // SAFETY: _exit skips atexit handlers and stdio flushing inherited from
     // the Apache parent, which are not ours to run.
     unsafe { libc::_exit(code) }
-}
-
-/// The signals that ask a daemon process to stop. The supervisor keeps them
-/// blocked across fork, so one sent before the process is ready waits for
-/// it instead of running Apache's inherited handlers.
-pub fn signal_set() -> libc::sigset_t {
-    // SAFETY: sigset manipulation on a local value.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
-    }
 }
 
 fn apply_limits(launch: &DaemonLaunch) {

@@ -179,7 +179,7 @@ unsafe fn set_process_title(server: *mut ffi::server_rec, title: &str) {
 /// Returns its pid (the child never returns).
 fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i32> {
     let plan = &sup.plan;
-    let stop = crate::daemon::process::signal_set();
+    let stop = crate::daemon::monitor::signal_set();
     // SAFETY: the Apache parent is single-threaded here (post_config,
     // monitor and other-child callbacks run on its main thread). The stop
     // signals are blocked across fork: one that reaches the child before

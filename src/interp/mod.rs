@@ -15,6 +15,5 @@ mod scripts;
 mod thread;
 
 pub use init::{initialize, is_initialized, InterpError, PythonSettings};
-pub use module::version_tuple;
 pub use scripts::{ScriptCache, ScriptError, ScriptKey};
 pub use thread::with_python;

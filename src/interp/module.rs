@@ -4,10 +4,12 @@
 //! (warning -> `[wsgi_rs:warn]`) instead of logging everything as an error.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyModule, PyTuple};
+use pyo3::types::PyModule;
 
 use super::PythonSettings;
-use crate::wsgi::{current_application_group, log_for_current_request, FileWrapper, LogLevel};
+use crate::wsgi::{
+    current_application_group, log_for_current_request, version_tuple, FileWrapper, LogLevel,
+};
 
 const HANDLER_SOURCE: &std::ffi::CStr = c"
 import logging as _logging
@@ -27,15 +29,6 @@ class ApacheLogHandler(_logging.Handler):
         except Exception:
             self.handleError(record)
 ";
-
-/// The module's version as a tuple, like `mod_wsgi.version`.
-pub fn version_tuple(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
-    let parts: Vec<u32> = env!("CARGO_PKG_VERSION")
-        .split('.')
-        .map(|p| p.parse().unwrap_or(0))
-        .collect();
-    PyTuple::new(py, parts)
-}
 
 #[pyfunction]
 #[pyo3(name = "_application_group")]

@@ -98,10 +98,19 @@ fn wsgi_version(py: Python<'_>) -> &Bound<'_, PyTuple> {
         .bind(py)
 }
 
+/// The module's version as a tuple, like `mod_wsgi.version`.
+pub fn version_tuple(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+    let parts: Vec<u32> = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    PyTuple::new(py, parts)
+}
+
 fn module_version(py: Python<'_>) -> PyResult<&Bound<'_, PyTuple>> {
     static VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
     Ok(VERSION
-        .get_or_try_init(py, || crate::interp::version_tuple(py).map(Bound::unbind))?
+        .get_or_try_init(py, || version_tuple(py).map(Bound::unbind))?
         .bind(py))
 }
 

@@ -1,18 +1,15 @@
-//! Running the application and delivering its response: the iterable is
-//! consumed item by item and each item handed to the backend with the GIL
-//! released; `close()` is called on every path out; a `wsgi.file_wrapper` over
-//! a real file goes to the backend as a file (sendfile in Apache).
-
-use std::sync::Arc;
+//! Delivering an application's response: the iterable is consumed item by
+//! item and each item handed to the backend with the GIL released; a
+//! `wsgi.file_wrapper` over a real file goes to the backend as a file
+//! (sendfile in Apache); a failure becomes the request's [`Outcome`].
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
+use super::describe::{log_exception, type_name};
 use super::file_wrapper::FileWrapper;
 use super::gateway::{Exchange, ExchangeState, LogLevel, WriteError};
-use super::start_response::{type_name, StartResponse};
 
 /// How a request ended, for the server side to turn into a status.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,7 +24,7 @@ pub enum Outcome {
     Aborted,
 }
 
-enum Failure {
+pub(super) enum Failure {
     App(PyErr),
     Client(WriteError),
 }
@@ -107,60 +104,12 @@ pub(crate) fn send_body(
     })
 }
 
-/// Logs an exception with its traceback against the request.
-pub fn log_exception(py: Python<'_>, exchange: &Exchange, context: &str, err: &PyErr) {
-    exchange.log(py, LogLevel::Error, context);
-    for line in super::format_exception(py, err) {
-        exchange.log(py, LogLevel::Error, &line);
-    }
-}
-
-/// Calls the WSGI application and delivers its response through the exchange.
-pub fn run_application(
+pub(super) fn fail(
     py: Python<'_>,
-    app: &Bound<'_, PyAny>,
-    environ: Bound<'_, PyDict>,
-    exchange: &Arc<Exchange>,
-    script: &str,
+    exchange: &Exchange,
+    context: &str,
+    failure: Failure,
 ) -> Outcome {
-    let start_response = match Bound::new(py, StartResponse::new(exchange.clone())) {
-        Ok(s) => s,
-        Err(e) => {
-            log_exception(py, exchange, "could not create start_response", &e);
-            return Outcome::Failed;
-        }
-    };
-    let context = || format!("Exception occurred processing WSGI script '{script}'.");
-    let result = match app.call1((environ, start_response)) {
-        Ok(r) => r,
-        Err(e) => return fail(py, exchange, &context(), Failure::App(e)),
-    };
-    let delivered = deliver(py, exchange, &result);
-    // Plain lists and tuples have no close(); asking would raise and discard
-    // an AttributeError on every request.
-    let closed =
-        if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
-            Ok(())
-        } else {
-            match result.getattr_opt(intern!(py, "close")) {
-                Ok(Some(close)) => close.call0().map(drop),
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            }
-        };
-    match (delivered, closed) {
-        (Err(f), closed) => {
-            if let Err(e) = closed {
-                log_exception(py, exchange, &context(), &e);
-            }
-            fail(py, exchange, &context(), f)
-        }
-        (Ok(()), Err(e)) => fail(py, exchange, &context(), Failure::App(e)),
-        (Ok(()), Ok(())) => finish(py, exchange),
-    }
-}
-
-fn fail(py: Python<'_>, exchange: &Exchange, context: &str, failure: Failure) -> Outcome {
     match failure {
         Failure::Client(e) => {
             exchange.log(
@@ -189,7 +138,7 @@ fn fail(py: Python<'_>, exchange: &Exchange, context: &str, failure: Failure) ->
 
 /// After a clean iteration: headers for empty bodies, and a short body
 /// against the declared Content-Length must not look complete.
-fn finish(py: Python<'_>, exchange: &Exchange) -> Outcome {
+pub(super) fn finish(py: Python<'_>, exchange: &Exchange) -> Outcome {
     let mut state = exchange.lock(py);
     if let Err(e) = ensure_started(&mut state) {
         drop(state);
@@ -217,7 +166,11 @@ fn finish(py: Python<'_>, exchange: &Exchange) -> Outcome {
     Outcome::Done
 }
 
-fn deliver(py: Python<'_>, exchange: &Exchange, result: &Bound<'_, PyAny>) -> Result<(), Failure> {
+pub(super) fn deliver(
+    py: Python<'_>,
+    exchange: &Exchange,
+    result: &Bound<'_, PyAny>,
+) -> Result<(), Failure> {
     if let Ok(wrapper) = result.cast::<FileWrapper>() {
         if try_send_file(py, exchange, &wrapper.borrow())? {
             return Ok(());

@@ -9,6 +9,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
+use super::describe::type_name;
 use super::gateway::Exchange;
 use super::response::send_body;
 
@@ -40,13 +41,6 @@ impl Write {
         })?;
         send_body(py, &self.exchange, bytes.as_bytes(), true)
     }
-}
-
-pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn is_token_char(c: char) -> bool {
