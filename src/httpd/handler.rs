@@ -12,9 +12,10 @@ use super::backend::ApacheBackend;
 use super::boundary::guard;
 use super::daemon_client::{self, Forward};
 use super::ffi;
-use super::hooks::{ensure_python, ALIAS_NOTE};
+use super::hooks::ensure_python;
 use super::plan;
 use super::request::Request;
+use super::request_hooks::ALIAS_NOTE;
 use crate::config::{
     resolve_callable_object, AliasOptions, ApplicationGroup, MapHeadToGet, RequestFacts,
     DEFAULT_CALLABLE_OBJECT,

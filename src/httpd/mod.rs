@@ -1,7 +1,9 @@
 //! The unsafe boundary with Apache httpd. Everything that touches a raw
 //! httpd/APR pointer lives in this folder; the rest of the crate sees safe
-//! types. Entry points called by httpd are in [`hooks`] and [`handler`], each
-//! wrapped by [`boundary::guard`] so a Rust panic is logged, never an abort.
+//! types. Entry points called by httpd are in [`records`] (config records),
+//! [`directive`], [`hooks`] (lifecycle), [`request_hooks`] and [`handler`],
+//! each wrapped by [`boundary::guard`] so a Rust panic is logged, never an
+//! abort. [`resolve`] turns the parsed configuration into the [`plan`].
 //! Daemon mode's Apache side is here too: [`supervisor`] (the parent forks
 //! and watches the daemon processes) and [`daemon_client`] (children forward
 //! requests to them).
@@ -9,6 +11,7 @@
 mod backend;
 mod boundary;
 mod daemon_client;
+mod directive;
 mod ffi;
 mod handler;
 mod hooks;
@@ -16,5 +19,8 @@ mod log;
 mod module;
 mod plan;
 mod pool;
+mod records;
 mod request;
+mod request_hooks;
+mod resolve;
 mod supervisor;

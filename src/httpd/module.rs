@@ -4,7 +4,7 @@
 //! are C (they are built from httpd macros).
 
 use super::ffi;
-use super::hooks::{
+use super::records::{
     wsgi_rs_create_dir_config, wsgi_rs_create_server_config, wsgi_rs_merge_dir_config,
     wsgi_rs_merge_server_config,
 };
