@@ -1,86 +1,22 @@
-//! The Apache child's side of daemon mode: forwards a request to its daemon
-//! group over the group's UNIX socket (uwsgi plus our extensions, see
-//! `daemon::protocol`) and relays the response, streaming both bodies in
-//! bounded buffers. Each Apache thread keeps its connection to a group open
-//! between requests. A daemon that rejects the request (it is restarting)
-//! is retried on a fresh connection, so reloads lose no request.
+//! One attempt at a request on one connection: send the request (and a
+//! streamed body after the daemon's go-ahead), then relay the response to
+//! Apache as it arrives, flushing only when the daemon has nothing more
+//! ready.
 
-use std::cell::RefCell;
 use std::ffi::c_int;
 use std::io::{ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use super::backend::ApacheBackend;
-use super::ffi;
-use super::plan::DaemonGroup;
-use super::request::Request;
-use crate::daemon::protocol::{self, ProtocolError};
+use super::{status, APLOG_ERR, BLOCK};
+use crate::daemon::protocol;
+use crate::httpd::backend::ApacheBackend;
+use crate::httpd::ffi;
+use crate::httpd::request::Request;
 use crate::wsgi::{Backend, BodyError};
 
-/// Bodies up to this size are read before connecting and sent with the
-/// request head in one write; larger or chunked ones wait for the daemon's
-/// go-ahead, so a rejecting daemon never consumes them.
-const INLINE_BODY: usize = 64 * 1024;
-const BLOCK: usize = 64 * 1024;
-
-const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
-
-thread_local! {
-    /// This thread's open connections to daemon groups, by socket path, each
-    /// between requests. Taken out while in use, so a subrequest run from
-    /// inside an output filter opens its own.
-    static IDLE: RefCell<Vec<(PathBuf, UnixStream)>> = const { RefCell::new(Vec::new()) };
-    /// Reused buffers: the request packet and the response reads.
-    static BUFFERS: RefCell<Option<Buffers>> = const { RefCell::new(None) };
-}
-
-#[derive(Default)]
-struct Buffers {
-    packet: Vec<u8>,
-    input: Vec<u8>,
-}
-
-/// An idle connection to `path` that is still open, if this thread has one.
-fn take_idle(path: &std::path::Path) -> Option<UnixStream> {
-    let stream = IDLE.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        let at = idle.iter().position(|(p, _)| p == path)?;
-        Some(idle.swap_remove(at).1)
-    })?;
-    // Anything to read on an idle connection (the daemon closed it, or sent
-    // something it should not have) makes it unusable.
-    let mut pfd = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLIN | libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: poll on one pollfd we own, without waiting.
-    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
-    (ready == 0).then_some(stream)
-}
-
-fn put_idle(path: &std::path::Path, stream: UnixStream) {
-    IDLE.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        // One per group: a subrequest's connection may have come back first.
-        if !idle.iter().any(|(p, _)| p == path) {
-            idle.push((path.to_owned(), stream));
-        }
-    });
-}
-
-/// The request as it goes to the daemon.
-pub struct Forward<'a> {
-    pub vars: Vec<(&'a [u8], &'a [u8])>,
-    pub private: Vec<(&'static str, String)>,
-    pub chunked: bool,
-    pub content_length: u64,
-}
-
-enum Attempt {
+/// How an attempt ended.
+pub(super) enum Attempt {
     /// Finished; the connection, when it is ready for the next request.
     Done(c_int, Option<UnixStream>),
     /// The daemon is restarting: retry on a fresh connection after a pause.
@@ -88,56 +24,6 @@ enum Attempt {
     /// A kept connection turned out closed before the daemon took the
     /// request: retry at once on a fresh one.
     Stale,
-}
-
-fn status(code: u32) -> c_int {
-    code as c_int
-}
-
-/// One non-blocking connect: a full backlog (a stuck group) answers EAGAIN
-/// at once instead of blocking the Apache thread past connect-timeout.
-fn try_connect(path: &std::path::Path) -> std::io::Result<UnixStream> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let addr = super::supervisor::unix_addr(path)
-        .ok_or_else(|| std::io::Error::other("socket path too long"))?;
-    // SAFETY: a fresh socket we own (OwnedFd closes it on every path);
-    // the address is a valid sockaddr_un for the call.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        );
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let owned = OwnedFd::from_raw_fd(fd);
-        let rc = libc::connect(
-            fd,
-            (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        );
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let stream = UnixStream::from(owned);
-        stream.set_nonblocking(false)?;
-        Ok(stream)
-    }
-}
-
-fn connect(group: &DaemonGroup, deadline: Instant) -> std::io::Result<UnixStream> {
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match try_connect(&group.socket_path) {
-            Ok(s) => return Ok(s),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(200));
-            }
-        }
-    }
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -208,183 +94,16 @@ impl Reader<'_> {
     }
 }
 
-pub fn forward(
-    req: &Request<'_>,
-    group: &DaemonGroup,
-    fwd: Forward<'_>,
-    socket_timeout: Duration,
-) -> c_int {
-    // Taken for the request's duration: a subrequest run from inside an
-    // output filter gets buffers of its own.
-    let mut buffers = BUFFERS.with(|b| b.borrow_mut().take()).unwrap_or_default();
-    let code = forward_with(req, group, &fwd, socket_timeout, &mut buffers);
-    if buffers.packet.capacity() > 4 * INLINE_BODY {
-        buffers.packet = Vec::new();
-    }
-    BUFFERS.with(|b| *b.borrow_mut() = Some(buffers));
-    code
-}
-
-fn forward_with(
-    req: &Request<'_>,
-    group: &DaemonGroup,
-    fwd: &Forward<'_>,
-    socket_timeout: Duration,
-    buffers: &mut Buffers,
-) -> c_int {
-    let name = &group.launch.spec.name;
-    // SAFETY: the backend is dropped before this function returns.
-    let mut apache = unsafe { ApacheBackend::new(req.raw(), false) };
-    let mut streamed = fwd.chunked || fwd.content_length > INLINE_BODY as u64;
-    // A body sized small is read now; should the input filters make it
-    // larger than INLINE_BODY, what was read goes first in a streamed body.
-    let mut body = Vec::new();
-    if !streamed && fwd.content_length > 0 {
-        let mut block = vec![0u8; BLOCK];
-        loop {
-            match apache.read_body(&mut block) {
-                Ok(0) => break,
-                Ok(n) => body.extend_from_slice(&block[..n]),
-                Err(BodyError::AlreadyAnswered(_)) => return ffi::AP_FILTER_ERROR,
-                Err(e) => {
-                    req.log(
-                        ffi::APLOG_INFO as i32,
-                        &format!("reading the request body failed: {e}"),
-                    );
-                    return status(ffi::HTTP_BAD_REQUEST);
-                }
-            }
-            if body.len() > INLINE_BODY {
-                streamed = true;
-                break;
-            }
-        }
-    }
-
-    let queue_start = protocol::micros_now().to_string();
-    let mut private: Vec<(&[u8], &[u8])> = fwd
-        .private
-        .iter()
-        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
-        .collect();
-    private.push((protocol::VAR_QUEUE_START.as_bytes(), queue_start.as_bytes()));
-    if streamed {
-        private.push((protocol::VAR_EXPECT.as_bytes(), b"1"));
-    }
-    let packet = &mut buffers.packet;
-    packet.clear();
-    match protocol::encode_request_into(packet, fwd.vars.iter().copied().chain(private)) {
-        Ok(()) => {}
-        Err(e @ (ProtocolError::VarsTooLarge(_) | ProtocolError::VarTooLong)) => {
-            req.log(
-                APLOG_ERR,
-                &format!("request cannot be passed to daemon process '{name}': {e}"),
-            );
-            return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
-        }
-        Err(e) => {
-            req.log(APLOG_ERR, &e.to_string());
-            return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
-        }
-    }
-    if !streamed {
-        if !body.is_empty() {
-            packet.extend_from_slice(&protocol::frame_header(body.len()));
-            packet.extend_from_slice(&body);
-        }
-        packet.extend_from_slice(&protocol::frame_header(0));
-    }
-    if buffers.input.is_empty() {
-        buffers.input = vec![0u8; protocol::MAX_HEAD + BLOCK];
-    }
-    let request = Outgoing {
-        packet: &buffers.packet,
-        streamed,
-        early_body: if streamed { &body } else { &[] },
-    };
-
-    // Rejections come from processes that are restarting; their
-    // replacements take a moment to start, so retries back off, and give up
-    // only after connect-timeout without a process willing to serve.
-    let deadline = Instant::now() + group.connect_timeout;
-    let mut pause = Duration::from_millis(2);
-    let mut reuse = true;
-    loop {
-        let kept = if reuse {
-            take_idle(&group.socket_path)
-        } else {
-            None
-        };
-        let reused = kept.is_some();
-        let stream = match kept {
-            Some(s) => s,
-            None => match connect(group, deadline) {
-                Ok(s) => {
-                    let timeout = Some(socket_timeout).filter(|t| !t.is_zero());
-                    let _ = s.set_read_timeout(timeout);
-                    let _ = s.set_write_timeout(timeout);
-                    s
-                }
-                Err(e) => {
-                    req.log(
-                        APLOG_ERR,
-                        &format!(
-                            "Unable to connect to WSGI daemon process '{name}' on '{}' within {}s: {e}",
-                            group.socket_path.display(),
-                            group.connect_timeout.as_secs()
-                        ),
-                    );
-                    return status(ffi::HTTP_SERVICE_UNAVAILABLE);
-                }
-            },
-        };
-        reuse = false;
-        match attempt(
-            req,
-            &mut apache,
-            stream,
-            reused,
-            &request,
-            &mut buffers.input,
-            name,
-        ) {
-            Attempt::Done(code, keep) => {
-                if let Some(stream) = keep {
-                    put_idle(&group.socket_path, stream);
-                }
-                return code;
-            }
-            Attempt::Stale => {}
-            Attempt::Rejected => {
-                req.log(
-                    ffi::APLOG_DEBUG as i32,
-                    &format!("daemon process '{name}' is restarting; retrying request"),
-                );
-                if Instant::now() >= deadline {
-                    break;
-                }
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-        }
-    }
-    req.log(
-        APLOG_ERR,
-        &format!("WSGI daemon process '{name}' kept rejecting the request"),
-    );
-    status(ffi::HTTP_SERVICE_UNAVAILABLE)
-}
-
 /// What goes to the daemon: the packet (vars, and the framed body when it
 /// is sent at once), or for a streamed body the bytes already read from the
 /// client, sent first after the go-ahead.
-struct Outgoing<'a> {
-    packet: &'a [u8],
-    streamed: bool,
-    early_body: &'a [u8],
+pub(super) struct Outgoing<'a> {
+    pub(super) packet: &'a [u8],
+    pub(super) streamed: bool,
+    pub(super) early_body: &'a [u8],
 }
 
-fn attempt(
+pub(super) fn attempt(
     req: &Request<'_>,
     apache: &mut ApacheBackend,
     stream: UnixStream,

@@ -1,0 +1,276 @@
+//! The Apache child's side of daemon mode: forwards a request to its daemon
+//! group over the group's UNIX socket (uwsgi plus our extensions, see
+//! `daemon::protocol`) and relays the response, streaming both bodies in
+//! bounded buffers. Each Apache thread keeps its connection to a group open
+//! between requests ([`connect`]). A daemon that rejects the request (it is
+//! restarting) is retried on a fresh connection, so reloads lose no request;
+//! one try on one connection is in [`relay`].
+
+mod connect;
+mod relay;
+
+use std::cell::RefCell;
+use std::ffi::c_int;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use super::backend::ApacheBackend;
+use super::ffi;
+use super::plan::DaemonGroup;
+use super::request::Request;
+use crate::daemon::protocol::{self, ProtocolError};
+use crate::wsgi::{Backend, BodyError};
+use connect::{connect, put_idle, take_idle};
+use relay::{attempt, Attempt, Outgoing};
+
+/// Bodies up to this size are read before connecting and sent with the
+/// request head in one write; larger or chunked ones wait for the daemon's
+/// go-ahead, so a rejecting daemon never consumes them.
+const INLINE_BODY: usize = 64 * 1024;
+const BLOCK: usize = 64 * 1024;
+
+const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
+
+thread_local! {
+    /// Reused buffers: the request packet and the response reads.
+    static BUFFERS: RefCell<Option<Buffers>> = const { RefCell::new(None) };
+}
+
+#[derive(Default)]
+struct Buffers {
+    packet: Vec<u8>,
+    input: Vec<u8>,
+}
+
+/// The request as it goes to the daemon.
+pub struct Forward<'a> {
+    pub vars: Vec<(&'a [u8], &'a [u8])>,
+    pub private: Vec<(&'static str, String)>,
+    pub chunked: bool,
+    pub content_length: u64,
+}
+
+fn status(code: u32) -> c_int {
+    code as c_int
+}
+
+pub fn forward(
+    req: &Request<'_>,
+    group: &DaemonGroup,
+    fwd: Forward<'_>,
+    socket_timeout: Duration,
+) -> c_int {
+    // Taken for the request's duration: a subrequest run from inside an
+    // output filter gets buffers of its own.
+    let mut buffers = BUFFERS.with(|b| b.borrow_mut().take()).unwrap_or_default();
+    let code = forward_with(req, group, &fwd, socket_timeout, &mut buffers);
+    if buffers.packet.capacity() > 4 * INLINE_BODY {
+        buffers.packet = Vec::new();
+    }
+    BUFFERS.with(|b| *b.borrow_mut() = Some(buffers));
+    code
+}
+
+fn forward_with(
+    req: &Request<'_>,
+    group: &DaemonGroup,
+    fwd: &Forward<'_>,
+    socket_timeout: Duration,
+    buffers: &mut Buffers,
+) -> c_int {
+    let name = &group.launch.spec.name;
+    // SAFETY: the backend is dropped before this function returns.
+    let mut apache = unsafe { ApacheBackend::new(req.raw(), false) };
+    let (body, streamed) = match read_small_body(req, &mut apache, fwd) {
+        Ok(read) => read,
+        Err(code) => return code,
+    };
+    if let Err(code) = encode_packet(req, name, fwd, &body, streamed, &mut buffers.packet) {
+        return code;
+    }
+    if buffers.input.is_empty() {
+        buffers.input = vec![0u8; protocol::MAX_HEAD + BLOCK];
+    }
+    let request = Outgoing {
+        packet: &buffers.packet,
+        streamed,
+        early_body: if streamed { &body } else { &[] },
+    };
+    send_with_retries(
+        req,
+        &mut apache,
+        group,
+        &request,
+        socket_timeout,
+        &mut buffers.input,
+    )
+}
+
+/// Reads a body declared small, and says whether the body is streamed
+/// after the daemon's go-ahead instead. Should the input filters make it
+/// larger than [`INLINE_BODY`], what was read goes first in a streamed body.
+fn read_small_body(
+    req: &Request<'_>,
+    apache: &mut ApacheBackend,
+    fwd: &Forward<'_>,
+) -> Result<(Vec<u8>, bool), c_int> {
+    let mut streamed = fwd.chunked || fwd.content_length > INLINE_BODY as u64;
+    let mut body = Vec::new();
+    if !streamed && fwd.content_length > 0 {
+        let mut block = vec![0u8; BLOCK];
+        loop {
+            match apache.read_body(&mut block) {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&block[..n]),
+                Err(BodyError::AlreadyAnswered(_)) => return Err(ffi::AP_FILTER_ERROR),
+                Err(e) => {
+                    req.log(
+                        ffi::APLOG_INFO as i32,
+                        &format!("reading the request body failed: {e}"),
+                    );
+                    return Err(status(ffi::HTTP_BAD_REQUEST));
+                }
+            }
+            if body.len() > INLINE_BODY {
+                streamed = true;
+                break;
+            }
+        }
+    }
+    Ok((body, streamed))
+}
+
+/// Encodes the request packet: the vars, ours last, and unless the body is
+/// streamed, the whole body in frames.
+fn encode_packet(
+    req: &Request<'_>,
+    name: &str,
+    fwd: &Forward<'_>,
+    body: &[u8],
+    streamed: bool,
+    packet: &mut Vec<u8>,
+) -> Result<(), c_int> {
+    let queue_start = protocol::micros_now().to_string();
+    let mut private: Vec<(&[u8], &[u8])> = fwd
+        .private
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    private.push((protocol::VAR_QUEUE_START.as_bytes(), queue_start.as_bytes()));
+    if streamed {
+        private.push((protocol::VAR_EXPECT.as_bytes(), b"1"));
+    }
+    packet.clear();
+    match protocol::encode_request_into(packet, fwd.vars.iter().copied().chain(private)) {
+        Ok(()) => {}
+        Err(e @ (ProtocolError::VarsTooLarge(_) | ProtocolError::VarTooLong)) => {
+            req.log(
+                APLOG_ERR,
+                &format!("request cannot be passed to daemon process '{name}': {e}"),
+            );
+            return Err(status(ffi::HTTP_INTERNAL_SERVER_ERROR));
+        }
+        Err(e) => {
+            req.log(APLOG_ERR, &e.to_string());
+            return Err(status(ffi::HTTP_INTERNAL_SERVER_ERROR));
+        }
+    }
+    if !streamed {
+        if !body.is_empty() {
+            packet.extend_from_slice(&protocol::frame_header(body.len()));
+            packet.extend_from_slice(body);
+        }
+        packet.extend_from_slice(&protocol::frame_header(0));
+    }
+    Ok(())
+}
+
+/// Sends the request, on this thread's kept connection first, and retries
+/// on fresh ones while the group's processes reject it. Rejections come
+/// from processes that are restarting; their replacements take a moment to
+/// start, so retries back off, and give up only after connect-timeout
+/// without a process willing to serve.
+fn send_with_retries(
+    req: &Request<'_>,
+    apache: &mut ApacheBackend,
+    group: &DaemonGroup,
+    request: &Outgoing<'_>,
+    socket_timeout: Duration,
+    input: &mut Vec<u8>,
+) -> c_int {
+    let name = &group.launch.spec.name;
+    let deadline = Instant::now() + group.connect_timeout;
+    let mut pause = Duration::from_millis(2);
+    let mut reuse = true;
+    loop {
+        let kept = if reuse {
+            take_idle(&group.socket_path)
+        } else {
+            None
+        };
+        let reused = kept.is_some();
+        let stream = match kept {
+            Some(s) => s,
+            None => match open_connection(req, group, deadline, socket_timeout) {
+                Ok(s) => s,
+                Err(code) => return code,
+            },
+        };
+        reuse = false;
+        match attempt(req, apache, stream, reused, request, input, name) {
+            Attempt::Done(code, keep) => {
+                if let Some(stream) = keep {
+                    put_idle(&group.socket_path, stream);
+                }
+                return code;
+            }
+            Attempt::Stale => {}
+            Attempt::Rejected => {
+                req.log(
+                    ffi::APLOG_DEBUG as i32,
+                    &format!("daemon process '{name}' is restarting; retrying request"),
+                );
+                if Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+        }
+    }
+    req.log(
+        APLOG_ERR,
+        &format!("WSGI daemon process '{name}' kept rejecting the request"),
+    );
+    status(ffi::HTTP_SERVICE_UNAVAILABLE)
+}
+
+/// A fresh connection to the group with the socket timeout set, or the
+/// status to answer when none could be made by `deadline`.
+fn open_connection(
+    req: &Request<'_>,
+    group: &DaemonGroup,
+    deadline: Instant,
+    socket_timeout: Duration,
+) -> Result<UnixStream, c_int> {
+    match connect(group, deadline) {
+        Ok(s) => {
+            let timeout = Some(socket_timeout).filter(|t| !t.is_zero());
+            let _ = s.set_read_timeout(timeout);
+            let _ = s.set_write_timeout(timeout);
+            Ok(s)
+        }
+        Err(e) => {
+            req.log(
+                APLOG_ERR,
+                &format!(
+                    "Unable to connect to WSGI daemon process '{}' on '{}' within {}s: {e}",
+                    group.launch.spec.name,
+                    group.socket_path.display(),
+                    group.connect_timeout.as_secs()
+                ),
+            );
+            Err(status(ffi::HTTP_SERVICE_UNAVAILABLE))
+        }
+    }
+}
