@@ -1,7 +1,7 @@
 //! Build script: locates httpd and APR headers through `apxs`, generates the
 //! allowlisted FFI bindings with bindgen and compiles the C shim that holds what
-//! bindgen cannot express (the module struct, the command table, hook
-//! registration, log macros and bucket-brigade macros).
+//! bindgen cannot express (hook registration,
+//! log macros and bucket-brigade macros).
 
 use std::env;
 use std::path::PathBuf;
@@ -38,10 +38,10 @@ fn main() {
              pstrmemdup|palloc|pool_cleanup_register|pool_cleanup_null|pool_userdata_get|\
              pool_userdata_set|strerror|proc_other_child_register|proc_other_child_unregister)",
         )
-        .allowlist_type("module_struct|apr_proc_t|process_rec|unixd_config_rec|request_rec|server_rec|conn_rec|cmd_parms|apr_table_entry_t|apr_filetype_e")
+        .allowlist_type("module_struct|command_rec|apr_proc_t|process_rec|unixd_config_rec|request_rec|server_rec|conn_rec|cmd_parms|apr_table_entry_t|apr_filetype_e")
         .constified_enum_module("apr_filetype_e")
         .allowlist_var(
-            "OK|DECLINED|DONE|HTTP_.*|OPT_EXECCGI|AP_MPMQ_.*|APLOG_.*|APR_SUCCESS|APR_EOF|MODULE_MAGIC_.*|wsgi_rs_commands|AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config|\
+            "OK|DECLINED|DONE|HTTP_.*|OPT_EXECCGI|AP_MPMQ_.*|APLOG_.*|APR_SUCCESS|APR_EOF|MODULE_MAGIC_.*|OR_FILEINFO|OR_AUTHCFG|ACCESS_CONF|RSRC_CONF|AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config|\
              AP_FILTER_ERROR|M_GET|M_POST",
         )
         .layout_tests(false)

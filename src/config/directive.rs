@@ -1,6 +1,16 @@
-//! The directives this module understands: their mod_wsgi spelling, the
-//! stable numeric ids the C command table passes back, and where Apache
-//! stores each one.
+//! The directives this module understands, declared once: the table in
+//! [`directives!`] below is the single source of each directive's name,
+//! argument shape, the contexts Apache allows it in and its usage text. The
+//! httpd layer builds Apache's `command_rec` table from it
+//! (`src/httpd/commands.rs`), the handlers dispatch on [`Directive`], and the
+//! README's configuration reference is checked against it by a unit test.
+//!
+//! To add a directive: add one line to the table, handle it in
+//! `ServerConfig::apply` or `DirConfig::apply` (per [`Directive::scope`]),
+//! document it in the README's reference table, and add it to the list the
+//! all-directives integration test walks (`tests/integration/contexts.rs`).
+
+use std::ffi::CStr;
 
 /// Which Apache configuration record a directive is stored in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -13,98 +23,143 @@ pub enum Scope {
     Dir,
 }
 
-/// One mod_wsgi directive.
-///
-/// The numeric ids are part of the interface with the C command table and
-/// never change; new directives get new numbers:
-///
-/// | id | directive              | scope  | global only |
-/// |----|------------------------|--------|-------------|
-/// |  1 | `WSGIScriptAlias`      | Server |             |
-/// |  2 | `WSGIScriptAliasMatch` | Server |             |
-/// |  3 | `WSGICallableObject`   | Dir    |             |
-/// |  4 | `WSGIPassAuthorization`| Dir    |             |
-/// |  5 | `WSGIScriptReloading`  | Dir    |             |
-/// |  6 | `WSGIApplicationGroup` | Dir    |             |
-/// |  7 | `WSGIPythonHome`       | Server | yes         |
-/// |  8 | `WSGIPythonPath`       | Server | yes         |
-/// |  9 | `WSGIImportScript`     | Server |             |
-/// | 10 | `WSGIChunkedRequest`   | Dir    |             |
-/// | 11 | `WSGIMapHEADToGET`     | Dir    |             |
-/// | 12 | `WSGIRestrictStdout`   | Server | yes         |
-/// | 13 | `WSGIRestrictStdin`    | Server | yes         |
-/// | 14 | `WSGIDaemonProcess`    | Server |             |
-/// | 15 | `WSGIProcessGroup`     | Dir    |             |
-/// | 16 | `WSGIRestrictEmbedded` | Server | yes         |
-/// | 17 | `WSGISocketPrefix`     | Server | yes         |
-///
-/// Ids start at 1 so that a zeroed or NULL `cmd->info` never passes for a
-/// real directive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum Directive {
-    ScriptAlias = 1,
-    ScriptAliasMatch = 2,
-    CallableObject = 3,
-    PassAuthorization = 4,
-    ScriptReloading = 5,
-    ApplicationGroup = 6,
-    PythonHome = 7,
-    PythonPath = 8,
-    ImportScript = 9,
-    ChunkedRequest = 10,
-    MapHeadToGet = 11,
-    RestrictStdout = 12,
-    RestrictStdin = 13,
-    DaemonProcess = 14,
-    ProcessGroup = 15,
-    RestrictEmbedded = 16,
-    SocketPrefix = 17,
+/// How Apache hands a directive's arguments over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Args {
+    /// Split into words with Apache's quoting rules (`TAKE_ARGV`).
+    Words,
+}
+
+/// Where Apache allows a directive: the `req_override` bits of its
+/// `command_rec`. The values are httpd's (`http_config.h`); a unit test in
+/// the httpd layer checks them against the headers.
+pub mod context {
+    /// `.htaccess` with `AllowOverride FileInfo` (and everywhere in the
+    /// main configuration files).
+    pub const OR_FILEINFO: u32 = 4;
+    /// `.htaccess` with `AllowOverride AuthConfig` (and everywhere in the
+    /// main configuration files).
+    pub const OR_AUTHCFG: u32 = 8;
+    /// `<Directory>`, `<Location>`, `<Files>` and their `Match` forms.
+    pub const ACCESS_CONF: u32 = 64;
+    /// Server config and `<VirtualHost>`, outside directory sections.
+    pub const RSRC_CONF: u32 = 128;
+    /// The `.htaccess` override classes.
+    pub const OR_ANY: u32 = OR_FILEINFO | OR_AUTHCFG;
+}
+
+use context::{ACCESS_CONF, OR_FILEINFO, RSRC_CONF};
+
+/// Whether mod_wsgi refuses a directive inside `<VirtualHost>`
+/// (`ap_check_cmd_context(cmd, GLOBAL_ONLY)`): it configures something every
+/// virtual host shares, such as the one Python runtime of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Allowed wherever the context bits allow it.
+    Any,
+    /// Main server configuration only.
+    GlobalOnly,
+}
+
+/// One row of the directive table.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub directive: Directive,
+    /// As spelt in mod_wsgi's documentation (Apache matches it ignoring
+    /// case). A C string because httpd reads it straight from the table.
+    pub name: &'static CStr,
+    pub args: Args,
+    /// `req_override` bits, see [`context`].
+    pub context: u32,
+    pub reach: Reach,
+    /// Syntax summary: `httpd -L` prints it.
+    pub usage: &'static CStr,
+}
+
+macro_rules! directives {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $id:literal, $name:literal, $args:ident, $context:expr, $reach:ident,
+            $usage:literal;
+    )*) => {
+        /// One mod_wsgi directive. The numeric id is its row in the table
+        /// plus one, so a zeroed value never passes for a directive.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum Directive {
+            $($(#[$doc])* $variant = $id,)*
+        }
+
+        /// The table, in id order.
+        pub const SPECS: &[Spec] = &[
+            $(Spec {
+                directive: Directive::$variant,
+                name: $name,
+                args: Args::$args,
+                context: $context,
+                reach: Reach::$reach,
+                usage: $usage,
+            },)*
+        ];
+    };
+}
+
+directives! {
+    ScriptAlias = 1, c"WSGIScriptAlias", Words, RSRC_CONF, Any,
+        c"URL-path file-path|directory-path [process-group=name] [application-group=name] \
+          [callable-object=name] [pass-authorization=On|Off]";
+    ScriptAliasMatch = 2, c"WSGIScriptAliasMatch", Words, RSRC_CONF, Any,
+        c"regex file-path|directory-path [process-group=name] [application-group=name] \
+          [callable-object=name] [pass-authorization=On|Off]";
+    CallableObject = 3, c"WSGICallableObject", Words, OR_FILEINFO, Any,
+        c"name of the WSGI application object in the script, or %{ENV:variable}";
+    PassAuthorization = 4, c"WSGIPassAuthorization", Words, OR_FILEINFO, Any,
+        c"On|Off: pass the Authorization header to the application";
+    ScriptReloading = 5, c"WSGIScriptReloading", Words, OR_FILEINFO, Any,
+        c"On|Off: reload a script when its file changes";
+    /// Not in `.htaccess`: choosing an interpreter is the server
+    /// administrator's decision (mod_wsgi: `ACCESS_CONF|RSRC_CONF`).
+    ApplicationGroup = 6, c"WSGIApplicationGroup", Words, ACCESS_CONF | RSRC_CONF, Any,
+        c"%{GLOBAL}|%{SERVER}|%{RESOURCE}|%{HOST}|%{ENV:variable}|name";
+    PythonHome = 7, c"WSGIPythonHome", Words, RSRC_CONF, GlobalOnly,
+        c"absolute path of the Python prefix (a virtual environment)";
+    PythonPath = 8, c"WSGIPythonPath", Words, RSRC_CONF, GlobalOnly,
+        c"directory[:directory...]: added to sys.path";
+    ImportScript = 9, c"WSGIImportScript", Words, RSRC_CONF, Any,
+        c"file-path process-group=name application-group=name: load a script at start-up";
+    ChunkedRequest = 10, c"WSGIChunkedRequest", Words, OR_FILEINFO, Any,
+        c"On|Off: accept chunked request bodies";
+    MapHeadToGet = 11, c"WSGIMapHEADToGET", Words, OR_FILEINFO, Any,
+        c"On|Off|Auto: present HEAD requests to the application as GET";
+    RestrictStdout = 12, c"WSGIRestrictStdout", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: refuse writes to sys.stdout";
+    RestrictStdin = 13, c"WSGIRestrictStdin", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: refuse reads from sys.stdin";
+    DaemonProcess = 14, c"WSGIDaemonProcess", Words, RSRC_CONF, Any,
+        c"name [option=value ...]: a group of daemon processes";
+    ProcessGroup = 15, c"WSGIProcessGroup", Words, ACCESS_CONF | RSRC_CONF, Any,
+        c"%{GLOBAL}|%{ENV:variable}|name: the process group that runs the application";
+    RestrictEmbedded = 16, c"WSGIRestrictEmbedded", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: refuse to run applications in Apache's child processes";
+    SocketPrefix = 17, c"WSGISocketPrefix", Words, RSRC_CONF, GlobalOnly,
+        c"path prefix of the daemon process sockets";
 }
 
 impl Directive {
-    /// Every directive, in id order, for building the command table.
-    pub const ALL: [Directive; 17] = [
-        Directive::ScriptAlias,
-        Directive::ScriptAliasMatch,
-        Directive::CallableObject,
-        Directive::PassAuthorization,
-        Directive::ScriptReloading,
-        Directive::ApplicationGroup,
-        Directive::PythonHome,
-        Directive::PythonPath,
-        Directive::ImportScript,
-        Directive::ChunkedRequest,
-        Directive::MapHeadToGet,
-        Directive::RestrictStdout,
-        Directive::RestrictStdin,
-        Directive::DaemonProcess,
-        Directive::ProcessGroup,
-        Directive::RestrictEmbedded,
-        Directive::SocketPrefix,
-    ];
+    /// This directive's row of the table.
+    pub fn spec(&self) -> &'static Spec {
+        &SPECS[*self as usize - 1]
+    }
+
+    /// Every directive, in id order.
+    pub fn all() -> impl Iterator<Item = Directive> {
+        SPECS.iter().map(|s| s.directive)
+    }
 
     /// The directive as spelt in mod_wsgi's documentation.
     pub fn name(&self) -> &'static str {
-        match self {
-            Directive::ScriptAlias => "WSGIScriptAlias",
-            Directive::ScriptAliasMatch => "WSGIScriptAliasMatch",
-            Directive::CallableObject => "WSGICallableObject",
-            Directive::PassAuthorization => "WSGIPassAuthorization",
-            Directive::ScriptReloading => "WSGIScriptReloading",
-            Directive::ApplicationGroup => "WSGIApplicationGroup",
-            Directive::PythonHome => "WSGIPythonHome",
-            Directive::PythonPath => "WSGIPythonPath",
-            Directive::ImportScript => "WSGIImportScript",
-            Directive::ChunkedRequest => "WSGIChunkedRequest",
-            Directive::MapHeadToGet => "WSGIMapHEADToGET",
-            Directive::RestrictStdout => "WSGIRestrictStdout",
-            Directive::RestrictStdin => "WSGIRestrictStdin",
-            Directive::DaemonProcess => "WSGIDaemonProcess",
-            Directive::ProcessGroup => "WSGIProcessGroup",
-            Directive::RestrictEmbedded => "WSGIRestrictEmbedded",
-            Directive::SocketPrefix => "WSGISocketPrefix",
-        }
+        // The table's names are ASCII (a unit test checks).
+        self.spec().name.to_str().unwrap_or("WSGI?")
     }
 
     pub fn id(&self) -> u32 {
@@ -112,99 +167,40 @@ impl Directive {
     }
 
     pub fn from_id(id: u32) -> Option<Directive> {
-        Directive::ALL.into_iter().find(|d| d.id() == id)
+        let index = (id as usize).checked_sub(1)?;
+        SPECS.get(index).map(|s| s.directive)
     }
 
     /// Looks a directive up by name, ignoring case as Apache does.
     pub fn from_name(name: &str) -> Option<Directive> {
-        Directive::ALL
-            .into_iter()
-            .find(|d| d.name().eq_ignore_ascii_case(name))
+        Directive::all().find(|d| d.name().eq_ignore_ascii_case(name))
     }
 
+    /// Directives Apache allows inside directory sections (or `.htaccess`)
+    /// are stored per directory; the others per server.
     pub fn scope(&self) -> Scope {
-        match self {
-            Directive::CallableObject
-            | Directive::PassAuthorization
-            | Directive::ScriptReloading
-            | Directive::ApplicationGroup
-            | Directive::ChunkedRequest
-            | Directive::MapHeadToGet
-            | Directive::ProcessGroup => Scope::Dir,
-            Directive::ScriptAlias
-            | Directive::ScriptAliasMatch
-            | Directive::PythonHome
-            | Directive::PythonPath
-            | Directive::ImportScript
-            | Directive::RestrictStdout
-            | Directive::RestrictStdin
-            | Directive::DaemonProcess
-            | Directive::RestrictEmbedded
-            | Directive::SocketPrefix => Scope::Server,
+        if self.spec().context & (ACCESS_CONF | context::OR_ANY) != 0 {
+            Scope::Dir
+        } else {
+            Scope::Server
         }
     }
 
-    /// True for directives mod_wsgi refuses inside `<VirtualHost>`: they
-    /// configure the one Python runtime or the one daemon socket directory
-    /// that every virtual host shares. The caller enforces this with
-    /// `ap_check_cmd_context(cmd, GLOBAL_ONLY)`.
+    /// True for directives mod_wsgi refuses inside `<VirtualHost>`. The
+    /// httpd layer enforces it with `ap_check_cmd_context(cmd, GLOBAL_ONLY)`.
     pub fn global_only(&self) -> bool {
-        matches!(
-            self,
-            Directive::PythonHome
-                | Directive::PythonPath
-                | Directive::RestrictStdout
-                | Directive::RestrictStdin
-                | Directive::RestrictEmbedded
-                | Directive::SocketPrefix
-        )
+        self.spec().reach == Reach::GlobalOnly
     }
 
-    /// True for the directives mod_wsgi registers with `OR_FILEINFO`, the
-    /// only ones that may appear in `.htaccess` files. All others are
-    /// `RSRC_CONF` (plus `ACCESS_CONF` for the Dir-scoped group directives).
+    /// True for the directives allowed in `.htaccess` files (with the
+    /// matching `AllowOverride` class).
     pub fn allowed_in_htaccess(&self) -> bool {
-        matches!(
-            self,
-            Directive::CallableObject
-                | Directive::PassAuthorization
-                | Directive::ScriptReloading
-                | Directive::ChunkedRequest
-                | Directive::MapHeadToGet
-        )
+        self.spec().context & context::OR_ANY != 0
     }
 
-    /// Syntax summary, suitable as the command table's help text.
+    /// Syntax summary.
     pub fn usage(&self) -> &'static str {
-        match self {
-            Directive::ScriptAlias => {
-                "URL-path file-path|directory-path [process-group=name] \
-                 [application-group=name] [callable-object=name] \
-                 [pass-authorization=On|Off]"
-            }
-            Directive::ScriptAliasMatch => {
-                "regex file-path|directory-path [process-group=name] \
-                 [application-group=name] [callable-object=name] \
-                 [pass-authorization=On|Off]"
-            }
-            Directive::CallableObject => "name of the WSGI application object in the script",
-            Directive::PassAuthorization => "On|Off",
-            Directive::ScriptReloading => "On|Off",
-            Directive::ApplicationGroup => {
-                "%{GLOBAL}|%{SERVER}|%{RESOURCE}|%{HOST}|%{ENV:variable}|name"
-            }
-            Directive::PythonHome => "absolute path of the Python prefix",
-            Directive::PythonPath => "directory[:directory...]",
-            Directive::ImportScript => "file-path process-group=name application-group=name",
-            Directive::ChunkedRequest => "On|Off",
-            Directive::MapHeadToGet => "On|Off|Auto",
-            Directive::RestrictStdout => "On|Off",
-            Directive::RestrictStdin => "On|Off",
-            Directive::DaemonProcess => "name [option=value ...]",
-            Directive::ProcessGroup => "%{GLOBAL}|%{ENV:variable}|name",
-            Directive::RestrictEmbedded => "On|Off",
-            Directive::SocketPrefix => "path prefix of the daemon sockets",
-        }
+        self.spec().usage.to_str().unwrap_or("")
     }
 }
 
@@ -213,81 +209,80 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_stable_and_round_trip() {
-        let ids: Vec<u32> = Directive::ALL.iter().map(Directive::id).collect();
-        assert_eq!(ids, (1..=17).collect::<Vec<_>>());
-        for d in Directive::ALL {
-            assert_eq!(Directive::from_id(d.id()), Some(d));
+    fn ids_are_rows_and_round_trip() {
+        for (row, spec) in SPECS.iter().enumerate() {
+            assert_eq!(spec.directive.id() as usize, row + 1, "{:?}", spec.name);
+            assert_eq!(
+                Directive::from_id(spec.directive.id()),
+                Some(spec.directive)
+            );
+            assert_eq!(spec.directive.spec().name, spec.name);
         }
         assert_eq!(Directive::from_id(0), None);
-        assert_eq!(Directive::from_id(18), None);
+        assert_eq!(Directive::from_id(SPECS.len() as u32 + 1), None);
         assert_eq!(Directive::ScriptAlias.id(), 1);
-        assert_eq!(Directive::SocketPrefix.id(), 17);
     }
 
     #[test]
-    fn names_match_mod_wsgi_spelling() {
+    fn names_are_unique_ascii_and_match_mod_wsgi_spelling() {
         assert_eq!(Directive::MapHeadToGet.name(), "WSGIMapHEADToGET");
         assert_eq!(Directive::ScriptAliasMatch.name(), "WSGIScriptAliasMatch");
-        for d in Directive::ALL {
-            assert!(d.name().starts_with("WSGI"));
+        for d in Directive::all() {
+            let raw = d.spec().name.to_str().expect("ASCII name");
+            assert!(raw.is_ascii());
+            let bare = raw.trim_start_matches('<');
+            assert!(bare.starts_with("WSGI"), "{raw}");
             assert_eq!(Directive::from_name(d.name()), Some(d));
             assert_eq!(Directive::from_name(&d.name().to_lowercase()), Some(d));
+            assert!(!d.usage().is_empty(), "{raw}");
+            assert!(d.spec().context != 0, "{raw}");
         }
         assert_eq!(Directive::from_name("WSGINope"), None);
     }
 
     #[test]
-    fn scopes_and_global_only() {
+    fn contexts_follow_mod_wsgi() {
         use Directive::*;
-        let dir = [
+        for d in [
             CallableObject,
             PassAuthorization,
             ScriptReloading,
-            ApplicationGroup,
             ChunkedRequest,
             MapHeadToGet,
-            ProcessGroup,
-        ];
-        for d in Directive::ALL {
-            let expected = if dir.contains(&d) {
-                Scope::Dir
-            } else {
-                Scope::Server
-            };
-            assert_eq!(d.scope(), expected, "{}", d.name());
-            if d.global_only() {
-                assert_eq!(d.scope(), Scope::Server);
-            }
+        ] {
+            assert_eq!(d.spec().context, OR_FILEINFO, "{}", d.name());
+            assert!(d.allowed_in_htaccess());
+            assert_eq!(d.scope(), Scope::Dir);
         }
-        let global: Vec<_> = Directive::ALL
-            .into_iter()
-            .filter(Directive::global_only)
-            .collect();
-        assert_eq!(
-            global,
-            [
-                PythonHome,
-                PythonPath,
-                RestrictStdout,
-                RestrictStdin,
-                RestrictEmbedded,
-                SocketPrefix
-            ]
-        );
-        assert!(!DaemonProcess.global_only());
-        assert!(!ImportScript.global_only());
+        for d in [ApplicationGroup, ProcessGroup] {
+            assert_eq!(d.spec().context, ACCESS_CONF | RSRC_CONF, "{}", d.name());
+            assert!(!d.allowed_in_htaccess(), "{}", d.name());
+            assert_eq!(d.scope(), Scope::Dir);
+        }
+        assert_eq!(ScriptAlias.scope(), Scope::Server);
+        assert_eq!(DaemonProcess.scope(), Scope::Server);
     }
 
     #[test]
-    fn htaccess_set_is_a_subset_of_dir_scope() {
-        for d in Directive::ALL {
-            if d.allowed_in_htaccess() {
-                assert_eq!(d.scope(), Scope::Dir);
+    fn global_only_directives_are_per_server() {
+        use Directive::*;
+        for d in Directive::all() {
+            if d.global_only() {
+                assert_eq!(d.scope(), Scope::Server, "{}", d.name());
+                assert_eq!(d.spec().context, RSRC_CONF, "{}", d.name());
             }
-            assert!(!d.usage().is_empty());
         }
-        assert!(!Directive::ApplicationGroup.allowed_in_htaccess());
-        assert!(!Directive::ProcessGroup.allowed_in_htaccess());
+        for d in [
+            PythonHome,
+            PythonPath,
+            RestrictStdout,
+            RestrictStdin,
+            RestrictEmbedded,
+            SocketPrefix,
+        ] {
+            assert!(d.global_only(), "{}", d.name());
+        }
+        assert!(!DaemonProcess.global_only());
+        assert!(!ImportScript.global_only());
     }
 }

@@ -17,7 +17,7 @@ pub use alias::{AliasMatch, AliasOptions, AliasPattern, ScriptAlias};
 pub use args::split_raw_args;
 pub use daemon::DaemonProcessSpec;
 pub use dir::{resolve_callable_object, DirConfig, MapHeadToGet, DEFAULT_CALLABLE_OBJECT};
-pub use directive::{Directive, Scope};
+pub use directive::{context, Args, Directive, Reach, Scope, Spec, SPECS};
 pub use error::ConfigError;
 pub use group::{ApplicationGroup, GroupSpecError, ProcessGroup, RequestFacts};
 pub use server::{find_duplicate_daemon_names, ImportScript, ServerConfig};

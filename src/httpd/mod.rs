@@ -10,6 +10,7 @@
 
 mod backend;
 mod boundary;
+mod commands;
 mod daemon_client;
 mod directive;
 mod ffi;

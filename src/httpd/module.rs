@@ -1,8 +1,9 @@
 //! The `module` record httpd looks up by name (`LoadModule wsgi_rs_module`).
 //! It is defined here rather than in the C shim because a cdylib exports
-//! only Rust symbols; the command table and hook registration it points at
-//! are C (they are built from httpd macros).
+//! only Rust symbols. The command table it points at is built from the
+//! directive table (`commands.rs`); hook registration is C (httpd macros).
 
+use super::commands::COMMANDS;
 use super::ffi;
 use super::records::{
     wsgi_rs_create_dir_config, wsgi_rs_create_server_config, wsgi_rs_merge_dir_config,
@@ -26,8 +27,7 @@ pub static mut wsgi_rs_module: ffi::module_struct = ffi::module_struct {
     merge_dir_config: Some(wsgi_rs_merge_dir_config),
     create_server_config: Some(wsgi_rs_create_server_config),
     merge_server_config: Some(wsgi_rs_merge_server_config),
-    // SAFETY: only the address of the C table is taken; httpd reads it.
-    cmds: &raw const ffi::wsgi_rs_commands as *const ffi::command_rec,
+    cmds: &raw const COMMANDS.0 as *const ffi::command_rec,
     register_hooks: Some(ffi::wsgi_rs_register_hooks),
     flags: 0,
 };

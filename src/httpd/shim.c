@@ -1,7 +1,8 @@
-/* The module struct, command table and hook registration of mod_wsgi_rs, and
- * thin function wrappers over httpd/APR macros (logging, module config
- * lookup, bucket brigades). Everything with behaviour lives in Rust; this file
- * only exists because these are C macros bindgen cannot translate. */
+/* Hook registration of mod_wsgi_rs and thin function wrappers over httpd/APR
+ * macros (logging, module config lookup, bucket brigades). Everything with
+ * behaviour lives in Rust; this file only exists because these are C macros
+ * bindgen cannot translate. The command table is built in Rust from the one
+ * directive table (src/httpd/commands.rs). */
 #include "shim.h"
 #include "mod_proxy.h"
 #include <dlfcn.h>
@@ -10,31 +11,6 @@
 #include <unistd.h>
 
 
-
-#define DIR_DIRECTIVE(name, override, help) \
-    AP_INIT_TAKE_ARGV(name, wsgi_rs_directive, NULL, (override) | RSRC_CONF | ACCESS_CONF, help)
-#define SERVER_DIRECTIVE(name, help) AP_INIT_TAKE_ARGV(name, wsgi_rs_directive, NULL, RSRC_CONF, help)
-
-const command_rec wsgi_rs_commands[] = {
-    SERVER_DIRECTIVE("WSGIScriptAlias", "URL-path file-or-directory [options]: map a URL to a WSGI script"),
-    SERVER_DIRECTIVE("WSGIScriptAliasMatch", "regex file-or-directory [options]: map URLs to WSGI scripts"),
-    DIR_DIRECTIVE("WSGICallableObject", OR_FILEINFO, "name of the WSGI application object in the script"),
-    DIR_DIRECTIVE("WSGIPassAuthorization", OR_AUTHCFG, "On|Off: pass the Authorization header to the app"),
-    DIR_DIRECTIVE("WSGIScriptReloading", OR_FILEINFO, "On|Off: reload a script when its file changes"),
-    DIR_DIRECTIVE("WSGIApplicationGroup", OR_FILEINFO, "application group of the WSGI script"),
-    SERVER_DIRECTIVE("WSGIPythonHome", "Python prefix (a virtualenv) for embedded Python"),
-    SERVER_DIRECTIVE("WSGIPythonPath", "colon-separated directories added to sys.path"),
-    SERVER_DIRECTIVE("WSGIImportScript", "path process-group=... application-group=...: preload a script"),
-    DIR_DIRECTIVE("WSGIChunkedRequest", OR_FILEINFO, "On|Off: accept chunked request bodies"),
-    DIR_DIRECTIVE("WSGIMapHEADToGET", OR_FILEINFO, "On|Off|Auto: present HEAD requests as GET"),
-    SERVER_DIRECTIVE("WSGIRestrictStdout", "On|Off: refuse writes to sys.stdout"),
-    SERVER_DIRECTIVE("WSGIRestrictStdin", "On|Off: refuse reads from sys.stdin"),
-    SERVER_DIRECTIVE("WSGIDaemonProcess", "name [options]: a daemon process group"),
-    DIR_DIRECTIVE("WSGIProcessGroup", 0, "process group that runs the WSGI application"),
-    SERVER_DIRECTIVE("WSGIRestrictEmbedded", "On|Off: refuse to run applications in Apache's children"),
-    SERVER_DIRECTIVE("WSGISocketPrefix", "path prefix of the daemon sockets"),
-    {NULL}
-};
 
 void wsgi_rs_register_hooks(apr_pool_t *p)
 {

@@ -1,6 +1,6 @@
 /* The C side of the httpd boundary: what bindgen cannot see (macros) wrapped
  * in plain functions, plus the declarations of the Rust entry points that the
- * module struct and command table in shim.c point at. */
+ * module struct (module.rs) and command table (commands.rs) point at. */
 #ifndef WSGI_RS_SHIM_H
 #define WSGI_RS_SHIM_H
 
@@ -36,7 +36,6 @@ int wsgi_rs_fixups(request_rec *r);
 int wsgi_rs_monitor(apr_pool_t *p, server_rec *s);
 
 /* Implemented in shim.c. */
-extern const command_rec wsgi_rs_commands[];
 void wsgi_rs_register_hooks(apr_pool_t *p);
 void *wsgi_rs_server_config(const server_rec *s);
 void *wsgi_rs_dir_config(const request_rec *r);

@@ -50,6 +50,7 @@ mod app_groups;
 mod auth;
 mod concurrency;
 mod config;
+mod contexts;
 mod daemon;
 mod daemon_backlog;
 mod daemon_basic;
