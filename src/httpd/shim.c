@@ -10,8 +10,6 @@
 #include <stdint.h>
 #include <unistd.h>
 
-
-
 void wsgi_rs_register_hooks(apr_pool_t *p)
 {
     /* Alias/Redirect take precedence over WSGIScriptAlias, as with mod_wsgi. */
