@@ -10,9 +10,9 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use super::ffi;
 #[cfg(not(test))]
-use super::hooks::wsgi_rs_directive;
+use super::directive::wsgi_rs_directive;
+use super::ffi;
 use crate::config::{Args, SPECS};
 
 type ArgvHandler = unsafe extern "C" fn(

@@ -26,7 +26,6 @@ void *wsgi_rs_create_server_config(apr_pool_t *p, server_rec *s);
 void *wsgi_rs_merge_server_config(apr_pool_t *p, void *base, void *add);
 void *wsgi_rs_create_dir_config(apr_pool_t *p, char *dir);
 void *wsgi_rs_merge_dir_config(apr_pool_t *p, void *base, void *add);
-const char *wsgi_rs_directive(cmd_parms *cmd, void *mconfig, int argc, char *const argv[]);
 int wsgi_rs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 void wsgi_rs_child_init(apr_pool_t *p, server_rec *s);
 int wsgi_rs_translate_name(request_rec *r);
