@@ -23,7 +23,7 @@ use super::state::Daemon;
 use crate::interp::{self, ScriptKey};
 use crate::wsgi::{
     flush_thread_streams, run_application, set_current_request, EnvironSpec, Exchange, Input,
-    LogStream, Outcome, WsgiFlags,
+    Outcome, WsgiFlags,
 };
 
 /// Largest body our client sends without waiting for [`protocol::CONTINUE`]
@@ -368,12 +368,11 @@ fn run(
     let _scope = CloseOnDrop(exchange.clone());
     let environ = (|| {
         let input = Bound::new(py, Input::new(exchange.clone()))?;
-        let errors = Bound::new(py, LogStream::for_request(exchange.clone()))?;
         EnvironSpec {
             cgi: vars.public(),
             flags: &flags,
         }
-        .build(py, input, errors)
+        .build(py, input)
     })();
     let outcome = match environ {
         Ok(environ) => {

@@ -24,7 +24,7 @@ use crate::daemon::protocol;
 use crate::interp;
 use crate::wsgi::{
     flush_thread_streams, run_application, set_current_request, EnvironSpec, Exchange, Input,
-    LogStream, Outcome, WsgiFlags,
+    Outcome, WsgiFlags,
 };
 
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
@@ -269,12 +269,11 @@ fn handle(req: &mut Request<'_>) -> c_int {
         };
         let environ = (|| {
             let input = Bound::new(py, Input::new(exchange.clone()))?;
-            let errors = Bound::new(py, LogStream::for_request(exchange.clone()))?;
             EnvironSpec {
                 cgi: vars.iter().copied(),
                 flags: &flags,
             }
-            .build(py, input, errors)
+            .build(py, input)
         })();
         let environ = match environ {
             Ok(e) => e,

@@ -9,8 +9,6 @@ use std::sync::OnceLock;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::wsgi::{LogStream, RestrictedStdin, StreamKind};
-
 /// Process-wide interpreter settings (`WSGIPythonHome`, `WSGIPythonPath`, …).
 #[derive(Clone, Debug, Default)]
 pub struct PythonSettings {
@@ -117,20 +115,7 @@ fn setup(py: Python<'_>, settings: &PythonSettings) -> Result<(), String> {
         let sys = py.import("sys")?;
         sys.setattr("argv", vec!["mod_wsgi"])?;
         super::module::install(py, settings)?;
-        sys.setattr(
-            "stdout",
-            Bound::new(
-                py,
-                LogStream::global(StreamKind::Stdout, settings.restrict_stdout),
-            )?,
-        )?;
-        sys.setattr(
-            "stderr",
-            Bound::new(py, LogStream::global(StreamKind::Stderr, false))?,
-        )?;
-        if settings.restrict_stdin {
-            sys.setattr("stdin", Bound::new(py, RestrictedStdin)?)?;
-        }
+        crate::wsgi::install_stdio(py, settings.restrict_stdout, settings.restrict_stdin)?;
         if !settings.path.is_empty() {
             let site = py.import("site")?;
             for dir in &settings.path {

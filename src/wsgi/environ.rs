@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::sync::{MutexExt, PyOnceLock};
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use super::{FileWrapper, Input, LogStream};
+use super::{FileWrapper, Input};
 
 /// The per-request facts that are not CGI variables.
 #[derive(Clone, Debug, Default)]
@@ -146,6 +146,10 @@ fn template<'py>(py: Python<'py>, flags: &WsgiFlags) -> PyResult<&'py Bound<'py,
                 intern!(py, "wsgi-script"),
             )?;
             t.set_item(intern!(py, "mod_wsgi.version"), module_version(py)?)?;
+            t.set_item(
+                intern!(py, "wsgi.errors"),
+                super::log_stream::errors_stream(py)?,
+            )?;
             Ok(t.unbind())
         })?
         .bind(py))
@@ -159,7 +163,6 @@ where
         self,
         py: Python<'py>,
         input: Bound<'py, Input>,
-        errors: Bound<'py, LogStream>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let template = template(py, self.flags)?;
         let environ = template.copy()?;
@@ -209,7 +212,6 @@ where
         };
         environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
         environ.set_item(intern!(py, "wsgi.input"), input)?;
-        environ.set_item(intern!(py, "wsgi.errors"), errors)?;
         environ.set_item(intern!(py, "mod_wsgi.process_group"), &flags.process_group)?;
         environ.set_item(
             intern!(py, "mod_wsgi.application_group"),

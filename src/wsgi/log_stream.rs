@@ -1,14 +1,23 @@
-//! Text streams that write into the Apache error log: `wsgi.errors` (one per
-//! request) and the replacements for `sys.stdout` / `sys.stderr`. Output is
-//! line-buffered per thread, so lines from concurrent requests do not mix,
-//! and each line is attributed to the request running on that thread.
+//! The streams that write into the Apache error log: `sys.stdout`,
+//! `sys.stderr` and `wsgi.errors`. As under mod_wsgi, each is an
+//! `io.TextIOWrapper` (utf-8, `errors='replace'`, line-buffered, write
+//! through) over a binary [`LogBuffer`], so code that needs the bytes layer
+//! (`sys.stdout.buffer`, as Mercurial's hgweb does at import) finds it.
+//!
+//! The buffers are per process, not per request: each turns what it is
+//! given into lines, kept per thread so lines from concurrent requests do
+//! not mix, and logs every line against the request the writing thread is
+//! serving (the server log outside one). mod_wsgi makes a new `wsgi.errors`
+//! per request; one shared object routed by thread gives the same lines
+//! without building a TextIOWrapper for every request.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyOSError, PyTypeError};
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBytes, PyString};
 
 use super::gateway::{Exchange, LogLevel};
 
@@ -23,16 +32,24 @@ impl StreamKind {
     fn index(self) -> usize {
         self as usize
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            StreamKind::Stdout => "<stdout>",
+            StreamKind::Stderr => "<stderr>",
+            StreamKind::Errors => "<wsgi.errors>",
+        }
+    }
 }
 
 thread_local! {
-    /// The request this thread is serving, for `sys.stdout`/`sys.stderr`.
+    /// The request this thread is serving: where its output lines go.
     static CURRENT: RefCell<Option<Arc<Exchange>>> = const { RefCell::new(None) };
     /// The application group of the request this thread serves, for
     /// `mod_wsgi.application_group` (all groups share one interpreter).
     static CURRENT_GROUP: RefCell<String> = const { RefCell::new(String::new()) };
     /// Partial lines not yet logged, per stream kind.
-    static PENDING: RefCell<[String; 3]> = const { RefCell::new([String::new(), String::new(), String::new()]) };
+    static PENDING: RefCell<[Vec<u8>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// Marks `exchange` as the request this thread serves (None when done).
@@ -41,6 +58,11 @@ pub fn set_current_request(exchange: Option<Arc<Exchange>>) {
         CURRENT_GROUP.with(|g| g.borrow_mut().clear());
     }
     CURRENT.with(|c| *c.borrow_mut() = exchange);
+}
+
+/// The request this thread serves, if any.
+pub fn current_request() -> Option<Arc<Exchange>> {
+    CURRENT.with(|c| c.borrow().clone())
 }
 
 /// Records the application group of the request this thread serves.
@@ -57,19 +79,20 @@ pub fn current_application_group() -> String {
     CURRENT_GROUP.with(|g| g.borrow().clone())
 }
 
-fn emit(py: Python<'_>, own: Option<&Arc<Exchange>>, line: &str) {
-    let current = own
-        .cloned()
-        .or_else(|| CURRENT.with(|c| c.borrow().clone()));
+/// Logs one line of application output, decoded leniently (the text layer
+/// already encoded it as utf-8; raw bytes written to `.buffer` may not be).
+fn emit(py: Python<'_>, own: Option<&Arc<Exchange>>, line: &[u8]) {
+    let line = String::from_utf8_lossy(line);
+    let current = own.cloned().or_else(current_request);
     match current {
-        Some(ex) => ex.log(py, LogLevel::Error, line),
+        Some(ex) => ex.log(py, LogLevel::Error, &line),
         None => log::error!("{line}"),
     }
 }
 
 /// Logs whatever partial lines this thread still holds (end of a request).
 pub fn flush_thread_streams(py: Python<'_>, exchange: Option<&Arc<Exchange>>) {
-    let pending: Vec<String> = PENDING.with(|p| {
+    let pending: Vec<Vec<u8>> = PENDING.with(|p| {
         p.borrow_mut()
             .iter_mut()
             .filter(|s| !s.is_empty())
@@ -81,77 +104,59 @@ pub fn flush_thread_streams(py: Python<'_>, exchange: Option<&Arc<Exchange>>) {
     }
 }
 
-#[pyclass(module = "mod_wsgi")]
-pub struct LogStream {
+/// The binary layer under the log streams (mod_wsgi calls its type
+/// `mod_wsgi.Log`): takes bytes (or str, as mod_wsgi's does) and logs
+/// complete lines.
+#[pyclass(module = "mod_wsgi", name = "Log", frozen)]
+pub struct LogBuffer {
     kind: StreamKind,
-    /// Set for `wsgi.errors`: always log against that request.
-    exchange: Option<Arc<Exchange>>,
-    /// `WSGIRestrictStdout On`: writing raises, as in mod_wsgi.
-    restricted: bool,
 }
 
-impl LogStream {
-    pub fn for_request(exchange: Arc<Exchange>) -> Self {
-        LogStream {
-            kind: StreamKind::Errors,
-            exchange: Some(exchange),
-            restricted: false,
-        }
-    }
-
-    pub fn global(kind: StreamKind, restricted: bool) -> Self {
-        LogStream {
-            kind,
-            exchange: None,
-            restricted,
-        }
-    }
-
-    fn check(&self) -> PyResult<()> {
-        if self.restricted {
-            return Err(PyOSError::new_err(
-                "sys.stdout access restricted by mod_wsgi",
-            ));
-        }
-        Ok(())
-    }
-
-    fn push(&self, py: Python<'_>, text: &str) {
-        let lines: Vec<String> = PENDING.with(|p| {
+impl LogBuffer {
+    fn push(&self, py: Python<'_>, data: &[u8]) {
+        let lines: Vec<Vec<u8>> = PENDING.with(|p| {
             let mut p = p.borrow_mut();
             let buf = &mut p[self.kind.index()];
-            buf.push_str(text);
-            match buf.rfind('\n') {
+            buf.extend_from_slice(data);
+            match buf.iter().rposition(|&b| b == b'\n') {
                 None => Vec::new(),
                 Some(end) => {
                     let rest = buf.split_off(end + 1);
                     let done = std::mem::replace(buf, rest);
-                    done.lines().map(str::to_owned).collect()
+                    done[..end]
+                        .split(|&b| b == b'\n')
+                        .map(<[u8]>::to_vec)
+                        .collect()
                 }
             }
         });
         for line in lines {
-            emit(py, self.exchange.as_ref(), &line);
+            emit(py, None, &line);
         }
     }
 }
 
 #[pymethods]
-impl LogStream {
+impl LogBuffer {
+    /// Takes bytes, any object with the buffer protocol (memoryview,
+    /// bytearray) or str; returns the number of bytes taken, as a raw
+    /// stream's write() does (writers that loop until all is written rely
+    /// on it).
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
-        self.check()?;
-        let text = data.cast::<PyString>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "write() argument must be str, not {}",
-                data.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        let text = text.to_cow()?;
-        self.push(py, &text);
-        Ok(text.chars().count())
+        if let Ok(bytes) = data.cast::<PyBytes>() {
+            let bytes = bytes.as_bytes();
+            self.push(py, bytes);
+            return Ok(bytes.len());
+        }
+        if let Ok(text) = data.cast::<PyString>() {
+            let text = text.to_cow()?;
+            self.push(py, text.as_bytes());
+            return Ok(text.len());
+        }
+        let buffer = PyBuffer::<u8>::get(data)?;
+        let bytes = buffer.to_vec(py)?;
+        self.push(py, &bytes);
+        Ok(bytes.len())
     }
 
     fn writelines(&self, py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -161,13 +166,23 @@ impl LogStream {
         Ok(())
     }
 
-    fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        self.check()?;
+    fn flush(&self, py: Python<'_>) {
         let pending = PENDING.with(|p| std::mem::take(&mut p.borrow_mut()[self.kind.index()]));
         if !pending.is_empty() {
-            emit(py, self.exchange.as_ref(), &pending);
+            emit(py, None, &pending);
         }
-        Ok(())
+    }
+
+    /// Flushes only: the streams are shared by every request of the
+    /// process, so one application closing its copy must not silence the
+    /// others (mod_wsgi's never report closed either).
+    fn close(&self, py: Python<'_>) {
+        self.flush(py);
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        false
     }
 
     fn isatty(&self) -> bool {
@@ -187,71 +202,76 @@ impl LogStream {
     }
 
     fn fileno(&self) -> PyResult<i32> {
-        Err(PyOSError::new_err("log stream has no file descriptor"))
-    }
-
-    fn close(&self) {}
-
-    #[getter]
-    fn closed(&self) -> bool {
-        false
-    }
-
-    #[getter]
-    fn encoding(&self) -> &'static str {
-        "utf-8"
-    }
-
-    #[getter]
-    fn errors(&self) -> &'static str {
-        "backslashreplace"
+        Err(PyOSError::new_err(
+            "Apache/mod_wsgi log object is not associated with a file descriptor.",
+        ))
     }
 
     #[getter]
     fn name(&self) -> &'static str {
-        match self.kind {
-            StreamKind::Stdout => "<stdout>",
-            StreamKind::Stderr => "<stderr>",
-            StreamKind::Errors => "<wsgi.errors>",
-        }
+        self.kind.name()
     }
 }
 
-/// `sys.stdin` under `WSGIRestrictStdin On`.
-#[pyclass(module = "mod_wsgi")]
-pub struct RestrictedStdin;
+/// A text stream over a [`LogBuffer`], built as mod_wsgi builds its own.
+fn text_stream(py: Python<'_>, kind: StreamKind) -> PyResult<Bound<'_, PyAny>> {
+    let buffer = Bound::new(py, LogBuffer { kind })?;
+    // TextIOWrapper(buffer, encoding, errors, newline, line_buffering,
+    // write_through): write-through leaves the line assembly to the buffer,
+    // per thread, so a stream shared between threads holds no text of its
+    // own.
+    py.import("io")?.getattr("TextIOWrapper")?.call1((
+        buffer,
+        "utf-8",
+        "replace",
+        py.None(),
+        true,
+        true,
+    ))
+}
+
+/// The `wsgi.errors` stream of this process (the environ template holds it).
+pub(crate) fn errors_stream(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    text_stream(py, StreamKind::Errors)
+}
+
+/// What `WSGIRestrictStdout On` / `WSGIRestrictStdin On` put in place of
+/// the stream: any use of it raises, naming the directive's effect, as
+/// mod_wsgi's restricted object does.
+#[pyclass(module = "mod_wsgi", name = "Restricted", frozen)]
+pub struct Restricted {
+    name: &'static str,
+}
 
 #[pymethods]
-impl RestrictedStdin {
-    #[pyo3(signature = (*_args))]
-    fn read(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
-        Err(PyOSError::new_err(
-            "sys.stdin access restricted by mod_wsgi",
-        ))
+impl Restricted {
+    fn __getattr__(&self, _name: &str) -> PyResult<()> {
+        Err(PyOSError::new_err(format!(
+            "{} access restricted by mod_wsgi",
+            self.name
+        )))
     }
+}
 
-    #[pyo3(signature = (*_args))]
-    fn readline(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
-        Err(PyOSError::new_err(
-            "sys.stdin access restricted by mod_wsgi",
-        ))
+/// Replaces `sys.stdout`, `sys.stderr` (and `sys.stdin` when restricted)
+/// in the interpreter that is being set up.
+pub fn install_stdio(py: Python<'_>, restrict_stdout: bool, restrict_stdin: bool) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    if restrict_stdout {
+        sys.setattr("stdout", Restricted { name: "sys.stdout" })?;
+    } else {
+        sys.setattr("stdout", text_stream(py, StreamKind::Stdout)?)?;
     }
-
-    #[pyo3(signature = (*_args))]
-    fn readlines(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
-        Err(PyOSError::new_err(
-            "sys.stdin access restricted by mod_wsgi",
-        ))
+    sys.setattr("stderr", text_stream(py, StreamKind::Stderr)?)?;
+    if restrict_stdin {
+        sys.setattr("stdin", Restricted { name: "sys.stdin" })?;
     }
-
-    fn isatty(&self) -> bool {
-        false
-    }
+    Ok(())
 }
 
 /// Logs a line against the request this thread serves, or the server log.
 pub fn log_for_current_request(py: Python<'_>, level: LogLevel, msg: &str) {
-    match CURRENT.with(|c| c.borrow().clone()) {
+    match current_request() {
         Some(ex) => ex.log(py, level, msg),
         None => log::log!(level.to_log(), "{msg}"),
     }

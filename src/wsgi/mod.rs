@@ -18,8 +18,9 @@ pub use file_wrapper::FileWrapper;
 pub use gateway::{Backend, BodyError, Exchange, LogLevel, WriteError};
 pub use input::Input;
 pub use log_stream::{
-    current_application_group, flush_thread_streams, log_for_current_request,
-    set_current_application_group, set_current_request, LogStream, RestrictedStdin, StreamKind,
+    current_application_group, current_request, flush_thread_streams, install_stdio,
+    log_for_current_request, set_current_application_group, set_current_request, LogBuffer,
+    Restricted, StreamKind,
 };
 pub use response::Outcome;
 pub use runner::run_application;

@@ -220,10 +220,28 @@ fn try_send_file(
         .unwrap_or(0);
     let size = st.st_size as u64;
     let mut state = exchange.lock(py);
-    let mut len = size.saturating_sub(offset);
-    if let Some(cl) = state.response.content_length {
-        len = len.min(cl);
+    if state.response.bytes_sent != 0 {
+        // Output came through write() first: how much of the file a
+        // declared length leaves room for is not worth guessing (mod_wsgi
+        // does not either); the file is iterated like any iterable.
+        return Ok(false);
     }
+    let remaining = size.saturating_sub(offset);
+    // mod_wsgi's rule: a declared Content-Length says how much of the file
+    // to send; without one, the response declares what remains from the
+    // file's position, so it goes out with a length rather than chunked.
+    let len = match state.response.content_length {
+        Some(cl) => cl.min(remaining),
+        None if !state.response.headers_sent => {
+            state
+                .response
+                .headers
+                .push(("Content-Length".to_owned(), remaining.to_string()));
+            state.response.content_length = Some(remaining);
+            remaining
+        }
+        None => remaining,
+    };
     ensure_started(&mut state).map_err(Failure::App)?;
     let Some(backend) = state.backend.as_mut() else {
         return Err(Failure::Client(WriteError::Closed));

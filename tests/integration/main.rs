@@ -75,4 +75,5 @@ mod reload;
 mod restarts;
 mod routing;
 mod seeds;
+mod stdio;
 mod threads;

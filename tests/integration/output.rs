@@ -251,3 +251,62 @@ fn file_wrapper_bytesio() {
         r.body.len()
     );
 }
+
+const SIZED_FILES: &str = r#"
+def application(environ, start_response):
+    f = open('{root}/data/blob.bin', 'rb')
+    f.seek(1000)
+    headers = [('Content-Type', 'application/octet-stream')]
+    if environ['PATH_INFO'] == '/declared':
+        headers.append(('Content-Length', '5000'))
+    start_response('200 OK', headers)
+    return environ['wsgi.file_wrapper'](f)
+"#;
+
+/// mod_wsgi's rule for a file_wrapper over a real file: without a declared
+/// length the response carries Content-Length = what remains from the
+/// file's position (not chunked); with one, exactly that many bytes go out.
+fn file_wrapper_content_length(daemon: bool) {
+    let blob = pattern(300_000);
+    let mut s = Server::new(Mpm::Event)
+        .file("sized.wsgi", SIZED_FILES)
+        .file_bytes("data/blob.bin", &blob);
+    if daemon {
+        s = s.conf("WSGIDaemonProcess files threads=2\nWSGIProcessGroup files\n");
+    }
+    let s = s.conf("WSGIScriptAlias /sized {root}/sized.wsgi\n").start();
+    let r = s.get("/sized/remaining");
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    assert!(r.complete);
+    assert_eq!(
+        r.header("Content-Length"),
+        Some((blob.len() - 1000).to_string().as_str()),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(r.header("Transfer-Encoding"), None);
+    assert!(r.body == blob[1000..], "body differs from the file's rest");
+
+    let r = s.get("/sized/declared");
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    assert!(r.complete);
+    assert_eq!(r.header("Content-Length"), Some("5000"));
+    assert!(r.body == blob[1000..6000], "got {} bytes", r.body.len());
+
+    let raw = s.raw(&build_request("HEAD", "/sized/remaining", s.port, &[], b""));
+    let r = parse_response(&raw, true, false);
+    assert_eq!(
+        r.header("Content-Length"),
+        Some((blob.len() - 1000).to_string().as_str())
+    );
+}
+
+#[test]
+fn file_wrapper_content_length_embedded() {
+    file_wrapper_content_length(false);
+}
+
+#[test]
+fn file_wrapper_content_length_daemon() {
+    file_wrapper_content_length(true);
+}
