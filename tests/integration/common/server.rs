@@ -179,7 +179,7 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
