@@ -38,8 +38,8 @@ fn main() {
              pstrmemdup|palloc|pool_cleanup_register|pool_cleanup_null|pool_userdata_get|\
              pool_userdata_set|strerror|proc_other_child_register|proc_other_child_unregister)",
         )
-        .allowlist_type("module_struct|command_rec|apr_proc_t|process_rec|unixd_config_rec|request_rec|server_rec|conn_rec|cmd_parms|apr_table_entry_t|apr_filetype_e")
-        .constified_enum_module("apr_filetype_e")
+        .allowlist_type("authn_status|authz_status|module_struct|command_rec|apr_proc_t|process_rec|unixd_config_rec|request_rec|server_rec|conn_rec|cmd_parms|apr_table_entry_t|apr_filetype_e")
+        .constified_enum_module("apr_filetype_e|authn_status|authz_status")
         .allowlist_var(
             "OK|DECLINED|DONE|HTTP_.*|OPT_EXECCGI|AP_MPMQ_.*|APLOG_.*|APR_SUCCESS|APR_EOF|MODULE_MAGIC_.*|OR_FILEINFO|OR_AUTHCFG|ACCESS_CONF|RSRC_CONF|AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config|\
              AP_FILTER_ERROR|M_GET|M_POST",

@@ -2,11 +2,13 @@
 //! `<Directory>`/`<Location>` (and at server level), how nested sections
 //! merge, and the defaults mod_wsgi applies when nothing is set.
 
+use super::access::{add_proxy_headers, add_trusted_proxies, AccessScript};
 use super::alias::AliasOptions;
 use super::args::{exactly_one, flag_directive, is_python_identifier};
 use super::directive::{Directive, Scope};
 use super::error::ConfigError;
 use super::group::{ApplicationGroup, ProcessGroup};
+use super::trusted_proxies::{ProxyHeader, TrustedProxies};
 
 /// `WSGIMapHEADToGET`: whether a HEAD request is passed to the application
 /// as a GET.
@@ -65,6 +67,19 @@ pub struct DirConfig {
     pub chunked_request: Option<bool>,
     pub map_head_to_get: Option<MapHeadToGet>,
     pub process_group: Option<ProcessGroup>,
+    /// `WSGIAuthUserScript`: the `wsgi` authentication provider's script.
+    pub auth_user_script: Option<AccessScript>,
+    /// `WSGIAuthGroupScript`: what `Require wsgi-group` asks.
+    pub auth_group_script: Option<AccessScript>,
+    /// `WSGIAccessScript`: the host access check.
+    pub access_script: Option<AccessScript>,
+    /// `WSGIGroupAuthoritative`: kept for configurations written for
+    /// Apache 2.2; under 2.4 `<RequireAny>`/`<RequireAll>` decide.
+    pub group_authoritative: Option<bool>,
+    /// `WSGITrustedProxyHeaders`, every line of one section together.
+    pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
+    /// `WSGITrustedProxies`, every line of one section together.
+    pub trusted_proxies: Option<TrustedProxies>,
 }
 
 impl DirConfig {
@@ -123,6 +138,24 @@ impl DirConfig {
                     .ok_or_else(|| ConfigError::invalid(name, value, "expected On, Off or Auto"))?;
                 self.map_head_to_get = Some(mode);
             }
+            Directive::AuthUserScript => {
+                self.auth_user_script = Some(AccessScript::parse(d, args)?);
+            }
+            Directive::AuthGroupScript => {
+                self.auth_group_script = Some(AccessScript::parse(d, args)?);
+            }
+            Directive::AccessScript => self.access_script = Some(AccessScript::parse(d, args)?),
+            Directive::GroupAuthoritative => {
+                self.group_authoritative = Some(flag_directive(d, args)?);
+            }
+            Directive::TrustedProxyHeaders => {
+                let headers = self.trusted_proxy_headers.get_or_insert_with(Vec::new);
+                add_proxy_headers(d, headers, args)?;
+            }
+            Directive::TrustedProxies => {
+                let proxies = self.trusted_proxies.get_or_insert_with(Default::default);
+                add_trusted_proxies(d, proxies, args)?;
+            }
             _ => {
                 debug_assert_eq!(d.scope(), Scope::Server);
                 return Err(ConfigError::WrongConfig {
@@ -155,6 +188,27 @@ impl DirConfig {
                 .process_group
                 .clone()
                 .or_else(|| base.process_group.clone()),
+            auth_user_script: add
+                .auth_user_script
+                .clone()
+                .or_else(|| base.auth_user_script.clone()),
+            auth_group_script: add
+                .auth_group_script
+                .clone()
+                .or_else(|| base.auth_group_script.clone()),
+            access_script: add
+                .access_script
+                .clone()
+                .or_else(|| base.access_script.clone()),
+            group_authoritative: add.group_authoritative.or(base.group_authoritative),
+            trusted_proxy_headers: add
+                .trusted_proxy_headers
+                .clone()
+                .or_else(|| base.trusted_proxy_headers.clone()),
+            trusted_proxies: add
+                .trusted_proxies
+                .clone()
+                .or_else(|| base.trusted_proxies.clone()),
         }
     }
 
@@ -353,6 +407,45 @@ mod tests {
     }
 
     #[test]
+    fn access_control_directives_apply_and_lines_accumulate() {
+        let mut c = DirConfig::default();
+        c.apply(Directive::AuthUserScript, &["/srv/auth.wsgi"])
+            .unwrap();
+        c.apply(
+            Directive::AuthGroupScript,
+            &["/srv/groups.wsgi", "application-group=admin"],
+        )
+        .unwrap();
+        c.apply(Directive::AccessScript, &["/srv/access.wsgi"])
+            .unwrap();
+        c.apply(Directive::GroupAuthoritative, &["Off"]).unwrap();
+        c.apply(Directive::TrustedProxyHeaders, &["X-Forwarded-For"])
+            .unwrap();
+        c.apply(Directive::TrustedProxyHeaders, &["X-Forwarded-Proto"])
+            .unwrap();
+        c.apply(Directive::TrustedProxies, &["10.0.0.1"]).unwrap();
+        c.apply(Directive::TrustedProxies, &["192.168.0.0/16"])
+            .unwrap();
+        assert_eq!(c.auth_user_script.as_ref().unwrap().path, "/srv/auth.wsgi");
+        assert_eq!(
+            c.auth_group_script.as_ref().unwrap().application_group,
+            ApplicationGroup::Named("admin".into())
+        );
+        assert_eq!(c.access_script.as_ref().unwrap().path, "/srv/access.wsgi");
+        assert_eq!(c.group_authoritative, Some(false));
+        assert_eq!(c.trusted_proxy_headers.as_ref().unwrap().len(), 2);
+        let proxies = c.trusted_proxies.as_ref().unwrap();
+        assert!(proxies.contains("10.0.0.1") && proxies.contains("192.168.3.4"));
+        assert_eq!(
+            DirConfig::default()
+                .apply(Directive::GroupAuthoritative, &["maybe"])
+                .unwrap_err()
+                .to_string(),
+            "WSGIGroupAuthoritative: invalid value 'maybe': expected On or Off"
+        );
+    }
+
+    #[test]
     fn server_directives_are_refused() {
         let err = DirConfig::default()
             .apply(Directive::ScriptAlias, &["/", "/x"])
@@ -377,6 +470,15 @@ mod tests {
             chunked_request: Some(true),
             map_head_to_get: Some(MapHeadToGet::Off),
             process_group: Some(ProcessGroup::Named("base".into())),
+            auth_user_script: Some(AccessScript {
+                path: "/base/auth.wsgi".into(),
+                application_group: ApplicationGroup::Global,
+            }),
+            auth_group_script: None,
+            access_script: None,
+            group_authoritative: Some(true),
+            trusted_proxy_headers: Some(vec![ProxyHeader::parse("X-Real-IP").unwrap()]),
+            trusted_proxies: Some(TrustedProxies::default()),
         };
         let add = DirConfig {
             callable_object: Some("inner_app".into()),
@@ -395,6 +497,9 @@ mod tests {
             merged.process_group,
             Some(ProcessGroup::Named("inner".into()))
         );
+        assert_eq!(merged.auth_user_script, base.auth_user_script);
+        assert_eq!(merged.group_authoritative, Some(true));
+        assert_eq!(merged.trusted_proxy_headers, base.trusted_proxy_headers);
         assert_eq!(DirConfig::merge(&base, &DirConfig::default()), base);
         assert_eq!(DirConfig::merge(&DirConfig::default(), &base), base);
     }

@@ -48,7 +48,7 @@ pub mod context {
     pub const OR_ANY: u32 = OR_FILEINFO | OR_AUTHCFG;
 }
 
-use context::{ACCESS_CONF, OR_FILEINFO, RSRC_CONF};
+use context::{ACCESS_CONF, OR_AUTHCFG, OR_FILEINFO, RSRC_CONF};
 
 /// Whether mod_wsgi refuses a directive inside `<VirtualHost>`
 /// (`ap_check_cmd_context(cmd, GLOBAL_ONLY)`): it configures something every
@@ -143,6 +143,20 @@ directives! {
         c"On|Off: refuse to run applications in Apache's child processes";
     SocketPrefix = 17, c"WSGISocketPrefix", Words, RSRC_CONF, GlobalOnly,
         c"path prefix of the daemon process sockets";
+    /// The access control scripts: directory sections and `.htaccess`
+    /// (AuthConfig) only, as in mod_wsgi.
+    AuthUserScript = 18, c"WSGIAuthUserScript", Words, OR_AUTHCFG, Any,
+        c"file-path [application-group=name]: the `wsgi` authentication provider's script";
+    AuthGroupScript = 19, c"WSGIAuthGroupScript", Words, OR_AUTHCFG, Any,
+        c"file-path [application-group=name]: the script `Require wsgi-group` asks";
+    AccessScript = 20, c"WSGIAccessScript", Words, OR_AUTHCFG, Any,
+        c"file-path [application-group=name]: the host access script";
+    GroupAuthoritative = 21, c"WSGIGroupAuthoritative", Words, OR_AUTHCFG, Any,
+        c"On|Off: kept for Apache 2.2 configurations, no effect under 2.4";
+    TrustedProxyHeaders = 22, c"WSGITrustedProxyHeaders", Words, OR_FILEINFO, Any,
+        c"header [header ...]: forwarding headers a trusted proxy may set";
+    TrustedProxies = 23, c"WSGITrustedProxies", Words, OR_FILEINFO, Any,
+        c"address|network [address|network ...]: the peers trusted as proxies";
 }
 
 impl Directive {
@@ -252,6 +266,19 @@ mod tests {
         ] {
             assert_eq!(d.spec().context, OR_FILEINFO, "{}", d.name());
             assert!(d.allowed_in_htaccess());
+            assert_eq!(d.scope(), Scope::Dir);
+        }
+        for d in [
+            AuthUserScript,
+            AuthGroupScript,
+            AccessScript,
+            GroupAuthoritative,
+        ] {
+            assert_eq!(d.spec().context, OR_AUTHCFG, "{}", d.name());
+            assert_eq!(d.scope(), Scope::Dir);
+        }
+        for d in [TrustedProxyHeaders, TrustedProxies] {
+            assert_eq!(d.spec().context, OR_FILEINFO, "{}", d.name());
             assert_eq!(d.scope(), Scope::Dir);
         }
         for d in [ApplicationGroup, ProcessGroup] {

@@ -4,6 +4,7 @@
 //! and reads the resulting [`ServerConfig`] and [`DirConfig`] records back
 //! when serving requests.
 
+mod access;
 mod alias;
 mod args;
 mod daemon;
@@ -12,7 +13,9 @@ mod directive;
 mod error;
 mod group;
 mod server;
+mod trusted_proxies;
 
+pub use access::AccessScript;
 pub use alias::{AliasMatch, AliasOptions, AliasPattern, ScriptAlias};
 pub use args::split_raw_args;
 pub use daemon::DaemonProcessSpec;
@@ -21,3 +24,4 @@ pub use directive::{context, Args, Directive, Reach, Scope, Spec, SPECS};
 pub use error::ConfigError;
 pub use group::{ApplicationGroup, GroupSpecError, ProcessGroup, RequestFacts};
 pub use server::{find_duplicate_daemon_names, ImportScript, ServerConfig};
+pub use trusted_proxies::{rewrite_proxy_vars, EnvEdit, ProxyHeader, Purpose, TrustedProxies};

@@ -4,6 +4,7 @@
 //! directory's record.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::boundary::guard;
 use super::ffi;
@@ -45,6 +46,29 @@ fn validate_daemon_process(config: &ServerConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Set when the configuration being read uses `WSGIGroupAuthoritative`;
+/// post_config says once that it has no effect.
+pub(super) static GROUP_AUTHORITATIVE_USED: AtomicBool = AtomicBool::new(false);
+
+pub(super) const GROUP_AUTHORITATIVE_WARNING: &str = "WSGIGroupAuthoritative has no effect \
+    under Apache 2.4 (nor has it with mod_wsgi there): whether another Require line may grant \
+    what `Require wsgi-group` refused is decided by <RequireAny>/<RequireAll>";
+
+fn note_group_authoritative() {
+    // SAFETY: plain query.
+    let serving = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) }
+        == ffi::AP_SQ_MS_RUN_MPM as c_int;
+    if !serving {
+        GROUP_AUTHORITATIVE_USED.store(true, Ordering::Relaxed);
+        return;
+    }
+    // Read from an .htaccess file while serving: said once per process.
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        ::log::warn!("{GROUP_AUTHORITATIVE_WARNING}");
+    }
+}
+
 fn apply_directive(
     cmd: *mut ffi::cmd_parms,
     mconfig: *mut c_void,
@@ -77,7 +101,11 @@ fn apply_directive(
         Scope::Dir => {
             // SAFETY: for per-dir directives httpd passes our DirConfig.
             let config = unsafe { &mut *mconfig.cast::<DirConfig>() };
-            config.apply(d, args).map_err(|e| e.to_string())
+            config.apply(d, args).map_err(|e| e.to_string())?;
+            if d == Directive::GroupAuthoritative {
+                note_group_authoritative();
+            }
+            Ok(())
         }
     }
 }

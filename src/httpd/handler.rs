@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use super::backend::ApacheBackend;
 use super::boundary::guard;
 use super::daemon_client::{self, Forward};
+use super::facts::Facts;
 use super::ffi;
 use super::hooks::ensure_python;
 use super::plan;
@@ -38,41 +39,13 @@ pub extern "C" fn wsgi_rs_handler(r: *mut ffi::request_rec) -> c_int {
     })
 }
 
-struct Facts<'a, 'r> {
-    req: &'a Request<'r>,
-}
-
-impl RequestFacts for Facts<'_, '_> {
-    fn server_hostname(&self) -> String {
-        self.req.server_hostname()
-    }
-    fn server_port(&self) -> u16 {
-        self.req.server_port()
-    }
-    fn host_header(&self) -> Option<String> {
-        self.req.hostname()
-    }
-    fn script_name(&self) -> String {
-        let name = self.req.env(c"SCRIPT_NAME").unwrap_or(b"");
-        String::from_utf8_lossy(name).into_owned()
-    }
-    fn env(&self, name: &str) -> Option<String> {
-        let key = std::ffi::CString::new(name).ok()?;
-        self.req
-            .note(&key)
-            .or_else(|| self.req.env(&key))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .or_else(|| std::env::var(name).ok())
-    }
-}
-
 fn status(code: u32) -> c_int {
     code as c_int
 }
 
 /// Closes the exchange however the handler leaves (a panic included), so no
 /// Python object can reach the request after httpd frees it.
-struct ExchangeGuard(Arc<Exchange>);
+pub(super) struct ExchangeGuard(pub(super) Arc<Exchange>);
 
 impl Drop for ExchangeGuard {
     fn drop(&mut self) {
@@ -156,6 +129,7 @@ fn handle(req: &mut Request<'_>) -> c_int {
     }
 
     req.add_cgi_vars();
+    super::proxy_headers::apply(req);
     let head = req.method() == b"HEAD";
     let map_head = head
         && match dir.map_head_to_get.unwrap_or(MapHeadToGet::Auto) {

@@ -4,6 +4,7 @@
 //! tick.
 
 use std::ffi::c_int;
+use std::sync::atomic::Ordering;
 
 use super::boundary::guard;
 use super::ffi;
@@ -54,6 +55,10 @@ pub extern "C" fn wsgi_rs_post_config(
             // SAFETY: plain query.
             let dry_run = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) }
                 == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int;
+            let group_authoritative = &super::directive::GROUP_AUTHORITATIVE_USED;
+            if group_authoritative.swap(false, Ordering::Relaxed) && !dry_run {
+                ::log::warn!("{}", super::directive::GROUP_AUTHORITATIVE_WARNING);
+            }
             if dry_run || plan.daemon_groups.is_empty() {
                 plan::publish(plan);
                 return ffi::OK as c_int;

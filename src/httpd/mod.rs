@@ -8,11 +8,13 @@
 //! and watches the daemon processes) and [`daemon_client`] (children forward
 //! requests to them).
 
+mod auth;
 mod backend;
 mod boundary;
 mod commands;
 mod daemon_client;
 mod directive;
+mod facts;
 mod ffi;
 mod handler;
 mod hooks;
@@ -20,6 +22,7 @@ mod log;
 mod module;
 mod plan;
 mod pool;
+mod proxy_headers;
 mod records;
 mod request;
 mod request_hooks;

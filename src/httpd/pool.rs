@@ -59,3 +59,15 @@ pub unsafe fn pool_str(pool: *mut ffi::apr_pool_t, s: &str) -> *const c_char {
     // SAFETY: caller guarantees a live pool; `c` is NUL-terminated.
     unsafe { ffi::apr_pstrdup(pool, c.as_ptr()) }
 }
+
+/// Copies raw bytes into `pool` as a C string. A NUL in `b` ends the
+/// string there, as it would for any httpd table value.
+///
+/// # Safety
+/// `pool` must be a live APR pool.
+pub unsafe fn pool_bytes(pool: *mut ffi::apr_pool_t, b: &[u8]) -> *const c_char {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    // SAFETY: caller guarantees a live pool; apr_pstrmemdup copies `end`
+    // bytes from a live slice and NUL-terminates the copy.
+    unsafe { ffi::apr_pstrmemdup(pool, b.as_ptr().cast(), end) }
+}

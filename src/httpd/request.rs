@@ -6,7 +6,7 @@ use std::ffi::{c_char, CStr};
 use std::marker::PhantomData;
 
 use super::ffi;
-use super::pool::pool_str;
+use super::pool::{pool_bytes, pool_str};
 use crate::config::{DirConfig, ServerConfig};
 
 pub struct Request<'r> {
@@ -142,7 +142,15 @@ impl<'r> Request<'r> {
 
     /// The entries of `subprocess_env`, in table order.
     pub fn env_entries(&self) -> Vec<(&'r [u8], &'r [u8])> {
-        let table = self.r().subprocess_env;
+        Self::table_entries(self.r().subprocess_env)
+    }
+
+    /// The request headers, in the order the client sent them.
+    pub fn header_entries(&self) -> Vec<(&'r [u8], &'r [u8])> {
+        Self::table_entries(self.r().headers_in)
+    }
+
+    fn table_entries(table: *mut ffi::apr_table_t) -> Vec<(&'r [u8], &'r [u8])> {
         if table.is_null() {
             return Vec::new();
         }
@@ -159,6 +167,71 @@ impl<'r> Request<'r> {
                 .filter_map(|e| Some((bytes(e.key)?, bytes(e.val).unwrap_or(b""))))
                 .collect()
         }
+    }
+
+    /// Sets a `subprocess_env` variable to raw (latin-1) bytes.
+    pub fn set_env_bytes(&mut self, key: &CStr, value: &[u8]) {
+        // SAFETY: subprocess_env is a live request table; both strings are
+        // copied into the request pool first, so setn may keep them.
+        unsafe {
+            let k = ffi::apr_pstrdup(self.pool(), key.as_ptr());
+            let v = pool_bytes(self.pool(), value);
+            ffi::apr_table_setn(self.r().subprocess_env, k, v);
+        }
+    }
+
+    pub fn unset_env(&mut self, key: &CStr) {
+        // SAFETY: subprocess_env is a live request table.
+        unsafe { ffi::apr_table_unset(self.r().subprocess_env, key.as_ptr()) }
+    }
+
+    /// The authenticated user (`r->user`), if any.
+    pub fn user(&self) -> Option<&'r [u8]> {
+        // SAFETY: r->user is a pool string or null.
+        unsafe { bytes(self.r().user) }
+    }
+
+    pub fn set_user(&mut self, user: &str) {
+        // SAFETY: the request pool is live for the request.
+        let copy = unsafe { pool_str(self.pool(), user) };
+        self.r_mut().user = copy.cast_mut();
+    }
+
+    /// The request line's target as the client sent it.
+    pub fn unparsed_uri(&self) -> &'r [u8] {
+        // SAFETY: a pool string or null.
+        unsafe { bytes(self.r().unparsed_uri) }.unwrap_or(b"")
+    }
+
+    pub fn query_string(&self) -> &'r [u8] {
+        // SAFETY: a pool string or null.
+        unsafe { bytes(self.r().args) }.unwrap_or(b"")
+    }
+
+    pub fn protocol(&self) -> &'r [u8] {
+        // SAFETY: a pool string or null.
+        unsafe { bytes(self.r().protocol) }.unwrap_or(b"")
+    }
+
+    /// The client's address (`r->useragent_ip`, which mod_remoteip may
+    /// have replaced).
+    pub fn useragent_ip(&self) -> &'r [u8] {
+        // SAFETY: a pool or connection string, or null.
+        unsafe { bytes(self.r().useragent_ip) }.unwrap_or(b"")
+    }
+
+    /// The address of this server on the connection.
+    pub fn local_ip(&self) -> &'r [u8] {
+        // SAFETY: r->connection is live for the request; local_ip is a
+        // connection-pool string or null.
+        unsafe { bytes((*self.r().connection).local_ip) }.unwrap_or(b"")
+    }
+
+    /// The client's host name when `HostnameLookups` allows, else its
+    /// address.
+    pub fn remote_host(&self) -> &'r [u8] {
+        // SAFETY: live request; the shim returns a pool string or null.
+        unsafe { bytes(ffi::wsgi_rs_remote_host(self.raw)) }.unwrap_or(b"")
     }
 
     pub fn file_type(&self) -> u32 {
@@ -190,6 +263,12 @@ impl<'r> Request<'r> {
         // SAFETY: r->server is live; server_hostname is a pconf string or null.
         let host = unsafe { bytes((*self.r().server).server_hostname) }.unwrap_or(b"");
         String::from_utf8_lossy(host).into_owned()
+    }
+
+    /// The server's name as `UseCanonicalName` says (`SERVER_NAME`).
+    pub fn server_name(&self) -> &'r [u8] {
+        // SAFETY: live request; the result is a pool or config string.
+        unsafe { bytes(ffi::ap_get_server_name(self.raw)) }.unwrap_or(b"")
     }
 
     pub fn server_port(&self) -> u16 {

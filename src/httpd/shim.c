@@ -10,10 +10,22 @@
 #include <stdint.h>
 #include <unistd.h>
 
+static const authn_provider wsgi_rs_authn_provider = {
+    &wsgi_rs_check_password,
+    &wsgi_rs_get_realm_hash,
+};
+
+static const authz_provider wsgi_rs_authz_provider = {
+    &wsgi_rs_check_authorization,
+    NULL,
+};
+
 void wsgi_rs_register_hooks(apr_pool_t *p)
 {
     /* Alias/Redirect take precedence over WSGIScriptAlias, as with mod_wsgi. */
     static const char *const after_alias[] = {"mod_alias.c", NULL};
+    static const char *const after_ssl[] = {"mod_ssl.c", NULL};
+    static const char *const before_authz_host[] = {"mod_authz_host.c", NULL};
 
     ap_hook_pre_config(wsgi_rs_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(wsgi_rs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -22,6 +34,17 @@ void wsgi_rs_register_hooks(apr_pool_t *p)
     ap_hook_handler(wsgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(wsgi_rs_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_monitor(wsgi_rs_monitor, NULL, NULL, APR_HOOK_MIDDLE);
+
+    /* Python-backed access control, registered as mod_wsgi registers it:
+     * `AuthBasicProvider wsgi` / `AuthDigestProvider wsgi`, `Require
+     * wsgi-group NAME`, and WSGIAccessScript after mod_ssl and before
+     * mod_authz_host. Each returns at once where its directive is unset. */
+    ap_register_auth_provider(p, AUTHN_PROVIDER_GROUP, "wsgi", AUTHN_PROVIDER_VERSION,
+                              &wsgi_rs_authn_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "wsgi-group", AUTHZ_PROVIDER_VERSION,
+                              &wsgi_rs_authz_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_access_checker(wsgi_rs_access_checker, after_ssl, before_authz_host,
+                           APR_HOOK_MIDDLE);
 }
 
 /* The module struct itself is defined in Rust (src/httpd/module.rs): rustc
@@ -239,4 +262,12 @@ const char *wsgi_rs_proxy_uds_path(request_rec *r)
         return NULL;
     }
     return worker->s->uds_path;
+}
+
+/* The client's host name when HostnameLookups allows it, else its address:
+ * what WSGIAccessScript's allow_access() gets (REMOTE_HOST is a macro). */
+const char *wsgi_rs_remote_host(request_rec *r)
+{
+    const char *host = ap_get_remote_host(r->connection, r->per_dir_config, REMOTE_HOST, NULL);
+    return host != NULL ? host : r->useragent_ip;
 }

@@ -20,6 +20,7 @@
 #include "apr_strings.h"
 #include "apr_tables.h"
 #include "apr_buckets.h"
+#include "mod_auth.h"
 
 /* Implemented in Rust (src/httpd/hooks.rs). */
 void *wsgi_rs_create_server_config(apr_pool_t *p, server_rec *s);
@@ -33,6 +34,15 @@ int wsgi_rs_handler(request_rec *r);
 int wsgi_rs_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 int wsgi_rs_fixups(request_rec *r);
 int wsgi_rs_monitor(apr_pool_t *p, server_rec *s);
+
+/* Implemented in Rust (src/httpd/auth.rs): the `wsgi` authn provider, the
+ * `wsgi-group` authz provider and the WSGIAccessScript access checker. */
+authn_status wsgi_rs_check_password(request_rec *r, const char *user, const char *password);
+authn_status wsgi_rs_get_realm_hash(request_rec *r, const char *user, const char *realm,
+                                    char **rethash);
+authz_status wsgi_rs_check_authorization(request_rec *r, const char *require_args,
+                                         const void *parsed_require_line);
+int wsgi_rs_access_checker(request_rec *r);
 
 /* Implemented in shim.c. */
 void wsgi_rs_register_hooks(apr_pool_t *p);
@@ -55,5 +65,6 @@ const char *wsgi_rs_check_global(cmd_parms *cmd);
 apr_time_t wsgi_rs_finfo_mtime(const request_rec *r);
 int wsgi_rs_finfo_filetype(const request_rec *r);
 const char *wsgi_rs_proxy_uds_path(request_rec *r);
+const char *wsgi_rs_remote_host(request_rec *r);
 
 #endif

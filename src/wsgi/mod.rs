@@ -2,6 +2,7 @@
 //! as CGI variables plus a [`Backend`] that reads the body and writes the
 //! response, so embedded mode and daemon mode run the same code.
 
+mod auth;
 mod describe;
 mod environ;
 mod file_wrapper;
@@ -12,6 +13,10 @@ mod response;
 mod runner;
 mod start_response;
 
+pub use auth::{
+    allow_access, auth_environ, check_password, get_realm_hash, groups_for_user, header_var,
+    AuthFailure, PasswordCheck, RealmHash,
+};
 pub use describe::{format_exception, log_exception};
 pub use environ::{version_tuple, EnvironSpec, WsgiFlags};
 pub use file_wrapper::FileWrapper;

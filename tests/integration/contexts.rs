@@ -16,6 +16,9 @@ const HTACCESS_LINES: &[&str] = &[
     "WSGIScriptReloading On",
     "WSGIChunkedRequest On",
     "WSGIMapHEADToGET On",
+    "WSGIGroupAuthoritative On",
+    "WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto",
+    "WSGITrustedProxies 10.0.0.0/8 192.168.1.1",
 ];
 
 const APP: &str = r#"

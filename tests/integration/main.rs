@@ -46,6 +46,7 @@ macro_rules! threaded_mpms {
 
 mod common;
 
+mod access_control;
 mod app_groups;
 mod auth;
 mod concurrency;
