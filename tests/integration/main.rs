@@ -80,3 +80,4 @@ mod routing;
 mod seeds;
 mod stdio;
 mod threads;
+mod trusted_proxies;
