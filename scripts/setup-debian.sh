@@ -9,6 +9,7 @@ packages=(
     python3-dev python3-venv     # the libpython we embed, and venvs for apps
     libapache2-mod-wsgi-py3      # Debian's mod_wsgi: the referee in tests
     python3-pastedeploy          # wsgi-rs serve's PasteDeploy .ini targets, in tests
+    python3-cryptography         # a PyO3 extension module that refuses sub-interpreters, in tests
     curl ca-certificates
 )
 

@@ -265,7 +265,15 @@ pub fn serve(
         // this process while another one has idle threads.
         keep_alive: framed && daemon.connections() <= daemon.slots.len(),
     };
-    interp::with_python(|py| run(py, daemon, stream, request, answer.clone()));
+    let group = request.key.group.clone();
+    let ran = interp::with_group(&group, |py| {
+        run(py, daemon, stream, request, answer.clone())
+    });
+    if let Err(e) = ran {
+        log::error!("(wsgi:{}) {e}", daemon.group());
+        let _ = stream.write_all(&error_response(500, "Internal Server Error", framed));
+        return After::Close;
+    }
     if answer.get() == Answer::Kept {
         After::Keep
     } else {

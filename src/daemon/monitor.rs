@@ -70,8 +70,9 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
 fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
     let clean = drain(daemon, limit);
     if clean && gil_is_responsive(daemon) {
-        // atexit callbacks of the application, as mod_wsgi runs them.
-        interp::with_python(|py| {
+        // atexit callbacks of the application, as mod_wsgi runs them: in
+        // every interpreter, as it does when it destroys each.
+        interp::for_each_group(|py, _group| {
             if let Err(e) = py
                 .import("atexit")
                 .and_then(|m| m.call_method0("_run_exitfuncs"))

@@ -153,18 +153,37 @@ fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
                 .import("sys")
                 .and_then(|sys| sys.call_method1("setswitchinterval", (interval,)));
         }
-        for key in &daemon.launch.preloads {
-            if let Err(e) = daemon.scripts.module(py, key, None, false) {
-                daemon.load_failed.store(true, Ordering::SeqCst);
-                log::error!("(wsgi:{}) failed to preload script: {e}", daemon.group());
-                if let Some(err) = e.python_error() {
-                    for line in crate::wsgi::format_exception(py, err) {
-                        log::error!("{line}");
-                    }
-                }
-            }
-        }
     });
+    for key in &daemon.launch.preloads {
+        // Each script loads in the interpreter of its application group.
+        let loaded = interp::with_group(&key.group, |py| {
+            daemon
+                .scripts
+                .module(py, key, None, false)
+                .map(drop)
+                .map_err(|e| {
+                    let mut lines = vec![e.to_string()];
+                    if let Some(err) = e.python_error() {
+                        lines.extend(crate::wsgi::format_exception(py, err));
+                    }
+                    lines
+                })
+        });
+        let failed = match loaded {
+            Ok(Ok(())) => continue,
+            Ok(Err(lines)) => lines,
+            Err(e) => vec![e.to_string()],
+        };
+        daemon.load_failed.store(true, Ordering::SeqCst);
+        log::error!(
+            "(wsgi:{}) failed to preload script: {}",
+            daemon.group(),
+            failed[0]
+        );
+        for line in &failed[1..] {
+            log::error!("{line}");
+        }
+    }
     log::info!(
         "daemon process (wsgi:{}) pid {} started with {threads} thread(s)",
         daemon.group(),

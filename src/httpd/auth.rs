@@ -121,7 +121,8 @@ fn run_script<T>(
     // SAFETY: the backend only serves logging for this call, and the
     // exchange holding it is closed (the backend dropped) before return.
     let backend = unsafe { ApacheBackend::new(req.raw(), false) };
-    interp::with_python(|py| {
+    // In the interpreter of the script's application group.
+    let ran = interp::with_group(&key.group, |py| {
         // Closes the exchange however this ends, a panic included, so no
         // Python object can reach the request after httpd frees it.
         let exchange = ExchangeGuard(Exchange::new(Box::new(backend)));
@@ -161,6 +162,10 @@ fn run_script<T>(
                 None
             }
         }
+    });
+    ran.unwrap_or_else(|e| {
+        req.log(APLOG_ERR, &e.to_string());
+        None
     })
 }
 

@@ -226,7 +226,7 @@ fn handle(req: &mut Request<'_>) -> c_int {
     // (dropping the backend) before this function returns.
     let backend = unsafe { ApacheBackend::new(req.raw(), req.is_head() && !map_head) };
 
-    interp::with_python(|py| {
+    let ran = interp::with_group(&key.group, |py| {
         let exchange = ExchangeGuard(Exchange::new(Box::new(backend)));
         let exchange = &exchange.0;
         let app = match plan::scripts().application(py, &key, &callable, Some(mtime), reloading) {
@@ -269,5 +269,9 @@ fn handle(req: &mut Request<'_>) -> c_int {
             Outcome::Failed => status(ffi::HTTP_INTERNAL_SERVER_ERROR),
             Outcome::BodyRefused => ffi::AP_FILTER_ERROR,
         }
+    });
+    ran.unwrap_or_else(|e| {
+        req.log(APLOG_ERR, &e.to_string());
+        status(ffi::HTTP_INTERNAL_SERVER_ERROR)
     })
 }

@@ -120,8 +120,9 @@ pub extern "C" fn wsgi_rs_child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::serv
             ::log::error!("{e}");
             return;
         }
-        interp::with_python(|py| {
-            for key in &plan.preloads {
+        for key in &plan.preloads {
+            // Each script loads in the interpreter of its application group.
+            let loaded = interp::with_group(&key.group, |py| {
                 if let Err(e) = plan::scripts().module(py, key, None, true) {
                     ::log::error!("Failed to preload WSGI script: {e}");
                     if let Some(err) = e.python_error() {
@@ -130,8 +131,14 @@ pub extern "C" fn wsgi_rs_child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::serv
                         }
                     }
                 }
+            });
+            if let Err(e) = loaded {
+                ::log::error!(
+                    "Failed to preload WSGI script '{}': {e}",
+                    key.path.display()
+                );
             }
-        });
+        }
     })
 }
 

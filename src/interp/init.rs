@@ -31,6 +31,8 @@ pub enum InterpError {
 }
 
 static STATE: OnceLock<Result<(), InterpError>> = OnceLock::new();
+/// The settings Python was started with: sub-interpreters get the same.
+static SETTINGS: OnceLock<PythonSettings> = OnceLock::new();
 
 pub fn is_initialized() -> bool {
     matches!(STATE.get(), Some(Ok(())))
@@ -38,7 +40,17 @@ pub fn is_initialized() -> bool {
 
 /// Initialises Python once per process; later calls return the first result.
 pub fn initialize(settings: &PythonSettings) -> Result<(), InterpError> {
-    STATE.get_or_init(|| initialize_once(settings)).clone()
+    STATE
+        .get_or_init(|| {
+            let _ = SETTINGS.set(settings.clone());
+            initialize_once(settings)
+        })
+        .clone()
+}
+
+/// The settings of this process's interpreters.
+pub(super) fn settings() -> PythonSettings {
+    SETTINGS.get().cloned().unwrap_or_default()
 }
 
 fn initialize_once(settings: &PythonSettings) -> Result<(), InterpError> {
@@ -110,7 +122,9 @@ fn status_message(status: &ffi::PyStatus) -> String {
         .into_owned()
 }
 
-fn setup(py: Python<'_>, settings: &PythonSettings) -> Result<(), String> {
+/// Prepares the current interpreter (the main one, or a new sub-interpreter):
+/// `sys.argv`, the `mod_wsgi` module, the standard streams, `python-path`.
+pub(super) fn setup(py: Python<'_>, settings: &PythonSettings) -> Result<(), String> {
     let run = || -> PyResult<()> {
         let sys = py.import("sys")?;
         sys.setattr("argv", vec!["mod_wsgi"])?;

@@ -122,37 +122,64 @@ fn flag(py: Python<'_>, on: bool) -> &Bound<'_, PyString> {
     }
 }
 
-/// The entries every environ of this process starts with, copied per
-/// request: one `PyDict_Copy` of the template costs less than setting them
-/// one by one (1.7k of 98.6k instructions per request). One template per
-/// combination of the flags it holds, which are fixed per process anyway.
-fn template<'py>(py: Python<'py>, flags: &WsgiFlags) -> PyResult<&'py Bound<'py, PyDict>> {
-    static TEMPLATES: [PyOnceLock<Py<PyDict>>; 4] = [const { PyOnceLock::new() }; 4];
-    let slot = &TEMPLATES[usize::from(flags.multithread) * 2 + usize::from(flags.multiprocess)];
-    Ok(slot
-        .get_or_try_init(py, || -> PyResult<Py<PyDict>> {
-            let t = PyDict::new(py);
-            t.set_item(intern!(py, "wsgi.version"), wsgi_version(py))?;
-            t.set_item(intern!(py, "wsgi.input_terminated"), true)?;
-            t.set_item(intern!(py, "wsgi.multithread"), flags.multithread)?;
-            t.set_item(intern!(py, "wsgi.multiprocess"), flags.multiprocess)?;
-            t.set_item(intern!(py, "wsgi.run_once"), false)?;
-            t.set_item(
-                intern!(py, "wsgi.file_wrapper"),
-                py.get_type::<FileWrapper>(),
-            )?;
-            t.set_item(
-                intern!(py, "mod_wsgi.request_handler"),
-                intern!(py, "wsgi-script"),
-            )?;
-            t.set_item(intern!(py, "mod_wsgi.version"), module_version(py)?)?;
-            t.set_item(
-                intern!(py, "wsgi.errors"),
-                super::log_stream::errors_stream(py)?,
-            )?;
-            Ok(t.unbind())
-        })?
-        .bind(py))
+/// The entries every environ starts with, copied per request: one
+/// `PyDict_Copy` of the template costs less than setting them one by one
+/// (1.7k of 98.6k instructions per request). One template per interpreter,
+/// since `wsgi.errors` is a stream object of the interpreter it was made in
+/// (each application group has its own), and per combination of the flags
+/// it holds, which are fixed per process anyway.
+fn template<'py>(py: Python<'py>, flags: &WsgiFlags) -> PyResult<Bound<'py, PyDict>> {
+    type Templates = Vec<(usize, usize, Py<PyDict>)>;
+    static TEMPLATES: Mutex<Templates> = Mutex::new(Vec::new());
+    // SAFETY: the thread is attached (`py`); this reads which interpreter its
+    // current thread state belongs to.
+    let interp = unsafe { ffi::PyInterpreterState_Get() } as usize;
+    let kind = usize::from(flags.multithread) * 2 + usize::from(flags.multiprocess);
+    let find = |templates: &Templates| {
+        templates
+            .iter()
+            .find(|(i, k, _)| *i == interp && *k == kind)
+            .map(|(_, _, t)| t.bind(py).clone())
+    };
+    let lock = || {
+        TEMPLATES
+            .lock_py_attached(py)
+            .unwrap_or_else(|p| p.into_inner())
+    };
+    if let Some(found) = find(&lock()) {
+        return Ok(found);
+    }
+    // Made without the lock held: building it runs Python code.
+    let made = new_template(py, flags)?;
+    let mut templates = lock();
+    if let Some(found) = find(&templates) {
+        return Ok(found);
+    }
+    templates.push((interp, kind, made.clone().unbind()));
+    Ok(made)
+}
+
+fn new_template<'py>(py: Python<'py>, flags: &WsgiFlags) -> PyResult<Bound<'py, PyDict>> {
+    let t = PyDict::new(py);
+    t.set_item(intern!(py, "wsgi.version"), wsgi_version(py))?;
+    t.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+    t.set_item(intern!(py, "wsgi.multithread"), flags.multithread)?;
+    t.set_item(intern!(py, "wsgi.multiprocess"), flags.multiprocess)?;
+    t.set_item(intern!(py, "wsgi.run_once"), false)?;
+    t.set_item(
+        intern!(py, "wsgi.file_wrapper"),
+        py.get_type::<FileWrapper>(),
+    )?;
+    t.set_item(
+        intern!(py, "mod_wsgi.request_handler"),
+        intern!(py, "wsgi-script"),
+    )?;
+    t.set_item(intern!(py, "mod_wsgi.version"), module_version(py)?)?;
+    t.set_item(
+        intern!(py, "wsgi.errors"),
+        super::log_stream::errors_stream(py)?,
+    )?;
+    Ok(t)
 }
 
 impl<'a, I> EnvironSpec<'a, I>

@@ -103,3 +103,189 @@ fn global_and_named_groups_stay_apart(mpm: Mpm) {
     }
 }
 per_mpm!(global_and_named_groups_stay_apart);
+
+/// A site as Django deploys one: its directory first on `sys.path`, its
+/// settings named in `os.environ`, then `import siteconf` (each site has a
+/// `siteconf.py` of its own). The response says what the site sees.
+const SITE: &str = r#"
+import os, sys
+here = os.path.dirname(__file__)
+sys.path.insert(0, here)
+os.environ['SITE_SETTINGS'] = 'settings-' + os.path.basename(here)
+import siteconf
+import shared_counter
+def application(environ, start_response):
+    sites = [os.path.basename(p) for p in sys.path if p.startswith(os.path.dirname(here) + '/site')]
+    shared_counter.hits += 1
+    body = 'conf=%s env=%s path=%s hits=%d group=%s' % (
+        siteconf.NAME, os.environ.get('SITE_SETTINGS'), ','.join(sites),
+        shared_counter.hits, environ['mod_wsgi.application_group'])
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+"#;
+
+/// Extension modules in the main interpreter: `_decimal` and `sqlite3`, and a
+/// PyO3 module (Debian's python3-cryptography), which refuses to load in a
+/// second interpreter once the main one has it.
+const EXTENSIONS: &str = r#"
+import decimal, _decimal, sqlite3, sys
+from cryptography.hazmat.bindings import _rust
+import preload_marker_check
+def application(environ, start_response):
+    total = decimal.Decimal('1.10') + decimal.Decimal('2.20')
+    one = sqlite3.connect(':memory:').execute('select 1').fetchone()[0]
+    body = 'decimal=%s c=%s sqlite=%d preloaded=%s' % (
+        total, decimal.Decimal is _decimal.Decimal, one, preload_marker_check.seen())
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+"#;
+
+/// Says whether `WSGIImportScript` ran `preload.wsgi` in this interpreter.
+const PRELOAD_CHECK: &str = r#"
+import sys
+def seen():
+    return 'yes' if 'preload_marker' in sys.modules else 'no'
+"#;
+
+const PRELOAD: &str = r#"
+import sys, types
+sys.modules['preload_marker'] = types.ModuleType('preload_marker')
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'preload']
+"#;
+
+/// Reports the preload check from within a named group.
+const SHARED: &str = r#"
+import shared_counter, preload_marker_check
+def application(environ, start_response):
+    shared_counter.hits += 1
+    body = 'hits=%d preloaded=%s' % (shared_counter.hits, preload_marker_check.seen())
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+"#;
+
+/// A site in the default group that needs the PyO3 extension module.
+const NEEDS_PYO3: &str = r#"
+from cryptography.hazmat.bindings import _rust
+def application(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'loaded']
+"#;
+
+/// Two Django-style sites, a `%{GLOBAL}` app with extension modules, a
+/// named group mounted twice and a script preloaded into that group, served
+/// embedded (`daemon` None) or by one daemon process.
+fn isolation_server(mpm: Mpm, daemon: bool) -> Running {
+    let process = if daemon { "iso" } else { "%{GLOBAL}" };
+    let mut conf = String::new();
+    if daemon {
+        conf.push_str("WSGIDaemonProcess iso processes=1 threads=4 python-path={root}/lib\n");
+        conf.push_str("WSGIProcessGroup iso\n");
+    } else {
+        conf.push_str("WSGIPythonPath {root}/lib\n");
+    }
+    conf.push_str(&format!(
+        "WSGIImportScript {{root}}/preload.wsgi process-group={process} application-group=shared\n\
+         WSGIScriptAlias /one {{root}}/site1/app.wsgi\n\
+         WSGIScriptAlias /two {{root}}/site2/app.wsgi\n\
+         WSGIScriptAlias /global {{root}}/extensions.wsgi application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /s1 {{root}}/shared1.wsgi application-group=shared\n\
+         WSGIScriptAlias /s2 {{root}}/shared2.wsgi application-group=shared\n\
+         WSGIScriptAlias /pyo3 {{root}}/pyo3.wsgi\n"
+    ));
+    Server::new(mpm)
+        .single_process()
+        .file("site1/app.wsgi", SITE)
+        .file("site1/siteconf.py", "NAME = 'one'\n")
+        .file("site2/app.wsgi", SITE)
+        .file("site2/siteconf.py", "NAME = 'two'\n")
+        .file("lib/shared_counter.py", "hits = 0\n")
+        .file("lib/preload_marker_check.py", PRELOAD_CHECK)
+        .file("extensions.wsgi", EXTENSIONS)
+        .file("preload.wsgi", PRELOAD)
+        .file("shared1.wsgi", SHARED)
+        .file("shared2.wsgi", SHARED)
+        .file("pyo3.wsgi", NEEDS_PYO3)
+        .conf(&conf)
+        .start()
+}
+
+fn groups_are_isolated(s: &mut Running) {
+    let host = s.get("/one").text();
+    let group_of = |site: &str| {
+        host.rsplit_once("group=")
+            .map(|(_, g)| g.replace("/one", site))
+            .unwrap()
+    };
+    // Each site sees its own settings module, environment and path, even
+    // interleaved, and a library both import is a separate copy in each.
+    for round in 1..=3 {
+        for site in ["one", "two"] {
+            let n = if site == "one" { round + 1 } else { round };
+            assert_eq!(
+                hit(s, &format!("/{site}")),
+                format!(
+                    "conf={site} env=settings-site{} path=site{} hits={n} group={}",
+                    if site == "one" { 1 } else { 2 },
+                    if site == "one" { 1 } else { 2 },
+                    group_of(&format!("/{site}"))
+                ),
+                "the default group of /{site} is not isolated"
+            );
+        }
+    }
+
+    // %{GLOBAL} is the main interpreter: C extensions work there, and
+    // nothing the sites did is visible.
+    assert_eq!(
+        hit(s, "/global"),
+        "decimal=3.30 c=True sqlite=1 preloaded=no"
+    );
+
+    // A named group mounted twice is one interpreter; WSGIImportScript ran
+    // in it (and only in it).
+    assert_eq!(hit(s, "/s1"), "hits=1 preloaded=yes");
+    assert_eq!(hit(s, "/s2"), "hits=2 preloaded=yes");
+    assert_eq!(hit(s, "/s1"), "hits=3 preloaded=yes");
+
+    // A PyO3 extension already loaded by the main interpreter refuses a
+    // sub-interpreter: a 500, and the log says how to run it.
+    let r = s.get("/pyo3");
+    assert_eq!(r.status, 500, "{}", r.text());
+    if module() == Module::Ours {
+        assert!(
+            s.wait_log(
+                "run the application in the main interpreter with 'WSGIApplicationGroup %{GLOBAL}'",
+                std::time::Duration::from_secs(10)
+            ),
+            "no hint at WSGIApplicationGroup %{{GLOBAL}}:\n{}",
+            s.error_log()
+        );
+    }
+
+    // Touching one site's script reloads it in its own interpreter (its
+    // module globals start afresh: embedded mode re-imports the script,
+    // daemon mode replaces the process); the other site is still itself.
+    s.touch("site2/app.wsgi");
+    let two = hit(s, "/two");
+    assert!(
+        two.starts_with("conf=two env=settings-site2 path=site2"),
+        "after reload: {two}"
+    );
+    let one = hit(s, "/one");
+    assert!(
+        one.starts_with("conf=one env=settings-site1 path=site1"),
+        "after reload of the other site: {one}"
+    );
+}
+
+fn embedded_groups_are_isolated(mpm: Mpm) {
+    groups_are_isolated(&mut isolation_server(mpm, false));
+}
+per_mpm!(embedded_groups_are_isolated);
+
+fn daemon_groups_are_isolated(mpm: Mpm) {
+    groups_are_isolated(&mut isolation_server(mpm, true));
+}
+per_mpm!(daemon_groups_are_isolated);
