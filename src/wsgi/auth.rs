@@ -92,6 +92,15 @@ fn call<'py>(
     f.call1(args).map_err(|e| AuthFailure::Raised(function, e))
 }
 
+/// A request string (latin-1 bytes) as the `str` argument of `function`.
+fn text<'py>(
+    py: Python<'py>,
+    function: &'static str,
+    bytes: &[u8],
+) -> Result<Bound<'py, PyString>, AuthFailure> {
+    latin1(py, bytes).map_err(|e| AuthFailure::Raised(function, e))
+}
+
 fn bad(function: &'static str, expected: &'static str, got: &Bound<'_, PyAny>) -> AuthFailure {
     AuthFailure::BadResult {
         function,
@@ -118,9 +127,11 @@ pub fn check_password(
 ) -> Result<PasswordCheck, AuthFailure> {
     const F: &str = "check_password";
     const EXPECTED: &str = "True, False, None or a non-empty user name";
-    let user = latin1(py, user).map_err(|e| AuthFailure::Raised(F, e))?;
-    let password = latin1(py, password).map_err(|e| AuthFailure::Raised(F, e))?;
-    let result = call(module, F, (environ, user, password))?;
+    let result = call(
+        module,
+        F,
+        (environ, text(py, F, user)?, text(py, F, password)?),
+    )?;
     if result.is_none() {
         return Ok(PasswordCheck::UnknownUser);
     }
@@ -153,9 +164,11 @@ pub fn get_realm_hash(
 ) -> Result<RealmHash, AuthFailure> {
     const F: &str = "get_realm_hash";
     const EXPECTED: &str = "None or a non-empty hash string";
-    let user = latin1(py, user).map_err(|e| AuthFailure::Raised(F, e))?;
-    let realm = latin1(py, realm).map_err(|e| AuthFailure::Raised(F, e))?;
-    let result = call(module, F, (environ, user, realm))?;
+    let result = call(
+        module,
+        F,
+        (environ, text(py, F, user)?, text(py, F, realm)?),
+    )?;
     if result.is_none() {
         return Ok(RealmHash::UnknownUser);
     }
@@ -174,8 +187,7 @@ pub fn groups_for_user(
 ) -> Result<Vec<Vec<u8>>, AuthFailure> {
     const F: &str = "groups_for_user";
     const EXPECTED: &str = "an iterable of group names (str or bytes)";
-    let user = latin1(py, user).map_err(|e| AuthFailure::Raised(F, e))?;
-    let result = call(module, F, (environ, user))?;
+    let result = call(module, F, (environ, text(py, F, user)?))?;
     let iter = result.try_iter().map_err(|_| bad(F, EXPECTED, &result))?;
     let mut groups = Vec::new();
     for item in iter {
@@ -194,8 +206,7 @@ pub fn allow_access(
     host: &[u8],
 ) -> Result<Option<bool>, AuthFailure> {
     const F: &str = "allow_access";
-    let host = latin1(py, host).map_err(|e| AuthFailure::Raised(F, e))?;
-    let result = call(module, F, (environ, host))?;
+    let result = call(module, F, (environ, text(py, F, host)?))?;
     if result.is_none() {
         return Ok(None);
     }

@@ -341,9 +341,10 @@ fn failing_scripts_are_logged_and_refused() {
 
 /// `WSGIGroupAuthoritative` is accepted for old configurations; under
 /// Apache 2.4 `<RequireAny>`/`<RequireAll>` decide whether another `Require`
-/// line may grant what `Require wsgi-group` refused.
+/// line may grant what `Require wsgi-group` refused. And the provider works
+/// under an `<AuthnProviderAlias>` name.
 #[test]
-fn group_authoritative_and_require_containers() {
+fn group_authoritative_require_containers_and_provider_alias() {
     let mut conf = auth_modules();
     for (path, authoritative, container) in
         [("/any", "Off", "RequireAny"), ("/all", "On", "RequireAll")]
@@ -365,6 +366,20 @@ fn group_authoritative_and_require_containers() {
 "#
         ));
     }
+    // The provider under another name, as mod_wsgi's documentation shows.
+    conf.push_str(
+        r#"<AuthnProviderAlias wsgi agents>
+    WSGIAuthUserScript {root}/auth.wsgi
+</AuthnProviderAlias>
+WSGIScriptAlias /aliased {root}/env.wsgi
+<Location /aliased>
+    AuthType Basic
+    AuthName "x"
+    AuthBasicProvider agents
+    Require valid-user
+</Location>
+"#,
+    );
     let s = Server::new(Mpm::Event)
         .file("env.wsgi", ENVIRON)
         .file("auth.wsgi", AUTH_SCRIPT)
@@ -379,6 +394,8 @@ fn group_authoritative_and_require_containers() {
     // <RequireAll>: the group refusal stands.
     assert_eq!(status("/all", "clerk", "paper"), 401);
     assert_eq!(status("/all", "spy", "secret"), 200);
+    assert_eq!(status("/aliased", "spy", "secret"), 200);
+    assert_eq!(status("/aliased", "spy", "wrong"), 401);
     if module() == Module::Ours {
         // A failing group script is an error, not a refusal another line
         // could overrule (mod_wsgi refuses, and the other line decides).
