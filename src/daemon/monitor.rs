@@ -70,16 +70,9 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
 fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
     let clean = drain(daemon, limit);
     if clean && gil_is_responsive(daemon) {
-        // atexit callbacks of the application, as mod_wsgi runs them: in
-        // every interpreter, as it does when it destroys each.
-        interp::for_each_group(|py, _group| {
-            if let Err(e) = py
-                .import("atexit")
-                .and_then(|m| m.call_method0("_run_exitfuncs"))
-            {
-                log::error!("(wsgi:{}) atexit callback failed: {e}", daemon.group());
-            }
-        });
+        // The application's shutdown callbacks, then its atexit callbacks,
+        // in every interpreter, as mod_wsgi runs them.
+        interp::process_stopping(shutdown_reason(why));
     } else {
         log::warn!(
             "daemon process (wsgi:{}) pid {}: exiting with requests still running (timed out, or longer than {}s)",
@@ -95,6 +88,23 @@ fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
     );
     // SAFETY: see run().
     unsafe { libc::_exit(0) }
+}
+
+/// mod_wsgi's name for why a process stops (`process_stopping`'s
+/// `shutdown_reason`), from the reason this module logs.
+fn shutdown_reason(why: &str) -> &'static str {
+    const REASONS: [(&str, &str); 6] = [
+        ("maximum requests", "maximum_requests"),
+        ("request timeout", "request_timeout"),
+        ("startup timeout", "startup_timeout"),
+        ("restart interval", "restart_interval"),
+        ("inactivity timeout", "inactivity_timeout"),
+        ("script '", "script_reload"),
+    ];
+    REASONS
+        .iter()
+        .find(|(prefix, _)| why.starts_with(prefix))
+        .map_or("shutdown_signal", |(_, reason)| reason)
 }
 
 /// Whether Python has been responsive lately: the monitor only takes the
@@ -227,6 +237,29 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
                 .clone()
                 .unwrap_or_default();
             exit_process(daemon, spec.graceful_timeout, &reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shutdown_reason;
+
+    #[test]
+    fn shutdown_reasons_use_mod_wsgi_names() {
+        for (why, reason) in [
+            ("maximum requests (5) reached", "maximum_requests"),
+            ("request timeout", "request_timeout"),
+            (
+                "startup timeout: the application did not load",
+                "startup_timeout",
+            ),
+            ("restart interval reached", "restart_interval"),
+            ("inactivity timeout reached", "inactivity_timeout"),
+            ("script '/srv/app.wsgi' changed", "script_reload"),
+            ("Apache asked daemon processes to stop", "shutdown_signal"),
+        ] {
+            assert_eq!(shutdown_reason(why), reason, "{why}");
         }
     }
 }

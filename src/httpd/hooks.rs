@@ -102,10 +102,27 @@ pub fn ensure_python() -> Result<(), interp::InterpError> {
     interp::initialize(&plan::current().python)
 }
 
+/// Dropped when the Apache child's pool is destroyed (the child exits):
+/// the embedded application's shutdown and atexit callbacks run then, as
+/// under mod_wsgi.
+struct ChildStopping;
+
+impl Drop for ChildStopping {
+    fn drop(&mut self) {
+        guard("child_exit", (), || {
+            interp::process_stopping("shutdown_signal");
+        })
+    }
+}
+
 #[no_mangle]
-pub extern "C" fn wsgi_rs_child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
         super::log::install(s);
+        // SAFETY: p is the child's pool, live until the child exits; the
+        // box is dropped by its cleanup, which then runs the application's
+        // shutdown callbacks.
+        unsafe { super::pool::pool_box(p, ChildStopping) };
         let plan = plan::current();
         for fd in supervisor::listener_fds(&plan) {
             // SAFETY: Apache children never accept on daemon sockets; this

@@ -8,9 +8,11 @@ mod groups;
 mod init;
 mod module;
 mod scripts;
+mod shutdown;
 mod thread;
 
 pub use groups::{for_each_group, with_group};
 pub use init::{initialize, is_initialized, InterpError, PythonSettings};
 pub use scripts::{ScriptCache, ScriptError, ScriptKey};
+pub use shutdown::process_stopping;
 pub use thread::with_python;

@@ -1,23 +1,62 @@
 //! The `mod_wsgi` Python module that applications can import, as they can
-//! under mod_wsgi: version and process facts, plus `ApacheLogHandler`, a
+//! under mod_wsgi 4.9/6.0: version and process facts, `request_data()`,
+//! event subscriptions (`subscribe_events`, `subscribe_shutdown`, and the
+//! `event_callbacks` / `shutdown_callbacks` lists), `active_requests`,
+//! `process_metrics()` and `server_metrics()`, plus `ApacheLogHandler`, a
 //! `logging` handler that keeps Python's levels in the Apache error log
 //! (warning -> `[wsgi_rs:warn]`) instead of logging everything as an error.
+//! What the events carry and when they fire lives in `wsgi/events.rs`.
 
 use pyo3::prelude::*;
-use pyo3::types::PyModule;
+use pyo3::types::{PyDict, PyModule};
 
 use super::PythonSettings;
 use crate::wsgi::{
     current_application_group, log_for_current_request, version_tuple, FileWrapper, LogLevel,
 };
 
-const HANDLER_SOURCE: &std::ffi::CStr = c"
+const MODULE_SOURCE: &std::ffi::CStr = c"
 import logging as _logging
 
+event_callbacks = []
+shutdown_callbacks = []
+
+def subscribe_events(callback):
+    '''Calls callback(name, **event) for every event of this process.'''
+    event_callbacks.append(callback)
+    _note_subscriber()
+    return callback
+
+def subscribe_shutdown(callback):
+    '''Calls callback('process_stopping', **event) when the process stops.'''
+    shutdown_callbacks.append(callback)
+    return callback
+
+def subscribe_signals(callback):
+    '''mod_wsgi 6 delivers SIGHUP/SIGUSR2 of a daemon process to callback;
+    mod_wsgi_rs never does (as mod_wsgi 6 in embedded mode): the callback is
+    returned unchanged, so decorator use keeps the function, and a warning
+    says it will not be called.'''
+    _log(30, 'mod_wsgi.subscribe_signals(%r): mod_wsgi_rs does not deliver '
+             'process signals to Python; this callback will never be called '
+             '(use signal.signal() in a daemon process)' % (callback,))
+    return callback
+
+_NOT_PROVIDED = {
+    'request_metrics': 'use process_metrics() or the request_finished event',
+    'start_recording_metrics': 'process_metrics() needs no opt-in here',
+}
+
 def __getattr__(name):
-    # Module attributes that depend on the request being served.
+    # Module attributes that depend on the request being served, or that
+    # are only kept once something asks for them.
     if name == 'application_group':
         return _application_group()
+    if name == 'active_requests':
+        return _active_requests()
+    if name in _NOT_PROVIDED:
+        raise AttributeError('mod_wsgi.%s is not provided by mod_wsgi_rs: %s'
+                             % (name, _NOT_PROVIDED[name]))
     raise AttributeError('module mod_wsgi has no attribute %r' % name)
 
 class ApacheLogHandler(_logging.Handler):
@@ -37,6 +76,39 @@ fn application_group() -> String {
 }
 
 #[pyfunction]
+#[pyo3(name = "_active_requests")]
+fn active_requests(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    crate::wsgi::active_requests(py)
+}
+
+#[pyfunction]
+#[pyo3(name = "_note_subscriber")]
+fn note_subscriber() {
+    crate::wsgi::note_subscriber();
+}
+
+/// The dict of the request this thread serves, shared with its events.
+#[pyfunction]
+fn request_data(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    crate::wsgi::request_data(py)
+}
+
+/// What this process has served: mod_wsgi 4.9's keys and shapes.
+#[pyfunction]
+fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    crate::wsgi::process_metrics(py)
+}
+
+/// mod_wsgi's Apache scoreboard view, which it gives only when
+/// `WSGIServerMetrics On` (or `server-metrics=On`) allows; mod_wsgi_rs
+/// does not read the scoreboard, so this is always mod_wsgi's answer for
+/// "not enabled": None.
+#[pyfunction]
+fn server_metrics() -> Option<()> {
+    None
+}
+
+#[pyfunction]
 #[pyo3(name = "_log")]
 fn log_record(py: Python<'_>, level: i64, message: &str) {
     let level = LogLevel::from_python(level);
@@ -46,6 +118,7 @@ fn log_record(py: Python<'_>, level: i64, message: &str) {
 }
 
 pub(crate) fn install(py: Python<'_>, settings: &PythonSettings) -> PyResult<()> {
+    crate::wsgi::mark_process_start();
     let m = PyModule::new(py, "mod_wsgi")?;
     m.add("version", version_tuple(py)?)?;
     m.add("server", "mod_wsgi_rs")?;
@@ -55,7 +128,12 @@ pub(crate) fn install(py: Python<'_>, settings: &PythonSettings) -> PyResult<()>
     m.add_class::<FileWrapper>()?;
     m.add_function(wrap_pyfunction!(log_record, &m)?)?;
     m.add_function(wrap_pyfunction!(application_group, &m)?)?;
-    py.run(HANDLER_SOURCE, Some(&m.dict()), None)?;
+    m.add_function(wrap_pyfunction!(active_requests, &m)?)?;
+    m.add_function(wrap_pyfunction!(note_subscriber, &m)?)?;
+    m.add_function(wrap_pyfunction!(request_data, &m)?)?;
+    m.add_function(wrap_pyfunction!(process_metrics, &m)?)?;
+    m.add_function(wrap_pyfunction!(server_metrics, &m)?)?;
+    py.run(MODULE_SOURCE, Some(&m.dict()), None)?;
     py.import("sys")?
         .getattr("modules")?
         .set_item("mod_wsgi", m)?;

@@ -107,6 +107,8 @@ pub struct Exchange {
 pub(crate) struct ExchangeState {
     pub backend: Option<Box<dyn Backend>>,
     pub response: ResponseState,
+    /// What the request's events report (see `events.rs`).
+    pub track: super::events::RequestTrack,
 }
 
 #[derive(Default)]
@@ -128,6 +130,7 @@ impl Exchange {
             inner: Mutex::new(ExchangeState {
                 backend: Some(backend),
                 response: ResponseState::default(),
+                track: Default::default(),
             }),
         })
     }

@@ -70,14 +70,24 @@ impl Input {
     /// One backend read into `target` (0 at the end of the body).
     fn read_backend(&mut self, py: Python<'_>, target: &mut [u8]) -> PyResult<usize> {
         let result = {
-            let mut state = self.exchange.lock(py);
+            let mut guard = self.exchange.lock(py);
+            let state = &mut *guard;
             match state.backend.as_mut() {
                 None => Err(BodyError::Closed),
                 Some(backend) => {
                     let backend: &mut dyn super::Backend = backend.as_mut();
+                    let timed = state.track.published.then(std::time::Instant::now);
                     let r = py.detach(|| backend.read_body(target));
                     if let Err(BodyError::AlreadyAnswered(_)) = &r {
                         state.response.body_refused = true;
+                    }
+                    let track = &mut state.track;
+                    track.input_reads += 1;
+                    if let Ok(n) = &r {
+                        track.input_length += *n as u64;
+                    }
+                    if let Some(t) = timed {
+                        track.input_time += t.elapsed();
                     }
                     r
                 }

@@ -5,10 +5,12 @@
 mod auth;
 mod describe;
 mod environ;
+mod events;
 mod file_wrapper;
 mod gateway;
 mod input;
 mod log_stream;
+mod metrics;
 mod response;
 mod runner;
 mod start_response;
@@ -19,6 +21,7 @@ pub use auth::{
 };
 pub use describe::{format_exception, log_exception};
 pub use environ::{version_tuple, EnvironSpec, WsgiFlags};
+pub use events::{active_requests, note_subscriber, publish_process_stopping, request_data};
 pub use file_wrapper::FileWrapper;
 pub use gateway::{Backend, BodyError, Exchange, LogLevel, WriteError};
 pub use input::Input;
@@ -27,6 +30,7 @@ pub use log_stream::{
     log_for_current_request, set_current_application_group, set_current_request, LogBuffer,
     Restricted, StreamKind,
 };
+pub use metrics::{mark_process_start, process_metrics};
 pub use response::Outcome;
 pub use runner::run_application;
 pub use start_response::StartResponse;

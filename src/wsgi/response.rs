@@ -80,6 +80,7 @@ fn write_locked(
         return Ok(());
     }
     let backend: &mut dyn super::Backend = backend.as_mut();
+    let timed = state.track.published.then(std::time::Instant::now);
     if backend.write_is_quick(data.len(), flush) {
         backend.write_body(data, flush)
     } else {
@@ -87,6 +88,10 @@ fn write_locked(
     }
     .map_err(Failure::Client)?;
     state.response.bytes_sent += data.len() as u64;
+    state.track.output_writes += 1;
+    if let Some(t) = timed {
+        state.track.output_time += t.elapsed();
+    }
     Ok(())
 }
 
@@ -121,6 +126,7 @@ pub(super) fn fail(
         }
         Failure::App(e) => {
             log_exception(py, exchange, context, &e);
+            super::events::request_exception(py, exchange, &e);
             let mut state = exchange.lock(py);
             if state.response.body_refused {
                 Outcome::BodyRefused
@@ -243,6 +249,7 @@ fn try_send_file(
         None => remaining,
     };
     ensure_started(&mut state).map_err(Failure::App)?;
+    let state = &mut *state;
     let Some(backend) = state.backend.as_mut() else {
         return Err(Failure::Client(WriteError::Closed));
     };
@@ -256,9 +263,14 @@ fn try_send_file(
         return Ok(false);
     }
     let backend: &mut dyn super::Backend = backend.as_mut();
+    let timed = state.track.published.then(std::time::Instant::now);
     match py.detach(|| backend.send_file(dup, offset, len)) {
         Ok(()) => {
             state.response.bytes_sent += len;
+            state.track.output_writes += 1;
+            if let Some(t) = timed {
+                state.track.output_time += t.elapsed();
+            }
             Ok(true)
         }
         Err((fd, e)) => {

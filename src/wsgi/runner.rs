@@ -28,6 +28,23 @@ pub fn run_application(
             return Outcome::Failed;
         }
     };
+    let begun = super::metrics::request_begun();
+    let (started, app) = super::events::request_started(py, exchange, app, &environ);
+    let outcome = call_and_deliver(py, &app, environ, start_response, exchange, script);
+    super::events::request_finished(py, exchange, started);
+    super::metrics::request_ended(begun);
+    outcome
+}
+
+/// The application's call, its response's delivery and its `close()`.
+fn call_and_deliver(
+    py: Python<'_>,
+    app: &Bound<'_, PyAny>,
+    environ: Bound<'_, PyDict>,
+    start_response: Bound<'_, StartResponse>,
+    exchange: &Arc<Exchange>,
+    script: &str,
+) -> Outcome {
     let context = || format!("Exception occurred processing WSGI script '{script}'.");
     let result = match app.call1((environ, start_response)) {
         Ok(r) => r,
@@ -50,6 +67,7 @@ pub fn run_application(
         (Err(f), closed) => {
             if let Err(e) = closed {
                 log_exception(py, exchange, &context(), &e);
+                super::events::request_exception(py, exchange, &e);
             }
             fail(py, exchange, &context(), f)
         }

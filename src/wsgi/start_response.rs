@@ -150,10 +150,11 @@ impl StartResponse {
                 ));
             }
         }
+        let status_arg = status;
         let status = parse_status(status)?;
-        let headers = parse_headers(headers)?;
+        let parsed = parse_headers(headers)?;
         let mut content_length = None;
-        for (name, value) in &headers {
+        for (name, value) in &parsed {
             if name.eq_ignore_ascii_case("content-length") {
                 let n = value.trim().parse::<u64>().map_err(|_| {
                     PyValueError::new_err(format!("invalid Content-Length {value:?}"))
@@ -161,10 +162,13 @@ impl StartResponse {
                 content_length = Some(n);
             }
         }
-        let mut state = self.exchange.lock(py);
-        state.response.status = Some(status);
-        state.response.headers = headers;
-        state.response.content_length = content_length;
+        {
+            let mut state = self.exchange.lock(py);
+            state.response.status = Some(status);
+            state.response.headers = parsed;
+            state.response.content_length = content_length;
+        }
+        super::events::response_started(py, &self.exchange, status_arg, headers, exc_info);
         Ok(Write {
             exchange: self.exchange.clone(),
         })

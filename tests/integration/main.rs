@@ -72,6 +72,7 @@ mod http2;
 mod input;
 mod logging;
 mod mercurial;
+mod module_api;
 mod output;
 mod python_home;
 mod reload;
