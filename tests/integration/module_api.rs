@@ -93,16 +93,17 @@ def application(environ, start_response):
     return [body]
 "#;
 
-fn start(mode: Mode, extra: &str) -> Running {
+fn start(mode: Mode, group: &str) -> Running {
     let daemon = match mode {
         Mode::Embedded => String::new(),
-        Mode::Daemon => format!("WSGIDaemonProcess api threads=2 {extra}\nWSGIProcessGroup api\n"),
+        Mode::Daemon => "WSGIDaemonProcess api threads=2\nWSGIProcessGroup api\n".to_owned(),
     };
     Server::new(Mpm::Event)
         .single_process()
         .file("api.wsgi", APP)
         .conf(&daemon)
-        .conf("WSGIApplicationGroup %{GLOBAL}\nWSGIScriptAlias /api {root}/api.wsgi\n")
+        .conf(&format!("WSGIApplicationGroup {group}\n"))
+        .conf("WSGIScriptAlias /api {root}/api.wsgi\n")
         .start()
 }
 
@@ -116,7 +117,18 @@ fn keys_of<'a>(events: &'a str, name: &str) -> &'a str {
 }
 
 fn events_and_request_data(mode: Mode) {
-    let s = start(mode, "");
+    check_events(start(mode, "%{GLOBAL}"), mode);
+}
+both_modes!(events_and_request_data);
+
+/// The same in an application group's own interpreter, with its own
+/// `mod_wsgi` module.
+fn events_in_an_application_group(mode: Mode) {
+    check_events(start(mode, "site-a"), mode);
+}
+both_modes!(events_in_an_application_group);
+
+fn check_events(s: Running, mode: Mode) {
     let r = s.get("/api/work");
     assert_eq!(r.status, 200, "{}", s.error_log());
     // The request_started callback and the app share request_data(), and
@@ -196,10 +208,9 @@ fn events_and_request_data(mode: Mode) {
     }
     assert!(
         report.contains("\"request_count\": 2"),
-        "two requests finished before the report: {report}"
+        "two requests finished before the report ({mode:?}): {report}"
     );
 }
-both_modes!(events_and_request_data);
 
 const SHUTDOWN_APP: &str = r#"
 import mod_wsgi
