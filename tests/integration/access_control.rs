@@ -408,3 +408,55 @@ WSGIScriptAlias /aliased {root}/env.wsgi
         );
     }
 }
+
+const GROUP_AUTH: &str = r#"
+import builtins
+
+def check_password(environ, user, password):
+    builtins.auth_ran_in = environ['mod_wsgi.application_group']
+    return password == 'pw'
+"#;
+
+const GROUP_APP: &str = r#"
+import builtins
+
+def application(environ, start_response):
+    body = ('%s|%s' % (environ['REMOTE_USER'], getattr(builtins, 'auth_ran_in', '-'))).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+/// `application-group=` puts the script in that application group's
+/// interpreter, the one the application of that group runs in, as in
+/// mod_wsgi; another group's interpreter does not see it.
+#[test]
+fn auth_script_runs_in_its_application_group() {
+    let mut conf = auth_modules();
+    for (path, group) in [("/shared", "shared"), ("/other", "other")] {
+        conf.push_str(&format!(
+            r#"WSGIScriptAlias {path} {{root}}/app.wsgi
+<Location {path}>
+    WSGIApplicationGroup {group}
+    AuthType Basic
+    AuthName "x"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript {{root}}/auth.wsgi application-group=shared
+    Require valid-user
+</Location>
+"#
+        ));
+    }
+    let s = Server::new(Mpm::Event)
+        .single_process()
+        .file("app.wsgi", GROUP_APP)
+        .file("auth.wsgi", GROUP_AUTH)
+        .conf(&conf)
+        .start();
+    let r = get_as(&s, "/shared", Some(&basic("ann", "pw")));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "ann|shared");
+    let r = get_as(&s, "/other", Some(&basic("ann", "pw")));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "ann|-");
+    assert_eq!(get_as(&s, "/other", Some(&basic("ann", "no"))).status, 401);
+}
