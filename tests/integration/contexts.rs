@@ -105,6 +105,16 @@ fn forbidden_contexts_stop_apache_with_apaches_message() {
             "<VirtualHost *:80>\nWSGISocketPrefix run/wsgi\n</VirtualHost>\n",
             "WSGISocketPrefix cannot occur within <VirtualHost> section",
         ),
+        // The access control scripts belong to directory sections
+        // (mod_wsgi: OR_AUTHCFG only).
+        (
+            "WSGIAuthUserScript {root}/auth.wsgi\n",
+            "WSGIAuthUserScript not allowed here",
+        ),
+        (
+            "<VirtualHost *:80>\nWSGIAccessScript {root}/access.wsgi\n</VirtualHost>\n",
+            "WSGIAccessScript not allowed in <VirtualHost> context",
+        ),
     ] {
         let s = Server::new(Mpm::Event).conf(snippet);
         let (status, out) = s.start_expect_failure();
