@@ -28,6 +28,34 @@ pub extern "C" fn wsgi_rs_pre_config(
     })
 }
 
+/// `mod_wsgi_rs/VERSION Python/X.Y` in the server's banner, as mod_wsgi
+/// adds `mod_wsgi/VERSION Python/X.Y` (once, on the pass that starts the
+/// server). httpd applies `ServerTokens`: components show in the `Server`
+/// header and the start-up line only under `ServerTokens Full`.
+///
+/// # Safety
+/// `pconf` must be httpd's live configuration pool.
+unsafe fn add_version_components(pconf: *mut ffi::apr_pool_t) {
+    // SAFETY: Py_GetVersion returns a static string compiled into
+    // libpython; it needs no initialised interpreter (none runs here).
+    let python = unsafe { std::ffi::CStr::from_ptr(pyo3::ffi::Py_GetVersion()) }
+        .to_string_lossy()
+        .into_owned();
+    let python: Vec<&str> = python
+        .split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .collect();
+    let components = [
+        format!("mod_wsgi_rs/{}", env!("CARGO_PKG_VERSION")),
+        format!("Python/{}", python.join(".")),
+    ];
+    for component in components {
+        // SAFETY: live pconf (caller's contract); httpd copies the string
+        // into pconf.
+        unsafe { ffi::ap_add_version_component(pconf, super::pool::pool_str(pconf, &component)) };
+    }
+}
+
 #[no_mangle]
 pub extern "C" fn wsgi_rs_post_config(
     pconf: *mut ffi::apr_pool_t,
@@ -58,6 +86,10 @@ pub extern "C" fn wsgi_rs_post_config(
             let group_authoritative = &super::directive::GROUP_AUTHORITATIVE_USED;
             if group_authoritative.swap(false, Ordering::Relaxed) && !dry_run {
                 ::log::warn!("{}", super::directive::GROUP_AUTHORITATIVE_WARNING);
+            }
+            if !dry_run {
+                // SAFETY: httpd passes its live pconf.
+                unsafe { add_version_components(pconf) };
             }
             if dry_run || plan.daemon_groups.is_empty() {
                 plan::publish(plan);

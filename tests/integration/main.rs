@@ -79,6 +79,7 @@ mod reload;
 mod restarts;
 mod routing;
 mod seeds;
+mod server_header;
 mod stdio;
 mod threads;
 mod trusted_proxies;
