@@ -6,6 +6,7 @@ use super::access::{add_proxy_headers, add_trusted_proxies, AccessScript};
 use super::alias::AliasOptions;
 use super::args::{exactly_one, flag_directive, is_python_identifier};
 use super::directive::{Directive, Scope};
+use super::dispatch::Routing;
 use super::error::ConfigError;
 use super::group::{ApplicationGroup, ProcessGroup};
 use super::trusted_proxies::{ProxyHeader, TrustedProxies};
@@ -80,13 +81,27 @@ pub struct DirConfig {
     pub trusted_proxy_headers: Option<Vec<ProxyHeader>>,
     /// `WSGITrustedProxies`, every line of one section together.
     pub trusted_proxies: Option<TrustedProxies>,
+    /// `WSGIDispatchScript`, `WSGIHandlerScript`, `WSGIRestrictProcess`.
+    pub routing: Routing,
+    /// `WSGIErrorOverride`: daemon mode only, default Off.
+    pub error_override: Option<bool>,
+    /// `WSGIEnableSendfile`: default Off.
+    pub enable_sendfile: Option<bool>,
+    /// `WSGIIgnoreActivity`: daemon mode only, default Off.
+    pub ignore_activity: Option<bool>,
 }
 
 impl DirConfig {
     /// Applies one per-directory directive to this record.
     pub fn apply(&mut self, d: Directive, args: &[&str]) -> Result<(), ConfigError> {
         let name = d.name();
+        if self.routing.apply(d, args)? {
+            return Ok(());
+        }
         match d {
+            Directive::ErrorOverride => self.error_override = Some(flag_directive(d, args)?),
+            Directive::EnableSendfile => self.enable_sendfile = Some(flag_directive(d, args)?),
+            Directive::IgnoreActivity => self.ignore_activity = Some(flag_directive(d, args)?),
             Directive::CallableObject => {
                 let value = exactly_one(d, args)?;
                 // The same %{ENV:...} syntax as the group directives.
@@ -209,6 +224,10 @@ impl DirConfig {
                 .trusted_proxies
                 .clone()
                 .or_else(|| base.trusted_proxies.clone()),
+            routing: Routing::merge(&base.routing, &add.routing),
+            error_override: add.error_override.or(base.error_override),
+            enable_sendfile: add.enable_sendfile.or(base.enable_sendfile),
+            ignore_activity: add.ignore_activity.or(base.ignore_activity),
         }
     }
 
@@ -301,6 +320,17 @@ mod tests {
         let c = applied(Directive::ScriptReloading, &["off"]);
         assert_eq!(c.script_reloading, Some(false));
         assert!(!c.effective_script_reloading());
+        let c = applied(Directive::ErrorOverride, &["On"]);
+        assert_eq!(c.error_override, Some(true));
+        let c = applied(Directive::EnableSendfile, &["off"]);
+        assert_eq!(c.enable_sendfile, Some(false));
+        let c = applied(Directive::IgnoreActivity, &["ON"]);
+        assert_eq!(c.ignore_activity, Some(true));
+        let c = applied(Directive::RestrictProcess, &["a", "%{GLOBAL}"]);
+        assert!(c.routing.may_select("a") && !c.routing.may_select("b"));
+        assert!(DirConfig::default()
+            .apply(Directive::ErrorOverride, &["maybe"])
+            .is_err());
         let c = applied(Directive::ChunkedRequest, &["ON"]);
         assert!(c.effective_chunked_request());
         let c = applied(Directive::ApplicationGroup, &["%{GLOBAL}"]);
@@ -479,6 +509,10 @@ mod tests {
             group_authoritative: Some(true),
             trusted_proxy_headers: Some(vec![ProxyHeader::parse("X-Real-IP").unwrap()]),
             trusted_proxies: Some(TrustedProxies::default()),
+            routing: Routing::default(),
+            error_override: Some(true),
+            enable_sendfile: Some(true),
+            ignore_activity: Some(false),
         };
         let add = DirConfig {
             callable_object: Some("inner_app".into()),
@@ -493,6 +527,9 @@ mod tests {
         assert_eq!(merged.application_group, Some(ApplicationGroup::Global));
         assert_eq!(merged.chunked_request, Some(true));
         assert_eq!(merged.map_head_to_get, Some(MapHeadToGet::Off));
+        assert_eq!(merged.error_override, Some(true));
+        assert_eq!(merged.enable_sendfile, Some(true));
+        assert_eq!(merged.ignore_activity, Some(false));
         assert_eq!(
             merged.process_group,
             Some(ProcessGroup::Named("inner".into()))

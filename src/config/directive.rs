@@ -157,6 +157,28 @@ directives! {
         c"header [header ...]: forwarding headers a trusted proxy may set";
     TrustedProxies = 23, c"WSGITrustedProxies", Words, OR_FILEINFO, Any,
         c"address|network [address|network ...]: the peers trusted as proxies";
+    /// mod_wsgi: `ACCESS_CONF|RSRC_CONF` (its 6.0 page says `.htaccess`
+    /// too, its command table does not).
+    DispatchScript = 24, c"WSGIDispatchScript", Words, ACCESS_CONF | RSRC_CONF, Any,
+        c"file-path [application-group=name]: a script choosing process group, \
+          application group and callable per request";
+    HandlerScript = 25, c"WSGIHandlerScript", Words, ACCESS_CONF | RSRC_CONF, Any,
+        c"name file-path [process-group=name] [application-group=name] \
+          [pass-authorization=On|Off]: a handler whose script's handle_request serves requests";
+    RestrictProcess = 26, c"WSGIRestrictProcess", Words, ACCESS_CONF | RSRC_CONF, Any,
+        c"group [group ...]: the process groups this context may select (%{GLOBAL}: embedded)";
+    RestrictSignal = 27, c"WSGIRestrictSignal", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: ignore signal.signal() calls from applications";
+    ErrorOverride = 28, c"WSGIErrorOverride", Words, OR_FILEINFO, Any,
+        c"On|Off: Apache's error documents replace a daemon application's error responses";
+    EnableSendfile = 29, c"WSGIEnableSendfile", Words, OR_FILEINFO, Any,
+        c"On|Off: send wsgi.file_wrapper files with sendfile()";
+    IgnoreActivity = 30, c"WSGIIgnoreActivity", Words, OR_FILEINFO, Any,
+        c"On|Off: requests here do not count as activity for inactivity-timeout";
+    SocketRotation = 31, c"WSGISocketRotation", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: new daemon socket names on each restart";
+    ServerMetrics = 32, c"WSGIServerMetrics", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: allow mod_wsgi.server_metrics() in Apache's child processes";
 }
 
 impl Directive {
@@ -286,6 +308,13 @@ mod tests {
             assert!(!d.allowed_in_htaccess(), "{}", d.name());
             assert_eq!(d.scope(), Scope::Dir);
         }
+        for d in [ErrorOverride, EnableSendfile, IgnoreActivity] {
+            assert_eq!(d.spec().context, OR_FILEINFO, "{}", d.name());
+        }
+        for d in [DispatchScript, HandlerScript, RestrictProcess] {
+            assert_eq!(d.spec().context, ACCESS_CONF | RSRC_CONF, "{}", d.name());
+            assert_eq!(d.scope(), Scope::Dir);
+        }
         assert_eq!(ScriptAlias.scope(), Scope::Server);
         assert_eq!(DaemonProcess.scope(), Scope::Server);
     }
@@ -306,6 +335,9 @@ mod tests {
             RestrictStdin,
             RestrictEmbedded,
             SocketPrefix,
+            RestrictSignal,
+            SocketRotation,
+            ServerMetrics,
         ] {
             assert!(d.global_only(), "{}", d.name());
         }

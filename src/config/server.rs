@@ -93,6 +93,12 @@ pub struct ServerConfig {
     pub restrict_embedded: Option<bool>,
     /// As written; a relative prefix is relative to `ServerRoot`.
     pub socket_prefix: Option<String>,
+    /// `WSGIRestrictSignal`: default On.
+    pub restrict_signal: Option<bool>,
+    /// `WSGISocketRotation`: default On (accepted; see the README).
+    pub socket_rotation: Option<bool>,
+    /// `WSGIServerMetrics`: default Off.
+    pub server_metrics: Option<bool>,
 }
 
 impl ServerConfig {
@@ -142,6 +148,9 @@ impl ServerConfig {
             Directive::SocketPrefix => {
                 self.socket_prefix = Some(exactly_one_non_empty(d, args)?.to_owned());
             }
+            Directive::RestrictSignal => self.restrict_signal = Some(flag_directive(d, args)?),
+            Directive::SocketRotation => self.socket_rotation = Some(flag_directive(d, args)?),
+            Directive::ServerMetrics => self.server_metrics = Some(flag_directive(d, args)?),
             Directive::DaemonProcess => {
                 let spec = DaemonProcessSpec::parse(args)?;
                 if self.daemon_processes.iter().any(|p| p.name == spec.name) {
@@ -191,6 +200,9 @@ impl ServerConfig {
                 .socket_prefix
                 .clone()
                 .or_else(|| base.socket_prefix.clone()),
+            restrict_signal: add.restrict_signal.or(base.restrict_signal),
+            socket_rotation: add.socket_rotation.or(base.socket_rotation),
+            server_metrics: add.server_metrics.or(base.server_metrics),
         }
     }
 
@@ -211,6 +223,14 @@ impl ServerConfig {
 
     pub fn effective_restrict_embedded(&self) -> bool {
         self.restrict_embedded.unwrap_or(false)
+    }
+
+    pub fn effective_restrict_signal(&self) -> bool {
+        self.restrict_signal.unwrap_or(true)
+    }
+
+    pub fn effective_server_metrics(&self) -> bool {
+        self.server_metrics.unwrap_or(false)
     }
 }
 
@@ -265,6 +285,14 @@ mod tests {
         apply(&mut c, Directive::RestrictEmbedded, &["ON"]);
         apply(&mut c, Directive::SocketPrefix, &["run/wsgi"]);
         apply(&mut c, Directive::DaemonProcess, &["site", "threads=2"]);
+        apply(&mut c, Directive::RestrictSignal, &["Off"]);
+        apply(&mut c, Directive::SocketRotation, &["off"]);
+        apply(&mut c, Directive::ServerMetrics, &["On"]);
+        assert!(!c.effective_restrict_signal());
+        assert_eq!(c.socket_rotation, Some(false));
+        assert!(c.effective_server_metrics());
+        assert!(ServerConfig::default().effective_restrict_signal());
+        assert!(!ServerConfig::default().effective_server_metrics());
 
         assert_eq!(c.script_aliases.len(), 2);
         assert_eq!(c.python_home.as_deref(), Some("/opt/venv"));

@@ -47,9 +47,42 @@ pub struct DaemonBackend {
     pub(super) client: String,
     pub(super) group: String,
     pub(super) aborted: bool,
+    /// `WSGIEnableSendfile On`: file_wrapper files go out by sendfile();
+    /// else they are read and written.
+    pub(super) sendfile: bool,
 }
 
 impl DaemonBackend {
+    /// Sends `len` bytes of `fd` from `offset` by reading and writing them
+    /// (`WSGIEnableSendfile Off`); the frame header is already sent.
+    fn copy_file(
+        &mut self,
+        fd: i32,
+        offset: &mut libc::off_t,
+        len: usize,
+    ) -> Result<(), WriteError> {
+        let mut buf = vec![0u8; len.min(OUT_BUFFER)];
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(buf.len());
+            // SAFETY: pread into our buffer from a descriptor we own.
+            let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), want, *offset) };
+            if n <= 0 {
+                let why = if n == 0 {
+                    "file ended before its length".to_owned()
+                } else {
+                    std::io::Error::last_os_error().to_string()
+                };
+                return Err(WriteError::Disconnected(why));
+            }
+            let n = n as usize;
+            self.send(&[&buf[..n]])?;
+            *offset += n as libc::off_t;
+            left -= n;
+        }
+        Ok(())
+    }
+
     fn claim_answer(&self) -> Result<(), WriteError> {
         match self.answer.claim(Answer::App) {
             Ok(()) | Err(Answer::App) => Ok(()),
@@ -235,6 +268,11 @@ impl Backend for DaemonBackend {
                 let chunk = left.min(protocol::MAX_FRAME as u64) as usize;
                 if self.framed {
                     self.send(&[&protocol::frame_header(chunk)])?;
+                }
+                if !self.sendfile {
+                    self.copy_file(fd, &mut offset, chunk)?;
+                    left -= chunk as u64;
+                    continue;
                 }
                 let mut sent_in_chunk = 0;
                 while sent_in_chunk < chunk {

@@ -166,6 +166,11 @@ pub fn serve(
         return After::Close;
     }
     let vars = if ours { vars } else { vars.without_private() };
+    // WSGIIgnoreActivity: such requests neither start nor end activity.
+    let counts = !vars.flag(protocol::VAR_IGNORE_ACTIVITY);
+    if counts {
+        daemon.note_activity();
+    }
     let framed = vars.flag(protocol::VAR_CLIENT);
     if framed && !admitted {
         let _ = stream.write_all(&[protocol::REJECT]);
@@ -269,6 +274,9 @@ pub fn serve(
     let ran = interp::with_group(&group, |py| {
         run(py, daemon, stream, request, answer.clone())
     });
+    if counts {
+        daemon.note_activity();
+    }
     if let Err(e) = ran {
         log::error!("(wsgi:{}) {e}", daemon.group());
         let _ = stream.write_all(&error_response(500, "Internal Server Error", framed));
@@ -361,6 +369,7 @@ fn run(
         client,
         group: daemon.group().to_owned(),
         aborted: false,
+        sendfile: vars.flag(protocol::VAR_SENDFILE),
     };
     let spec = &daemon.launch.spec;
     let flags = WsgiFlags {

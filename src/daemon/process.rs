@@ -274,7 +274,6 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
             let _ = stream.set_read_timeout(timeout);
             let _ = stream.set_write_timeout(timeout);
         }
-        daemon.last_activity.store(now_secs(), Ordering::Relaxed);
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             connection::serve(daemon, index, &mut stream, &mut scratch, accepting)
         }));
@@ -289,7 +288,6 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
         *daemon.slots[index]
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
-        daemon.last_activity.store(now_secs(), Ordering::Relaxed);
         let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
         // A process on its way out closes rather than parks: the client sees
         // that before its next request, instead of a reset after it.

@@ -49,6 +49,10 @@ pub const VAR_RELOADING: &str = "WSGI_RS_RELOADING";
 /// request, so the daemon need not stat() it again.
 pub const VAR_SCRIPT_MTIME: &str = "WSGI_RS_SCRIPT_MTIME";
 pub const VAR_QUEUE_START: &str = "WSGI_RS_QUEUE_START";
+/// `WSGIEnableSendfile On` for this request (absent: Off).
+pub const VAR_SENDFILE: &str = "WSGI_RS_SENDFILE";
+/// `WSGIIgnoreActivity On` for this request (absent: Off).
+pub const VAR_IGNORE_ACTIVITY: &str = "WSGI_RS_IGNORE_ACTIVITY";
 
 /// Marks a daemon-generated error answer to our client (Apache then renders
 /// its own error page); stripped from application headers.

@@ -51,6 +51,13 @@ pub fn now_secs() -> u64 {
 }
 
 impl Daemon {
+    /// A request that counts as activity for inactivity-timeout started or
+    /// ended (not those under `WSGIIgnoreActivity On`).
+    pub(super) fn note_activity(&self) {
+        self.last_activity
+            .store(now_secs(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The state of a process with `threads` workers, before any request.
     pub(super) fn new(launch: DaemonLaunch, poller: Poller, threads: usize) -> Daemon {
         Daemon {

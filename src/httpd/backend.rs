@@ -1,6 +1,8 @@
 //! The embedded-mode [`Backend`]: the WSGI core's reads and writes become
 //! input-filter reads and output-brigade passes on the Apache request.
 
+use std::ffi::c_int;
+
 use super::ffi;
 use super::pool::pool_latin1;
 use crate::wsgi::{Backend, BodyError, LogLevel, Outcome, WriteError};
@@ -18,6 +20,8 @@ pub struct ApacheBackend {
     head: bool,
     /// Bytes written since the last flush.
     unflushed: usize,
+    /// `WSGIEnableSendfile On`: file_wrapper files may go out by sendfile().
+    sendfile: bool,
 }
 
 // SAFETY: the request and brigade are only used while the handler that owns
@@ -40,7 +44,15 @@ impl ApacheBackend {
             input: std::ptr::null_mut(),
             head,
             unflushed: 0,
+            sendfile: false,
         }
+    }
+
+    /// Lets files of `wsgi.file_wrapper` go out by sendfile()
+    /// (`WSGIEnableSendfile On`).
+    pub fn with_sendfile(mut self, on: bool) -> Self {
+        self.sendfile = on;
+        self
     }
 
     fn strerror(status: ffi::apr_status_t) -> String {
@@ -170,6 +182,7 @@ impl Backend for ApacheBackend {
                 fd,
                 offset as ffi::apr_off_t,
                 len as ffi::apr_size_t,
+                c_int::from(self.sendfile),
             )
         };
         if rv == ffi::APR_SUCCESS as i32 {

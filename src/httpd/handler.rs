@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use super::backend::ApacheBackend;
 use super::boundary::guard;
 use super::daemon_client::{self, Forward};
+use super::dispatch::{self, Route, Target};
 use super::facts::Facts;
 use super::ffi;
 use super::hooks::ensure_python;
@@ -19,7 +20,7 @@ use super::request::Request;
 use super::request_hooks::ALIAS_NOTE;
 use crate::config::{
     resolve_callable_object, AliasOptions, ApplicationGroup, MapHeadToGet, RequestFacts,
-    DEFAULT_CALLABLE_OBJECT,
+    DEFAULT_CALLABLE_OBJECT, HANDLER_CALLABLE,
 };
 use crate::daemon::protocol;
 use crate::interp;
@@ -58,18 +59,26 @@ impl Drop for ExchangeGuard {
 }
 
 fn handle(req: &mut Request<'_>) -> c_int {
-    let handler = req.handler();
-    if handler != b"wsgi-script" && handler != b"application/x-httpd-wsgi" {
-        return ffi::DECLINED as c_int;
-    }
-    let filename = String::from_utf8_lossy(req.filename()).into_owned();
-    let server_config = req.server_config();
     let dir = req.dir_config();
+    let Some(target) = dispatch::target(req.handler(), dir) else {
+        return ffi::DECLINED as c_int;
+    };
+    let server_config = req.server_config();
     let alias = req
         .note(ALIAS_NOTE)
         .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
         .and_then(|i| server_config.script_aliases.get(i));
-    if alias.is_none() && !req.exec_cgi_allowed() {
+    let handler_script = match target {
+        Target::Handler(h) => Some(h),
+        Target::Script => None,
+    };
+    // A handler script serves whatever URL its handler is given: neither
+    // ExecCGI nor the requested file matters, as in mod_wsgi.
+    let filename = match handler_script {
+        Some(h) => h.path.clone(),
+        None => String::from_utf8_lossy(req.filename()).into_owned(),
+    };
+    if handler_script.is_none() && alias.is_none() && !req.exec_cgi_allowed() {
         req.log(
             APLOG_ERR,
             &format!("Options ExecCGI is off in this directory: {filename}"),
@@ -77,6 +86,7 @@ fn handle(req: &mut Request<'_>) -> c_int {
         return status(ffi::HTTP_FORBIDDEN);
     }
     match req.file_type() {
+        _ if handler_script.is_some() => {}
         ffi::apr_filetype_e::APR_REG => {}
         ffi::apr_filetype_e::APR_DIR => {
             req.log(
@@ -94,8 +104,16 @@ fn handle(req: &mut Request<'_>) -> c_int {
         }
     }
 
-    let no_options = AliasOptions::default();
-    let options = alias.map_or(&no_options, |a| &a.options);
+    let options = match handler_script {
+        Some(h) => AliasOptions {
+            process_group: h.process_group.clone(),
+            application_group: h.application_group.clone(),
+            callable_object: Some(HANDLER_CALLABLE.to_owned()),
+            pass_authorization: h.pass_authorization,
+        },
+        None => alias.map(|a| a.options.clone()).unwrap_or_default(),
+    };
+    let options = &options;
     let callable = match (&options.callable_object, &dir.callable_object) {
         (Some(name), _) => name.clone(),
         (None, Some(spec)) => resolve_callable_object(spec, |name| Facts { req }.env(name)),
@@ -158,21 +176,41 @@ fn handle(req: &mut Request<'_>) -> c_int {
         }
     }
 
-    let application_group = options
-        .application_group
-        .clone()
-        .or_else(|| dir.application_group.clone())
-        .unwrap_or(ApplicationGroup::Resource)
-        .expand(&Facts { req });
+    let facts = Facts { req };
+    let mut route = Route {
+        process_group: options
+            .process_group
+            .clone()
+            .or_else(|| dir.process_group.clone())
+            .unwrap_or_default()
+            .resolve(|name| facts.env(name)),
+        application_group: options
+            .application_group
+            .clone()
+            .or_else(|| dir.application_group.clone())
+            .unwrap_or(ApplicationGroup::Resource)
+            .expand(&facts),
+        callable,
+    };
+    if let Some(script) = &dir.routing.dispatch_script {
+        if let Err(code) =
+            dispatch::run_dispatch_script(req, script, &facts, &vars, reloading, &mut route)
+        {
+            return code;
+        }
+    }
+    if let Err(code) = dispatch::check_restricted(req, dir, &route.process_group) {
+        return code;
+    }
+    let Route {
+        process_group,
+        application_group,
+        callable,
+    } = route;
+    // The script's own mtime, when Apache stat()ed it as the request's file.
+    let script_mtime = handler_script.is_none().then(|| req.file_mtime());
 
     let plan = plan::current();
-    let facts = Facts { req };
-    let process_group = options
-        .process_group
-        .clone()
-        .or_else(|| dir.process_group.clone())
-        .unwrap_or_default()
-        .resolve(|name| facts.env(name));
     if !process_group.is_empty() {
         let Some(group) = plan.daemon_group(&process_group, req.server_addr()) else {
             req.log(
@@ -182,21 +220,31 @@ fn handle(req: &mut Request<'_>) -> c_int {
             return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
         };
         let flag = |on: bool| if on { "1" } else { "0" }.to_owned();
-        let private = vec![
+        let mut private = vec![
             (protocol::VAR_SECRET, group.launch.secret.clone()),
             (protocol::VAR_CLIENT, "1".to_owned()),
             (protocol::VAR_SCRIPT, filename.clone()),
             (protocol::VAR_APPLICATION_GROUP, application_group),
             (protocol::VAR_CALLABLE, callable),
             (protocol::VAR_RELOADING, flag(reloading)),
-            (protocol::VAR_SCRIPT_MTIME, req.file_mtime().to_string()),
             (protocol::VAR_CHUNKED, flag(chunked)),
         ];
+        if let Some(mtime) = script_mtime {
+            private.push((protocol::VAR_SCRIPT_MTIME, mtime.to_string()));
+        }
+        // Only when set: requests that do not use them send nothing more.
+        if dir.enable_sendfile == Some(true) {
+            private.push((protocol::VAR_SENDFILE, "1".to_owned()));
+        }
+        if dir.ignore_activity == Some(true) {
+            private.push((protocol::VAR_IGNORE_ACTIVITY, "1".to_owned()));
+        }
         let forward = Forward {
             vars,
             private,
             chunked,
             content_length: declared.unwrap_or(0),
+            error_override: dir.error_override == Some(true),
         };
         return daemon_client::forward(req, group, forward, group.launch.socket_timeout);
     }
@@ -221,15 +269,15 @@ fn handle(req: &mut Request<'_>) -> c_int {
         input_chunked: chunked,
     };
     let key = plan::script_key(application_group, &filename);
-    let mtime = req.file_mtime();
     // SAFETY: the backend lives in the exchange, which ExchangeGuard closes
     // (dropping the backend) before this function returns.
-    let backend = unsafe { ApacheBackend::new(req.raw(), req.is_head() && !map_head) };
+    let backend = unsafe { ApacheBackend::new(req.raw(), req.is_head() && !map_head) }
+        .with_sendfile(dir.enable_sendfile == Some(true));
 
     let ran = interp::with_group(&key.group, |py| {
         let exchange = ExchangeGuard(Exchange::new(Box::new(backend)));
         let exchange = &exchange.0;
-        let app = match plan::scripts().application(py, &key, &callable, Some(mtime), reloading) {
+        let app = match plan::scripts().application(py, &key, &callable, script_mtime, reloading) {
             Ok(app) => app,
             Err(e) => {
                 req.log(APLOG_ERR, &e.to_string());

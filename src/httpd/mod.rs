@@ -14,6 +14,7 @@ mod boundary;
 mod commands;
 mod daemon_client;
 mod directive;
+mod dispatch;
 mod facts;
 mod ffi;
 mod handler;

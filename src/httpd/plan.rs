@@ -37,6 +37,9 @@ pub struct ProcessPlan {
     pub main_server: usize,
     /// `WSGIRestrictEmbedded On`.
     pub restrict_embedded: bool,
+    /// `WSGIServerMetrics On`: embedded code may read Apache's scoreboard
+    /// (for `mod_wsgi.server_metrics()`).
+    pub server_metrics: bool,
 }
 
 impl ProcessPlan {

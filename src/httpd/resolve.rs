@@ -121,6 +121,37 @@ fn resolve_identity(
     ))
 }
 
+/// Accepted settings that change nothing here, said once, in the pass that
+/// starts the server.
+///
+/// `WSGISocketRotation On` asks for new socket names on each restart; ours
+/// keep theirs (what `Off` gives under mod_wsgi), which `ProxyPass` lines
+/// naming a socket need, and the group secrets survive graceful restarts, so
+/// the old children rotation protects against keep working.
+/// `WSGIServerMetrics On` is kept in the plan for `mod_wsgi.server_metrics()`,
+/// which this version does not provide yet.
+fn warn_no_effect(main: &ServerConfig, plan: &ProcessPlan) {
+    // SAFETY: plain query.
+    let checking = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) }
+        == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int;
+    if checking {
+        return;
+    }
+    if plan.server_metrics {
+        ::log::warn!(
+            "WSGIServerMetrics On has no effect yet: mod_wsgi.server_metrics() is not provided \
+             by this version"
+        );
+    }
+    if main.socket_rotation == Some(true) {
+        ::log::warn!(
+            "WSGISocketRotation On has no effect: daemon sockets keep their names across \
+             restarts (PREFIX.GROUP.sock), as with WSGISocketRotation Off, and requests from \
+             the previous generation's children are still served"
+        );
+    }
+}
+
 /// Resolves the parsed configuration of every server into the process plan.
 ///
 /// # Safety
@@ -139,6 +170,7 @@ pub(super) unsafe fn build_plan(
         path: main.python_path.clone(),
         restrict_stdout: main.effective_restrict_stdout(),
         restrict_stdin: main.effective_restrict_stdin(),
+        restrict_signal: main.effective_restrict_signal(),
         process_group: String::new(),
         maximum_processes: daemons.max(1) as i64,
         threads_per_process: threads.max(1) as i64,
@@ -151,7 +183,9 @@ pub(super) unsafe fn build_plan(
         daemon_groups: Vec::new(),
         main_server: s as usize,
         restrict_embedded: main.effective_restrict_embedded(),
+        server_metrics: main.effective_server_metrics(),
     };
+    warn_no_effect(main, &plan);
     // SAFETY: caller's contract.
     let prefix = unsafe { socket_prefix(pconf, main) };
     // SAFETY: s is live; timeout is Apache's `Timeout` in microseconds.

@@ -177,14 +177,17 @@ static apr_status_t close_fd(void *data)
 /* Takes ownership of fd: it is closed with the request pool, after the core
  * output filter has finished with it (event MPM may write it asynchronously). */
 apr_status_t wsgi_rs_send_file(request_rec *r, apr_bucket_brigade *bb, int fd, apr_off_t offset,
-                               apr_size_t len)
+                               apr_size_t len, int sendfile)
 {
     apr_file_t *file = NULL;
     apr_status_t rv;
     apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
 
     apr_pool_cleanup_register(r->pool, (void *)(intptr_t)fd, close_fd, apr_pool_cleanup_null);
-    rv = apr_os_file_put(&file, &fd, APR_FOPEN_READ | APR_FOPEN_SENDFILE_ENABLED, r->pool);
+    /* WSGIEnableSendfile: without the flag the core output filter reads
+     * the file (or maps it) instead of handing it to sendfile(). */
+    rv = apr_os_file_put(&file, &fd, APR_FOPEN_READ | (sendfile ? APR_FOPEN_SENDFILE_ENABLED : 0),
+                         r->pool);
     if (rv != APR_SUCCESS)
         return rv;
     apr_brigade_insert_file(bb, file, offset, len, r->pool);

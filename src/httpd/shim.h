@@ -57,7 +57,7 @@ apr_status_t wsgi_rs_read_body(request_rec *r, apr_bucket_brigade *bb, char *buf
 apr_status_t wsgi_rs_write(request_rec *r, apr_bucket_brigade *bb, const char *data, apr_size_t len,
                            int flush);
 apr_status_t wsgi_rs_send_file(request_rec *r, apr_bucket_brigade *bb, int fd, apr_off_t offset,
-                               apr_size_t len);
+                               apr_size_t len, int sendfile);
 void wsgi_rs_abort_connection(request_rec *r);
 int wsgi_rs_has_content_filters(const request_rec *r);
 const char *wsgi_rs_directive_name(const cmd_parms *cmd);

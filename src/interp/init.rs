@@ -16,6 +16,8 @@ pub struct PythonSettings {
     pub path: Vec<String>,
     pub restrict_stdout: bool,
     pub restrict_stdin: bool,
+    /// `WSGIRestrictSignal`: applications' `signal.signal()` is ignored.
+    pub restrict_signal: bool,
     /// "" in embedded mode; the daemon group name in a daemon process.
     pub process_group: String,
     pub maximum_processes: i64,
@@ -130,6 +132,9 @@ pub(super) fn setup(py: Python<'_>, settings: &PythonSettings) -> Result<(), Str
         sys.setattr("argv", vec!["mod_wsgi"])?;
         super::module::install(py, settings)?;
         crate::wsgi::install_stdio(py, settings.restrict_stdout, settings.restrict_stdin)?;
+        if settings.restrict_signal {
+            super::signals::restrict(py)?;
+        }
         if !settings.path.is_empty() {
             let site = py.import("site")?;
             for dir in &settings.path {

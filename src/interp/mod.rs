@@ -9,6 +9,7 @@ mod init;
 mod module;
 mod scripts;
 mod shutdown;
+mod signals;
 mod thread;
 
 pub use groups::{for_each_group, with_group};

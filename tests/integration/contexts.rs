@@ -19,6 +19,9 @@ const HTACCESS_LINES: &[&str] = &[
     "WSGIGroupAuthoritative On",
     "WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto",
     "WSGITrustedProxies 10.0.0.0/8 192.168.1.1",
+    "WSGIErrorOverride Off",
+    "WSGIEnableSendfile Off",
+    "WSGIIgnoreActivity Off",
 ];
 
 const APP: &str = r#"

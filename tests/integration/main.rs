@@ -65,6 +65,7 @@ mod daemon_reload;
 mod daemon_security;
 mod daemon_startup_timeout;
 mod directives;
+mod dispatch;
 mod environ;
 mod failures;
 mod frameworks;

@@ -48,6 +48,9 @@ pub struct Forward<'a> {
     pub private: Vec<(&'static str, String)>,
     pub chunked: bool,
     pub content_length: u64,
+    /// `WSGIErrorOverride On`: an error status from the application is
+    /// answered with Apache's error document instead of its body.
+    pub error_override: bool,
 }
 
 fn status(code: u32) -> c_int {
@@ -95,6 +98,7 @@ fn forward_with(
         packet: &buffers.packet,
         streamed,
         early_body: if streamed { &body } else { &[] },
+        error_override: fwd.error_override,
     };
     send_with_retries(
         req,

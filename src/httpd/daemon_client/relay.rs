@@ -101,6 +101,7 @@ pub(super) struct Outgoing<'a> {
     pub(super) packet: &'a [u8],
     pub(super) streamed: bool,
     pub(super) early_body: &'a [u8],
+    pub(super) error_override: bool,
 }
 
 pub(super) fn attempt(
@@ -160,7 +161,7 @@ pub(super) fn attempt(
             in_sync = false;
         }
     }
-    let (code, kept) = relay_response(req, apache, &mut reader, name);
+    let (code, kept) = relay_response(req, apache, &mut reader, name, request.error_override);
     let keep = (kept && in_sync).then_some(stream);
     Attempt::Done(code, keep)
 }
@@ -246,6 +247,7 @@ fn relay_response(
     apache: &mut ApacheBackend,
     reader: &mut Reader<'_>,
     name: &str,
+    error_override: bool,
 ) -> (c_int, bool) {
     let head_len = loop {
         let avail = reader.available();
@@ -281,6 +283,13 @@ fn relay_response(
     {
         // The daemon already logged the cause; Apache renders the error.
         return (parsed.status as c_int, false);
+    }
+    if error_override && (400..600).contains(&parsed.status) {
+        // Like ProxyErrorOverride: Apache answers with its error document
+        // for the status; the application's headers and body are dropped
+        // (read off, so the connection stays usable).
+        let kept = skip_body(reader).unwrap_or(false);
+        return (parsed.status as c_int, kept);
     }
     apache.start_response(parsed.status, &parsed.status_line, &parsed.headers);
     // Body bytes go to Apache as they come, flushed only when the daemon
@@ -325,6 +334,36 @@ fn relay_response(
                 return (ffi::OK as c_int, false);
             }
             unflushed = true;
+            reader.consume(n);
+            left -= n;
+        }
+    }
+}
+
+/// Reads and drops a framed response body; whether the connection is ready
+/// for the next request.
+fn skip_body(reader: &mut Reader<'_>) -> std::io::Result<bool> {
+    loop {
+        while reader.available().len() < 4 {
+            if reader.fill(true)? == 0 {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+        }
+        let avail = reader.available();
+        let len = u32::from_le_bytes([avail[0], avail[1], avail[2], avail[3]]);
+        reader.consume(4);
+        if len == protocol::END_KEEP || len == protocol::END_CLOSE {
+            return Ok(len == protocol::END_KEEP);
+        }
+        if len as usize > protocol::MAX_FRAME {
+            return Err(std::io::Error::other("malformed body frame"));
+        }
+        let mut left = len as usize;
+        while left > 0 {
+            if reader.available().is_empty() && reader.fill(true)? == 0 {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+            let n = reader.available().len().min(left);
             reader.consume(n);
             left -= n;
         }
