@@ -27,6 +27,10 @@
 //! initialisation, which this crate does not use: the `mod_wsgi` module and
 //! the standard streams are built afresh in every interpreter.
 //!
+//! Each new interpreter's `os.environ` starts from the environment the
+//! process had when Python started, not from what other groups have set
+//! since (`fresh_environ`).
+//!
 //! Interpreters are never ended: they live as long as the process, like the
 //! main one, which is never finalised either.
 
@@ -143,7 +147,7 @@ fn create(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
         }
         let _back = SwapBack(main);
         let settings = super::init::settings();
-        let setup = super::init::setup(py, &settings);
+        let setup = fresh_environ(py).and_then(|()| super::init::setup(py, &settings));
         let interp = ffi::PyThreadState_GetInterpreter(state);
         setup.map_err(InterpError::Setup)?;
         (interp, state)
@@ -152,6 +156,29 @@ fn create(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
     STATES.with(|s| s.borrow_mut().insert(interp as usize, state as usize));
     log::info!("Created Python sub-interpreter for application group '{group}'");
     Ok(Interp(interp as usize))
+}
+
+/// Gives the new interpreter's `os.environ` the process environment as it
+/// was when Python started. `os` copies the C environment when an
+/// interpreter imports it, and every `os.environ` assignment also calls
+/// `putenv`; so, as under mod_wsgi, an interpreter created after a group
+/// ran `os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)` would start
+/// with that group's value, and which site got whose settings would depend
+/// on which one had the first request. The mapping's own dict is refilled,
+/// so the C environment is left as it is.
+fn fresh_environ(py: Python<'_>) -> Result<(), String> {
+    let run = || -> PyResult<()> {
+        let data = py.import("os")?.getattr("environ")?.getattr("_data")?;
+        data.call_method0("clear")?;
+        for (key, value) in super::init::start_environ() {
+            data.set_item(
+                pyo3::types::PyBytes::new(py, key),
+                pyo3::types::PyBytes::new(py, value),
+            )?;
+        }
+        Ok(())
+    };
+    run().map_err(|e| format!("cannot set up os.environ: {e}"))
 }
 
 /// This thread's thread state in `interp`, made on first use.
@@ -216,6 +243,31 @@ mod tests {
         assert_eq!(eval("unit-a", get), "a ['/unit-a'] a");
         assert_eq!(eval("unit-b", get), "b ['/unit-b'] b");
         assert_eq!(eval("", get), "main ['/unit-main'] main");
+    }
+
+    #[test]
+    fn a_new_group_starts_from_the_environment_python_started_with() {
+        start();
+        eval(
+            "unit-env-first",
+            "import os\nos.environ.setdefault('UNIT_SETTINGS', 'first')",
+        );
+        // The first group's setdefault reached the C environment...
+        assert_eq!(
+            std::env::var("UNIT_SETTINGS").as_deref(),
+            Ok("first"),
+            "os.environ no longer calls putenv?"
+        );
+        // ...but a group created afterwards gets its own default.
+        let second = "import os\nresult = os.environ.setdefault('UNIT_SETTINGS', 'second')";
+        assert_eq!(eval("unit-env-second", second), "second");
+        assert_eq!(
+            eval(
+                "unit-env-first",
+                "import os\nresult = os.environ['UNIT_SETTINGS']"
+            ),
+            "first"
+        );
     }
 
     #[test]

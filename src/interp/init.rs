@@ -35,6 +35,9 @@ pub enum InterpError {
 static STATE: OnceLock<Result<(), InterpError>> = OnceLock::new();
 /// The settings Python was started with: sub-interpreters get the same.
 static SETTINGS: OnceLock<PythonSettings> = OnceLock::new();
+/// The process environment when Python started: each sub-interpreter's
+/// `os.environ` starts from it (see `groups.rs`).
+static START_ENVIRON: OnceLock<Vec<(Vec<u8>, Vec<u8>)>> = OnceLock::new();
 
 pub fn is_initialized() -> bool {
     matches!(STATE.get(), Some(Ok(())))
@@ -45,9 +48,19 @@ pub fn initialize(settings: &PythonSettings) -> Result<(), InterpError> {
     STATE
         .get_or_init(|| {
             let _ = SETTINGS.set(settings.clone());
+            let _ = START_ENVIRON.set(
+                std::env::vars_os()
+                    .map(|(k, v)| (k.into_encoded_bytes(), v.into_encoded_bytes()))
+                    .collect(),
+            );
             initialize_once(settings)
         })
         .clone()
+}
+
+/// The process environment as it was when Python started.
+pub(super) fn start_environ() -> &'static [(Vec<u8>, Vec<u8>)] {
+    START_ENVIRON.get().map_or(&[], Vec::as_slice)
 }
 
 /// The settings of this process's interpreters.
