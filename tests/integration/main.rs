@@ -62,6 +62,7 @@ mod daemon_lifecycle;
 mod daemon_private_vars;
 mod daemon_recycle;
 mod daemon_reload;
+mod daemon_responses;
 mod daemon_security;
 mod daemon_startup_timeout;
 mod directives;
