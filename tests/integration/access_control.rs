@@ -460,3 +460,41 @@ fn auth_script_runs_in_its_application_group() {
     assert_eq!(r.text(), "ann|-");
     assert_eq!(get_as(&s, "/other", Some(&basic("ann", "no"))).status, 401);
 }
+
+/// An edited auth script is reloaded on its next use, as WSGI scripts are
+/// (`WSGIScriptReloading On`, the default), in every child.
+#[test]
+fn edited_auth_script_is_reloaded() {
+    let script = |password: &str| {
+        format!(
+            "def check_password(environ, user, password):\n    return password == '{password}'\n"
+        )
+    };
+    let mut conf = auth_modules();
+    conf.push_str(
+        r#"WSGIScriptAlias /r {root}/env.wsgi
+<Location /r>
+    AuthType Basic
+    AuthName "x"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript {root}/auth.wsgi
+    Require valid-user
+</Location>
+"#,
+    );
+    let s = Server::new(Mpm::Event)
+        .file("env.wsgi", ENVIRON)
+        .file("auth.wsgi", &script("one"))
+        .conf(&conf)
+        .start();
+    // Several requests, so every child has loaded the first version.
+    for _ in 0..6 {
+        assert_eq!(get_as(&s, "/r", Some(&basic("u", "one"))).status, 200);
+    }
+    s.write_file("auth.wsgi", &script("two"));
+    s.touch("auth.wsgi");
+    for _ in 0..6 {
+        assert_eq!(get_as(&s, "/r", Some(&basic("u", "one"))).status, 401);
+        assert_eq!(get_as(&s, "/r", Some(&basic("u", "two"))).status, 200);
+    }
+}
