@@ -25,6 +25,8 @@ def check_password(environ, user, password):
         raise RuntimeError('user database is down')
     if user == 'alias':
         return 'canonical-user' if password == 'pw' else False
+    if user == 'weird':
+        return 42
     if user not in USERS:
         return None
     return USERS[user] == password
@@ -301,6 +303,9 @@ fn failing_scripts_are_logged_and_refused() {
         "{}",
         s.error_log()
     );
+    // A value check_password may not return: 500 as well.
+    let r = get_as(&s, "/raises", Some(&basic("weird", "x")));
+    assert_eq!(r.status, 500, "{}", r.text());
     let r = digest_get(&s, "/raises-digest", "boom", "x");
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(s
@@ -319,6 +324,13 @@ fn failing_scripts_are_logged_and_refused() {
     if !ours {
         return; // mod_wsgi answers a failing access or group script 403/401
     }
+    assert!(
+        log.contains("'check_password()' of WSGI access control script")
+            && log.contains(
+                "returned int; it must return True, False, None or a non-empty user name"
+            ),
+        "{log}"
+    );
     assert!(
         log.contains("does not provide 'check_password()'")
             && log.contains("does not provide 'get_realm_hash()'"),
