@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::args::{parse_on_off, parse_options, parse_whole_number, wrong_count};
+use super::compat::Notice;
 use super::directive::Directive;
 use super::error::ConfigError;
 
@@ -13,7 +14,7 @@ const DEFAULT_LISTEN_BACKLOG: u32 = 100;
 /// mod_wsgi caps threads one below its internal stack marker (0xffff).
 const MAX_THREADS: u64 = 0xfffd;
 
-const DAEMON_OPTIONS: [&str; 44] = [
+const DAEMON_OPTIONS: [&str; 46] = [
     "user",
     "group",
     "supplementary-groups",
@@ -58,6 +59,63 @@ const DAEMON_OPTIONS: [&str; 44] = [
     "memory-limit",
     "virtual-memory-limit",
     "server-metrics",
+    // mod_wsgi 4.9 only (removed in 6).
+    "newrelic-config-file",
+    "newrelic-environment",
+];
+
+/// Options accepted for compatibility that do nothing here, and why: each
+/// given one is reported once at start-up (see [`DaemonProcessSpec::notices`]).
+const NO_EFFECT: [(&str, &str); 13] = [
+    (
+        "interrupt-timeout",
+        "requests are not interrupted before the process restarts",
+    ),
+    (
+        "eviction-timeout",
+        "graceful-timeout applies to every graceful restart",
+    ),
+    (
+        "send-buffer-size",
+        "daemon sockets keep the system's buffer sizes",
+    ),
+    (
+        "receive-buffer-size",
+        "daemon sockets keep the system's buffer sizes",
+    ),
+    (
+        "header-buffer-size",
+        "response headers are relayed without a fixed buffer",
+    ),
+    (
+        "response-buffer-size",
+        "responses are relayed without a fixed buffer",
+    ),
+    (
+        "response-socket-timeout",
+        "socket-timeout applies to responses too",
+    ),
+    (
+        "response-flush-delay",
+        "responses are not held back for flushing",
+    ),
+    ("socket-user", "the daemon socket is owned by Apache's User"),
+    (
+        "script-user",
+        "the owner of WSGI script files is not checked",
+    ),
+    (
+        "script-group",
+        "the group of WSGI script files is not checked",
+    ),
+    (
+        "newrelic-config-file",
+        "the New Relic integration was removed in mod_wsgi 6",
+    ),
+    (
+        "newrelic-environment",
+        "the New Relic integration was removed in mod_wsgi 6",
+    ),
 ];
 
 /// One `WSGIDaemonProcess` definition. Zero durations and sizes mean "not
@@ -128,6 +186,8 @@ pub struct DaemonProcessSpec {
     pub header_buffer_size: u32,
     pub response_buffer_size: u32,
     pub server_metrics: bool,
+    /// The options given that have no effect here (see `NO_EFFECT`).
+    pub no_effect: Vec<&'static str>,
 }
 
 impl Default for DaemonProcessSpec {
@@ -180,6 +240,7 @@ impl Default for DaemonProcessSpec {
             header_buffer_size: 0,
             response_buffer_size: 0,
             server_metrics: false,
+            no_effect: Vec::new(),
         }
     }
 }
@@ -259,7 +320,7 @@ fn parse_umask(value: &str) -> Result<u32, String> {
     }
 }
 
-fn parse_switch_interval(value: &str) -> Result<f64, String> {
+pub(crate) fn parse_switch_interval(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
         _ => Err("expected a positive number of seconds".to_owned()),
@@ -345,6 +406,11 @@ fn set_option(spec: &mut DaemonProcessSpec, name: &str, value: &str) -> Result<(
             spec.server_metrics =
                 parse_on_off(value).ok_or_else(|| "expected On or Off".to_owned())?;
         }
+        "newrelic-config-file" | "newrelic-environment" => {
+            if value.is_empty() {
+                return Err("must not be empty".to_owned());
+            }
+        }
         _ => unreachable!("parse_options only yields names from DAEMON_OPTIONS"),
     }
     Ok(())
@@ -380,6 +446,9 @@ impl DaemonProcessSpec {
         for option in &options {
             set_option(&mut spec, option.name, option.value)
                 .map_err(|reason| ConfigError::invalid(d.name(), option.word, reason))?;
+            if let Some((name, _)) = NO_EFFECT.iter().find(|(n, _)| *n == option.name) {
+                spec.no_effect.push(name);
+            }
         }
 
         if spec.script_user.is_some() && spec.script_group.is_some() {
@@ -395,6 +464,28 @@ impl DaemonProcessSpec {
             spec.response_socket_timeout = spec.socket_timeout;
         }
         Ok(spec)
+    }
+
+    /// One start-up notice per option given that has no effect here; the
+    /// id is `WSGIRS2nn`, nn the option's place in mod_wsgi's option list.
+    pub fn notices(&self) -> Vec<Notice> {
+        self.no_effect
+            .iter()
+            .map(|option| {
+                let index = DAEMON_OPTIONS.iter().position(|o| o == option).unwrap_or(99);
+                let why = NO_EFFECT
+                    .iter()
+                    .find(|(o, _)| o == option)
+                    .map_or("", |(_, why)| why);
+                Notice {
+                    id: format!("WSGIRS{}", 200 + index),
+                    message: format!(
+                        "WSGIDaemonProcess {} {option}=: accepted for compatibility, no effect: {why}",
+                        self.name
+                    ),
+                }
+            })
+            .collect()
     }
 
     /// The process title to set, if any: `display-name=%{GROUP}` becomes
@@ -668,5 +759,23 @@ mod tests {
             "WSGIDaemonProcess: invalid value 's': only one of script-user= and script-group= \
              may be given"
         );
+    }
+
+    /// The README's `WSGIDaemonProcess` section names every option.
+    #[test]
+    fn readme_lists_every_option() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### `WSGIDaemonProcess` options")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("README has the WSGIDaemonProcess options");
+        for option in DAEMON_OPTIONS {
+            assert!(
+                section.contains(&format!("`{option}="))
+                    || section.contains(&format!("`{option}`")),
+                "README does not list {option}="
+            );
+        }
     }
 }

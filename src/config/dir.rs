@@ -89,6 +89,8 @@ pub struct DirConfig {
     pub enable_sendfile: Option<bool>,
     /// `WSGIIgnoreActivity`: daemon mode only, default Off.
     pub ignore_activity: Option<bool>,
+    /// `WSGIPassApacheRequest`: embedded mode only, as in mod_wsgi.
+    pub pass_apache_request: Option<bool>,
 }
 
 impl DirConfig {
@@ -118,6 +120,9 @@ impl DirConfig {
             }
             Directive::PassAuthorization => {
                 self.pass_authorization = Some(flag_directive(d, args)?);
+            }
+            Directive::PassApacheRequest => {
+                self.pass_apache_request = Some(flag_directive(d, args)?);
             }
             Directive::ScriptReloading => self.script_reloading = Some(flag_directive(d, args)?),
             Directive::ChunkedRequest => self.chunked_request = Some(flag_directive(d, args)?),
@@ -228,6 +233,7 @@ impl DirConfig {
             error_override: add.error_override.or(base.error_override),
             enable_sendfile: add.enable_sendfile.or(base.enable_sendfile),
             ignore_activity: add.ignore_activity.or(base.ignore_activity),
+            pass_apache_request: add.pass_apache_request.or(base.pass_apache_request),
         }
     }
 
@@ -271,6 +277,10 @@ impl DirConfig {
 
     pub fn effective_map_head_to_get(&self) -> MapHeadToGet {
         self.map_head_to_get.unwrap_or_default()
+    }
+
+    pub fn effective_pass_apache_request(&self) -> bool {
+        self.pass_apache_request.unwrap_or(false)
     }
 
     pub fn effective_process_group(&self) -> &ProcessGroup {
@@ -513,6 +523,7 @@ mod tests {
             error_override: Some(true),
             enable_sendfile: Some(true),
             ignore_activity: Some(false),
+            pass_apache_request: Some(true),
         };
         let add = DirConfig {
             callable_object: Some("inner_app".into()),
@@ -530,6 +541,7 @@ mod tests {
         assert_eq!(merged.error_override, Some(true));
         assert_eq!(merged.enable_sendfile, Some(true));
         assert_eq!(merged.ignore_activity, Some(false));
+        assert!(merged.effective_pass_apache_request());
         assert_eq!(
             merged.process_group,
             Some(ProcessGroup::Named("inner".into()))

@@ -28,6 +28,9 @@ pub enum Scope {
 pub enum Args {
     /// Split into words with Apache's quoting rules (`TAKE_ARGV`).
     Words,
+    /// The rest of the line as written (`RAW_ARGS`): section containers
+    /// (`<Name ...>`), whose handler reads the lines up to the closing tag.
+    Raw,
 }
 
 /// Where Apache allows a directive: the `req_override` bits of its
@@ -179,6 +182,51 @@ directives! {
         c"On|Off: new daemon socket names on each restart";
     ServerMetrics = 32, c"WSGIServerMetrics", Words, RSRC_CONF, GlobalOnly,
         c"On|Off: allow mod_wsgi.server_metrics() in Apache's child processes";
+    // Interpreter options: one Python runtime per process, so main server only.
+    PythonOptimize = 33, c"WSGIPythonOptimize", Words, RSRC_CONF, GlobalOnly,
+        c"0|1|2: Python's -O level";
+    PythonWarnings = 34, c"WSGIPythonWarnings", Words, RSRC_CONF, GlobalOnly,
+        c"action:message:category:module:lineno: one warnings filter (python -W)";
+    PythonHashSeed = 35, c"WSGIPythonHashSeed", Words, RSRC_CONF, GlobalOnly,
+        c"random|0..4294967295: Python's hash seed (PYTHONHASHSEED)";
+    DontWriteBytecode = 36, c"WSGIDontWriteBytecode", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: do not write .pyc files (python -B)";
+    PythonEggs = 37, c"WSGIPythonEggs", Words, RSRC_CONF, GlobalOnly,
+        c"directory: PYTHON_EGG_CACHE of embedded mode";
+    DestroyInterpreter = 38, c"WSGIDestroyInterpreter", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: run Python's exit handlers when a process shuts down";
+    PassApacheRequest = 39, c"WSGIPassApacheRequest", Words, ACCESS_CONF | RSRC_CONF, Any,
+        c"On|Off: put the request_rec in environ['apache.request_rec'] (embedded mode)";
+    VerboseDebugging = 40, c"WSGIVerboseDebugging", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: extra debugging messages";
+    SwitchInterval = 41, c"WSGISwitchInterval", Words, RSRC_CONF, GlobalOnly,
+        c"seconds: sys.setswitchinterval() of embedded mode";
+    // Kept for compatibility: syntax checked, a start-up notice where they
+    // do nothing here (config/compat.rs).
+    AcceptMutex = 42, c"WSGIAcceptMutex", Words, RSRC_CONF, GlobalOnly,
+        c"default|flock|fcntl|sysvsem|posixsem|pthread: daemon accept mutex";
+    LazyInitialization = 43, c"WSGILazyInitialization", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: start Python in the children rather than the parent";
+    CaseSensitivity = 44, c"WSGICaseSensitivity", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: whether the file system is case sensitive";
+    ApplicationWrapper = 45, c"WSGIApplicationWrapper", Words, RSRC_CONF, GlobalOnly,
+        c"module:callable: wrapper around every application (not supported)";
+    NewRelicConfigFile = 46, c"WSGINewRelicConfigFile", Words, RSRC_CONF, GlobalOnly,
+        c"file: New Relic agent configuration (removed in mod_wsgi 6)";
+    NewRelicEnvironment = 47, c"WSGINewRelicEnvironment", Words, RSRC_CONF, GlobalOnly,
+        c"name: New Relic agent environment (removed in mod_wsgi 6)";
+    PerInterpreterGil = 48, c"WSGIPerInterpreterGIL", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: a GIL per sub-interpreter (Python 3.12+)";
+    FreeThreading = 49, c"WSGIFreeThreading", Words, RSRC_CONF, GlobalOnly,
+        c"On|Off: run free-threaded Python with the GIL disabled (3.13t+)";
+    InterpreterOptions = 50, c"<WSGIInterpreterOptions", Raw, RSRC_CONF, GlobalOnly,
+        c"[process-group=name] [application-group=name]>: options for some interpreters";
+    TelemetryService = 51, c"WSGITelemetryService", Words, RSRC_CONF, GlobalOnly,
+        c"unix:/path [interval=seconds]: push metrics to a local service";
+    TelemetryOptions = 52, c"WSGITelemetryOptions", Words, RSRC_CONF, GlobalOnly,
+        c"[+|-]CaptureUserAgent | None | All: metrics capture options";
+    SlowRequests = 53, c"WSGISlowRequests", Words, RSRC_CONF, GlobalOnly,
+        c"seconds: report requests running longer than this";
 }
 
 impl Directive {
@@ -192,7 +240,8 @@ impl Directive {
         SPECS.iter().map(|s| s.directive)
     }
 
-    /// The directive as spelt in mod_wsgi's documentation.
+    /// The directive as spelt in mod_wsgi's documentation; a section
+    /// container's name starts with `<`, as Apache registers it.
     pub fn name(&self) -> &'static str {
         // The table's names are ASCII (a unit test checks).
         self.spec().name.to_str().unwrap_or("WSGI?")
@@ -343,5 +392,66 @@ mod tests {
         }
         assert!(!DaemonProcess.global_only());
         assert!(!ImportScript.global_only());
+    }
+
+    /// The contexts column of the README's configuration reference, as
+    /// derived from a directive's row of the table.
+    fn readme_contexts(d: Directive) -> String {
+        let spec = d.spec();
+        // Apache's main configuration allows RSRC_CONF and every override
+        // class except AuthConfig (and Limit).
+        let mut contexts = Vec::new();
+        if spec.context & (RSRC_CONF | OR_FILEINFO) != 0 {
+            contexts.push("server");
+            if !d.global_only() {
+                contexts.push("vhost");
+            }
+        }
+        if spec.context & (ACCESS_CONF | context::OR_ANY) != 0 {
+            contexts.push("dir");
+        }
+        let mut text = contexts.join(", ");
+        let classes: Vec<&str> = [
+            (OR_FILEINFO, "FileInfo"),
+            (context::OR_AUTHCFG, "AuthConfig"),
+        ]
+        .into_iter()
+        .filter(|(bit, _)| spec.context & bit != 0)
+        .map(|(_, class)| class)
+        .collect();
+        if !classes.is_empty() {
+            text.push_str(&format!(", htaccess ({})", classes.join(", ")));
+        }
+        text
+    }
+
+    /// The README's reference lists exactly the directives of the table,
+    /// each with the contexts Apache is told to allow it in.
+    #[test]
+    fn readme_reference_matches_the_table() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Configuration reference")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("README has a configuration reference");
+        let mut listed = Vec::new();
+        for row in section.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let (first, contexts) = (cells[0], cells[1]);
+            for quoted in first.split('`').skip(1).step_by(2) {
+                let name = quoted.split_whitespace().next().unwrap_or("");
+                if !name.trim_start_matches('<').starts_with("WSGI") {
+                    continue;
+                }
+                let d = Directive::from_name(name)
+                    .unwrap_or_else(|| panic!("README lists {name}, which the table lacks"));
+                assert_eq!(contexts, readme_contexts(d), "README contexts of {name}");
+                listed.push(d);
+            }
+        }
+        for d in Directive::all() {
+            assert!(listed.contains(&d), "README does not list {}", d.name());
+        }
     }
 }

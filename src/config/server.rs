@@ -6,78 +6,14 @@
 use std::collections::HashSet;
 
 use super::alias::{AliasMatch, ScriptAlias};
-use super::args::{exactly_one_non_empty, flag_directive, parse_options, wrong_count};
+use super::args::{exactly_one_non_empty, flag_directive, wrong_count};
+use super::compat::{CompatSettings, Notice};
 use super::daemon::DaemonProcessSpec;
 use super::directive::{Directive, Scope};
 use super::error::ConfigError;
-use super::group::{ApplicationGroup, ProcessGroup};
-
-/// One `WSGIImportScript`: a script to load when a process of the given
-/// group starts. Both groups are fixed names (`%{GLOBAL}` or a literal),
-/// since no request exists at that point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportScript {
-    pub path: String,
-    /// `Global` for the Apache child processes, else a daemon group name.
-    pub process_group: ProcessGroup,
-    /// `Global` for the main interpreter, else an interpreter name.
-    pub application_group: ApplicationGroup,
-}
-
-impl ImportScript {
-    /// Parses `file-path process-group=name application-group=name`.
-    pub fn parse(args: &[&str]) -> Result<Self, ConfigError> {
-        let d = Directive::ImportScript;
-        let [path, words @ ..] = args else {
-            return Err(wrong_count(
-                d,
-                args,
-                "takes a file path, then process-group= and application-group=",
-            ));
-        };
-        if path.is_empty() || path.contains('=') {
-            return Err(ConfigError::invalid(
-                d.name(),
-                *path,
-                "the first argument must be the script's file path",
-            ));
-        }
-        let mut process_group = None;
-        let mut application_group = None;
-        for option in parse_options(d, words, &["process-group", "application-group"])? {
-            let invalid = |reason: String| ConfigError::invalid(d.name(), option.word, reason);
-            if option.name == "process-group" {
-                let group =
-                    ProcessGroup::parse(option.value).map_err(|e| invalid(e.to_string()))?;
-                if !group.is_fixed() {
-                    return Err(invalid(
-                        "a preloaded script needs a fixed process group name".to_owned(),
-                    ));
-                }
-                process_group = Some(group);
-            } else {
-                let group =
-                    ApplicationGroup::parse(option.value).map_err(|e| invalid(e.to_string()))?;
-                if !group.is_fixed() {
-                    return Err(invalid(
-                        "a preloaded script needs a fixed application group name".to_owned(),
-                    ));
-                }
-                application_group = Some(group);
-            }
-        }
-        let missing = |option| ConfigError::MissingOption {
-            directive: d.name(),
-            value: (*path).to_owned(),
-            option,
-        };
-        Ok(ImportScript {
-            path: (*path).to_owned(),
-            process_group: process_group.ok_or_else(|| missing("process-group"))?,
-            application_group: application_group.ok_or_else(|| missing("application-group"))?,
-        })
-    }
-}
+use super::import::ImportScript;
+use super::options_block::InterpreterOptionsBlock;
+use super::python_options::PythonOptions;
 
 /// Everything `None` or empty means "not set here".
 #[derive(Debug, Clone, Default)]
@@ -99,6 +35,12 @@ pub struct ServerConfig {
     pub socket_rotation: Option<bool>,
     /// `WSGIServerMetrics`: default Off.
     pub server_metrics: Option<bool>,
+    /// How Python starts (main server only).
+    pub python: PythonOptions,
+    /// Compatibility directives, for their start-up notices (main server only).
+    pub compat: CompatSettings,
+    /// `<WSGIInterpreterOptions>` containers (main server only).
+    pub interpreter_blocks: Vec<InterpreterOptionsBlock>,
 }
 
 impl ServerConfig {
@@ -161,6 +103,7 @@ impl ServerConfig {
                 }
                 self.daemon_processes.push(spec);
             }
+            _ if self.python.apply(d, args)? || self.compat.apply(d, args)? => {}
             _ => {
                 debug_assert_eq!(d.scope(), Scope::Dir);
                 return Err(ConfigError::WrongConfig {
@@ -203,6 +146,9 @@ impl ServerConfig {
             restrict_signal: add.restrict_signal.or(base.restrict_signal),
             socket_rotation: add.socket_rotation.or(base.socket_rotation),
             server_metrics: add.server_metrics.or(base.server_metrics),
+            python: base.python.clone(),
+            compat: base.compat.clone(),
+            interpreter_blocks: base.interpreter_blocks.clone(),
         }
     }
 
@@ -232,6 +178,31 @@ impl ServerConfig {
     pub fn effective_server_metrics(&self) -> bool {
         self.server_metrics.unwrap_or(false)
     }
+
+    /// The start-up notices: settings accepted for compatibility that do
+    /// nothing here, each once. `self` is the main server's record (the
+    /// compatibility directives are main-server only); `daemons` are the
+    /// daemon groups of every server.
+    pub fn startup_notices<'a>(
+        &self,
+        daemons: impl IntoIterator<Item = &'a DaemonProcessSpec>,
+    ) -> Vec<Notice> {
+        let mut notices = self.compat.notices();
+        notices.extend(
+            self.interpreter_blocks
+                .iter()
+                .map(InterpreterOptionsBlock::notice),
+        );
+        let mut seen = HashSet::new();
+        for spec in daemons {
+            notices.extend(
+                spec.notices()
+                    .into_iter()
+                    .filter(|n| seen.insert(n.id.clone())),
+            );
+        }
+        notices
+    }
 }
 
 /// The first daemon process group name defined more than once across all
@@ -248,6 +219,7 @@ pub fn find_duplicate_daemon_names(configs: &[&ServerConfig]) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::group::{ApplicationGroup, ProcessGroup};
 
     fn apply(config: &mut ServerConfig, d: Directive, args: &[&str]) {
         config.apply(d, args).unwrap();
@@ -328,21 +300,6 @@ mod tests {
         assert_eq!(c.python_path, ["/a", "/b", "/c"]);
         apply(&mut c, Directive::PythonPath, &["/d"]);
         assert_eq!(c.python_path, ["/d"]);
-    }
-
-    #[test]
-    fn import_script_with_named_groups() {
-        let script = ImportScript::parse(&[
-            "/srv/app.wsgi",
-            "application-group=app",
-            "process-group=%{GLOBAL}",
-        ])
-        .unwrap();
-        assert_eq!(script.process_group, ProcessGroup::Global);
-        assert_eq!(
-            script.application_group,
-            ApplicationGroup::Named("app".into())
-        );
     }
 
     #[test]

@@ -69,17 +69,19 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
 
 fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
     let clean = drain(daemon, limit);
-    if clean && gil_is_responsive(daemon) {
-        // The application's shutdown callbacks, then its atexit callbacks,
-        // in every interpreter, as mod_wsgi runs them.
-        interp::process_stopping(shutdown_reason(why));
-    } else {
+    if !(clean && gil_is_responsive(daemon)) {
         log::warn!(
             "daemon process (wsgi:{}) pid {}: exiting with requests still running (timed out, or longer than {}s)",
             daemon.group(),
             std::process::id(),
             limit.as_secs()
         );
+    } else {
+        // The application's shutdown callbacks, then (unless
+        // WSGIDestroyInterpreter Off) its atexit callbacks, in every
+        // interpreter, as mod_wsgi runs them.
+        let destroy = !daemon.launch.python.skip_destroy;
+        interp::process_stopping(shutdown_reason(why), destroy);
     }
     log::info!(
         "daemon process (wsgi:{}) pid {} exiting: {why}",

@@ -9,8 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyo3::prelude::*;
-
 use super::connection::{self, After, Scratch};
 use super::monitor::{monitor, signal_set};
 use super::poller::{Poller, Ready};
@@ -138,22 +136,11 @@ fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
             unsafe { libc::setlocale(libc::LC_ALL, c.as_ptr()) };
         }
     }
-    if let Some(eggs) = &launch.spec.python_eggs {
-        std::env::set_var("PYTHON_EGG_CACHE", eggs);
-    }
-
     interp::initialize(&launch.python).map_err(|e| e.to_string())?;
     let threads = launch.spec.threads as usize;
     let poller =
         Poller::new(launch.listener_fd).map_err(|e| format!("cannot create epoll set: {e}"))?;
     let daemon = Arc::new(Daemon::new(launch, poller, threads));
-    interp::with_python(|py| {
-        if let Some(interval) = daemon.launch.spec.switch_interval {
-            let _ = py
-                .import("sys")
-                .and_then(|sys| sys.call_method1("setswitchinterval", (interval,)));
-        }
-    });
     for key in &daemon.launch.preloads {
         // Each script loads in the interpreter of its application group.
         let loaded = interp::with_group(&key.group, |py| {

@@ -13,6 +13,8 @@ use std::ffi::{c_char, c_int, c_void};
 #[cfg(not(test))]
 use super::directive::wsgi_rs_directive;
 use super::ffi;
+#[cfg(not(test))]
+use super::section::wsgi_rs_section;
 use crate::config::{Args, SPECS};
 
 type ArgvHandler = unsafe extern "C" fn(
@@ -21,6 +23,8 @@ type ArgvHandler = unsafe extern "C" fn(
     c_int,
     *const *mut c_char,
 ) -> *const c_char;
+type RawHandler =
+    unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
 
 /// One row per directive plus httpd's all-NULL terminator.
 pub const ROWS: usize = SPECS.len() + 1;
@@ -36,7 +40,7 @@ unsafe impl Sync for CommandTable {}
 
 /// Builds the table with the given handlers, so unit tests can build it
 /// without linking httpd.
-pub const fn build(argv: ArgvHandler) -> CommandTable {
+pub const fn build(argv: ArgvHandler, raw: RawHandler) -> CommandTable {
     const END: ffi::command_rec = ffi::command_rec {
         name: std::ptr::null(),
         func: ffi::cmd_func { no_args: None },
@@ -56,6 +60,12 @@ pub const fn build(argv: ArgvHandler) -> CommandTable {
                 },
                 ffi::cmd_how_TAKE_ARGV,
             ),
+            Args::Raw => (
+                ffi::cmd_func {
+                    raw_args: Some(raw),
+                },
+                ffi::cmd_how_RAW_ARGS,
+            ),
         };
         rows[i] = ffi::command_rec {
             name: spec.name.as_ptr(),
@@ -72,7 +82,7 @@ pub const fn build(argv: ArgvHandler) -> CommandTable {
 
 /// The table `wsgi_rs_module.cmds` points at.
 #[cfg(not(test))]
-pub static COMMANDS: CommandTable = build(wsgi_rs_directive);
+pub static COMMANDS: CommandTable = build(wsgi_rs_directive, wsgi_rs_section);
 
 #[cfg(test)]
 mod tests {
@@ -89,6 +99,14 @@ mod tests {
         std::ptr::null()
     }
 
+    unsafe extern "C" fn raw(
+        _: *mut ffi::cmd_parms,
+        _: *mut c_void,
+        _: *const c_char,
+    ) -> *const c_char {
+        std::ptr::null()
+    }
+
     #[test]
     fn context_bits_are_httpds() {
         assert_eq!(context::OR_FILEINFO, ffi::OR_FILEINFO);
@@ -101,7 +119,7 @@ mod tests {
     /// same name, context, argument shape and usage, and nothing else is.
     #[test]
     fn command_table_is_the_directive_table() {
-        let table = build(argv);
+        let table = build(argv, raw);
         let (end, rows) = table.0.split_last().unwrap();
         assert!(end.name.is_null(), "table must end with httpd's NULL row");
         assert_eq!(rows.len(), Directive::all().count());
@@ -115,6 +133,7 @@ mod tests {
             assert_eq!(usage, d.usage());
             let expected = match d.spec().args {
                 Args::Words => ffi::cmd_how_TAKE_ARGV,
+                Args::Raw => ffi::cmd_how_RAW_ARGS,
             };
             assert_eq!(row.args_how, expected, "{name}");
         }

@@ -69,6 +69,20 @@ fn note_group_authoritative() {
     }
 }
 
+/// Apache's refusal of a main-server-only directive inside `<VirtualHost>`
+/// (`ap_check_cmd_context(cmd, GLOBAL_ONLY)`), with Apache's own message.
+pub(super) fn check_global(cmd: *mut ffi::cmd_parms) -> Result<(), String> {
+    // SAFETY: live cmd_parms.
+    let err = unsafe { ffi::wsgi_rs_check_global(cmd) };
+    if err.is_null() {
+        return Ok(());
+    }
+    // SAFETY: httpd returns a NUL-terminated pool string.
+    Err(unsafe { CStr::from_ptr(err) }
+        .to_string_lossy()
+        .into_owned())
+}
+
 fn apply_directive(
     cmd: *mut ffi::cmd_parms,
     mconfig: *mut c_void,
@@ -78,14 +92,7 @@ fn apply_directive(
     let name = unsafe { CStr::from_ptr(ffi::wsgi_rs_directive_name(cmd)) }.to_string_lossy();
     let d = Directive::from_name(&name).ok_or_else(|| format!("{name}: unknown directive"))?;
     if d.global_only() {
-        // SAFETY: live cmd_parms.
-        let err = unsafe { ffi::wsgi_rs_check_global(cmd) };
-        if !err.is_null() {
-            // SAFETY: httpd returns a NUL-terminated pool string.
-            return Err(unsafe { CStr::from_ptr(err) }
-                .to_string_lossy()
-                .into_owned());
-        }
+        check_global(cmd)?;
     }
     match d.scope() {
         Scope::Server => {

@@ -291,11 +291,15 @@ fn handle(req: &mut Request<'_>) -> c_int {
         };
         let environ = (|| {
             let input = Bound::new(py, Input::new(exchange.clone()))?;
-            EnvironSpec {
+            let environ = EnvironSpec {
                 cgi: vars.iter().copied(),
                 flags: &flags,
             }
-            .build(py, input)
+            .build(py, input)?;
+            if dir.effective_pass_apache_request() {
+                environ.set_item("apache.request_rec", request_capsule(py, req)?)?;
+            }
+            Ok(environ)
         })();
         let environ = match environ {
             Ok(e) => e,
@@ -322,4 +326,15 @@ fn handle(req: &mut Request<'_>) -> c_int {
         req.log(APLOG_ERR, &e.to_string());
         status(ffi::HTTP_INTERNAL_SERVER_ERROR)
     })
+}
+
+/// `WSGIPassApacheRequest On`: the request_rec as an unnamed capsule, as
+/// mod_wsgi passes it (embedded mode only: a daemon has no request_rec).
+fn request_capsule<'py>(py: Python<'py>, req: &Request<'_>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: PyCapsule_New only stores the pointer (no destructor); the
+    // request outlives the application call that sees the environ.
+    unsafe {
+        let capsule = pyo3::ffi::PyCapsule_New(req.raw().cast(), std::ptr::null(), None);
+        Bound::from_owned_ptr_or_err(py, capsule)
+    }
 }

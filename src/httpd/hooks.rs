@@ -11,6 +11,7 @@ use super::ffi;
 use super::plan;
 use super::resolve::{build_plan, group_secrets};
 use super::supervisor;
+use crate::config::ServerConfig;
 use crate::interp;
 
 #[no_mangle]
@@ -90,6 +91,12 @@ pub extern "C" fn wsgi_rs_post_config(
             if !dry_run {
                 // SAFETY: httpd passes its live pconf.
                 unsafe { add_version_components(pconf) };
+                // SAFETY: the main server's record, created by our callbacks.
+                let main = unsafe { &*ffi::wsgi_rs_server_config(s).cast::<ServerConfig>() };
+                let daemons = plan.daemon_groups.iter().map(|g| &g.launch.spec);
+                for notice in main.startup_notices(daemons) {
+                    ::log::warn!("{notice}");
+                }
             }
             if dry_run || plan.daemon_groups.is_empty() {
                 plan::publish(plan);
@@ -135,14 +142,15 @@ pub fn ensure_python() -> Result<(), interp::InterpError> {
 }
 
 /// Dropped when the Apache child's pool is destroyed (the child exits):
-/// the embedded application's shutdown and atexit callbacks run then, as
-/// under mod_wsgi.
+/// the embedded application's shutdown callbacks run then, and its atexit
+/// callbacks unless `WSGIDestroyInterpreter Off`, as under mod_wsgi.
 struct ChildStopping;
 
 impl Drop for ChildStopping {
     fn drop(&mut self) {
         guard("child_exit", (), || {
-            interp::process_stopping("shutdown_signal");
+            let destroy = !plan::current().python.skip_destroy;
+            interp::process_stopping("shutdown_signal", destroy);
         })
     }
 }

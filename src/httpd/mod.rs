@@ -28,4 +28,5 @@ mod records;
 mod request;
 mod request_hooks;
 mod resolve;
+mod section;
 mod supervisor;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::ffi;
 use super::plan::{self, DaemonGroup, ProcessPlan};
+use crate::config::HashSeed;
 use crate::config::{ApplicationGroup, ProcessGroup, RequestFacts, ServerConfig};
 use crate::daemon::privileges::{self, Identity};
 use crate::daemon::DaemonLaunch;
@@ -174,6 +175,16 @@ pub(super) unsafe fn build_plan(
         process_group: String::new(),
         maximum_processes: daemons.max(1) as i64,
         threads_per_process: threads.max(1) as i64,
+        optimize: main.python.optimize,
+        warnings: main.python.warnings.clone(),
+        hash_seed: match main.python.hash_seed {
+            Some(HashSeed::Fixed(seed)) => Some(seed),
+            Some(HashSeed::Random) | None => None,
+        },
+        dont_write_bytecode: main.python.dont_write_bytecode.unwrap_or(false),
+        eggs: main.python.eggs.clone(),
+        switch_interval: main.python.switch_interval,
+        skip_destroy: main.python.destroy_interpreter == Some(false),
     };
     let mut plan = ProcessPlan {
         python: embedded_python.clone(),
@@ -226,6 +237,10 @@ pub(super) unsafe fn build_plan(
                 process_group: spec.name.clone(),
                 maximum_processes: spec.processes as i64,
                 threads_per_process: spec.threads as i64,
+                // As in mod_wsgi, WSGIPythonEggs and WSGISwitchInterval are
+                // embedded mode's; a daemon group has its own options.
+                eggs: spec.python_eggs.clone(),
+                switch_interval: spec.switch_interval,
                 ..embedded_python.clone()
             };
             let socket_timeout = if spec.socket_timeout.is_zero() {

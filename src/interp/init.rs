@@ -1,5 +1,6 @@
 //! Interpreter start-up: `PyConfig` with the configured home, no signal
-//! handlers (they belong to Apache), then our streams and the `mod_wsgi`
+//! handlers (they belong to Apache), the interpreter options
+//! (`-O`, `-W`, `-B`, hash seed), then our streams and the `mod_wsgi`
 //! module, then `python-path` entries through `site.addsitedir` so `.pth`
 //! files work as they do in mod_wsgi.
 
@@ -22,6 +23,23 @@ pub struct PythonSettings {
     pub process_group: String,
     pub maximum_processes: i64,
     pub threads_per_process: i64,
+    /// `WSGIPythonOptimize`: Python's `-O` level, 0 to 2.
+    pub optimize: Option<u8>,
+    /// `WSGIPythonWarnings`: `-W` filters, in order.
+    pub warnings: Vec<String>,
+    /// `WSGIPythonHashSeed`: `None` for random (Python's default).
+    pub hash_seed: Option<u32>,
+    /// `WSGIDontWriteBytecode On`: Python's `-B`.
+    pub dont_write_bytecode: bool,
+    /// `PYTHON_EGG_CACHE`: `WSGIPythonEggs` in embedded mode,
+    /// `python-eggs=` in a daemon process.
+    pub eggs: Option<String>,
+    /// `sys.setswitchinterval()`: `WSGISwitchInterval` in embedded mode,
+    /// `switch-interval=` in a daemon process.
+    pub switch_interval: Option<f64>,
+    /// `WSGIDestroyInterpreter Off`: a process shuts down without running
+    /// Python's exit (`atexit`) handlers.
+    pub skip_destroy: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -81,6 +99,22 @@ fn initialize_once(settings: &PythonSettings) -> Result<(), InterpError> {
         ffi::PyConfig_InitPythonConfig(&mut config);
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
+        if let Some(level) = settings.optimize {
+            config.optimization_level = level.into();
+        }
+        if let Some(seed) = settings.hash_seed {
+            config.use_hash_seed = 1;
+            config.hash_seed = seed.into();
+        }
+        if settings.dont_write_bytecode {
+            config.write_bytecode = 0;
+        }
+        for filter in &settings.warnings {
+            if let Err(e) = append_wide(&mut config.warnoptions, filter) {
+                ffi::PyConfig_Clear(&mut config);
+                return Err(e);
+            }
+        }
         if let Some(home) = &settings.home {
             // A virtualenv has no standard library of its own: Python finds
             // the base installation through the venv's pyvenv.cfg, which it
@@ -105,13 +139,39 @@ fn initialize_once(settings: &PythonSettings) -> Result<(), InterpError> {
         }
     }
     // This thread holds the GIL right after initialisation.
-    let setup = Python::attach(|py| setup(py, settings));
+    let setup = Python::attach(|py| {
+        setup(py, settings)?;
+        set_switch_interval(py, settings)
+    });
     // SAFETY: the GIL is held by this thread (initialisation took it); this
     // releases it and keeps the main thread state, which is never freed.
     unsafe {
         ffi::PyEval_SaveThread();
     }
     setup.map_err(InterpError::Setup)
+}
+
+/// Appends `item` to one of PyConfig's wide-string lists.
+///
+/// # Safety
+/// `list` must belong to a PyConfig initialised by `PyConfig_Init*`.
+unsafe fn append_wide(list: *mut ffi::PyWideStringList, item: &str) -> Result<(), InterpError> {
+    let c = CString::new(item)
+        .map_err(|_| InterpError::Init(format!("'{item}' contains a NUL byte")))?;
+    // SAFETY: c is NUL-terminated; the decoded copy is freed after the list
+    // has copied it.
+    unsafe {
+        let wide = ffi::Py_DecodeLocale(c.as_ptr(), std::ptr::null_mut());
+        if wide.is_null() {
+            return Err(InterpError::Init(format!("cannot decode '{item}'")));
+        }
+        let status = ffi::PyWideStringList_Append(list, wide);
+        ffi::PyMem_RawFree(wide.cast());
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(InterpError::Init(status_message(&status)));
+        }
+    }
+    Ok(())
 }
 
 /// The interpreter inside a virtualenv at `home`, if `home` is one.
@@ -137,6 +197,19 @@ fn status_message(status: &ffi::PyStatus) -> String {
         .into_owned()
 }
 
+/// The GIL's switch interval is the process's (every interpreter shares the
+/// GIL), so it is set once, in the main interpreter.
+fn set_switch_interval(py: Python<'_>, settings: &PythonSettings) -> Result<(), String> {
+    let Some(interval) = settings.switch_interval else {
+        return Ok(());
+    };
+    py.import("sys")
+        .and_then(|sys| sys.call_method1("setswitchinterval", (interval,)))
+        .map_err(|e| format!("sys.setswitchinterval({interval}) failed: {e}"))?;
+    log::info!("Python switch interval set to {interval} seconds");
+    Ok(())
+}
+
 /// Prepares the current interpreter (the main one, or a new sub-interpreter):
 /// `sys.argv`, the `mod_wsgi` module, the standard streams, `python-path`.
 pub(super) fn setup(py: Python<'_>, settings: &PythonSettings) -> Result<(), String> {
@@ -147,6 +220,13 @@ pub(super) fn setup(py: Python<'_>, settings: &PythonSettings) -> Result<(), Str
         crate::wsgi::install_stdio(py, settings.restrict_stdout, settings.restrict_stdin)?;
         if settings.restrict_signal {
             super::signals::restrict(py)?;
+        }
+        if let Some(eggs) = &settings.eggs {
+            // Through os.environ, so Python's view and the process
+            // environment agree (os.environ also calls putenv).
+            py.import("os")?
+                .getattr("environ")?
+                .set_item("PYTHON_EGG_CACHE", eggs)?;
         }
         if !settings.path.is_empty() {
             let site = py.import("site")?;

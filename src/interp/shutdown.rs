@@ -7,14 +7,20 @@
 
 use pyo3::prelude::*;
 
-/// Runs the shutdown and atexit callbacks, if Python ever started here.
-/// `reason` is mod_wsgi's `shutdown_reason` (`"shutdown_signal"`, …).
-pub fn process_stopping(reason: &str) {
+/// Runs the shutdown callbacks, and the atexit callbacks when `destroy`
+/// (`WSGIDestroyInterpreter On`, the default: mod_wsgi runs atexit callbacks
+/// as it destroys an interpreter, and its shutdown callbacks regardless), if
+/// Python ever started here. `reason` is mod_wsgi's `shutdown_reason`
+/// (`"shutdown_signal"`, …).
+pub fn process_stopping(reason: &str, destroy: bool) {
     if !super::is_initialized() {
         return;
     }
     super::for_each_group(|py, group| {
         crate::wsgi::publish_process_stopping(py, reason);
+        if !destroy {
+            return;
+        }
         if let Err(e) = py
             .import("atexit")
             .and_then(|m| m.call_method0("_run_exitfuncs"))

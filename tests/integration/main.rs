@@ -77,6 +77,7 @@ mod mercurial;
 mod module_api;
 mod output;
 mod python_home;
+mod python_options;
 mod reload;
 mod restarts;
 mod routing;
