@@ -222,7 +222,29 @@ const ALL_DIRECTIVES: &[Entry] = &[
     ),
     e6("WSGITelemetryOptions +CaptureUserAgent", SERVER),
     e6("WSGISlowRequests 10", SERVER),
+    e("WSGIAuthUserScript {root}/auth.wsgi", DIR | HTACCESS),
+    e("WSGIAuthGroupScript {root}/auth.wsgi", DIR | HTACCESS),
+    e("WSGIAccessScript {root}/auth.wsgi", DIR | HTACCESS),
+    e("WSGIGroupAuthoritative On", DIR | HTACCESS),
+    e(
+        "WSGITrustedProxyHeaders X-Forwarded-For",
+        SERVER | VHOST | DIR | HTACCESS,
+    ),
+    e(
+        "WSGITrustedProxies 127.0.0.1",
+        SERVER | VHOST | DIR | HTACCESS,
+    ),
 ];
+
+/// The script the access-control directives above name: lets everyone in.
+const AUTH: &str = r#"
+def allow_access(environ, host):
+    return True
+def check_password(environ, user, password):
+    return None
+def groups_for_user(environ, user):
+    return []
+"#;
 
 /// A site using every directive in every context mod_wsgi allows it: the
 /// configuration passes `apache2 -t`, Apache starts and serves, and the
@@ -268,6 +290,7 @@ fn every_directive_in_every_allowed_context_loads_and_serves() {
     );
     let s = Server::new(Mpm::Event)
         .file("all.wsgi", crate::common::apps::HELLO)
+        .file("auth.wsgi", AUTH)
         .file("site/app.wsgi", crate::common::apps::HELLO)
         .file("site/.htaccess", &htaccess)
         .file("lib/placeholder.txt", "")
