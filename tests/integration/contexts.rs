@@ -234,9 +234,22 @@ const ALL_DIRECTIVES: &[Entry] = &[
         "WSGITrustedProxies 127.0.0.1",
         SERVER | VHOST | DIR | HTACCESS,
     ),
+    e("WSGIDispatchScript {root}/auth.wsgi", SERVER | VHOST | DIR),
+    e(
+        "WSGIHandlerScript handler{n} {root}/all.wsgi",
+        SERVER | VHOST | DIR,
+    ),
+    e("WSGIRestrictProcess %{GLOBAL} group1", SERVER | VHOST | DIR),
+    e("WSGIRestrictSignal On", SERVER),
+    e("WSGIErrorOverride Off", SERVER | VHOST | DIR | HTACCESS),
+    e("WSGIEnableSendfile Off", SERVER | VHOST | DIR | HTACCESS),
+    e("WSGIIgnoreActivity Off", SERVER | VHOST | DIR | HTACCESS),
+    e("WSGISocketRotation On", SERVER),
+    e("WSGIServerMetrics Off", SERVER),
 ];
 
-/// The script the access-control directives above name: lets everyone in.
+/// The script the access-control and dispatch directives above name: lets
+/// everyone in and leaves every choice to the configuration.
 const AUTH: &str = r#"
 def allow_access(environ, host):
     return True
