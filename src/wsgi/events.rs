@@ -175,11 +175,18 @@ pub fn publish_process_stopping(py: Python<'_>, reason: &str) {
 
 /// What a request's events need to remember between its start and end.
 pub(crate) struct Started {
+    /// Set when the request's events are published.
+    timing: Option<Timing>,
+    /// This interpreter's `active_requests` and the request's key in it.
+    tracked: Option<(Py<PyDict>, Py<PyString>)>,
+}
+
+/// When a published request started, by the wall clock (for the events'
+/// epoch times), a monotonic clock (for durations) and its thread's CPU.
+struct Timing {
     application_start: SystemTime,
     clock: Instant,
     cpu: Option<(f64, f64)>,
-    /// This interpreter's `active_requests` and the request's key in it.
-    tracked: Option<(Py<PyDict>, Py<PyString>)>,
 }
 
 /// At the start of a request: enters it into `active_requests` when that is
@@ -192,12 +199,8 @@ pub(crate) fn request_started<'py>(
     app: &Bound<'py, PyAny>,
     environ: &Bound<'py, PyDict>,
 ) -> (Started, Bound<'py, PyAny>) {
-    let clock = Instant::now();
-    let application_start = SystemTime::now();
     let mut started = Started {
-        application_start,
-        clock,
-        cpu: None,
+        timing: None,
         tracked: None,
     };
     let publish_events = has_subscribers(py);
@@ -218,7 +221,12 @@ pub(crate) fn request_started<'py>(
         return (started, app.clone());
     }
     exchange.lock(py).track.published = true;
-    started.cpu = thread_cpu_times();
+    let application_start = SystemTime::now();
+    started.timing = Some(Timing {
+        application_start,
+        clock: Instant::now(),
+        cpu: thread_cpu_times(),
+    });
     let event = PyDict::new(py);
     let now = epoch_seconds(application_start);
     let filled = (|| -> PyResult<()> {
@@ -316,13 +324,12 @@ pub(crate) fn request_finished(py: Python<'_>, exchange: &Exchange, started: Sta
     if let Some((active, id)) = &started.tracked {
         let _ = active.bind(py).del_item(id);
     }
-    let published = exchange.lock(py).track.published;
-    if !published {
+    let Some(timing) = started.timing else {
         return;
-    }
+    };
     let (data, id) = data_and_id(py, exchange);
-    let application_time = started.clock.elapsed().as_secs_f64();
-    let finish = epoch_seconds(started.application_start) + application_time;
+    let application_time = timing.clock.elapsed().as_secs_f64();
+    let finish = epoch_seconds(timing.application_start) + application_time;
     let event = PyDict::new(py);
     let filled = (|| -> PyResult<()> {
         let state = exchange.lock(py);
@@ -338,7 +345,7 @@ pub(crate) fn request_finished(py: Python<'_>, exchange: &Exchange, started: Sta
             event.set_item("status", *code)?;
         }
         drop(state);
-        if let (Some((u0, s0)), Some((u1, s1))) = (started.cpu, thread_cpu_times()) {
+        if let (Some((u0, s0)), Some((u1, s1))) = (timing.cpu, thread_cpu_times()) {
             let user = (u1 - u0).max(0.0);
             let system = (s1 - s0).max(0.0);
             event.set_item("cpu_user_time", user)?;
