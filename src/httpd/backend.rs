@@ -218,6 +218,19 @@ impl Backend for ApacheBackend {
         }
     }
 
+    fn request_id(&mut self) -> Option<String> {
+        // SAFETY: live request (the contract of `new`); the generate_log_id
+        // hooks store a pool string in r->log_id, as mod_wsgi has them do.
+        unsafe {
+            let r = self.r;
+            if (*r).log_id.is_null() {
+                ffi::ap_run_generate_log_id((*r).connection, r, &raw mut (*r).log_id);
+            }
+            let id = (*r).log_id;
+            (!id.is_null()).then(|| std::ffi::CStr::from_ptr(id).to_string_lossy().into_owned())
+        }
+    }
+
     fn log(&self, level: LogLevel, msg: &str) {
         let msg = super::log::c_message(msg);
         // SAFETY: live request; the shim logs msg through "%s".

@@ -95,7 +95,8 @@ fn data_and_id<'py>(
     py: Python<'py>,
     exchange: &Exchange,
 ) -> (Bound<'py, PyDict>, Bound<'py, PyString>) {
-    let mut state = exchange.lock(py);
+    let mut guard = exchange.lock(py);
+    let state = &mut *guard;
     let track = &mut state.track;
     let data = track
         .request_data
@@ -105,8 +106,17 @@ fn data_and_id<'py>(
     let id = track
         .request_id
         .get_or_insert_with(|| {
-            let serial = REQUEST_SERIAL.fetch_add(1, Ordering::Relaxed);
-            PyString::new(py, &format!("{:x}-{serial:x}", std::process::id())).unbind()
+            // Apache's log id where the server side has one (embedded
+            // mode), as mod_wsgi uses; otherwise one of this process's own.
+            let id = state
+                .backend
+                .as_mut()
+                .and_then(|b| b.request_id())
+                .unwrap_or_else(|| {
+                    let serial = REQUEST_SERIAL.fetch_add(1, Ordering::Relaxed);
+                    format!("{:x}-{serial:x}", std::process::id())
+                });
+            PyString::new(py, &id).unbind()
         })
         .bind(py)
         .clone();

@@ -92,6 +92,12 @@ pub trait Backend: Send {
     fn is_head(&self) -> bool;
     /// Logs a line attributed to this request.
     fn log(&self, level: LogLevel, msg: &str);
+    /// The request's id as the server's logs show it (Apache's `%L`), made
+    /// on demand, for the events' `request_id`; None when the server side
+    /// has none to give.
+    fn request_id(&mut self) -> Option<String> {
+        None
+    }
     /// Called once the application is done, with how it ended: a backend
     /// that frames its responses itself (daemon mode) completes or fails
     /// the response here. Apache finishes requests on its own.

@@ -326,3 +326,45 @@ def application(environ, start_response):
         s.error_log()
     );
 }
+
+/// In embedded mode an event's `request_id` is Apache's log id for the
+/// request, the `%L` of `ErrorLogFormat` and `LogFormat`, so event data and
+/// log lines can be matched up.
+#[test]
+fn request_id_is_apaches_log_id() {
+    let app = r#"
+import mod_wsgi
+
+@mod_wsgi.subscribe_events
+def record(name, **event):
+    if name == 'request_started':
+        mod_wsgi.request_data()['id'] = event['request_id']
+
+def application(environ, start_response):
+    environ['wsgi.errors'].write('marker-request-id %s\n' % mod_wsgi.request_data()['id'])
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'ok']
+"#;
+    let s = Server::new(Mpm::Event)
+        .file("id.wsgi", app)
+        .conf("ErrorLogFormat \"[%l] [log-id %L] %M\"\n")
+        .conf("WSGIScriptAlias /id {root}/id.wsgi\n")
+        .start();
+    assert_eq!(s.get("/id").status, 200, "{}", s.error_log());
+    assert!(
+        s.wait_log("marker-request-id", Duration::from_secs(5)),
+        "{}",
+        s.error_log()
+    );
+    let log = s.error_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("marker-request-id"))
+        .unwrap();
+    let id = line.rsplit(' ').next().unwrap();
+    assert!(id.len() > 4, "{line}");
+    assert!(
+        line.contains(&format!("[log-id {id}] ")),
+        "the event's request_id is not the log id: {line}"
+    );
+}
