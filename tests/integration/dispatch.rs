@@ -139,6 +139,35 @@ fn dispatch_to_a_forbidden_group_is_refused() {
     );
 }
 
+/// A group another virtual host defines is not this one's to choose: the
+/// dispatch naming it is refused, while its own virtual host may use it.
+#[test]
+fn dispatch_to_another_virtual_hosts_group_is_refused() {
+    let vhost = |name: &str, group: &str| {
+        format!(
+            "<VirtualHost 127.0.0.1:{{port}}>\n  ServerName {name}\n{group}  \
+             WSGIScriptAlias /app {{root}}/app.wsgi\n  \
+             WSGIDispatchScript {{root}}/to_ga.py\n</VirtualHost>\n"
+        )
+    };
+    let s = Server::new(Mpm::Event)
+        .file("app.wsgi", WHERE_APP)
+        .file("to_ga.py", "def process_group(environ):\n    return 'ga'\n")
+        .conf(&vhost("a.example", "  WSGIDaemonProcess ga threads=2\n"))
+        .conf(&vhost("b.example", ""))
+        .start();
+    let r = s.request("GET", "/app", &[("Host", "a.example")], b"");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    assert_eq!(field(&r.text(), "group"), "ga");
+    let r = s.request("GET", "/app", &[("Host", "b.example")], b"");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        s.wait_log("aemon process called 'ga'", Duration::from_secs(5)),
+        "{}",
+        s.error_log()
+    );
+}
+
 /// `WSGIRestrictProcess` refuses a `WSGIProcessGroup` outside its list with
 /// mod_wsgi's message, and allows the ones in it (`%{GLOBAL}` included).
 #[test]
