@@ -7,13 +7,37 @@ use super::args::{exactly_one, exactly_one_non_empty, flag_directive, wrong_coun
 use super::directive::Directive;
 use super::error::ConfigError;
 
-/// A start-up warning with a stable identifier (`WSGIRS1nn`, nn the
-/// directive's id; `WSGIRS2nn` for `WSGIDaemonProcess` options, nn the
-/// option's index), so it can be searched for and filtered on.
+/// A start-up warning with a stable identifier (`WSGIRS1nn` for a
+/// directive, see [`notice_id`]; `WSGIRS2nn` for a `WSGIDaemonProcess`
+/// option, nn the option's index), so it can be searched for and filtered on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub id: String,
     pub message: String,
+}
+
+/// The id of a directive's notice. Fixed here, apart from the directive
+/// table's order, so that adding directives never renumbers a notice.
+pub fn notice_id(d: Directive) -> String {
+    let n = match d {
+        Directive::VerboseDebugging => 101,
+        Directive::AcceptMutex => 102,
+        Directive::LazyInitialization => 103,
+        Directive::CaseSensitivity => 104,
+        Directive::ApplicationWrapper => 105,
+        Directive::NewRelicConfigFile => 106,
+        Directive::NewRelicEnvironment => 107,
+        Directive::PerInterpreterGil => 108,
+        Directive::FreeThreading => 109,
+        Directive::InterpreterOptions => 110,
+        Directive::TelemetryService => 111,
+        Directive::TelemetryOptions => 112,
+        Directive::SlowRequests => 113,
+        // Directives with an effect have no notice; a new compatibility
+        // directive takes the next free number above.
+        _ => 199,
+    };
+    format!("WSGIRS{n}")
 }
 
 impl std::fmt::Display for Notice {
@@ -25,7 +49,7 @@ impl std::fmt::Display for Notice {
 impl Notice {
     pub fn for_directive(d: Directive, value: &str, why: &str) -> Notice {
         Notice {
-            id: format!("WSGIRS{}", 100 + d.id()),
+            id: notice_id(d),
             message: format!("{} {value}: {why}", d.name()),
         }
     }
@@ -283,12 +307,30 @@ mod tests {
         c.apply(Directive::FreeThreading, &["On"]).unwrap();
         let notices = c.notices();
         let ids: Vec<&str> = notices.iter().map(|n| n.id.as_str()).collect();
-        assert_eq!(ids, ["WSGIRS142", "WSGIRS149"]);
+        assert_eq!(ids, ["WSGIRS102", "WSGIRS109"]);
         assert_eq!(
             notices[0].to_string(),
-            "WSGIRS142: WSGIAcceptMutex default: accepted for compatibility, no effect: \
+            "WSGIRS102: WSGIAcceptMutex default: accepted for compatibility, no effect: \
              daemon processes take connections through epoll without an accept mutex"
         );
+    }
+
+    #[test]
+    fn every_notice_has_its_own_fixed_id() {
+        let mut ids: Vec<String> = Directive::all()
+            .filter(|d| {
+                ["On", "Off", "x"]
+                    .iter()
+                    .any(|v| no_effect(*d, v).is_some())
+            })
+            .map(notice_id)
+            .collect();
+        ids.push(notice_id(Directive::InterpreterOptions));
+        assert!(!ids.contains(&"WSGIRS199".to_owned()), "{ids:?}");
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate notice ids");
     }
 
     #[test]

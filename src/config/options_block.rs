@@ -134,7 +134,7 @@ impl InterpreterOptionsBlock {
             }
         }
         Notice {
-            id: format!("WSGIRS{}", 100 + d.id()),
+            id: super::compat::notice_id(d),
             message: format!(
                 "{tag}>: accepted for compatibility, no effect: per-interpreter option \
                  containers are not applied; set the options at server level or on \
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(all.process_group, None);
         assert_eq!(
             b.notice().to_string(),
-            "WSGIRS150: <WSGIInterpreterOptions process-group=d1 application-group=%{GLOBAL}>: \
+            "WSGIRS110: <WSGIInterpreterOptions process-group=d1 application-group=%{GLOBAL}>: \
              accepted for compatibility, no effect: per-interpreter option containers are not \
              applied; set the options at server level or on WSGIDaemonProcess"
         );

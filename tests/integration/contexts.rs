@@ -345,10 +345,10 @@ fn compatibility_settings_warn_once_per_start() {
         .start();
     assert_eq!(s.get("/").status, 200);
     let ids = [
-        "WSGIRS142: WSGIAcceptMutex flock: accepted for compatibility, no effect",
-        "WSGIRS148: WSGIPerInterpreterGIL On:",
-        "WSGIRS151: WSGITelemetryService unix:/run/t.sock:",
-        "WSGIRS150: <WSGIInterpreterOptions application-group=%{GLOBAL}>:",
+        "WSGIRS102: WSGIAcceptMutex flock: accepted for compatibility, no effect",
+        "WSGIRS108: WSGIPerInterpreterGIL On:",
+        "WSGIRS111: WSGITelemetryService unix:/run/t.sock:",
+        "WSGIRS110: <WSGIInterpreterOptions application-group=%{GLOBAL}>:",
         "WSGIRS236: WSGIDaemonProcess a socket-user=:",
         "WSGIRS245: WSGIDaemonProcess a newrelic-environment=:",
     ];
@@ -361,7 +361,7 @@ fn compatibility_settings_warn_once_per_start() {
         );
     }
     assert!(
-        !s.error_log().contains("WSGIRS143"),
+        !s.error_log().contains("WSGIRS103"),
         "LazyInitialization On is what we do"
     );
     assert!(
