@@ -13,7 +13,7 @@
 //! own callbacks and active requests.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -32,20 +32,6 @@ static TRACK_ACTIVE: AtomicBool = AtomicBool::new(false);
 const ACTIVE_ATTR: &str = "_active_requests_dict";
 /// For request ids: requests started in this process.
 static REQUEST_SERIAL: AtomicU64 = AtomicU64::new(0);
-
-/// What one request records for its events, in the exchange.
-#[derive(Default)]
-pub(crate) struct RequestTrack {
-    /// Events are published for this request (decided when it starts).
-    pub published: bool,
-    pub request_data: Option<Py<PyDict>>,
-    pub request_id: Option<Py<PyString>>,
-    pub input_reads: u64,
-    pub input_length: u64,
-    pub input_time: Duration,
-    pub output_writes: u64,
-    pub output_time: Duration,
-}
 
 /// Notes that a callback was subscribed (`mod_wsgi.subscribe_events`).
 pub fn note_subscriber() {

@@ -8,9 +8,11 @@
 //! fails cleanly instead of touching freed Apache memory.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use pyo3::sync::MutexExt;
-use pyo3::Python;
+use pyo3::types::{PyDict, PyString};
+use pyo3::{Py, Python};
 
 /// Apache's severity levels that Python code can reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +116,22 @@ pub(crate) struct ExchangeState {
     pub backend: Option<Box<dyn Backend>>,
     pub response: ResponseState,
     /// What the request's events report (see `events.rs`).
-    pub track: super::events::RequestTrack,
+    pub track: RequestTrack,
+}
+
+/// What one request records for its events (`events.rs`): kept with the
+/// exchange, as the input and output paths count into it.
+#[derive(Default)]
+pub(crate) struct RequestTrack {
+    /// Events are published for this request (decided when it starts).
+    pub published: bool,
+    pub request_data: Option<Py<PyDict>>,
+    pub request_id: Option<Py<PyString>>,
+    pub input_reads: u64,
+    pub input_length: u64,
+    pub input_time: Duration,
+    pub output_writes: u64,
+    pub output_time: Duration,
 }
 
 #[derive(Default)]
