@@ -212,7 +212,9 @@ fn handle(req: &mut Request<'_>) -> c_int {
 
     let plan = plan::current();
     if !process_group.is_empty() {
-        let Some(group) = plan.daemon_group(&process_group, req.server_addr()) else {
+        let Some(group) =
+            plan.daemon_group(&process_group, req.server_addr(), || req.server_hostname())
+        else {
             req.log(
                 APLOG_ERR,
                 &format!("No WSGI daemon process called '{process_group}' has been configured: {filename}"),

@@ -21,6 +21,9 @@ pub struct DaemonGroup {
     /// requests of that virtual host, or of any host when it is the main
     /// server, may use it.
     pub owner: usize,
+    /// That server's `ServerName`: virtual hosts of the same name (one site
+    /// on several ports) may use the group too, as in mod_wsgi.
+    pub owner_name: String,
     pub connect_timeout: Duration,
 }
 
@@ -43,10 +46,20 @@ pub struct ProcessPlan {
 }
 
 impl ProcessPlan {
-    /// The daemon group `name` as seen from the server at `server`.
-    pub fn daemon_group(&self, name: &str, server: usize) -> Option<&DaemonGroup> {
+    /// The daemon group `name` as seen from the server at `server`;
+    /// `server_name` (asked only for a group of another virtual host) is
+    /// that server's `ServerName`.
+    pub fn daemon_group(
+        &self,
+        name: &str,
+        server: usize,
+        server_name: impl Fn() -> String,
+    ) -> Option<&DaemonGroup> {
         self.daemon_groups.iter().find(|g| {
-            g.launch.spec.name == name && (g.owner == server || g.owner == self.main_server)
+            g.launch.spec.name == name
+                && (g.owner == server
+                    || g.owner == self.main_server
+                    || g.owner_name == server_name())
         })
     }
 }

@@ -264,6 +264,7 @@ pub(super) unsafe fn build_plan(
                 },
                 socket_path: format!("{prefix}.{}.sock", spec.name).into(),
                 owner: server as usize,
+                owner_name: facts.hostname.clone(),
                 connect_timeout: spec.connect_timeout,
             });
         }

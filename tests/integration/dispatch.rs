@@ -168,6 +168,32 @@ fn dispatch_to_another_virtual_hosts_group_is_refused() {
     );
 }
 
+/// As in mod_wsgi, virtual hosts with the same `ServerName` (one site on
+/// two ports, or here an alias) may use each other's daemon groups.
+#[test]
+fn virtual_hosts_of_one_server_name_share_daemon_groups() {
+    let s = Server::new(Mpm::Worker)
+        .file("app.wsgi", WHERE_APP)
+        .conf(
+            "<VirtualHost 127.0.0.1:{port}>\n  ServerName site.example\n  \
+             WSGIDaemonProcess shared threads=2\n  \
+             WSGIScriptAlias /app {root}/app.wsgi process-group=shared\n</VirtualHost>\n\
+             <VirtualHost 127.0.0.1:{port}>\n  ServerName site.example\n  \
+             ServerAlias alias.example\n  \
+             WSGIScriptAlias /app {root}/app.wsgi process-group=shared\n</VirtualHost>\n\
+             <VirtualHost 127.0.0.1:{port}>\n  ServerName other.example\n  \
+             WSGIScriptAlias /app {root}/app.wsgi process-group=shared\n</VirtualHost>\n",
+        )
+        .start();
+    for host in ["site.example", "alias.example"] {
+        let r = s.request("GET", "/app", &[("Host", host)], b"");
+        assert_eq!(r.status, 200, "{host}: {}\n{}", r.text(), s.error_log());
+        assert_eq!(field(&r.text(), "group"), "shared", "{host}");
+    }
+    let r = s.request("GET", "/app", &[("Host", "other.example")], b"");
+    assert_eq!(r.status, 500, "{}", r.text());
+}
+
 /// `WSGIRestrictProcess` refuses a `WSGIProcessGroup` outside its list with
 /// mod_wsgi's message, and allows the ones in it (`%{GLOBAL}` included).
 #[test]
