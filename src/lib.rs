@@ -25,4 +25,5 @@ mod httpd {
     mod ffi;
 }
 pub mod interp;
+pub mod plan;
 pub mod wsgi;

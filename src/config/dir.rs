@@ -55,8 +55,8 @@ pub fn resolve_callable_object(spec: &str, env: impl Fn(&str) -> Option<String>)
         .unwrap_or_else(|| DEFAULT_CALLABLE_OBJECT.to_owned())
 }
 
-/// Everything `None` means "not set here"; the `effective_*` getters give
-/// mod_wsgi's defaults for unset values.
+/// Everything `None` means "not set here"; [`DirConfig::for_request`] gives
+/// what applies to a request, with mod_wsgi's defaults for unset values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirConfig {
     /// A Python identifier, or `%{ENV:variable}`
@@ -237,55 +237,73 @@ impl DirConfig {
         }
     }
 
-    /// The settings for a request mapped by a script alias: the alias's
-    /// own options override the per-directory ones, as in mod_wsgi.
-    pub fn with_alias_options(&self, options: &AliasOptions) -> Self {
-        let from_alias = DirConfig {
-            callable_object: options.callable_object.clone(),
-            pass_authorization: options.pass_authorization,
-            application_group: options.application_group.clone(),
-            process_group: options.process_group.clone(),
-            ..DirConfig::default()
-        };
-        DirConfig::merge(self, &from_alias)
+    /// The settings that apply to a request: these, under the options of
+    /// the script alias that mapped it, if any.
+    pub fn for_request<'a>(&'a self, alias: Option<&'a AliasOptions>) -> RequestSettings<'a> {
+        RequestSettings { dir: self, alias }
     }
+}
 
-    /// The raw `WSGICallableObject` value, or "application".
-    pub fn effective_callable_object(&self) -> &str {
-        self.callable_object
-            .as_deref()
+/// The settings of one request, read without copying: a script alias's
+/// own options override the per-directory ones (as in mod_wsgi), and
+/// mod_wsgi's defaults apply to what neither sets.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSettings<'a> {
+    dir: &'a DirConfig,
+    alias: Option<&'a AliasOptions>,
+}
+
+impl<'a> RequestSettings<'a> {
+    /// The raw callable object (see [`resolve_callable_object`]), or
+    /// "application".
+    pub fn callable_object(&self) -> &'a str {
+        self.alias
+            .and_then(|a| a.callable_object.as_deref())
+            .or(self.dir.callable_object.as_deref())
             .unwrap_or(DEFAULT_CALLABLE_OBJECT)
     }
 
-    pub fn effective_pass_authorization(&self) -> bool {
-        self.pass_authorization.unwrap_or(false)
+    /// `WSGIPassAuthorization`, off by default.
+    pub fn pass_authorization(&self) -> bool {
+        self.alias
+            .and_then(|a| a.pass_authorization)
+            .or(self.dir.pass_authorization)
+            .unwrap_or(false)
     }
 
-    pub fn effective_script_reloading(&self) -> bool {
-        self.script_reloading.unwrap_or(true)
+    /// `WSGIScriptReloading`, on by default.
+    pub fn script_reloading(&self) -> bool {
+        self.dir.script_reloading.unwrap_or(true)
     }
 
-    pub fn effective_application_group(&self) -> &ApplicationGroup {
-        self.application_group
-            .as_ref()
+    /// `WSGIApplicationGroup`, `%{RESOURCE}` by default.
+    pub fn application_group(&self) -> &'a ApplicationGroup {
+        self.alias
+            .and_then(|a| a.application_group.as_ref())
+            .or(self.dir.application_group.as_ref())
             .unwrap_or(&DEFAULT_APPLICATION_GROUP)
     }
 
-    pub fn effective_chunked_request(&self) -> bool {
-        self.chunked_request.unwrap_or(false)
+    /// `WSGIChunkedRequest`, off by default.
+    pub fn chunked_request(&self) -> bool {
+        self.dir.chunked_request.unwrap_or(false)
     }
 
-    pub fn effective_map_head_to_get(&self) -> MapHeadToGet {
-        self.map_head_to_get.unwrap_or_default()
+    /// `WSGIMapHEADToGET`, `Auto` by default.
+    pub fn map_head_to_get(&self) -> MapHeadToGet {
+        self.dir.map_head_to_get.unwrap_or_default()
     }
 
-    pub fn effective_pass_apache_request(&self) -> bool {
-        self.pass_apache_request.unwrap_or(false)
+    /// `WSGIPassApacheRequest`, off by default.
+    pub fn pass_apache_request(&self) -> bool {
+        self.dir.pass_apache_request.unwrap_or(false)
     }
 
-    pub fn effective_process_group(&self) -> &ProcessGroup {
-        self.process_group
-            .as_ref()
+    /// `WSGIProcessGroup`, `%{GLOBAL}` (embedded mode) by default.
+    pub fn process_group(&self) -> &'a ProcessGroup {
+        self.alias
+            .and_then(|a| a.process_group.as_ref())
+            .or(self.dir.process_group.as_ref())
             .unwrap_or(&DEFAULT_PROCESS_GROUP)
     }
 }
@@ -307,29 +325,27 @@ mod tests {
     #[test]
     fn defaults_are_mod_wsgis() {
         let config = DirConfig::default();
-        assert_eq!(config.effective_callable_object(), "application");
-        assert!(!config.effective_pass_authorization());
-        assert!(config.effective_script_reloading());
-        assert_eq!(
-            config.effective_application_group(),
-            &ApplicationGroup::Resource
-        );
-        assert!(!config.effective_chunked_request());
-        assert_eq!(config.effective_map_head_to_get(), MapHeadToGet::Auto);
-        assert_eq!(config.effective_process_group(), &ProcessGroup::Global);
+        let settings = config.for_request(None);
+        assert_eq!(settings.callable_object(), "application");
+        assert!(!settings.pass_authorization());
+        assert!(settings.script_reloading());
+        assert_eq!(settings.application_group(), &ApplicationGroup::Resource);
+        assert!(!settings.chunked_request());
+        assert_eq!(settings.map_head_to_get(), MapHeadToGet::Auto);
+        assert_eq!(settings.process_group(), &ProcessGroup::Global);
     }
 
     #[test]
     fn applies_each_directive() {
         let c = applied(Directive::CallableObject, &["app"]);
-        assert_eq!(c.effective_callable_object(), "app");
+        assert_eq!(c.for_request(None).callable_object(), "app");
         let c = applied(Directive::CallableObject, &["%{ENV:CALLABLE}"]);
         assert_eq!(c.callable_object.as_deref(), Some("%{ENV:CALLABLE}"));
         let c = applied(Directive::PassAuthorization, &["On"]);
         assert_eq!(c.pass_authorization, Some(true));
         let c = applied(Directive::ScriptReloading, &["off"]);
         assert_eq!(c.script_reloading, Some(false));
-        assert!(!c.effective_script_reloading());
+        assert!(!c.for_request(None).script_reloading());
         let c = applied(Directive::ErrorOverride, &["On"]);
         assert_eq!(c.error_override, Some(true));
         let c = applied(Directive::EnableSendfile, &["off"]);
@@ -342,7 +358,7 @@ mod tests {
             .apply(Directive::ErrorOverride, &["maybe"])
             .is_err());
         let c = applied(Directive::ChunkedRequest, &["ON"]);
-        assert!(c.effective_chunked_request());
+        assert!(c.for_request(None).chunked_request());
         let c = applied(Directive::ApplicationGroup, &["%{GLOBAL}"]);
         assert_eq!(c.application_group, Some(ApplicationGroup::Global));
         let c = applied(Directive::ApplicationGroup, &["%{ENV:G}"]);
@@ -364,7 +380,7 @@ mod tests {
         let mut c = DirConfig::default();
         c.apply(Directive::CallableObject, &["first"]).unwrap();
         c.apply(Directive::CallableObject, &["second"]).unwrap();
-        assert_eq!(c.effective_callable_object(), "second");
+        assert_eq!(c.for_request(None).callable_object(), "second");
     }
 
     #[test]
@@ -541,7 +557,7 @@ mod tests {
         assert_eq!(merged.error_override, Some(true));
         assert_eq!(merged.enable_sendfile, Some(true));
         assert_eq!(merged.ignore_activity, Some(false));
-        assert!(merged.effective_pass_apache_request());
+        assert!(merged.for_request(None).pass_apache_request());
         assert_eq!(
             merged.process_group,
             Some(ProcessGroup::Named("inner".into()))
@@ -568,18 +584,17 @@ mod tests {
             pass_authorization: Some(false),
             application_group: None,
         };
-        let effective = dir.with_alias_options(&options);
-        assert_eq!(effective.effective_callable_object(), "alias_app");
-        assert!(!effective.effective_pass_authorization());
-        assert_eq!(
-            effective.effective_application_group(),
-            &ApplicationGroup::Server
-        );
-        assert_eq!(
-            effective.effective_process_group(),
-            &ProcessGroup::Named("p".into())
-        );
-        assert!(!effective.effective_script_reloading());
+        let effective = dir.for_request(Some(&options));
+        assert_eq!(effective.callable_object(), "alias_app");
+        assert!(!effective.pass_authorization());
+        assert_eq!(effective.application_group(), &ApplicationGroup::Server);
+        assert_eq!(effective.process_group(), &ProcessGroup::Named("p".into()));
+        assert!(!effective.script_reloading());
+        // Without the alias, the directory's own settings.
+        let plain = dir.for_request(None);
+        assert_eq!(plain.callable_object(), "dir_app");
+        assert!(plain.pass_authorization());
+        assert_eq!(plain.process_group(), &ProcessGroup::Global);
     }
 
     #[test]

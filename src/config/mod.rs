@@ -25,7 +25,9 @@ pub use alias::{AliasMatch, AliasOptions, AliasPattern, ScriptAlias};
 pub use args::split_raw_args;
 pub use compat::{CompatSettings, Notice};
 pub use daemon::DaemonProcessSpec;
-pub use dir::{resolve_callable_object, DirConfig, MapHeadToGet, DEFAULT_CALLABLE_OBJECT};
+pub use dir::{
+    resolve_callable_object, DirConfig, MapHeadToGet, RequestSettings, DEFAULT_CALLABLE_OBJECT,
+};
 pub use directive::{context, Args, Directive, Reach, Scope, Spec, SPECS};
 pub use dispatch::{DispatchScript, HandlerScript, Routing, HANDLER_CALLABLE};
 pub use error::ConfigError;

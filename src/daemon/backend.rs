@@ -18,8 +18,13 @@ pub(super) enum Body {
     /// Read in full before the application ran (our client, small bodies).
     Memory { data: Vec<u8>, at: usize },
     /// Framed on the socket after our go-ahead (our client, large or
-    /// chunked bodies).
-    Framed { frame_left: usize, done: bool },
+    /// chunked bodies). `asked`: the go-ahead has been sent; until then
+    /// the client sends nothing.
+    Framed {
+        asked: bool,
+        frame_left: usize,
+        done: bool,
+    },
     /// `CONTENT_LENGTH` bytes on the socket (plain uwsgi peers); `early`
     /// arrived with the vars.
     Plain {
@@ -122,7 +127,7 @@ impl DaemonBackend {
     fn body_complete(&self) -> bool {
         match self.body {
             Body::Memory { .. } => true,
-            Body::Framed { done, .. } => done,
+            Body::Framed { asked, done, .. } => done || !asked,
             Body::Plain { left, .. } => left == 0,
         }
     }
@@ -165,8 +170,10 @@ impl Backend for DaemonBackend {
                 *at += n;
                 Ok(n)
             }
-            Body::Framed { done: true, .. } => Ok(0),
-            Body::Framed { frame_left, done } => {
+            Body::Framed { done: true, .. } | Body::Framed { asked: false, .. } => Ok(0),
+            Body::Framed {
+                frame_left, done, ..
+            } => {
                 while *frame_left == 0 {
                     let mut len = [0u8; 4];
                     (&*self.stream).read_exact(&mut len).map_err(|e| {
@@ -219,6 +226,18 @@ impl Backend for DaemonBackend {
                 Ok(n)
             }
         }
+    }
+
+    fn app_ready(&mut self) -> Result<(), WriteError> {
+        if let Body::Framed { asked, .. } = &mut self.body {
+            if !*asked {
+                (&*self.stream)
+                    .write_all(&[protocol::CONTINUE])
+                    .map_err(|e| WriteError::Disconnected(e.to_string()))?;
+                *asked = true;
+            }
+        }
+        Ok(())
     }
 
     fn start_response(&mut self, _status: u16, status_line: &str, headers: &[(String, String)]) {

@@ -21,10 +21,7 @@ use super::backend::{Body, DaemonBackend};
 use super::protocol::{self, error_response, ProtocolError, Vars};
 use super::state::Daemon;
 use crate::interp::{self, ScriptKey};
-use crate::wsgi::{
-    flush_thread_streams, run_application, set_current_request, EnvironSpec, Exchange, Input,
-    Outcome, WsgiFlags,
-};
+use crate::wsgi::{run_request, EnvironSpec, WsgiFlags};
 
 /// Largest body our client sends without waiting for [`protocol::CONTINUE`]
 /// (it sends 64 KiB; the rest is slack for frame headers).
@@ -151,21 +148,9 @@ pub fn serve(
         }
     };
     let admitted = daemon.admit() && accepting;
-    let vars = head.vars;
-    let given = vars.get(protocol::VAR_SECRET).unwrap_or(b"");
-    // Our handler may choose script, group and callable; a proxied request
-    // (or anything else) only ever gets the group's default application.
-    let ours = same_secret(given, daemon.launch.secret.as_bytes());
-    if !ours && !same_secret(given, daemon.launch.proxy_secret.as_bytes()) {
-        log::warn!(
-            "(wsgi:{}) refused a request that did not come from this Apache (wrong or missing secret)",
-            daemon.group()
-        );
-        let framed = vars.flag(protocol::VAR_CLIENT);
-        let _ = stream.write_all(&error_response(403, "Forbidden", framed));
+    let Some(vars) = trusted_vars(daemon, stream, head.vars) else {
         return After::Close;
-    }
-    let vars = if ours { vars } else { vars.without_private() };
+    };
     // WSGIIgnoreActivity: such requests neither start nor end activity.
     let counts = !vars.flag(protocol::VAR_IGNORE_ACTIVITY);
     if counts {
@@ -177,70 +162,16 @@ pub fn serve(
         return After::Close;
     }
     let already = &scratch.0[head.body_start..head.filled];
-    let body = if !framed {
-        let length = vars
-            .get_str("CONTENT_LENGTH")
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        Body::Plain {
-            early: already.to_vec(),
-            at: 0,
-            left: length,
-        }
-    } else if vars.flag(protocol::VAR_EXPECT) {
-        if !already.is_empty() {
-            log::debug!("(wsgi:{}) body sent before the go-ahead", daemon.group());
-            return After::Close;
-        }
-        Body::Framed {
-            frame_left: 0,
-            done: false,
-        }
-    } else {
-        match read_inline_body(stream, already) {
-            Ok(data) => Body::Memory { data, at: 0 },
-            Err(e) => {
-                log::debug!("(wsgi:{}) unreadable request body: {e}", daemon.group());
-                return After::Close;
-            }
-        }
+    let Some(body) = request_body(daemon, stream, &vars, already, framed) else {
+        return After::Close;
     };
-    let key = match vars.get_str(protocol::VAR_SCRIPT) {
-        Some(script) => ScriptKey {
-            group: vars
-                .get_str(protocol::VAR_APPLICATION_GROUP)
-                .unwrap_or_default(),
-            path: PathBuf::from(script),
-        },
-        None => match &daemon.launch.default_script {
-            Some(key) => key.clone(),
-            None => {
-                log::error!(
-                    "(wsgi:{}) a request named no WSGI script and the group has no WSGIImportScript",
-                    daemon.group()
-                );
-                let _ = stream.write_all(&error_response(500, "Internal Server Error", framed));
-                return After::Close;
-            }
-        },
+    let Some(key) = script_of(daemon, &vars) else {
+        let _ = stream.write_all(&error_response(500, "Internal Server Error", framed));
+        return After::Close;
     };
-    let queue_limit = daemon.launch.spec.queue_timeout;
-    if !queue_limit.is_zero() {
-        let start = vars
-            .get_str(protocol::VAR_QUEUE_START)
-            .and_then(|s| s.parse::<u64>().ok());
-        if let Some(start) = start {
-            let waited = Duration::from_micros(protocol::micros_now().saturating_sub(start));
-            if waited > queue_limit {
-                log::error!(
-                    "(wsgi:{}) queue timeout: request waited {:.1}s for a daemon thread",
-                    daemon.group(),
-                    waited.as_secs_f64()
-                );
-                let _ = stream.write_all(&error_response(504, "Gateway Timeout", framed));
-                return After::Close;
-            }
-        }
+    if waited_too_long(daemon, &vars) {
+        let _ = stream.write_all(&error_response(504, "Gateway Timeout", framed));
+        return After::Close;
     }
     let answer = AnswerState::new();
     *daemon.slots[index]
@@ -289,6 +220,113 @@ pub fn serve(
     }
 }
 
+/// The request's vars if it came from this Apache, else None (answered
+/// 403). Our handler may choose script, group and callable; a proxied
+/// request (or anything else) only ever gets the group's default
+/// application, so its private vars are dropped.
+fn trusted_vars(daemon: &Daemon, stream: &mut UnixStream, vars: Vars) -> Option<Vars> {
+    let given = vars.get(protocol::VAR_SECRET).unwrap_or(b"");
+    let ours = same_secret(given, daemon.launch.secret.as_bytes());
+    if !ours && !same_secret(given, daemon.launch.proxy_secret.as_bytes()) {
+        log::warn!(
+            "(wsgi:{}) refused a request that did not come from this Apache (wrong or missing secret)",
+            daemon.group()
+        );
+        let framed = vars.flag(protocol::VAR_CLIENT);
+        let _ = stream.write_all(&error_response(403, "Forbidden", framed));
+        return None;
+    }
+    Some(if ours { vars } else { vars.without_private() })
+}
+
+/// Where the body comes from; None when the request cannot be served (the
+/// connection then closes). `already`: body bytes that came with the vars.
+fn request_body(
+    daemon: &Daemon,
+    stream: &mut UnixStream,
+    vars: &Vars,
+    already: &[u8],
+    framed: bool,
+) -> Option<Body> {
+    if !framed {
+        let length = vars
+            .get_str("CONTENT_LENGTH")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        return Some(Body::Plain {
+            early: already.to_vec(),
+            at: 0,
+            left: length,
+        });
+    }
+    if vars.flag(protocol::VAR_EXPECT) {
+        if !already.is_empty() {
+            log::debug!("(wsgi:{}) body sent before the go-ahead", daemon.group());
+            return None;
+        }
+        return Some(Body::Framed {
+            asked: false,
+            frame_left: 0,
+            done: false,
+        });
+    }
+    match read_inline_body(stream, already) {
+        Ok(data) => Some(Body::Memory { data, at: 0 }),
+        Err(e) => {
+            log::debug!("(wsgi:{}) unreadable request body: {e}", daemon.group());
+            None
+        }
+    }
+}
+
+/// The script the request names, or the group's default one; None (logged)
+/// when there is neither.
+fn script_of(daemon: &Daemon, vars: &Vars) -> Option<ScriptKey> {
+    match vars.get_str(protocol::VAR_SCRIPT) {
+        Some(script) => Some(ScriptKey {
+            group: vars
+                .get_str(protocol::VAR_APPLICATION_GROUP)
+                .unwrap_or_default(),
+            path: PathBuf::from(script),
+        }),
+        None => {
+            let key = daemon.launch.default_script.clone();
+            if key.is_none() {
+                log::error!(
+                    "(wsgi:{}) a request named no WSGI script and the group has no WSGIImportScript",
+                    daemon.group()
+                );
+            }
+            key
+        }
+    }
+}
+
+/// Whether the request waited longer than `queue-timeout` for a thread
+/// (logged when it did).
+fn waited_too_long(daemon: &Daemon, vars: &Vars) -> bool {
+    let queue_limit = daemon.launch.spec.queue_timeout;
+    if queue_limit.is_zero() {
+        return false;
+    }
+    let Some(start) = vars
+        .get_str(protocol::VAR_QUEUE_START)
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let waited = Duration::from_micros(protocol::micros_now().saturating_sub(start));
+    if waited <= queue_limit {
+        return false;
+    }
+    log::error!(
+        "(wsgi:{}) queue timeout: request waited {:.1}s for a daemon thread",
+        daemon.group(),
+        waited.as_secs_f64()
+    );
+    true
+}
+
 /// One request, read and checked, ready to run.
 struct Request<'a> {
     vars: &'a Vars,
@@ -328,37 +366,13 @@ fn run(
             return;
         }
     }
-    let app = match daemon.scripts.application(py, &key, callable, mtime, false) {
-        Ok(app) => {
-            daemon.app_loaded.store(true, Ordering::SeqCst);
-            app
-        }
-        Err(e) => {
-            daemon.load_failed.store(true, Ordering::SeqCst);
-            log::error!("(wsgi:{}) {e}", daemon.group());
-            if let Some(err) = e.python_error() {
-                for line in crate::wsgi::format_exception(py, err) {
-                    log::error!("{line}");
-                }
-            }
-            let _ = py
-                .detach(|| stream.write_all(&error_response(500, "Internal Server Error", framed)));
-            return;
-        }
-    };
-    if matches!(body, Body::Framed { .. })
-        && py
-            .detach(|| stream.write_all(&[protocol::CONTINUE]))
-            .is_err()
-    {
-        return;
-    }
     let head = vars.get("REQUEST_METHOD") == Some(b"HEAD");
     let client = vars.get_str("REMOTE_ADDR").unwrap_or_default();
     let backend = DaemonBackend {
-        // SAFETY: the backend is dropped (Exchange::close, on every path
-        // through CloseOnDrop) before this function returns, while the
-        // worker still owns the descriptor; ManuallyDrop never closes it.
+        // SAFETY: the backend is dropped (when run_request ends the
+        // request's scope, on every way out) before this function returns,
+        // while the worker still owns the descriptor; ManuallyDrop never
+        // closes it.
         stream: ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(stream.as_raw_fd()) }),
         framed,
         keep_alive,
@@ -381,49 +395,27 @@ fn run(
         script_reloading: reloading,
         input_chunked: vars.flag(protocol::VAR_CHUNKED),
     };
-    let exchange = Exchange::new(Box::new(backend));
-    let _scope = CloseOnDrop(exchange.clone());
-    let environ = (|| {
-        let input = Bound::new(py, Input::new(exchange.clone()))?;
-        EnvironSpec {
-            cgi: vars.public(),
-            flags: &flags,
-        }
-        .build(py, input)
-    })();
-    let outcome = match environ {
-        Ok(environ) => {
-            set_current_request(Some(exchange.clone()));
-            let o = run_application(
-                py,
-                &app,
-                environ,
-                &exchange,
-                &key.path.display().to_string(),
-            );
-            flush_thread_streams(py, Some(&exchange));
-            set_current_request(None);
-            o
-        }
-        Err(e) => {
-            crate::wsgi::log_exception(py, &exchange, "Could not build the WSGI environ", &e);
-            Outcome::Failed
-        }
+    let load = || {
+        let loaded = daemon.scripts.application(py, &key, callable, mtime, false);
+        // Until an application has loaded, failed loads count against
+        // startup-timeout.
+        let seen = match loaded {
+            Ok(_) => &daemon.app_loaded,
+            Err(_) => &daemon.load_failed,
+        };
+        seen.store(true, Ordering::SeqCst);
+        loaded
     };
-    if let Some(mut backend) = exchange.close(py) {
-        py.detach(|| backend.finish(&outcome));
-    }
-}
-
-/// Ends the request's scope on every way out, a panic included: no lingering
-/// Python object keeps the connection, and the thread serves no request.
-struct CloseOnDrop(Arc<Exchange>);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        Python::attach(|py| {
-            set_current_request(None);
-            self.0.close(py);
-        });
-    }
+    let environ = EnvironSpec {
+        cgi: vars.public(),
+        flags: &flags,
+    };
+    run_request(
+        py,
+        Box::new(backend),
+        load,
+        environ,
+        |_| Ok(()),
+        &key.path.display().to_string(),
+    );
 }

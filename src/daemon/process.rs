@@ -16,6 +16,7 @@ use super::privileges::become_identity;
 use super::state::{now_secs, Daemon};
 use super::DaemonLaunch;
 use crate::interp;
+use crate::wsgi::log_script_error;
 
 /// Runs a daemon process, after waiting `hold_off` (the supervisor's
 /// back-off); never returns.
@@ -149,27 +150,17 @@ fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
                 .module(py, key, None, false)
                 .map(drop)
                 .map_err(|e| {
-                    let mut lines = vec![e.to_string()];
-                    if let Some(err) = e.python_error() {
-                        lines.extend(crate::wsgi::format_exception(py, err));
-                    }
-                    lines
+                    let message =
+                        format!("(wsgi:{}) failed to preload script: {e}", daemon.group());
+                    log_script_error(py, &message, e.python_error(), |line| log::error!("{line}"));
                 })
         });
-        let failed = match loaded {
+        match loaded {
             Ok(Ok(())) => continue,
-            Ok(Err(lines)) => lines,
-            Err(e) => vec![e.to_string()],
-        };
-        daemon.load_failed.store(true, Ordering::SeqCst);
-        log::error!(
-            "(wsgi:{}) failed to preload script: {}",
-            daemon.group(),
-            failed[0]
-        );
-        for line in &failed[1..] {
-            log::error!("{line}");
+            Ok(Err(())) => {}
+            Err(e) => log::error!("(wsgi:{}) failed to preload script: {e}", daemon.group()),
         }
+        daemon.load_failed.store(true, Ordering::SeqCst);
     }
     log::info!(
         "daemon process (wsgi:{}) pid {} started with {threads} thread(s)",

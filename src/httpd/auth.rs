@@ -25,7 +25,6 @@ use super::backend::ApacheBackend;
 use super::boundary::guard;
 use super::facts::Facts;
 use super::ffi;
-use super::handler::ExchangeGuard;
 use super::hooks::ensure_python;
 use super::plan;
 use super::pool::pool_bytes;
@@ -33,8 +32,8 @@ use super::request::Request;
 use crate::config::{split_raw_args, AccessScript};
 use crate::interp;
 use crate::wsgi::{
-    auth_environ, flush_thread_streams, header_var, log_exception, set_current_request,
-    AuthFailure, Exchange, LogLevel, PasswordCheck, RealmHash,
+    auth_environ, flush_thread_streams, header_var, log_exception, log_script_error,
+    set_current_request, AuthFailure, LogLevel, PasswordCheck, RealmHash, RequestScope,
 };
 
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
@@ -116,7 +115,7 @@ fn run_script<T>(
     }
     let group = script.application_group.expand(&Facts { req });
     let vars = auth_vars(req);
-    let reloading = req.dir_config().effective_script_reloading();
+    let reloading = req.dir_config().for_request(None).script_reloading();
     let key = plan::script_key(group.clone(), &script.path);
     // SAFETY: the backend only serves logging for this call, and the
     // exchange holding it is closed (the backend dropped) before return.
@@ -125,15 +124,14 @@ fn run_script<T>(
     let ran = interp::with_group(&key.group, |py| {
         // Closes the exchange however this ends, a panic included, so no
         // Python object can reach the request after httpd frees it.
-        let exchange = ExchangeGuard(Exchange::new(Box::new(backend)));
-        let exchange = &exchange.0;
+        let scope = RequestScope::open(Box::new(backend));
+        let exchange = scope.exchange();
         let module = match plan::scripts().module(py, &key, None, reloading) {
             Ok(module) => module,
             Err(e) => {
-                match e.python_error() {
-                    Some(err) => log_exception(py, exchange, &e.to_string(), err),
-                    None => exchange.log(py, LogLevel::Error, &e.to_string()),
-                }
+                log_script_error(py, &e.to_string(), e.python_error(), |line| {
+                    exchange.log(py, LogLevel::Error, line)
+                });
                 return None;
             }
         };
@@ -155,10 +153,9 @@ fn run_script<T>(
             Ok(answer) => Some(answer),
             Err(failure) => {
                 let line = failure.describe(&script.path);
-                match failure.python_error() {
-                    Some(err) => log_exception(py, exchange, &line, err),
-                    None => exchange.log(py, LogLevel::Error, &line),
-                }
+                log_script_error(py, &line, failure.python_error(), |line| {
+                    exchange.log(py, LogLevel::Error, line)
+                });
                 None
             }
         }

@@ -4,9 +4,9 @@
 //! WSGI core with an [`ApacheBackend`].
 
 use std::ffi::c_int;
-use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use super::backend::ApacheBackend;
 use super::boundary::guard;
@@ -19,15 +19,11 @@ use super::plan;
 use super::request::Request;
 use super::request_hooks::ALIAS_NOTE;
 use crate::config::{
-    resolve_callable_object, AliasOptions, ApplicationGroup, MapHeadToGet, RequestFacts,
-    DEFAULT_CALLABLE_OBJECT, HANDLER_CALLABLE,
+    resolve_callable_object, AliasOptions, MapHeadToGet, RequestFacts, HANDLER_CALLABLE,
 };
 use crate::daemon::protocol;
 use crate::interp;
-use crate::wsgi::{
-    flush_thread_streams, run_application, set_current_request, EnvironSpec, Exchange, Input,
-    Outcome, WsgiFlags,
-};
+use crate::wsgi::{run_request, EnvironSpec, Outcome, WsgiFlags};
 
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
 
@@ -42,20 +38,6 @@ pub extern "C" fn wsgi_rs_handler(r: *mut ffi::request_rec) -> c_int {
 
 fn status(code: u32) -> c_int {
     code as c_int
-}
-
-/// Closes the exchange however the handler leaves (a panic included), so no
-/// Python object can reach the request after httpd frees it.
-pub(super) struct ExchangeGuard(pub(super) Arc<Exchange>);
-
-impl Drop for ExchangeGuard {
-    fn drop(&mut self) {
-        Python::attach(|py| {
-            flush_thread_streams(py, Some(&self.0));
-            set_current_request(None);
-            self.0.close(py);
-        });
-    }
 }
 
 fn handle(req: &mut Request<'_>) -> c_int {
@@ -104,26 +86,16 @@ fn handle(req: &mut Request<'_>) -> c_int {
         }
     }
 
-    let options = match handler_script {
-        Some(h) => AliasOptions {
-            process_group: h.process_group.clone(),
-            application_group: h.application_group.clone(),
-            callable_object: Some(HANDLER_CALLABLE.to_owned()),
-            pass_authorization: h.pass_authorization,
-        },
-        None => alias.map(|a| a.options.clone()).unwrap_or_default(),
-    };
-    let options = &options;
-    let callable = match (&options.callable_object, &dir.callable_object) {
-        (Some(name), _) => name.clone(),
-        (None, Some(spec)) => resolve_callable_object(spec, |name| Facts { req }.env(name)),
-        (None, None) => DEFAULT_CALLABLE_OBJECT.to_owned(),
-    };
-    let pass_authorization = options
-        .pass_authorization
-        .or(dir.pass_authorization)
-        .unwrap_or(false);
-    let reloading = dir.script_reloading.unwrap_or(true);
+    let handler_options = handler_script.map(|h| AliasOptions {
+        process_group: h.process_group.clone(),
+        application_group: h.application_group.clone(),
+        callable_object: Some(HANDLER_CALLABLE.to_owned()),
+        pass_authorization: h.pass_authorization,
+    });
+    let settings = dir.for_request(handler_options.as_ref().or(alias.map(|a| &a.options)));
+    let callable =
+        resolve_callable_object(settings.callable_object(), |name| Facts { req }.env(name));
+    let reloading = settings.script_reloading();
 
     // Body framing, checked before the application runs.
     let chunked = match req.header_in(c"Transfer-Encoding") {
@@ -131,7 +103,7 @@ fn handle(req: &mut Request<'_>) -> c_int {
         Some(te) if te.eq_ignore_ascii_case(b"chunked") => true,
         Some(_) => return status(ffi::HTTP_NOT_IMPLEMENTED),
     };
-    if chunked && !dir.chunked_request.unwrap_or(false) {
+    if chunked && !settings.chunked_request() {
         req.log(
             ffi::APLOG_INFO as i32,
             "Chunked request body refused (411): enable it with WSGIChunkedRequest On",
@@ -150,7 +122,7 @@ fn handle(req: &mut Request<'_>) -> c_int {
     super::proxy_headers::apply(req);
     let head = req.method() == b"HEAD";
     let map_head = head
-        && match dir.map_head_to_get.unwrap_or(MapHeadToGet::Auto) {
+        && match settings.map_head_to_get() {
             MapHeadToGet::On => true,
             MapHeadToGet::Off => false,
             MapHeadToGet::Auto => req.has_content_filters(),
@@ -170,7 +142,7 @@ fn handle(req: &mut Request<'_>) -> c_int {
             v.1 = b"GET";
         }
     }
-    if pass_authorization {
+    if settings.pass_authorization() {
         if let Some(auth) = req.header_in(c"Authorization") {
             vars.push((b"HTTP_AUTHORIZATION", auth));
         }
@@ -178,18 +150,8 @@ fn handle(req: &mut Request<'_>) -> c_int {
 
     let facts = Facts { req };
     let mut route = Route {
-        process_group: options
-            .process_group
-            .clone()
-            .or_else(|| dir.process_group.clone())
-            .unwrap_or_default()
-            .resolve(|name| facts.env(name)),
-        application_group: options
-            .application_group
-            .clone()
-            .or_else(|| dir.application_group.clone())
-            .unwrap_or(ApplicationGroup::Resource)
-            .expand(&facts),
+        process_group: settings.process_group().resolve(|name| facts.env(name)),
+        application_group: settings.application_group().expand(&facts),
         callable,
     };
     if let Some(script) = &dir.routing.dispatch_script {
@@ -271,63 +233,35 @@ fn handle(req: &mut Request<'_>) -> c_int {
         input_chunked: chunked,
     };
     let key = plan::script_key(application_group, &filename);
-    // SAFETY: the backend lives in the exchange, which ExchangeGuard closes
-    // (dropping the backend) before this function returns.
+    // SAFETY: the backend lives in the exchange, which run_request closes
+    // (dropping the backend) on every way out, before this function returns.
     let backend = unsafe { ApacheBackend::new(req.raw(), req.is_head() && !map_head) }
         .with_sendfile(dir.enable_sendfile == Some(true));
-
+    // In the interpreter of the request's application group.
     let ran = interp::with_group(&key.group, |py| {
-        let exchange = ExchangeGuard(Exchange::new(Box::new(backend)));
-        let exchange = &exchange.0;
-        let app = match plan::scripts().application(py, &key, &callable, script_mtime, reloading) {
-            Ok(app) => app,
-            Err(e) => {
-                req.log(APLOG_ERR, &e.to_string());
-                if let Some(err) = e.python_error() {
-                    for line in crate::wsgi::format_exception(py, err) {
-                        req.log(APLOG_ERR, &line);
-                    }
-                }
-                return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
-            }
+        let load = || plan::scripts().application(py, &key, &callable, script_mtime, reloading);
+        let environ = EnvironSpec {
+            cgi: vars.iter().copied(),
+            flags: &flags,
         };
-        let environ = (|| {
-            let input = Bound::new(py, Input::new(exchange.clone()))?;
-            let environ = EnvironSpec {
-                cgi: vars.iter().copied(),
-                flags: &flags,
-            }
-            .build(py, input)?;
-            if dir.effective_pass_apache_request() {
+        // WSGIPassApacheRequest On: the request_rec as an unnamed capsule.
+        let amend = |environ: &Bound<'_, PyDict>| {
+            if settings.pass_apache_request() {
                 environ.set_item("apache.request_rec", request_capsule(py, req)?)?;
             }
-            Ok(environ)
-        })();
-        let environ = match environ {
-            Ok(e) => e,
-            Err(e) => {
-                crate::wsgi::log_exception(py, exchange, "Could not build the WSGI environ", &e);
-                return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
-            }
+            Ok(())
         };
-        set_current_request(Some(exchange.clone()));
-        let outcome = run_application(py, &app, environ, exchange, &filename);
-        // As in daemon mode: the request's output lines first, while they
-        // can still be logged against it, then the backend's last word.
-        flush_thread_streams(py, Some(exchange));
-        if let Some(mut backend) = exchange.close(py) {
-            py.detach(|| backend.finish(&outcome));
-        }
-        match outcome {
-            Outcome::Done | Outcome::Aborted => ffi::OK as c_int,
-            Outcome::Failed => status(ffi::HTTP_INTERNAL_SERVER_ERROR),
-            Outcome::BodyRefused => ffi::AP_FILTER_ERROR,
-        }
+        run_request(py, Box::new(backend), load, environ, amend, &filename)
     });
-    ran.unwrap_or_else(|e| {
-        req.log(APLOG_ERR, &e.to_string());
-        status(ffi::HTTP_INTERNAL_SERVER_ERROR)
-    })
+    match ran {
+        Ok(Outcome::Done | Outcome::Aborted) => ffi::OK as c_int,
+        Ok(Outcome::Failed) => status(ffi::HTTP_INTERNAL_SERVER_ERROR),
+        Ok(Outcome::BodyRefused) => ffi::AP_FILTER_ERROR,
+        Err(e) => {
+            req.log(APLOG_ERR, &e.to_string());
+            status(ffi::HTTP_INTERNAL_SERVER_ERROR)
+        }
+    }
 }
 
 /// `WSGIPassApacheRequest On`: the request_rec as an unnamed capsule, as

@@ -9,10 +9,12 @@ use std::sync::atomic::Ordering;
 use super::boundary::guard;
 use super::ffi;
 use super::plan;
-use super::resolve::{build_plan, group_secrets};
+use super::resolve::{apache_user, build_plan};
 use super::supervisor;
 use crate::config::ServerConfig;
 use crate::interp;
+use crate::plan::group_secrets;
+use crate::wsgi::log_script_error;
 
 #[no_mangle]
 pub extern "C" fn wsgi_rs_pre_config(
@@ -102,17 +104,13 @@ pub extern "C" fn wsgi_rs_post_config(
                 plan::publish(plan);
                 return ffi::OK as c_int;
             }
-            // SAFETY: as in resolve_identity.
-            let (root, apache_uid, apache_gid) = unsafe {
-                let u = &*std::ptr::addr_of!(ffi::ap_unixd_config);
-                (libc::geteuid() == 0, u.user_id, u.group_id)
-            };
+            let apache = apache_user();
             for group in &mut plan.daemon_groups {
                 let backlog = group.launch.spec.listen_backlog;
                 match supervisor::create_listener(
                     &group.socket_path,
                     backlog,
-                    root.then_some((apache_uid, apache_gid)),
+                    apache.root.then_some((apache.uid, apache.gid)),
                 ) {
                     Ok(fd) => group.launch.listener_fd = fd,
                     Err(e) => {
@@ -181,12 +179,10 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
             // Each script loads in the interpreter of its application group.
             let loaded = interp::with_group(&key.group, |py| {
                 if let Err(e) = plan::scripts().module(py, key, None, true) {
-                    ::log::error!("Failed to preload WSGI script: {e}");
-                    if let Some(err) = e.python_error() {
-                        for line in crate::wsgi::format_exception(py, err) {
-                            ::log::error!("{line}");
-                        }
-                    }
+                    let message = format!("Failed to preload WSGI script: {e}");
+                    log_script_error(py, &message, e.python_error(), |line| {
+                        ::log::error!("{line}")
+                    });
                 }
             });
             if let Err(e) = loaded {

@@ -47,6 +47,12 @@ impl ScriptError {
     }
 }
 
+impl crate::wsgi::LoadError for ScriptError {
+    fn python_error(&self) -> Option<&PyErr> {
+        ScriptError::python_error(self)
+    }
+}
+
 struct LoadedScript {
     module: Py<PyModule>,
     mtime: Option<i64>,

@@ -1,6 +1,6 @@
 //! Describing Python errors and values for the log and for exception
-//! messages: a traceback as log lines, logged against its request, and the
-//! type name a message shows for a wrong value.
+//! messages: a traceback as log lines, the one function that logs an error
+//! with its traceback, and the type name a message shows for a wrong value.
 
 use pyo3::prelude::*;
 
@@ -29,12 +29,28 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> Vec<String> {
     }
 }
 
+/// Logs a script error: `message`, then the Python exception behind it
+/// (when there is one) with its traceback, a line at a time through `log`.
+/// Every script error reaches a log this way, whatever the log is.
+pub fn log_script_error(
+    py: Python<'_>,
+    message: &str,
+    err: Option<&PyErr>,
+    mut log: impl FnMut(&str),
+) {
+    log(message);
+    if let Some(err) = err {
+        for line in format_exception(py, err) {
+            log(&line);
+        }
+    }
+}
+
 /// Logs an exception with its traceback against the request.
 pub fn log_exception(py: Python<'_>, exchange: &Exchange, context: &str, err: &PyErr) {
-    exchange.log(py, LogLevel::Error, context);
-    for line in format_exception(py, err) {
-        exchange.log(py, LogLevel::Error, &line);
-    }
+    log_script_error(py, context, Some(err), |line| {
+        exchange.log(py, LogLevel::Error, line)
+    });
 }
 
 /// The type name of a value, for messages about a value of the wrong type.

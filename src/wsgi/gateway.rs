@@ -100,6 +100,14 @@ pub trait Backend: Send {
     fn request_id(&mut self) -> Option<String> {
         None
     }
+    /// Called once the application has loaded, just before it runs: a
+    /// backend that holds the request body back until then (daemon mode
+    /// asks our client for a large body only now, so a request that fails
+    /// earlier never consumes it) releases it. An error means the client
+    /// has gone.
+    fn app_ready(&mut self) -> Result<(), WriteError> {
+        Ok(())
+    }
     /// Called once the application is done, with how it ended: a backend
     /// that frames its responses itself (daemon mode) completes or fails
     /// the response here. Apache finishes requests on its own.

@@ -19,7 +19,7 @@ pub use auth::{
     allow_access, auth_environ, check_password, get_realm_hash, groups_for_user, header_var,
     AuthFailure, PasswordCheck, RealmHash,
 };
-pub use describe::{format_exception, log_exception};
+pub use describe::{format_exception, log_exception, log_script_error};
 pub use environ::{version_tuple, EnvironSpec, WsgiFlags};
 pub use events::{active_requests, note_subscriber, publish_process_stopping, request_data};
 pub use file_wrapper::FileWrapper;
@@ -32,5 +32,5 @@ pub use log_stream::{
 };
 pub use metrics::{mark_process_start, process_metrics};
 pub use response::Outcome;
-pub use runner::run_application;
+pub use runner::{run_application, run_request, LoadError, RequestScope};
 pub use start_response::StartResponse;
