@@ -66,7 +66,16 @@ fn connections_persist_up_to_threads(mpm: Mpm) {
     for _ in 0..10 {
         assert_eq!(s.get("/app").status, 200);
     }
-    assert!(open_sockets(pid) - before <= 3);
+    // A worker closes a surplus connection just after its response has
+    // gone out: wait for that, rather than count while it happens.
+    let settled = wait_for(Duration::from_secs(5), || {
+        (open_sockets(pid).saturating_sub(before) <= 3).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "daemon holds {} connections, more than its 3 threads",
+        open_sockets(pid).saturating_sub(before)
+    );
 }
 per_mpm!(connections_persist_up_to_threads);
 
