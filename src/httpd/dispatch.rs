@@ -76,12 +76,7 @@ pub fn check_restricted(
 
 /// Logs a failed dispatch: the message, then the Python traceback.
 fn log_failure(req: &Request<'_>, py: Python<'_>, message: &str, err: Option<&PyErr>) {
-    req.log(APLOG_ERR, message);
-    if let Some(err) = err {
-        for line in crate::wsgi::format_exception(py, err) {
-            req.log(APLOG_ERR, &line);
-        }
-    }
+    crate::wsgi::log_script_error(py, message, err, |line| req.log(APLOG_ERR, line));
 }
 
 /// Runs the dispatch script and applies what its functions return to

@@ -19,7 +19,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use super::describe::format_exception;
+use super::describe::log_script_error;
 use super::gateway::{Exchange, LogLevel};
 use super::log_stream::current_request;
 
@@ -137,14 +137,11 @@ fn call_each(
                 }
             }
             Err(e) => {
-                let mut lines = vec!["Exception occurred within event callback.".to_owned()];
-                lines.extend(format_exception(py, &e));
-                for line in lines {
-                    match exchange {
-                        Some(ex) => ex.log(py, LogLevel::Error, &line),
-                        None => log::error!("{line}"),
-                    }
-                }
+                let message = "Exception occurred within event callback.";
+                log_script_error(py, message, Some(&e), |line| match exchange {
+                    Some(ex) => ex.log(py, LogLevel::Error, line),
+                    None => log::error!("{line}"),
+                });
             }
         }
     }
