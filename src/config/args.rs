@@ -132,6 +132,28 @@ pub(crate) fn parse_options<'a>(
     Ok(parsed)
 }
 
+/// The directories of a `WSGIPythonPath` line: colon-separated, across one
+/// or more arguments, empty entries skipped; at least one is required.
+pub(crate) fn python_path_entries(d: Directive, args: &[&str]) -> Result<Vec<String>, ConfigError> {
+    if args.is_empty() {
+        return Err(wrong_count(d, args, "takes at least one argument"));
+    }
+    let entries: Vec<String> = args
+        .iter()
+        .flat_map(|arg| arg.split(':'))
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if entries.is_empty() {
+        return Err(ConfigError::invalid(
+            d.name(),
+            args.join(" "),
+            "no directory given",
+        ));
+    }
+    Ok(entries)
+}
+
 /// Parses a non-negative decimal integer, with reasons fit for an error.
 /// Unlike mod_wsgi's `atoi` this refuses trailing junk such as `10s`.
 pub(crate) fn parse_whole_number(value: &str) -> Result<u64, &'static str> {

@@ -3,120 +3,17 @@
 
 use std::time::Duration;
 
-use super::args::{parse_on_off, parse_options, parse_whole_number, wrong_count};
+use super::args::{parse_on_off, parse_options, wrong_count};
 use super::compat::Notice;
+use super::daemon_options::{
+    parse_cpu_priority, parse_switch_interval, parse_umask, OptionValue, DAEMON_OPTIONS,
+    MAX_THREADS, NO_EFFECT,
+};
 use super::directive::Directive;
 use super::error::ConfigError;
 
 /// mod_wsgi's own default for `listen-backlog`.
 const DEFAULT_LISTEN_BACKLOG: u32 = 100;
-
-/// mod_wsgi caps threads one below its internal stack marker (0xffff).
-const MAX_THREADS: u64 = 0xfffd;
-
-const DAEMON_OPTIONS: [&str; 46] = [
-    "user",
-    "group",
-    "supplementary-groups",
-    "processes",
-    "threads",
-    "umask",
-    "chroot",
-    "home",
-    "lang",
-    "locale",
-    "python-home",
-    "python-path",
-    "python-eggs",
-    "switch-interval",
-    "stack-size",
-    "maximum-requests",
-    "startup-timeout",
-    "shutdown-timeout",
-    "deadlock-timeout",
-    "inactivity-timeout",
-    "request-timeout",
-    "interrupt-timeout",
-    "graceful-timeout",
-    "eviction-timeout",
-    "restart-interval",
-    "connect-timeout",
-    "socket-timeout",
-    "queue-timeout",
-    "listen-backlog",
-    "display-name",
-    "send-buffer-size",
-    "receive-buffer-size",
-    "header-buffer-size",
-    "response-buffer-size",
-    "response-socket-timeout",
-    "response-flush-delay",
-    "socket-user",
-    "script-user",
-    "script-group",
-    "cpu-time-limit",
-    "cpu-priority",
-    "memory-limit",
-    "virtual-memory-limit",
-    "server-metrics",
-    // mod_wsgi 4.9 only (removed in 6).
-    "newrelic-config-file",
-    "newrelic-environment",
-];
-
-/// Options accepted for compatibility that do nothing here, and why: each
-/// given one is reported once at start-up (see [`DaemonProcessSpec::notices`]).
-const NO_EFFECT: [(&str, &str); 13] = [
-    (
-        "interrupt-timeout",
-        "requests are not interrupted before the process restarts",
-    ),
-    (
-        "eviction-timeout",
-        "graceful-timeout applies to every graceful restart",
-    ),
-    (
-        "send-buffer-size",
-        "daemon sockets keep the system's buffer sizes",
-    ),
-    (
-        "receive-buffer-size",
-        "daemon sockets keep the system's buffer sizes",
-    ),
-    (
-        "header-buffer-size",
-        "response headers are relayed without a fixed buffer",
-    ),
-    (
-        "response-buffer-size",
-        "responses are relayed without a fixed buffer",
-    ),
-    (
-        "response-socket-timeout",
-        "socket-timeout applies to responses too",
-    ),
-    (
-        "response-flush-delay",
-        "responses are not held back for flushing",
-    ),
-    ("socket-user", "the daemon socket is owned by Apache's User"),
-    (
-        "script-user",
-        "the owner of WSGI script files is not checked",
-    ),
-    (
-        "script-group",
-        "the group of WSGI script files is not checked",
-    ),
-    (
-        "newrelic-config-file",
-        "the New Relic integration was removed in mod_wsgi 6",
-    ),
-    (
-        "newrelic-environment",
-        "the New Relic integration was removed in mod_wsgi 6",
-    ),
-];
 
 /// One `WSGIDaemonProcess` definition. Zero durations and sizes mean "not
 /// set / system default", as in mod_wsgi.
@@ -242,96 +139,6 @@ impl Default for DaemonProcessSpec {
             server_metrics: false,
             no_effect: Vec::new(),
         }
-    }
-}
-
-/// Reads one option's value; `Err` carries the reason only.
-struct OptionValue<'a> {
-    value: &'a str,
-}
-
-impl OptionValue<'_> {
-    fn number(&self, min: u64, max: u64) -> Result<u64, String> {
-        let n = parse_whole_number(self.value).map_err(str::to_owned)?;
-        if n < min {
-            return Err(format!("must be at least {min}"));
-        }
-        if n > max {
-            return Err(format!("must be at most {max}"));
-        }
-        Ok(n)
-    }
-
-    fn count_u32(&self, min: u32) -> Result<u32, String> {
-        self.number(u64::from(min), u64::from(u32::MAX))
-            .map(|n| n as u32)
-    }
-
-    fn seconds(&self) -> Result<Duration, String> {
-        self.number(0, u64::MAX).map(Duration::from_secs)
-    }
-
-    /// A buffer size that is either 0 (system default) or at least `min`.
-    fn buffer_size(&self, min: u32) -> Result<u32, String> {
-        let size = self.count_u32(0)?;
-        if size != 0 && size < min {
-            return Err(format!("must be 0 (default) or at least {min} bytes"));
-        }
-        Ok(size)
-    }
-
-    fn absolute_path(&self) -> Result<String, String> {
-        if !self.value.starts_with('/') {
-            return Err("must be an absolute path".to_owned());
-        }
-        Ok(self.value.to_owned())
-    }
-
-    /// A user as mod_wsgi accepts it, refusing root up front; the caller
-    /// must still refuse a name that resolves to uid 0.
-    fn non_root_user(&self) -> Result<String, String> {
-        let is_root = self.value == "root"
-            || self
-                .value
-                .strip_prefix('#')
-                .is_some_and(|uid| uid.parse::<u64>() == Ok(0));
-        if is_root {
-            return Err("daemon processes are not allowed to run as root".to_owned());
-        }
-        Ok(self.value.to_owned())
-    }
-
-    fn list(&self, separator: char) -> Result<Vec<String>, String> {
-        let items: Vec<String> = self.value.split(separator).map(str::to_owned).collect();
-        if items.iter().any(String::is_empty) {
-            return Err(format!("empty entry in '{separator}'-separated list"));
-        }
-        Ok(items)
-    }
-}
-
-fn parse_umask(value: &str) -> Result<u32, String> {
-    if value.is_empty() || !value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err("expected an octal number such as 0022".to_owned());
-    }
-    match u32::from_str_radix(value, 8) {
-        Ok(mask) if mask <= 0o7777 => Ok(mask),
-        _ => Err("must be at most 07777".to_owned()),
-    }
-}
-
-pub(crate) fn parse_switch_interval(value: &str) -> Result<f64, String> {
-    match value.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
-        _ => Err("expected a positive number of seconds".to_owned()),
-    }
-}
-
-fn parse_cpu_priority(value: &str) -> Result<i32, String> {
-    match value.parse::<i32>() {
-        Ok(priority) if (-20..=20).contains(&priority) => Ok(priority),
-        Ok(_) => Err("must be between -20 and 20".to_owned()),
-        Err(_) => Err("expected a whole number between -20 and 20".to_owned()),
     }
 }
 

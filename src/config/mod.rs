@@ -9,6 +9,7 @@ mod alias;
 mod args;
 mod compat;
 mod daemon;
+mod daemon_options;
 mod dir;
 mod directive;
 mod dispatch;

@@ -3,12 +3,11 @@
 //! selectors and the directives inside are checked as mod_wsgi checks them,
 //! and the block is kept so a start-up notice can say it is not applied.
 
-use super::args::{flag_directive, split_raw_args};
+use super::args::{flag_directive, python_path_entries, split_raw_args};
 use super::compat::Notice;
 use super::directive::Directive;
 use super::error::ConfigError;
 use super::python_options::PythonOptions;
-use super::server::ServerConfig;
 
 /// The only directives mod_wsgi allows inside the container.
 const PERMITTED: [&str; 7] = [
@@ -98,13 +97,11 @@ impl InterpreterOptionsBlock {
             Some(d @ Directive::SwitchInterval) => {
                 PythonOptions::default().apply(d, &refs)?;
             }
-            Some(
-                d @ (Directive::PythonPath | Directive::RestrictStdin | Directive::RestrictStdout),
-            ) => {
-                ServerConfig::default().apply(d, &refs)?;
+            Some(d @ Directive::PythonPath) => {
+                python_path_entries(d, &refs)?;
             }
             // The On|Off ones: WSGIPerInterpreterGIL, WSGIFreeThreading,
-            // WSGIRestrictSignal.
+            // WSGIRestrictStdin, WSGIRestrictStdout, WSGIRestrictSignal.
             Some(d) => {
                 flag_directive(d, &refs)?;
             }

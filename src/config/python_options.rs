@@ -5,7 +5,7 @@
 //! mod_wsgi allows them only outside `<VirtualHost>`.
 
 use super::args::{exactly_one, exactly_one_non_empty, flag_directive, parse_whole_number};
-use super::daemon::parse_switch_interval;
+use super::daemon_options::parse_switch_interval;
 use super::directive::Directive;
 use super::error::ConfigError;
 

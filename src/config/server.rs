@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::alias::{AliasMatch, ScriptAlias};
-use super::args::{exactly_one_non_empty, flag_directive, wrong_count};
+use super::args::{exactly_one_non_empty, flag_directive, python_path_entries};
 use super::compat::{CompatSettings, Notice};
 use super::daemon::DaemonProcessSpec;
 use super::directive::{Directive, Scope};
@@ -62,22 +62,7 @@ impl ServerConfig {
                 self.python_home = Some(path.to_owned());
             }
             Directive::PythonPath => {
-                if args.is_empty() {
-                    return Err(wrong_count(d, args, "takes at least one argument"));
-                }
-                let entries: Vec<String> = args
-                    .iter()
-                    .flat_map(|arg| arg.split(':'))
-                    .filter(|entry| !entry.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if entries.is_empty() {
-                    return Err(ConfigError::invalid(
-                        name,
-                        args.join(" "),
-                        "no directory given",
-                    ));
-                }
+                let entries = python_path_entries(d, args)?;
                 // A later WSGIPythonPath replaces an earlier one, as in mod_wsgi.
                 self.python_path = entries;
             }
