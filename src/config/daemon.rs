@@ -253,8 +253,11 @@ impl DaemonProcessSpec {
         for option in &options {
             set_option(&mut spec, option.name, option.value)
                 .map_err(|reason| ConfigError::invalid(d.name(), option.word, reason))?;
+            let off = option.name == "server-metrics" && !spec.server_metrics;
             if let Some((name, _)) = NO_EFFECT.iter().find(|(n, _)| *n == option.name) {
-                spec.no_effect.push(name);
+                if !off {
+                    spec.no_effect.push(name);
+                }
             }
         }
 
@@ -566,6 +569,25 @@ mod tests {
             "WSGIDaemonProcess: invalid value 's': only one of script-user= and script-group= \
              may be given"
         );
+    }
+
+    #[test]
+    fn options_with_no_effect_give_one_notice_each_with_a_stable_id() {
+        let spec = parse(&["g", "socket-user=#33", "server-metrics=Off", "threads=2"]);
+        let notices: Vec<String> = spec.notices().iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            notices,
+            [
+                "WSGIRS236: WSGIDaemonProcess g socket-user=: accepted for compatibility, \
+              no effect: the daemon socket is owned by Apache's User"
+            ]
+        );
+        let spec = parse(&["g", "server-metrics=On"]);
+        let ids: Vec<String> = spec.notices().into_iter().map(|n| n.id).collect();
+        assert_eq!(ids, ["WSGIRS243"]);
+        for (option, _) in NO_EFFECT {
+            assert!(DAEMON_OPTIONS.contains(&option), "{option}");
+        }
     }
 
     /// The README's `WSGIDaemonProcess` section names every option.

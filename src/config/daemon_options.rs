@@ -60,7 +60,7 @@ pub(super) const DAEMON_OPTIONS: [&str; 46] = [
 
 /// Options accepted for compatibility that do nothing here, and why: each
 /// given one is reported once at start-up (see [`DaemonProcessSpec::notices`]).
-pub(super) const NO_EFFECT: [(&str, &str); 13] = [
+pub(super) const NO_EFFECT: [(&str, &str); 14] = [
     (
         "interrupt-timeout",
         "requests are not interrupted before the process restarts",
@@ -109,6 +109,11 @@ pub(super) const NO_EFFECT: [(&str, &str); 13] = [
     (
         "newrelic-environment",
         "the New Relic integration was removed in mod_wsgi 6",
+    ),
+    // Reported only when On (Off is what happens anyway).
+    (
+        "server-metrics",
+        "mod_wsgi.server_metrics() is not provided yet and answers None",
     ),
 ];
 /// Reads one option's value; `Err` carries the reason only.
