@@ -6,11 +6,20 @@
 //!
 //! pyo3 has no safe API for sub-interpreters, so this is the raw layer.
 //! The interpreters share the one GIL of Python 3.11. A thread enters a
-//! group by first attaching to the main interpreter through pyo3 (so pyo3
-//! counts the thread as attached and every nested `Python::attach`, drop
-//! and `py.detach` behaves), then swapping in its own thread state of the
-//! group's interpreter with `PyThreadState_Swap`; leaving swaps the main
-//! thread state back before pyo3 releases it. `py.detach` inside a group
+//! group by taking the GIL with its own thread state of the group's
+//! interpreter (`PyEval_RestoreThread`), as mod_wsgi does: Python 3.11 asks a
+//! GIL holder to let go only when the waiting thread's state belongs to the
+//! holder's interpreter, so a thread that waited as the main interpreter
+//! would never get a CPU-bound request of the group to yield (measured:
+//! 1.3 s waits behind a busy loop instead of the 5 ms switch interval).
+//! pyo3 must then count the thread as attached, or nested attaches would
+//! take the GIL a second time and dropped objects would be queued for
+//! another interpreter; only its own trampolines do that without
+//! `PyGILState_Ensure` (which knows the main interpreter only), so the
+//! group's code runs inside a call of a small `#[pyfunction]` (`enter`)
+//! made through the C API. Calls that nest inside an entered interpreter
+//! swap thread states under the GIL they hold instead (`PyThreadState_Swap`),
+//! restoring the outer one on the way out. `py.detach` inside a group
 //! saves and restores the group's thread state, as it should.
 //!
 //! Each thread keeps one thread state per interpreter for its whole life, as
@@ -34,7 +43,7 @@
 //! Interpreters are never ended: they live as long as the process, like the
 //! main one, which is never finalised either.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -44,16 +53,37 @@ use pyo3::sync::MutexExt;
 
 use super::InterpError;
 
-/// A sub-interpreter, by the address of its `PyInterpreterState`.
+/// A sub-interpreter: its `PyInterpreterState` and its `enter` function
+/// object, by address (both live as long as the process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Interp(usize);
+struct Interp {
+    state: usize,
+    enter: usize,
+}
 
 /// The sub-interpreter of each group created so far, or why it could not be.
 static GROUPS: Mutex<Vec<(String, Result<Interp, InterpError>)>> = Mutex::new(Vec::new());
 
+/// Group code waiting to run inside `enter`, as a pointer to the caller's
+/// closure (erased to `'static`: it is only used during the call).
+type Task = dyn for<'py> FnMut(Python<'py>);
+
 thread_local! {
     /// This thread's own thread state in each sub-interpreter it entered.
     static STATES: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
+    static TASK: Cell<Option<*mut Task>> = const { Cell::new(None) };
+}
+
+/// Runs the task `with_group` left for this thread, with the `Python` token
+/// of pyo3's trampoline, which counts the thread as attached.
+#[pyfunction]
+fn enter(py: Python<'_>) {
+    if let Some(task) = TASK.with(|t| t.take()) {
+        // SAFETY: `run_entered` set the pointer to a closure that outlives
+        // this call (it waits for the call to return) and clears it above,
+        // so it is used once.
+        unsafe { (*task)(py) }
+    }
 }
 
 /// Swaps the thread state it saved back in when dropped, a panic included:
@@ -77,6 +107,30 @@ pub fn with_group<R>(
     group: &str,
     f: impl for<'py> FnOnce(Python<'py>) -> R,
 ) -> Result<R, InterpError> {
+    if group.is_empty() || super::thread::is_inside() {
+        return swapped(group, f);
+    }
+    // The thread's main state comes first: the first thread state made on
+    // a thread becomes the one PyGILState_Ensure (and so pyo3) uses.
+    assert!(super::is_initialized(), "Python is not initialised");
+    super::thread::pin_thread_state();
+    let known = {
+        let groups = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+        groups
+            .iter()
+            .find(|(name, _)| name == group)
+            .map(|(_, made)| made.clone())
+    };
+    let interp = match known {
+        Some(made) => made?,
+        None => super::thread::with_python(|py| interpreter(py, group))?,
+    };
+    run_entered(interp, f)
+}
+
+/// `with_group` from a thread that already holds the GIL (or for the main
+/// interpreter): attach through pyo3 and swap in the wanted thread state.
+fn swapped<R>(group: &str, f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, InterpError> {
     super::thread::with_python(|py| {
         let state = if group.is_empty() {
             // SAFETY: attached; this thread's main state was made by
@@ -95,6 +149,56 @@ pub fn with_group<R>(
         let _back = SwapBack(unsafe { ffi::PyThreadState_Swap(state) });
         Ok(f(py))
     })
+}
+
+/// Takes the GIL as this thread's state of `interp` and runs `f` inside a
+/// call of the interpreter's `enter` function. A panic in `f` is caught
+/// inside the call and resumed once the GIL is released again.
+fn run_entered<R>(
+    interp: Interp,
+    f: impl for<'py> FnOnce(Python<'py>) -> R,
+) -> Result<R, InterpError> {
+    let state = thread_state(interp);
+    let mut f = Some(f);
+    let mut out: Option<std::thread::Result<R>> = None;
+    let mut task = |py: Python<'_>| {
+        if let Some(f) = f.take() {
+            out = Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || f(py),
+            )));
+        }
+    };
+    let task: &mut (dyn for<'py> FnMut(Python<'py>) + '_) = &mut task;
+    // SAFETY: only the lifetime is erased; `enter` uses the pointer during
+    // the call below, while `task` is alive, and it is cleared after.
+    let task: *mut Task = unsafe { std::mem::transmute(task) };
+    super::thread::entered(|| {
+        let previous = TASK.with(|t| t.replace(Some(task)));
+        // SAFETY: this thread holds no GIL (is_inside was false) and `state`
+        // is its own thread state of a live interpreter: RestoreThread takes
+        // the GIL as that state. `enter` is that interpreter's function
+        // object, which is never freed; calling it with the GIL held is what
+        // the C API asks. SaveThread releases the GIL again, keeping the
+        // state for the next request.
+        unsafe {
+            ffi::PyEval_RestoreThread(state);
+            let result = ffi::PyObject_CallNoArgs(interp.enter as *mut ffi::PyObject);
+            if result.is_null() {
+                ffi::PyErr_Clear();
+            } else {
+                ffi::Py_DECREF(result);
+            }
+            ffi::PyEval_SaveThread();
+        }
+        TASK.with(|t| t.set(previous));
+    });
+    match out {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        None => Err(InterpError::Setup(
+            "the application group's interpreter could not be entered".into(),
+        )),
+    }
 }
 
 /// Runs `f` in every interpreter that exists, the main one first, with the
@@ -148,14 +252,23 @@ fn create(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
         let _back = SwapBack(main);
         let settings = super::init::settings();
         let setup = fresh_environ(py).and_then(|()| super::init::setup(py, &settings));
-        let interp = ffi::PyThreadState_GetInterpreter(state);
         setup.map_err(InterpError::Setup)?;
-        (interp, state)
+        let enter = wrap_pyfunction!(enter, py)
+            .map_err(|e| InterpError::Setup(e.to_string()))?
+            .into_ptr();
+        let interp = ffi::PyThreadState_GetInterpreter(state);
+        (
+            Interp {
+                state: interp as usize,
+                enter: enter as usize,
+            },
+            state,
+        )
     };
     // The state that created the interpreter is this thread's state in it.
-    STATES.with(|s| s.borrow_mut().insert(interp as usize, state as usize));
+    STATES.with(|s| s.borrow_mut().insert(interp.state, state as usize));
     log::info!("Created Python sub-interpreter for application group '{group}'");
-    Ok(Interp(interp as usize))
+    Ok(interp)
 }
 
 /// Gives the new interpreter's `os.environ` the process environment as it
@@ -184,11 +297,12 @@ fn fresh_environ(py: Python<'_>) -> Result<(), String> {
 /// This thread's thread state in `interp`, made on first use.
 fn thread_state(interp: Interp) -> *mut ffi::PyThreadState {
     STATES.with(|s| {
-        *s.borrow_mut().entry(interp.0).or_insert_with(|| {
-            // SAFETY: the GIL is held (callers are attached) and the
-            // interpreter lives as long as the process. A thread state made
-            // here is used only by this thread.
-            unsafe { ffi::PyThreadState_New(interp.0 as *mut ffi::PyInterpreterState) as usize }
+        *s.borrow_mut().entry(interp.state).or_insert_with(|| {
+            // SAFETY: the interpreter lives as long as the process;
+            // PyThreadState_New needs no GIL in 3.11 (it takes the runtime's
+            // own lock). A thread state made here is used only by this
+            // thread.
+            unsafe { ffi::PyThreadState_New(interp.state as *mut ffi::PyInterpreterState) as usize }
         })
     }) as *mut ffi::PyThreadState
 }
@@ -324,6 +438,51 @@ mod tests {
         let (x, y) = (x.join().unwrap(), y.join().unwrap());
         assert_eq!(x, ("x".to_string(), true, "x".to_string()));
         assert_eq!(y, ("y".to_string(), true, "y".to_string()));
+    }
+
+    /// A thread that never lets go of the GIL on its own (a CPU-bound loop)
+    /// must still yield to another thread of its group at the switch
+    /// interval: the loop only ends when the other thread got in.
+    #[test]
+    fn a_busy_group_yields_the_gil_to_its_other_threads() {
+        start();
+        eval(
+            "unit-busy",
+            "import sys, types\nsys.modules['unit_flag'] = types.SimpleNamespace(up=False, done=False)",
+        );
+        let busy = std::thread::spawn(|| {
+            eval(
+                "unit-busy",
+                "import sys, time\nflag = sys.modules['unit_flag']\nflag.up = True\n\
+                 end = time.monotonic() + 60\n\
+                 while not flag.done and time.monotonic() < end:\n    pass\n\
+                 result = flag.done",
+            )
+        });
+        // Wait (outside Python) until the loop runs, then get in beside it.
+        while eval(
+            "unit-busy",
+            "import sys\nresult = sys.modules['unit_flag'].up",
+        ) != "True"
+        {
+            std::thread::yield_now();
+        }
+        eval(
+            "unit-busy",
+            "import sys\nsys.modules['unit_flag'].done = True",
+        );
+        assert_eq!(busy.join().unwrap(), "True");
+    }
+
+    #[test]
+    fn a_panic_in_a_group_reaches_the_caller_and_leaves_it_usable() {
+        start();
+        let caught = std::panic::catch_unwind(|| {
+            let _ = with_group("unit-panic", |_| panic!("boom"));
+        });
+        assert!(caught.is_err());
+        assert_eq!(eval("unit-panic", "result = 'alive'"), "alive");
+        assert_eq!(eval("", "result = 'main'"), "main");
     }
 
     #[test]

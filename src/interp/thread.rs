@@ -12,9 +12,34 @@ use pyo3::Python;
 
 thread_local! {
     static PINNED: Cell<bool> = const { Cell::new(false) };
+    /// How deep this thread is inside `with_python`/`with_group` calls: above
+    /// zero it holds the GIL (nothing in this crate calls back into them
+    /// from a `py.detach` closure).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-fn pin_thread_state() {
+/// Lowers the depth again however the call leaves.
+struct Leave;
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// Runs `f` counted as inside an interpreter.
+pub(super) fn entered<R>(f: impl FnOnce() -> R) -> R {
+    DEPTH.with(|d| d.set(d.get() + 1));
+    let _leave = Leave;
+    f()
+}
+
+/// Whether this thread is already inside an interpreter (holds the GIL).
+pub(super) fn is_inside() -> bool {
+    DEPTH.with(|d| d.get() > 0)
+}
+
+pub(super) fn pin_thread_state() {
     PINNED.with(|pinned| {
         if !pinned.get() {
             // SAFETY: the interpreter is initialised (checked by the caller)
@@ -35,5 +60,5 @@ fn pin_thread_state() {
 pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     assert!(super::is_initialized(), "Python is not initialised");
     pin_thread_state();
-    Python::attach(f)
+    entered(|| Python::attach(f))
 }
