@@ -45,7 +45,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -61,8 +61,25 @@ struct Interp {
     enter: usize,
 }
 
-/// The sub-interpreter of each group created so far, or why it could not be.
-static GROUPS: Mutex<Vec<(String, Result<Interp, InterpError>)>> = Mutex::new(Vec::new());
+/// A group's interpreter once made, or why it could not be. Its lock is held
+/// while the interpreter is made (which runs Python and may wait for the
+/// GIL); the table of slots is only ever locked for a lookup, so a group
+/// being made never holds up requests of the others.
+type Slot = Arc<Mutex<Option<Result<Interp, InterpError>>>>;
+
+/// Every group's slot.
+static GROUPS: Mutex<Vec<(String, Slot)>> = Mutex::new(Vec::new());
+
+/// The slot of `group`, added if new.
+fn slot(group: &str) -> Slot {
+    let mut groups = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, slot)) = groups.iter().find(|(name, _)| name == group) {
+        return slot.clone();
+    }
+    let slot = Slot::default();
+    groups.push((group.to_owned(), slot.clone()));
+    slot
+}
 
 /// Group code waiting to run inside `enter`, as a pointer to the caller's
 /// closure (erased to `'static`: it is only used during the call).
@@ -114,13 +131,8 @@ pub fn with_group<R>(
     // a thread becomes the one PyGILState_Ensure (and so pyo3) uses.
     assert!(super::is_initialized(), "Python is not initialised");
     super::thread::pin_thread_state();
-    let known = {
-        let groups = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
-        groups
-            .iter()
-            .find(|(name, _)| name == group)
-            .map(|(_, made)| made.clone())
-    };
+    // Busy only while the interpreter is being made: then wait as below.
+    let known = slot(group).try_lock().ok().and_then(|made| made.clone());
     let interp = match known {
         Some(made) => made?,
         None => super::thread::with_python(|py| interpreter(py, group))?,
@@ -204,36 +216,32 @@ fn run_entered<R>(
 /// Runs `f` in every interpreter that exists, the main one first, with the
 /// group's name ("" for the main one): for work such as `atexit` callbacks.
 pub fn for_each_group(mut f: impl for<'py> FnMut(Python<'py>, &str)) {
-    let groups: Vec<String> = {
-        let groups = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
-        groups
-            .iter()
-            .filter(|(_, made)| made.is_ok())
-            .map(|(name, _)| name.clone())
-            .collect()
-    };
+    let slots: Vec<(String, Slot)> = GROUPS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let groups = slots.into_iter().filter_map(|(name, slot)| {
+        let made = slot.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(*made, Some(Ok(_))).then_some(name)
+    });
     let _ = with_group("", |py| f(py, ""));
     for group in groups {
         let _ = with_group(&group, |py| f(py, &group));
     }
 }
 
-/// The interpreter of `group`, created if needed. Creation runs Python code
-/// that may release the GIL, so other threads wait for the table without
-/// holding it (`lock_py_attached`).
+/// The interpreter of `group`, created if needed. Making it runs Python code
+/// that may release the GIL, so other threads wanting the same group wait
+/// for its slot without holding the GIL (`lock_py_attached`).
 fn interpreter(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
-    let mut groups = GROUPS
-        .lock_py_attached(py)
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some((_, made)) = groups.iter().find(|(name, _)| name == group) {
+    let slot = slot(group);
+    let mut made = slot.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+    if let Some(made) = &*made {
         return made.clone();
     }
-    let made = create(py, group);
-    if let Err(e) = &made {
+    let result = create(py, group);
+    if let Err(e) = &result {
         log::error!("Cannot create the Python sub-interpreter of application group '{group}': {e}");
     }
-    groups.push((group.to_owned(), made.clone()));
-    made
+    *made = Some(result.clone());
+    result
 }
 
 fn create(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
