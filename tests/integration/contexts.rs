@@ -108,6 +108,15 @@ fn forbidden_contexts_stop_apache_with_apaches_message() {
             "<VirtualHost *:80>\nWSGISocketPrefix run/wsgi\n</VirtualHost>\n",
             "WSGISocketPrefix cannot occur within <VirtualHost> section",
         ),
+        (
+            "<VirtualHost *:80>\nWSGIPythonOptimize 1\n</VirtualHost>\n",
+            "WSGIPythonOptimize cannot occur within <VirtualHost> section",
+        ),
+        (
+            "<Location /x>\nWSGIPassApacheRequest On\n</Location>\nWSGIAcceptMutex default\n\
+             <VirtualHost *:80>\nWSGIAcceptMutex default\n</VirtualHost>\n",
+            "WSGIAcceptMutex cannot occur within <VirtualHost> section",
+        ),
         // The access control scripts belong to directory sections
         // (mod_wsgi: OR_AUTHCFG only).
         (
@@ -126,6 +135,25 @@ fn forbidden_contexts_stop_apache_with_apaches_message() {
         assert!(out.contains("Syntax error on line"), "{out}");
         assert!(out.contains("httpd.conf"), "{out}");
     }
+}
+
+/// mod_wsgi 6's container is main-server only too (mod_wsgi 4.9 does not
+/// know it: ours only).
+#[test]
+fn interpreter_options_container_is_main_server_only() {
+    if module() == Module::ModWsgi {
+        return;
+    }
+    let s = Server::new(Mpm::Event).conf(
+        "<VirtualHost *:80>\n<WSGIInterpreterOptions>\nWSGISwitchInterval 0.01\n\
+         </WSGIInterpreterOptions>\n</VirtualHost>\n",
+    );
+    let (status, out) = s.start_expect_failure();
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains("<WSGIInterpreterOptions> cannot occur within <VirtualHost> section"),
+        "{out}"
+    );
 }
 
 /// Where mod_wsgi allows a directive (bits of [`Entry::contexts`]).
