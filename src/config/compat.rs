@@ -33,6 +33,8 @@ pub fn notice_id(d: Directive) -> String {
         Directive::TelemetryService => 111,
         Directive::TelemetryOptions => 112,
         Directive::SlowRequests => 113,
+        Directive::SocketRotation => 114,
+        Directive::ServerMetrics => 115,
         // Directives with an effect have no notice; a new compatibility
         // directive takes the next free number above.
         _ => 199,

@@ -173,6 +173,25 @@ impl ServerConfig {
         daemons: impl IntoIterator<Item = &'a DaemonProcessSpec>,
     ) -> Vec<Notice> {
         let mut notices = self.compat.notices();
+        // Stored switches that do nothing (yet) when On.
+        if self.socket_rotation == Some(true) {
+            notices.push(Notice::for_directive(
+                Directive::SocketRotation,
+                "On",
+                "accepted for compatibility, no effect: daemon sockets keep their names \
+                 across restarts (PREFIX.GROUP.sock, which ProxyPass lines need), as with \
+                 WSGISocketRotation Off, and requests from the previous generation's \
+                 children are still served",
+            ));
+        }
+        if self.server_metrics == Some(true) {
+            notices.push(Notice::for_directive(
+                Directive::ServerMetrics,
+                "On",
+                "kept for the metrics support, no effect yet: mod_wsgi.server_metrics() \
+                 does not read Apache's scoreboard and answers None",
+            ));
+        }
         notices.extend(
             self.interpreter_blocks
                 .iter()
@@ -268,6 +287,21 @@ mod tests {
         assert_eq!(c.socket_prefix.as_deref(), Some("run/wsgi"));
         assert_eq!(c.daemon_processes[0].name, "site");
         assert_eq!(c.daemon_processes[0].threads, 2);
+    }
+
+    #[test]
+    fn socket_rotation_and_server_metrics_notices_only_when_on() {
+        let mut c = ServerConfig::default();
+        apply(&mut c, Directive::SocketRotation, &["Off"]);
+        apply(&mut c, Directive::ServerMetrics, &["off"]);
+        assert!(c.startup_notices([]).is_empty());
+        apply(&mut c, Directive::SocketRotation, &["on"]);
+        apply(&mut c, Directive::ServerMetrics, &["On"]);
+        let ids: Vec<String> = c.startup_notices([]).into_iter().map(|n| n.id).collect();
+        assert_eq!(ids, ["WSGIRS114", "WSGIRS115"]);
+        assert!(c.startup_notices([])[0]
+            .to_string()
+            .starts_with("WSGIRS114: WSGISocketRotation On: accepted for compatibility"));
     }
 
     #[test]

@@ -59,37 +59,6 @@ pub(super) fn apache_user() -> ApacheUser {
     }
 }
 
-/// Accepted settings that change nothing here, said once, in the pass that
-/// starts the server.
-///
-/// `WSGISocketRotation On` asks for new socket names on each restart; ours
-/// keep theirs (what `Off` gives under mod_wsgi), which `ProxyPass` lines
-/// naming a socket need, and the group secrets survive graceful restarts, so
-/// the old children rotation protects against keep working.
-/// `WSGIServerMetrics On` is kept in the plan for `mod_wsgi.server_metrics()`,
-/// which this version does not provide yet.
-fn warn_no_effect(main: &ServerConfig, plan: &ProcessPlan) {
-    // SAFETY: plain query.
-    let checking = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) }
-        == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int;
-    if checking {
-        return;
-    }
-    if plan.server_metrics {
-        ::log::warn!(
-            "WSGIServerMetrics On has no effect yet: mod_wsgi.server_metrics() is not provided \
-             by this version"
-        );
-    }
-    if main.socket_rotation == Some(true) {
-        ::log::warn!(
-            "WSGISocketRotation On has no effect: daemon sockets keep their names across \
-             restarts (PREFIX.GROUP.sock), as with WSGISocketRotation Off, and requests from \
-             the previous generation's children are still served"
-        );
-    }
-}
-
 /// Gathers what the plan is resolved from and resolves it.
 ///
 /// # Safety
@@ -138,6 +107,5 @@ pub(super) unsafe fn build_plan(
         parent_pid: std::process::id() as i32,
     };
     let plan = crate::plan::build_plan(&inputs)?;
-    warn_no_effect(main, &plan);
     Ok(plan)
 }

@@ -201,8 +201,8 @@ fn socket_rotation_and_server_metrics_are_accepted() {
     }
     let log = s.error_log();
     for needle in [
-        "WSGISocketRotation On has no effect",
-        "WSGIServerMetrics On has no effect yet",
+        "WSGIRS114: WSGISocketRotation On: accepted for compatibility, no effect",
+        "WSGIRS115: WSGIServerMetrics On: kept for the metrics support, no effect yet",
     ] {
         assert_eq!(log.matches(needle).count(), 1, "{needle}:\n{log}");
     }
