@@ -112,6 +112,32 @@ fn dispatch_script_chooses_groups_and_callable(mpm: Mpm) {
 }
 per_mpm!(dispatch_script_chooses_groups_and_callable);
 
+/// A changed dispatch script is re-imported on the next request, in every
+/// Apache child (single process here, so one child sees both versions).
+#[test]
+fn dispatch_script_reloads_when_changed() {
+    let s = Server::new(Mpm::Prefork)
+        .single_process()
+        .file("app.wsgi", WHERE_APP)
+        .file(
+            "route.py",
+            "def application_group(environ):\n    return 'first'\n",
+        )
+        .conf(
+            "WSGIScriptAlias /app {root}/app.wsgi\n\
+             WSGIDispatchScript {root}/route.py\n",
+        )
+        .start();
+    let group = || field(&s.get("/app").text(), "app_group");
+    assert_eq!(group(), "first");
+    s.write_file(
+        "route.py",
+        "def application_group(environ):\n    return 'second'\n",
+    );
+    s.touch("route.py");
+    assert_eq!(group(), "second", "{}", s.error_log());
+}
+
 /// A dispatch naming a group the context may not select is refused as
 /// `WSGIProcessGroup` would be: unknown group, or one `WSGIRestrictProcess`
 /// leaves out.
