@@ -315,15 +315,10 @@ fn thread_state(interp: Interp) -> *mut ffi::PyThreadState {
     }) as *mut ffi::PyThreadState
 }
 
-/// Whether the code running now is in a sub-interpreter.
-pub fn in_sub_interpreter() -> bool {
-    // SAFETY: only called while attached; both calls just read the runtime.
-    unsafe { ffi::PyInterpreterState_Get() != ffi::PyInterpreterState_Main() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wsgi::in_sub_interpreter;
     use pyo3::types::PyDict;
 
     fn start() {

@@ -112,12 +112,9 @@ impl ScriptCache {
         if stale {
             let mtime = mtime.or_else(|| file_mtime(&key.path));
             *loaded = None;
-            let module = load(py, key).map_err(|err| {
-                explain_refused_import(py, &err, &key.group);
-                ScriptError::Load {
-                    path: key.path.display().to_string(),
-                    err,
-                }
+            let module = load(py, key).map_err(|err| ScriptError::Load {
+                path: key.path.display().to_string(),
+                err,
             })?;
             *loaded = Some(LoadedScript {
                 module: module.clone().unbind(),
@@ -167,30 +164,6 @@ impl ScriptCache {
             }),
         }
     }
-}
-
-/// An extension module that refuses to load in a sub-interpreter (PyO3
-/// modules, NumPy 2, and on Python 3.12+ every single-phase module) raises
-/// ImportError; its message names interpreters but not the way out. The
-/// traceback then carries a note (PEP 678) saying it, as its last line.
-fn explain_refused_import(py: Python<'_>, err: &PyErr, group: &str) {
-    use pyo3::exceptions::{PyImportError, PyModuleNotFoundError};
-    if !super::groups::in_sub_interpreter()
-        || !err.is_instance_of::<PyImportError>(py)
-        || err.is_instance_of::<PyModuleNotFoundError>(py)
-    {
-        return;
-    }
-    let message = err.value(py).to_string();
-    if !(message.contains("interpreter") || message.contains("once per process")) {
-        return;
-    }
-    let note = format!(
-        "mod_wsgi_rs: application group '{group}' runs in a Python sub-interpreter and an \
-         extension module refused to load there; run the application in the main \
-         interpreter with 'WSGIApplicationGroup %{{GLOBAL}}'"
-    );
-    let _ = err.value(py).call_method1("add_note", (note,));
 }
 
 fn load<'py>(py: Python<'py>, key: &ScriptKey) -> PyResult<Bound<'py, PyModule>> {

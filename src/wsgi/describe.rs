@@ -19,14 +19,50 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> Vec<String> {
             .extract()?;
         Ok(lines)
     })();
-    match formatted {
+    let mut lines: Vec<String> = match formatted {
         Ok(chunks) => chunks
             .iter()
             .flat_map(|c| c.trim_end_matches('\n').split('\n'))
             .map(str::to_owned)
             .collect(),
         Err(_) => vec![err.to_string()],
+    };
+    if refused_in_sub_interpreter(py, err) {
+        lines.push(SUB_INTERPRETER_HINT.to_owned());
     }
+    lines
+}
+
+/// Follows the traceback of an import an extension module refused in an
+/// application group's sub-interpreter.
+pub const SUB_INTERPRETER_HINT: &str = "mod_wsgi_rs: this application group runs in a Python \
+     sub-interpreter and an extension module refused to load there; run the application in \
+     the main interpreter with 'WSGIApplicationGroup %{GLOBAL}'";
+
+/// Whether the code running now is in a sub-interpreter (an application
+/// group other than `%{GLOBAL}`).
+pub fn in_sub_interpreter() -> bool {
+    // SAFETY: callers are attached (they hold a `Python` or run inside one);
+    // both calls only read the runtime's state.
+    unsafe { pyo3::ffi::PyInterpreterState_Get() != pyo3::ffi::PyInterpreterState_Main() }
+}
+
+/// An extension module that refuses to load in a sub-interpreter raises
+/// ImportError (PyO3 modules such as `cryptography`: "... subinterpreters"
+/// or "... once per interpreter process"; NumPy 2: "... more than once per
+/// process"; Python 3.12+ for every single-phase module: "... does not
+/// support loading in subinterpreters"). Its message names interpreters but
+/// not the way out, which the log then adds.
+fn refused_in_sub_interpreter(py: Python<'_>, err: &PyErr) -> bool {
+    use pyo3::exceptions::{PyImportError, PyModuleNotFoundError};
+    if !err.is_instance_of::<PyImportError>(py)
+        || err.is_instance_of::<PyModuleNotFoundError>(py)
+        || !in_sub_interpreter()
+    {
+        return false;
+    }
+    let message = err.value(py).to_string();
+    message.contains("interpreter") || message.contains("once per process")
 }
 
 /// Logs a script error: `message`, then the Python exception behind it

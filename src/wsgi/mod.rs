@@ -19,7 +19,7 @@ pub use auth::{
     allow_access, auth_environ, check_password, get_realm_hash, groups_for_user, header_var,
     AuthFailure, PasswordCheck, RealmHash,
 };
-pub use describe::{format_exception, log_exception, log_script_error};
+pub use describe::{format_exception, in_sub_interpreter, log_exception, log_script_error};
 pub use environ::{version_tuple, EnvironSpec, WsgiFlags};
 pub use events::{active_requests, note_subscriber, publish_process_stopping, request_data};
 pub use file_wrapper::FileWrapper;
