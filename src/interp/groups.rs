@@ -27,12 +27,13 @@
 //! requests and no state is created per request.
 //!
 //! What pyo3 caches process-wide (the `#[pyclass]` type objects, `intern!`
-//! strings, the `PyOnceLock` values of the environ) is created by whichever
+//! strings, the version tuples of the environ) is created by whichever
 //! interpreter asks first and then used by all. Under one shared GIL that is
 //! sound: reference counts are only touched under the GIL, the allocator is
-//! process-wide, and the cached values are immutable (strings, tuples, a
-//! template dict that is only ever copied) or type objects that keep no
-//! per-interpreter state. pyo3's only interpreter check is for `#[pymodule]`
+//! process-wide, and the cached values are immutable (strings, tuples) or
+//! type objects that keep no per-interpreter state. What holds an
+//! interpreter's own objects is kept per interpreter: the environ template
+//! (its `wsgi.errors` stream), the loaded scripts (keyed by group). pyo3's only interpreter check is for `#[pymodule]`
 //! initialisation, which this crate does not use: the `mod_wsgi` module and
 //! the standard streams are built afresh in every interpreter.
 //!
