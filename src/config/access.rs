@@ -3,7 +3,7 @@
 //! application group it loads in) and `WSGITrustedProxyHeaders` /
 //! `WSGITrustedProxies` (the words they list).
 
-use super::args::parse_options;
+use super::args::{parse_options, script_and_options};
 use super::directive::Directive;
 use super::error::ConfigError;
 use super::group::ApplicationGroup;
@@ -21,20 +21,11 @@ pub struct AccessScript {
 impl AccessScript {
     /// Parses `file-path [application-group=name]`.
     pub fn parse(d: Directive, args: &[&str]) -> Result<Self, ConfigError> {
-        let [path, words @ ..] = args else {
-            return Err(super::args::wrong_count(
-                d,
-                args,
-                "takes a script file path, then optionally application-group=",
-            ));
-        };
-        if path.is_empty() || path.contains('=') {
-            return Err(ConfigError::invalid(
-                d.name(),
-                *path,
-                "the first argument must be the script's file path",
-            ));
-        }
+        let (path, words) = script_and_options(
+            d,
+            args,
+            "takes a script file path, then optionally application-group=",
+        )?;
         if let Some(word) = words.iter().find(|w| w.starts_with("process-group=")) {
             return Err(ConfigError::invalid(
                 d.name(),

@@ -44,6 +44,27 @@ pub(crate) fn exactly_one_non_empty<'a>(
     Ok(value)
 }
 
+/// Splits the arguments of a script directive (`file-path option=value
+/// ...`): the path must come first and not look like an option. `expected`
+/// describes the arguments for a count error.
+pub(crate) fn script_and_options<'a, 'b>(
+    d: Directive,
+    args: &'b [&'a str],
+    expected: &'static str,
+) -> Result<(&'a str, &'b [&'a str]), ConfigError> {
+    let [path, options @ ..] = args else {
+        return Err(wrong_count(d, args, expected));
+    };
+    if path.is_empty() || path.contains('=') {
+        return Err(ConfigError::invalid(
+            d.name(),
+            *path,
+            "the first argument must be the script's file path",
+        ));
+    }
+    Ok((path, options))
+}
+
 /// Parses a case-insensitive `On`/`Off`, as Apache's own flags are.
 pub(crate) fn parse_on_off(value: &str) -> Option<bool> {
     if value.eq_ignore_ascii_case("on") {

@@ -4,7 +4,7 @@
 //! for `SetHandler`/`AddHandler`) and `WSGIRestrictProcess` (the process
 //! groups a context may select). Parsed here; the httpd layer runs them.
 
-use super::args::{parse_on_off, parse_options, wrong_count};
+use super::args::{parse_on_off, parse_options, script_and_options, wrong_count};
 use super::directive::Directive;
 use super::error::ConfigError;
 use super::group::{ApplicationGroup, ProcessGroup};
@@ -37,23 +37,6 @@ pub struct HandlerScript {
     pub pass_authorization: Option<bool>,
 }
 
-/// The first argument as a path: present, not empty, not an option.
-fn script_path<'a>(
-    d: Directive,
-    arg: Option<&&'a str>,
-    what: &str,
-) -> Result<&'a str, ConfigError> {
-    match arg {
-        Some(path) if !path.is_empty() && !path.contains('=') => Ok(path),
-        Some(word) => Err(ConfigError::invalid(
-            d.name(),
-            *word,
-            format!("expected the {what} before any option"),
-        )),
-        None => Err(wrong_count(d, &[], "takes a script path, then options")),
-    }
-}
-
 fn application_group(
     d: Directive,
     word: &str,
@@ -65,12 +48,12 @@ fn application_group(
 impl DispatchScript {
     pub fn parse(args: &[&str]) -> Result<Self, ConfigError> {
         let d = Directive::DispatchScript;
-        let path = script_path(d, args.first(), "dispatch script's file path")?;
+        let (path, words) = script_and_options(d, args, "takes a script path, then options")?;
         let mut script = DispatchScript {
             path: path.to_owned(),
             application_group: None,
         };
-        for option in parse_options(d, &args[1..], &["application-group"])? {
+        for option in parse_options(d, words, &["application-group"])? {
             script.application_group = Some(application_group(d, option.word, option.value)?);
         }
         Ok(script)
@@ -111,7 +94,7 @@ impl HandlerScript {
                 "takes a handler name and a script path, then options",
             ));
         }
-        let path = script_path(d, rest.first(), "handler script's file path")?;
+        let (path, words) = script_and_options(d, rest, "takes a script path, then options")?;
         let mut script = HandlerScript {
             name: (*name).to_owned(),
             path: path.to_owned(),
@@ -120,7 +103,7 @@ impl HandlerScript {
             pass_authorization: None,
         };
         let allowed = ["process-group", "application-group", "pass-authorization"];
-        for option in parse_options(d, &rest[1..], &allowed)? {
+        for option in parse_options(d, words, &allowed)? {
             let invalid = |reason: &str| ConfigError::invalid(d.name(), option.word, reason);
             match option.name {
                 "process-group" => {
@@ -297,7 +280,7 @@ mod tests {
             ),
             (
                 DispatchScript::parse(&["application-group=x"]).map(drop),
-                "WSGIDispatchScript: invalid value 'application-group=x': expected the dispatch script's file path before any option",
+                "WSGIDispatchScript: invalid value 'application-group=x': the first argument must be the script's file path",
             ),
             (
                 DispatchScript::parse(&["/d.py", "application-group=%{NOPE}"]).map(drop),

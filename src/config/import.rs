@@ -1,7 +1,7 @@
 //! `WSGIImportScript`: a script loaded when a process of the named group
 //! starts, before any request.
 
-use super::args::{parse_options, wrong_count};
+use super::args::{parse_options, script_and_options};
 use super::directive::Directive;
 use super::error::ConfigError;
 use super::group::{ApplicationGroup, ProcessGroup};
@@ -22,20 +22,11 @@ impl ImportScript {
     /// Parses `file-path process-group=name application-group=name`.
     pub fn parse(args: &[&str]) -> Result<Self, ConfigError> {
         let d = Directive::ImportScript;
-        let [path, words @ ..] = args else {
-            return Err(wrong_count(
-                d,
-                args,
-                "takes a file path, then process-group= and application-group=",
-            ));
-        };
-        if path.is_empty() || path.contains('=') {
-            return Err(ConfigError::invalid(
-                d.name(),
-                *path,
-                "the first argument must be the script's file path",
-            ));
-        }
+        let (path, words) = script_and_options(
+            d,
+            args,
+            "takes a file path, then process-group= and application-group=",
+        )?;
         let mut process_group = None;
         let mut application_group = None;
         for option in parse_options(d, words, &["process-group", "application-group"])? {
