@@ -4,10 +4,10 @@
 //! through) over a binary [`LogBuffer`], so code that needs the bytes layer
 //! (`sys.stdout.buffer`, as Mercurial's hgweb does at import) finds it.
 //!
-//! The buffers are per process, not per request: each turns what it is
-//! given into lines, kept per thread so lines from concurrent requests do
-//! not mix, and logs every line against the request the writing thread is
-//! serving (the server log outside one). mod_wsgi makes a new `wsgi.errors`
+//! The streams are per interpreter, not per request: each buffer turns
+//! what it is given into lines, kept per thread so lines from concurrent
+//! requests do not mix, and logs every line against the request the
+//! writing thread is serving (the server log outside one). mod_wsgi makes a new `wsgi.errors`
 //! per request; one shared object routed by thread gives the same lines
 //! without building a TextIOWrapper for every request.
 
