@@ -78,6 +78,7 @@ fn main() {
     println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
 }
 
+/// The `apxs` to ask for httpd's build settings: `$APXS`, else the first on the usual paths.
 fn find_apxs() -> String {
     if let Ok(path) = env::var("APXS") {
         return path;
@@ -99,6 +100,7 @@ fn find_apxs() -> String {
     );
 }
 
+/// One build variable from `apxs -q`.
 fn apxs_query(apxs: &str, var: &str) -> String {
     let out = Command::new(apxs)
         .args(["-q", var])
@@ -113,6 +115,7 @@ fn apxs_query(apxs: &str, var: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// APR's include directory, which Debian keeps apart from httpd's.
 fn apr_include_dir(apxs: &str) -> String {
     let dir = apxs_query(apxs, "APR_INCLUDEDIR");
     if !dir.is_empty() {

@@ -12,9 +12,23 @@
 //! - [`daemon`]: daemon mode's process side: the uwsgi protocol, privilege
 //!   drop, worker threads, timeouts and recycling. The Apache parent's
 //!   supervisor and the Apache-side client live in `httpd`.
+//! - [`plan`]: the configuration resolved once at start-up into what each
+//!   process needs (pure, unit tested).
+//!
+//! Nothing outside the crate uses these modules (httpd loads the cdylib by
+//! its exported symbols; the tests drive a real Apache), so they are
+//! crate-private: code nothing calls shows up as dead.
 
-pub mod config;
-pub mod daemon;
+// Unit tests are built without the httpd layer (it links httpd's symbols),
+// so what only httpd calls (or re-exports for it) looks unused there; and a
+// test's name says what it checks.
+#![cfg_attr(
+    test,
+    allow(dead_code, unused_imports, clippy::missing_docs_in_private_items)
+)]
+
+pub(crate) mod config;
+pub(crate) mod daemon;
 #[cfg(not(test))]
 mod httpd;
 /// Unit tests cannot link httpd: they see only its bindings and the command
@@ -24,6 +38,6 @@ mod httpd {
     mod commands;
     mod ffi;
 }
-pub mod interp;
-pub mod plan;
-pub mod wsgi;
+pub(crate) mod interp;
+pub(crate) mod plan;
+pub(crate) mod wsgi;

@@ -51,9 +51,6 @@ pub struct ProcessPlan {
     pub main_server: usize,
     /// `WSGIRestrictEmbedded On`.
     pub restrict_embedded: bool,
-    /// `WSGIServerMetrics On`: embedded code may read Apache's scoreboard
-    /// (for `mod_wsgi.server_metrics()`).
-    pub server_metrics: bool,
 }
 
 impl ProcessPlan {
@@ -189,7 +186,6 @@ pub fn build_plan(inputs: &PlanInputs<'_>) -> Result<ProcessPlan, String> {
         daemon_groups: Vec::new(),
         main_server: main_server.address,
         restrict_embedded: main.effective_restrict_embedded(),
-        server_metrics: main.effective_server_metrics(),
     };
     for server in &inputs.servers {
         for spec in &server.config.daemon_processes {

@@ -14,7 +14,9 @@ use super::trusted_proxies::{ProxyHeader, TrustedProxies};
 /// the main interpreter (`%{GLOBAL}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessScript {
+    /// The script file.
     pub path: String,
+    /// The interpreter it runs in.
     pub application_group: ApplicationGroup,
 }
 

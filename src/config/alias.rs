@@ -8,6 +8,7 @@ use super::directive::Directive;
 use super::error::ConfigError;
 use super::group::{ApplicationGroup, ProcessGroup};
 
+/// The `key=value` options a `WSGIScriptAlias` line may carry.
 const ALIAS_OPTIONS: [&str; 4] = [
     "process-group",
     "application-group",
@@ -27,6 +28,7 @@ pub enum AliasPattern {
 
 impl AliasPattern {
     /// The pattern as written in the directive.
+    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         match self {
             AliasPattern::Prefix(prefix) => prefix,
@@ -39,19 +41,25 @@ impl AliasPattern {
 /// settings for requests the alias maps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AliasOptions {
+    /// `process-group=`: the daemon group that serves it.
     pub process_group: Option<ProcessGroup>,
+    /// `application-group=`: the interpreter it runs in.
     pub application_group: Option<ApplicationGroup>,
+    /// `callable-object=`: the application's name in the script.
     pub callable_object: Option<String>,
+    /// `pass-authorization=`: `HTTP_AUTHORIZATION` reaches the application.
     pub pass_authorization: Option<bool>,
 }
 
 /// One `WSGIScriptAlias` or `WSGIScriptAliasMatch` line.
 #[derive(Debug, Clone)]
 pub struct ScriptAlias {
+    /// What URLs it maps.
     pub pattern: AliasPattern,
     /// The script file or directory; for a regex alias it may hold `$0`
     /// to `$9` back-references.
     pub target: String,
+    /// Its `key=value` options.
     pub options: AliasOptions,
     /// Whether mod_wsgi would load the script when its process starts
     /// rather than on the first request: both groups are given and fixed,
@@ -73,7 +81,9 @@ pub struct AliasMatch {
 /// A piece of a `WSGIScriptAliasMatch` target, read as `ap_pregsub` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TemplatePiece {
+    /// A literal character.
     Char(char),
+    /// `$N`: the text of capture group N.
     Group(usize),
 }
 
@@ -99,6 +109,7 @@ fn template_pieces(template: &str) -> Vec<TemplatePiece> {
     pieces
 }
 
+/// Expands `$N` in a `WSGIScriptAliasMatch` target with the captures.
 fn substitute(template: &str, captures: &Captures<'_>) -> String {
     let mut out = String::with_capacity(template.len());
     for piece in template_pieces(template) {
@@ -158,6 +169,7 @@ fn prefix_match_len(alias: &str, uri: &str) -> Option<usize> {
     Some(u)
 }
 
+/// The path with each run of slashes made one, as Apache compares URLs.
 fn collapse_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for c in path.chars() {
@@ -168,6 +180,7 @@ fn collapse_slashes(path: &str) -> String {
     out
 }
 
+/// The `SCRIPT_NAME` a match consumed, without a trailing slash.
 fn mount_point_of(consumed: &str) -> String {
     collapse_slashes(consumed).trim_end_matches('/').to_owned()
 }
@@ -230,6 +243,7 @@ impl ScriptAlias {
         ))
     }
 
+    /// An alias of `pattern` to `target` with its options.
     fn new(pattern: AliasPattern, target: &str, options: AliasOptions) -> Self {
         let target_is_per_request =
             matches!(pattern, AliasPattern::Regex(_)) && target.contains('$');
@@ -263,6 +277,7 @@ impl ScriptAlias {
         }
     }
 
+    /// Matches a plain alias: `uri` must start with `alias` at a segment boundary.
     fn match_prefix(&self, alias: &str, uri: &str) -> Option<AliasMatch> {
         let consumed = prefix_match_len(alias, uri)?;
         let rest = &uri[consumed..];
@@ -283,6 +298,7 @@ impl ScriptAlias {
         })
     }
 
+    /// Matches a `WSGIScriptAliasMatch` pattern and expands its target.
     fn match_regex(&self, regex: &Regex, uri: &str) -> Option<AliasMatch> {
         let captures = regex.captures(uri)?;
         let end = captures.get(0)?.end();
@@ -318,6 +334,7 @@ fn split_alias_args<'a, 'b>(
     Ok((first, target, options))
 }
 
+/// Parses the `key=value` options after an alias's URL and target.
 fn parse_alias_options(d: Directive, words: &[&str]) -> Result<AliasOptions, ConfigError> {
     let mut options = AliasOptions::default();
     for option in parse_options(d, words, &ALIAS_OPTIONS)? {

@@ -17,6 +17,7 @@ fn describe_args(args: &[&str]) -> String {
         .join(" ")
 }
 
+/// The error for a directive given the wrong number of arguments.
 pub(crate) fn wrong_count(d: Directive, args: &[&str], expected: &'static str) -> ConfigError {
     ConfigError::ArgumentCount {
         directive: d.name(),
@@ -25,6 +26,7 @@ pub(crate) fn wrong_count(d: Directive, args: &[&str], expected: &'static str) -
     }
 }
 
+/// The only argument of a one-argument directive.
 pub(crate) fn exactly_one<'a>(d: Directive, args: &[&'a str]) -> Result<&'a str, ConfigError> {
     match args {
         [only] => Ok(only),
@@ -76,6 +78,7 @@ pub(crate) fn parse_on_off(value: &str) -> Option<bool> {
     }
 }
 
+/// The value of an `On`/`Off` directive.
 pub(crate) fn flag_directive(d: Directive, args: &[&str]) -> Result<bool, ConfigError> {
     let value = exactly_one(d, args)?;
     parse_on_off(value).ok_or_else(|| ConfigError::invalid(d.name(), value, "expected On or Off"))
@@ -224,14 +227,17 @@ pub fn split_raw_args(line: &str) -> Vec<String> {
     words
 }
 
+/// `s` without its leading spaces and tabs.
 fn skip_space(s: &str) -> &str {
     s.trim_start_matches(|c: char| c.is_ascii_whitespace())
 }
 
+/// Whether `c` opens a quoted word in Apache's syntax.
 fn is_quote(c: char) -> bool {
     c == '"' || c == '\''
 }
 
+/// The next word of a raw argument line (quotes removed) and the rest.
 fn next_word(s: &str) -> (String, &str) {
     if !s.starts_with(is_quote) {
         let word_end = s.find(|c: char| c.is_ascii_whitespace()).unwrap_or(s.len());

@@ -12,7 +12,9 @@ use super::error::ConfigError;
 /// option, nn the option's index), so it can be searched for and filtered on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
+    /// The notice's stable identifier (in the log line).
     pub id: String,
+    /// What the notice says.
     pub message: String,
 }
 
@@ -49,6 +51,7 @@ impl std::fmt::Display for Notice {
 }
 
 impl Notice {
+    /// A notice that directive `d` with `value` is accepted but does nothing here, and why.
     pub fn for_directive(d: Directive, value: &str, why: &str) -> Notice {
         Notice {
             id: notice_id(d),
@@ -61,9 +64,11 @@ impl Notice {
 /// written (the last of a kind wins, as in mod_wsgi).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CompatSettings {
+    /// The compatibility directives given, with their values.
     pub given: Vec<(Directive, String)>,
 }
 
+/// The mutex mechanisms `WSGIAcceptMutex` may name.
 const ACCEPT_MUTEXES: [&str; 6] = [
     "default", "flock", "fcntl", "sysvsem", "posixsem", "pthread",
 ];

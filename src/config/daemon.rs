@@ -19,6 +19,7 @@ const DEFAULT_LISTEN_BACKLOG: u32 = 100;
 /// set / system default", as in mod_wsgi.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonProcessSpec {
+    /// The group's name.
     pub name: String,
     /// Number of processes (default 1).
     pub processes: u32,
@@ -32,15 +33,23 @@ pub struct DaemonProcessSpec {
     pub user: Option<String>,
     /// Group name or `#gid`; `None` means Apache's `Group`.
     pub group: Option<String>,
+    /// `supplementary-groups=`.
     pub supplementary_groups: Vec<String>,
     /// Initial working directory (absolute).
     pub home: Option<String>,
+    /// `umask=`.
     pub umask: Option<u32>,
+    /// `chroot=`.
     pub chroot: Option<String>,
+    /// `python-home=`.
     pub python_home: Option<String>,
+    /// `python-path=`.
     pub python_path: Vec<String>,
+    /// `python-eggs=`.
     pub python_eggs: Option<String>,
+    /// `lang=`.
     pub lang: Option<String>,
+    /// `locale=`.
     pub locale: Option<String>,
     /// Process title; see [`DaemonProcessSpec::process_title`].
     pub display_name: Option<String>,
@@ -48,18 +57,29 @@ pub struct DaemonProcessSpec {
     pub switch_interval: Option<f64>,
     /// Thread stack size in bytes (0: system default).
     pub stack_size: u64,
+    /// `maximum-requests=`; 0 for none.
     pub maximum_requests: u64,
+    /// `restart-interval=`; zero for none.
     pub restart_interval: Duration,
+    /// `inactivity-timeout=`; zero for none.
     pub inactivity_timeout: Duration,
+    /// `request-timeout=`; zero for none.
     pub request_timeout: Duration,
+    /// `interrupt-timeout=`.
     pub interrupt_timeout: Duration,
+    /// `graceful-timeout=`.
     pub graceful_timeout: Duration,
     /// 0 means "use `graceful_timeout`".
     pub eviction_timeout: Duration,
+    /// `shutdown-timeout=`.
     pub shutdown_timeout: Duration,
+    /// `startup-timeout=`; zero for none.
     pub startup_timeout: Duration,
+    /// `deadlock-timeout=`; zero for none.
     pub deadlock_timeout: Duration,
+    /// `queue-timeout=`; zero for none.
     pub queue_timeout: Duration,
+    /// `connect-timeout=`.
     pub connect_timeout: Duration,
     /// 0 means "use Apache's `Timeout`".
     pub socket_timeout: Duration,
@@ -67,10 +87,15 @@ pub struct DaemonProcessSpec {
     pub response_socket_timeout: Duration,
     /// Given in milliseconds; default 5 ms.
     pub response_flush_delay: Duration,
+    /// `listen-backlog=`.
     pub listen_backlog: u32,
+    /// `socket-user=`.
     pub socket_user: Option<String>,
+    /// `script-user=`.
     pub script_user: Option<String>,
+    /// `script-group=`.
     pub script_group: Option<String>,
+    /// `cpu-time-limit=`; zero for none.
     pub cpu_time_limit: Duration,
     /// Scheduling priority, -20 to 20.
     pub cpu_priority: i32,
@@ -78,10 +103,15 @@ pub struct DaemonProcessSpec {
     pub memory_limit: u64,
     /// Bytes.
     pub virtual_memory_limit: u64,
+    /// `send-buffer-size=`; 0 for the system's.
     pub send_buffer_size: u32,
+    /// `receive-buffer-size=`; 0 for the system's.
     pub receive_buffer_size: u32,
+    /// `header-buffer-size=`; 0 for the default.
     pub header_buffer_size: u32,
+    /// `response-buffer-size=`; 0 for the default.
     pub response_buffer_size: u32,
+    /// `server-metrics=`.
     pub server_metrics: bool,
     /// The options given that have no effect here (see `NO_EFFECT`).
     pub no_effect: Vec<&'static str>,

@@ -8,6 +8,7 @@ use super::args::parse_whole_number;
 /// mod_wsgi caps threads one below its internal stack marker (0xffff).
 pub(super) const MAX_THREADS: u64 = 0xfffd;
 
+/// Every option `WSGIDaemonProcess` accepts, as mod_wsgi spells them.
 pub(super) const DAEMON_OPTIONS: [&str; 46] = [
     "user",
     "group",
@@ -118,10 +119,12 @@ pub(super) const NO_EFFECT: [(&str, &str); 14] = [
 ];
 /// Reads one option's value; `Err` carries the reason only.
 pub(super) struct OptionValue<'a> {
+    /// The text after `=`.
     pub(super) value: &'a str,
 }
 
 impl OptionValue<'_> {
+    /// The value as an integer within `min..=max`.
     pub(super) fn number(&self, min: u64, max: u64) -> Result<u64, String> {
         let n = parse_whole_number(self.value).map_err(str::to_owned)?;
         if n < min {
@@ -133,11 +136,13 @@ impl OptionValue<'_> {
         Ok(n)
     }
 
+    /// The value as a count of at least `min`.
     pub(super) fn count_u32(&self, min: u32) -> Result<u32, String> {
         self.number(u64::from(min), u64::from(u32::MAX))
             .map(|n| n as u32)
     }
 
+    /// The value as whole seconds.
     pub(super) fn seconds(&self) -> Result<Duration, String> {
         self.number(0, u64::MAX).map(Duration::from_secs)
     }
@@ -151,6 +156,7 @@ impl OptionValue<'_> {
         Ok(size)
     }
 
+    /// The value, which must be an absolute path.
     pub(super) fn absolute_path(&self) -> Result<String, String> {
         if !self.value.starts_with('/') {
             return Err("must be an absolute path".to_owned());
@@ -172,6 +178,7 @@ impl OptionValue<'_> {
         Ok(self.value.to_owned())
     }
 
+    /// The value split at `separator`, empty parts dropped.
     pub(super) fn list(&self, separator: char) -> Result<Vec<String>, String> {
         let items: Vec<String> = self.value.split(separator).map(str::to_owned).collect();
         if items.iter().any(String::is_empty) {
@@ -181,6 +188,7 @@ impl OptionValue<'_> {
     }
 }
 
+/// An octal umask such as `0007`.
 pub(super) fn parse_umask(value: &str) -> Result<u32, String> {
     if value.is_empty() || !value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err("expected an octal number such as 0022".to_owned());
@@ -191,6 +199,7 @@ pub(super) fn parse_umask(value: &str) -> Result<u32, String> {
     }
 }
 
+/// `sys.setswitchinterval` seconds: a positive number.
 pub(crate) fn parse_switch_interval(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
@@ -198,6 +207,7 @@ pub(crate) fn parse_switch_interval(value: &str) -> Result<f64, String> {
     }
 }
 
+/// A nice value, -20 to 19.
 pub(super) fn parse_cpu_priority(value: &str) -> Result<i32, String> {
     match value.parse::<i32>() {
         Ok(priority) if (-20..=20).contains(&priority) => Ok(priority),

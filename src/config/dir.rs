@@ -15,7 +15,9 @@ use super::trusted_proxies::{ProxyHeader, TrustedProxies};
 /// as a GET.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MapHeadToGet {
+    /// Always.
     On,
+    /// Never.
     Off,
     /// Only when an output filter that needs the full body is present.
     #[default]
@@ -23,6 +25,7 @@ pub enum MapHeadToGet {
 }
 
 impl MapHeadToGet {
+    /// `On`, `Off` or `Auto`, in any case.
     fn parse(value: &str) -> Option<Self> {
         [
             ("on", MapHeadToGet::On),
@@ -38,7 +41,9 @@ impl MapHeadToGet {
 /// The callable's name when no `WSGICallableObject` applies.
 pub const DEFAULT_CALLABLE_OBJECT: &str = "application";
 
+/// mod_wsgi's default application group.
 static DEFAULT_APPLICATION_GROUP: ApplicationGroup = ApplicationGroup::Resource;
+/// mod_wsgi's default process group: embedded mode.
 static DEFAULT_PROCESS_GROUP: ProcessGroup = ProcessGroup::Global;
 
 /// Resolves a `WSGICallableObject` value for a request. mod_wsgi accepts
@@ -62,11 +67,17 @@ pub struct DirConfig {
     /// A Python identifier, or `%{ENV:variable}`
     /// (see [`resolve_callable_object`]).
     pub callable_object: Option<String>,
+    /// `WSGIPassAuthorization`.
     pub pass_authorization: Option<bool>,
+    /// `WSGIScriptReloading`.
     pub script_reloading: Option<bool>,
+    /// `WSGIApplicationGroup`.
     pub application_group: Option<ApplicationGroup>,
+    /// `WSGIChunkedRequest`.
     pub chunked_request: Option<bool>,
+    /// `WSGIMapHEADToGET`.
     pub map_head_to_get: Option<MapHeadToGet>,
+    /// `WSGIProcessGroup`.
     pub process_group: Option<ProcessGroup>,
     /// `WSGIAuthUserScript`: the `wsgi` authentication provider's script.
     pub auth_user_script: Option<AccessScript>,
@@ -249,7 +260,9 @@ impl DirConfig {
 /// mod_wsgi's defaults apply to what neither sets.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSettings<'a> {
+    /// The directory's settings.
     dir: &'a DirConfig,
+    /// The options of the alias (or handler script) that mapped the request.
     alias: Option<&'a AliasOptions>,
 }
 

@@ -67,18 +67,22 @@ pub enum Reach {
 /// One row of the directive table.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
+    /// The directive the row describes.
     pub directive: Directive,
     /// As spelt in mod_wsgi's documentation (Apache matches it ignoring
     /// case). A C string because httpd reads it straight from the table.
     pub name: &'static CStr,
+    /// How Apache hands its arguments over.
     pub args: Args,
     /// `req_override` bits, see [`context`].
     pub context: u32,
+    /// Whether it is refused inside `<VirtualHost>`.
     pub reach: Reach,
     /// Syntax summary: `httpd -L` prints it.
     pub usage: &'static CStr,
 }
 
+/// Declares the table: the `Directive` enum and `SPECS`, one row per directive.
 macro_rules! directives {
     ($(
         $(#[$doc:meta])*
@@ -247,10 +251,14 @@ impl Directive {
         self.spec().name.to_str().unwrap_or("WSGI?")
     }
 
+    /// The directive's number: its row in the table, from 1.
+    #[cfg(test)]
     pub fn id(&self) -> u32 {
         *self as u32
     }
 
+    /// The directive of number `id`.
+    #[cfg(test)]
     pub fn from_id(id: u32) -> Option<Directive> {
         let index = (id as usize).checked_sub(1)?;
         SPECS.get(index).map(|s| s.directive)
@@ -279,11 +287,13 @@ impl Directive {
 
     /// True for the directives allowed in `.htaccess` files (with the
     /// matching `AllowOverride` class).
+    #[cfg(test)]
     pub fn allowed_in_htaccess(&self) -> bool {
         self.spec().context & context::OR_ANY != 0
     }
 
     /// Syntax summary.
+    #[cfg(test)]
     pub fn usage(&self) -> &'static str {
         self.spec().usage.to_str().unwrap_or("")
     }
@@ -411,14 +421,11 @@ mod tests {
             contexts.push("dir");
         }
         let mut text = contexts.join(", ");
-        let classes: Vec<&str> = [
-            (OR_FILEINFO, "FileInfo"),
-            (context::OR_AUTHCFG, "AuthConfig"),
-        ]
-        .into_iter()
-        .filter(|(bit, _)| spec.context & bit != 0)
-        .map(|(_, class)| class)
-        .collect();
+        let classes: Vec<&str> = [(OR_FILEINFO, "FileInfo"), (OR_AUTHCFG, "AuthConfig")]
+            .into_iter()
+            .filter(|(bit, _)| spec.context & bit != 0)
+            .map(|(_, class)| class)
+            .collect();
         if !classes.is_empty() {
             text.push_str(&format!(", htaccess ({})", classes.join(", ")));
         }

@@ -19,6 +19,7 @@ const BUILTIN_HANDLERS: [&str; 2] = ["wsgi-script", "application/x-httpd-wsgi"];
 /// `WSGIDispatchScript path [application-group=name]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatchScript {
+    /// The script file.
     pub path: String,
     /// Where the dispatch script itself runs; `None`: the application group
     /// of the request being dispatched.
@@ -31,12 +32,17 @@ pub struct DispatchScript {
 pub struct HandlerScript {
     /// The handler name `SetHandler`/`AddHandler` select it by.
     pub name: String,
+    /// The script file.
     pub path: String,
+    /// `process-group=`.
     pub process_group: Option<ProcessGroup>,
+    /// `application-group=`.
     pub application_group: Option<ApplicationGroup>,
+    /// `pass-authorization=`.
     pub pass_authorization: Option<bool>,
 }
 
+/// Parses an `application-group=` value.
 fn application_group(
     d: Directive,
     word: &str,
@@ -46,6 +52,7 @@ fn application_group(
 }
 
 impl DispatchScript {
+    /// Parses the directive's arguments.
     pub fn parse(args: &[&str]) -> Result<Self, ConfigError> {
         let d = Directive::DispatchScript;
         let (path, words) = script_and_options(d, args, "takes a script path, then options")?;
@@ -61,6 +68,7 @@ impl DispatchScript {
 }
 
 impl HandlerScript {
+    /// Parses the directive's arguments.
     pub fn parse(args: &[&str]) -> Result<Self, ConfigError> {
         let d = Directive::HandlerScript;
         let [name, rest @ ..] = args else {
@@ -159,6 +167,7 @@ pub fn parse_restrict_process(args: &[&str]) -> Result<Vec<String>, ConfigError>
 /// per-directory record; at server level in the server's default one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routing {
+    /// `WSGIDispatchScript`.
     pub dispatch_script: Option<DispatchScript>,
     /// In lookup order: nested sections' definitions first.
     pub handler_scripts: Vec<HandlerScript>,
@@ -186,6 +195,7 @@ impl Routing {
         Ok(true)
     }
 
+    /// `add` (a nested section) over `base`.
     pub fn merge(base: &Self, add: &Self) -> Self {
         Routing {
             dispatch_script: add

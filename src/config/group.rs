@@ -27,25 +27,36 @@ pub trait RequestFacts {
 /// Why a `%{...}` group specification was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum GroupSpecError {
+    /// `%{` without its `}`.
     #[error("'%{{' is not closed by '}}'")]
     Unterminated,
+    /// Text after the closing `}`.
     #[error("unexpected text after the closing '}}'")]
     TrailingText,
+    /// `%{ENV:}`.
     #[error("%{{ENV:}} needs a variable name")]
     EmptyEnvName,
+    /// A `%{...}` form not allowed here.
     #[error("unknown keyword %{{{keyword}}} (expected {allowed})")]
     UnknownKeyword {
+        /// The form given.
         keyword: String,
+        /// The forms allowed.
         allowed: &'static str,
     },
 }
 
 /// The keyword forms before they are narrowed to what each group allows.
 enum Keyword<'a> {
+    /// `%{GLOBAL}`.
     Global,
+    /// `%{SERVER}`.
     Server,
+    /// `%{RESOURCE}`.
     Resource,
+    /// `%{HOST}`.
     Host,
+    /// `%{ENV:name}`.
     Env(&'a str),
 }
 
@@ -74,6 +85,7 @@ fn parse_keyword(spec: &str) -> Result<Option<(Keyword<'_>, &str)>, GroupSpecErr
     Ok(Some((keyword, body)))
 }
 
+/// The error for a `%{...}` form not allowed here.
 fn unknown(keyword: &str, allowed: &'static str) -> GroupSpecError {
     GroupSpecError::UnknownKeyword {
         keyword: keyword.to_owned(),
@@ -81,7 +93,9 @@ fn unknown(keyword: &str, allowed: &'static str) -> GroupSpecError {
     }
 }
 
+/// The forms an application group may take, for error messages.
 const APPLICATION_KEYWORDS: &str = "%{GLOBAL}, %{SERVER}, %{RESOURCE}, %{HOST} or %{ENV:variable}";
+/// The forms a process group may take, for error messages.
 const PROCESS_KEYWORDS: &str = "%{GLOBAL} or %{ENV:variable}";
 
 /// Attaches the right list of allowed keywords to an unknown-keyword error.
@@ -135,6 +149,7 @@ pub enum ApplicationGroup {
 }
 
 impl ApplicationGroup {
+    /// Parses a group as written in a directive.
     pub fn parse(spec: &str) -> Result<Self, GroupSpecError> {
         let keyword = parse_keyword(spec).map_err(|e| with_allowed(e, APPLICATION_KEYWORDS))?;
         Ok(match keyword {
@@ -225,6 +240,7 @@ pub enum ProcessGroup {
 }
 
 impl ProcessGroup {
+    /// Parses a group as written in a directive.
     pub fn parse(spec: &str) -> Result<Self, GroupSpecError> {
         let keyword = parse_keyword(spec).map_err(|e| with_allowed(e, PROCESS_KEYWORDS))?;
         match keyword {

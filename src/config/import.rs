@@ -11,6 +11,7 @@ use super::group::{ApplicationGroup, ProcessGroup};
 /// since no request exists at that point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportScript {
+    /// The script file.
     pub path: String,
     /// `Global` for the Apache child processes, else a daemon group name.
     pub process_group: ProcessGroup,

@@ -22,19 +22,16 @@ mod server;
 mod trusted_proxies;
 
 pub use access::AccessScript;
-pub use alias::{AliasMatch, AliasOptions, AliasPattern, ScriptAlias};
+pub use alias::AliasOptions;
 pub use args::split_raw_args;
-pub use compat::{CompatSettings, Notice};
 pub use daemon::DaemonProcessSpec;
-pub use dir::{
-    resolve_callable_object, DirConfig, MapHeadToGet, RequestSettings, DEFAULT_CALLABLE_OBJECT,
-};
-pub use directive::{context, Args, Directive, Reach, Scope, Spec, SPECS};
-pub use dispatch::{DispatchScript, HandlerScript, Routing, HANDLER_CALLABLE};
-pub use error::ConfigError;
-pub use group::{ApplicationGroup, GroupSpecError, ProcessGroup, RequestFacts};
-pub use import::ImportScript;
+pub use dir::{resolve_callable_object, DirConfig, MapHeadToGet};
+#[cfg(test)]
+pub use directive::context;
+pub use directive::{Args, Directive, Scope, SPECS};
+pub use dispatch::{DispatchScript, HandlerScript, HANDLER_CALLABLE};
+pub use group::{ApplicationGroup, ProcessGroup, RequestFacts};
 pub use options_block::InterpreterOptionsBlock;
-pub use python_options::{HashSeed, PythonOptions};
-pub use server::{find_duplicate_daemon_names, ServerConfig};
-pub use trusted_proxies::{rewrite_proxy_vars, EnvEdit, ProxyHeader, Purpose, TrustedProxies};
+pub use python_options::HashSeed;
+pub use server::ServerConfig;
+pub use trusted_proxies::{rewrite_proxy_vars, EnvEdit};

@@ -21,8 +21,10 @@ const PERMITTED: [&str; 7] = [
 ];
 
 /// The closing line of the container (compared ignoring case and spaces).
+#[cfg(test)]
 pub const END_TAG: &str = "</WSGIInterpreterOptions>";
 
+/// One `<WSGIInterpreterOptions>` section: the interpreter options it sets.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InterpreterOptionsBlock {
     /// `None` matches every process group; `Some("")` is embedded mode.
@@ -33,6 +35,7 @@ pub struct InterpreterOptionsBlock {
     pub lines: Vec<(String, Vec<String>)>,
 }
 
+/// An error about a line of the section.
 fn err(value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::invalid(Directive::InterpreterOptions.name(), value, reason)
 }
@@ -112,6 +115,7 @@ impl InterpreterOptionsBlock {
     }
 
     /// Whether `line` closes the container.
+    #[cfg(test)]
     pub fn is_end(line: &str) -> bool {
         let compact: String = line.split_whitespace().collect();
         compact.eq_ignore_ascii_case(END_TAG)

@@ -21,13 +21,17 @@ pub enum HashSeed {
 /// Everything `None` or empty means "not set": Python's defaults apply.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PythonOptions {
+    /// `WSGIPythonOptimize`.
     pub optimize: Option<u8>,
     /// In the order written; each is one `-W` filter.
     pub warnings: Vec<String>,
+    /// `WSGIPythonHashSeed`.
     pub hash_seed: Option<HashSeed>,
+    /// `WSGIDontWriteBytecode`.
     pub dont_write_bytecode: Option<bool>,
     /// Embedded mode's `PYTHON_EGG_CACHE`; daemons use `python-eggs=`.
     pub eggs: Option<String>,
+    /// `WSGIDestroyInterpreter`.
     pub destroy_interpreter: Option<bool>,
     /// Embedded mode's switch interval; daemons use `switch-interval=`.
     pub switch_interval: Option<f64>,

@@ -22,11 +22,17 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 /// What a forwarding header tells the server behind the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Purpose {
+    /// The client's address.
     ClientAddress,
+    /// The host the client asked for.
     Host,
+    /// The server's name.
     ServerName,
+    /// The server's port.
     Port,
+    /// Where the application is mounted.
     ScriptName,
+    /// `http` or `https`.
     Scheme,
 }
 
@@ -47,13 +53,19 @@ enum Rewrite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProxyHeader(usize);
 
+/// What we know of one forwarding header.
 struct HeaderSpec {
+    /// The header as HTTP spells it.
     header: &'static str,
+    /// The CGI variable Apache puts it in.
     var: &'static str,
+    /// What it tells.
     purpose: Purpose,
+    /// How it rewrites the variables.
     rewrite: Rewrite,
 }
 
+/// One row of the header table.
 const fn spec(
     header: &'static str,
     var: &'static str,
@@ -180,11 +192,13 @@ impl ProxyHeader {
             })
     }
 
+    /// The header's row.
     fn spec(self) -> &'static HeaderSpec {
         &HEADERS[self.0]
     }
 
     /// The header as HTTP spells it.
+    #[cfg(test)]
     pub fn name(self) -> &'static str {
         self.spec().header
     }
@@ -194,6 +208,7 @@ impl ProxyHeader {
         self.spec().var
     }
 
+    /// What the header tells.
     pub fn purpose(self) -> Purpose {
         self.spec().purpose
     }
@@ -213,6 +228,8 @@ impl TrustedProxies {
         Ok(())
     }
 
+    /// Whether no proxy is trusted.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -234,6 +251,7 @@ impl TrustedProxies {
     }
 }
 
+/// One `WSGITrustedProxies` word as a network.
 fn parse_network(word: &str) -> Result<IpNet, String> {
     let bad = |why: &str| format!("not an IP address or network: {why}");
     let (addr, mask) = match word.split_once('/') {
@@ -281,6 +299,7 @@ fn parse_network(word: &str) -> Result<IpNet, String> {
     Err(bad("malformed address"))
 }
 
+/// A prefix length of at most `max` bits.
 fn prefix_len(text: &str, max: u8) -> Option<u8> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -291,7 +310,9 @@ fn prefix_len(text: &str, max: u8) -> Option<u8> {
 /// One change to the request's CGI variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvEdit {
+    /// Sets a variable.
     Set(&'static str, Vec<u8>),
+    /// Removes a variable.
     Unset(&'static str),
 }
 
@@ -343,6 +364,7 @@ pub fn rewrite_proxy_vars<'a>(
     edits
 }
 
+/// Applies one header's value to the variables.
 fn apply(
     header: ProxyHeader,
     value: &[u8],

@@ -29,6 +29,7 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// The answer an atomic's value stands for.
     fn from_u8(v: u8) -> Answer {
         match v {
             0 => Answer::None,
@@ -77,16 +78,21 @@ impl AnswerState {
 
 /// What the monitor knows about the request a worker is running.
 pub struct ActiveRequest {
+    /// When the request started.
     pub started: Instant,
     /// `threading.get_ident()` of the worker, to find its Python stack.
     pub thread_id: u64,
+    /// Its URI, for the log.
     pub uri: String,
+    /// The monitor has handled its timeout.
     pub timed_out: AtomicBool,
+    /// Who answers the request, shared with its backend.
     pub(super) answer: Arc<AnswerState>,
     /// The connection, for the monitor's 504. Only used under the slot's
     /// lock; the worker clears the slot before it closes or parks the
     /// connection.
     pub(super) fd: RawFd,
+    /// Whether the peer is our client (frames the 504 as it expects).
     pub(super) framed: bool,
 }
 

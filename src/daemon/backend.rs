@@ -16,20 +16,31 @@ use crate::wsgi::{Backend, BodyError, LogLevel, Outcome, WriteError};
 /// Where the request body comes from.
 pub(super) enum Body {
     /// Read in full before the application ran (our client, small bodies).
-    Memory { data: Vec<u8>, at: usize },
+    Memory {
+        /// The body.
+        data: Vec<u8>,
+        /// How much of it was read.
+        at: usize,
+    },
     /// Framed on the socket after our go-ahead (our client, large or
     /// chunked bodies). `asked`: the go-ahead has been sent; until then
     /// the client sends nothing.
     Framed {
+        /// The go-ahead has been sent.
         asked: bool,
+        /// Bytes of the current frame not read yet.
         frame_left: usize,
+        /// The end frame has arrived.
         done: bool,
     },
     /// `CONTENT_LENGTH` bytes on the socket (plain uwsgi peers); `early`
     /// arrived with the vars.
     Plain {
+        /// Body bytes that came with the vars.
         early: Vec<u8>,
+        /// How much of `early` was read.
         at: usize,
+        /// Body bytes not read yet.
         left: u64,
     },
 }
@@ -40,17 +51,26 @@ const OUT_BUFFER: usize = 64 * 1024;
 /// The daemon side of one request: the body comes from the socket, the
 /// response goes back on it (framed for our client, plain for others).
 pub struct DaemonBackend {
+    /// The connection, borrowed from the worker (never closed here).
     pub(super) stream: ManuallyDrop<UnixStream>,
+    /// The peer is our client: frames, end marker, keep-alive.
     pub(super) framed: bool,
+    /// The connection may serve another request after this one.
     pub(super) keep_alive: bool,
+    /// Where the request body comes from.
     pub(super) body: Body,
+    /// A HEAD request: no body goes out.
     pub(super) head: bool,
     /// Response bytes not yet sent: the head, and body data the core did not
     /// ask to flush (items of a list), sent with what follows.
     pub(super) out: Vec<u8>,
+    /// Who answers, shared with the monitor's request timeout.
     pub(super) answer: Arc<AnswerState>,
+    /// The client's address, for log lines.
     pub(super) client: String,
+    /// The process group's name, for log lines.
     pub(super) group: String,
+    /// `abort` has shut the connection down.
     pub(super) aborted: bool,
     /// `WSGIEnableSendfile On`: file_wrapper files go out by sendfile();
     /// else they are read and written.
@@ -88,6 +108,7 @@ impl DaemonBackend {
         Ok(())
     }
 
+    /// Makes the application the one who answers; fails once the monitor has.
     fn claim_answer(&self) -> Result<(), WriteError> {
         match self.answer.claim(Answer::App) {
             Ok(()) | Err(Answer::App) => Ok(()),
@@ -146,6 +167,7 @@ impl DaemonBackend {
         }
     }
 
+    /// Reads from the connection, retrying on EINTR.
     fn read_stream(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
         loop {
             match (&*self.stream).read(buf) {
@@ -156,6 +178,7 @@ impl DaemonBackend {
         }
     }
 
+    /// The error for a client that stopped before its whole body.
     fn early_eof() -> BodyError {
         BodyError::Io("client closed before the whole body arrived".into())
     }

@@ -49,6 +49,7 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
+/// Reads what is there, retrying on EINTR.
 fn read_some(stream: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         match stream.read(buf) {
@@ -60,9 +61,11 @@ fn read_some(stream: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<usize> 
 
 /// A request's vars, and where its body starts in the scratch buffer.
 struct Head {
+    /// The request's variables.
     vars: Vars,
     /// `scratch[body_start..filled]` already holds body bytes.
     body_start: usize,
+    /// How much of the scratch buffer holds data.
     filled: usize,
 }
 
@@ -117,6 +120,7 @@ fn read_inline_body(stream: &mut UnixStream, already: &[u8]) -> Result<Vec<u8>, 
     }
 }
 
+/// An end of stream becomes `Truncated`; other errors stay I/O errors.
 fn truncated(e: std::io::Error) -> ProtocolError {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
@@ -127,7 +131,9 @@ fn truncated(e: std::io::Error) -> ProtocolError {
 /// Whether the connection is ready for the client's next request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum After {
+    /// Park it for the next request.
     Keep,
+    /// Close it.
     Close,
 }
 
@@ -329,15 +335,23 @@ fn waited_too_long(daemon: &Daemon, vars: &Vars) -> bool {
 
 /// One request, read and checked, ready to run.
 struct Request<'a> {
+    /// The request's variables (private ones only from our own client).
     vars: &'a Vars,
+    /// The script to run and its application group.
     key: ScriptKey,
+    /// The callable's name in the script.
     callable: &'a str,
+    /// `WSGIScriptReloading`: a changed script replaces the process.
     reloading: bool,
+    /// Where the body comes from.
     body: Body,
+    /// The peer is our client.
     framed: bool,
+    /// The connection may carry the client's next request.
     keep_alive: bool,
 }
 
+/// Runs a checked request: restarts the process if its script changed, else hands it to the runner.
 fn run(
     py: Python<'_>,
     daemon: &Arc<Daemon>,

@@ -32,6 +32,7 @@ use crate::interp::{PythonSettings, ScriptKey};
 /// Everything a freshly forked daemon process needs, resolved by the parent.
 #[derive(Clone, Debug)]
 pub struct DaemonLaunch {
+    /// The group's `WSGIDaemonProcess` options.
     pub spec: DaemonProcessSpec,
     /// The group's listening socket, inherited across fork.
     pub listener_fd: i32,
@@ -42,8 +43,11 @@ pub struct DaemonLaunch {
     /// the group's default application only, whatever vars they carry (an
     /// .htaccess author can make mod_proxy send any vars).
     pub proxy_secret: String,
+    /// How Python starts in the process.
     pub python: PythonSettings,
+    /// Who the process runs as.
     pub identity: privileges::Identity,
+    /// The directory it starts in.
     pub home: Option<PathBuf>,
     /// Scripts loaded at start (`WSGIImportScript`, preloading aliases).
     pub preloads: Vec<ScriptKey>,

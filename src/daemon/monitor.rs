@@ -67,6 +67,7 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
     true
 }
 
+/// Drains within `limit`, runs the application's atexit callbacks when that was clean, and exits.
 fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
     let clean = drain(daemon, limit);
     if !(clean && gil_is_responsive(daemon)) {
@@ -115,6 +116,7 @@ fn gil_is_responsive(daemon: &Daemon) -> bool {
     now_secs().saturating_sub(daemon.heartbeat.load(Ordering::Relaxed)) <= 2
 }
 
+/// The Python stack of the thread `thread_id`, for the request-timeout log.
 fn python_stack(daemon: &Daemon, thread_id: u64) -> Vec<String> {
     if !gil_is_responsive(daemon) {
         return vec!["(the GIL is held elsewhere; stack unavailable)".into()];
@@ -143,6 +145,7 @@ fn python_stack(daemon: &Daemon, thread_id: u64) -> Vec<String> {
     })
 }
 
+/// Answers 504 for requests running past `request-timeout`, logs their stack and asks for a restart.
 fn check_request_timeouts(daemon: &Daemon) {
     let limit = daemon.launch.spec.request_timeout;
     if limit.is_zero() {
@@ -176,6 +179,7 @@ fn check_request_timeouts(daemon: &Daemon) {
     }
 }
 
+/// The main thread's loop: signals, parent death, deadlock, timeouts and recycling.
 pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
     let spec = &daemon.launch.spec;
     let set = signal_set();

@@ -20,11 +20,15 @@ pub enum Ready {
     Connection(RawFd),
 }
 
+/// The epoll set a daemon process's workers wait on.
 pub struct Poller {
+    /// The epoll instance.
     epoll: OwnedFd,
+    /// The group's listening socket.
     listener: RawFd,
 }
 
+/// A syscall's -1 as the `errno` error.
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -34,6 +38,7 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 }
 
 impl Poller {
+    /// A set watching the group's listening socket.
     pub fn new(listener: RawFd) -> io::Result<Poller> {
         // SAFETY: epoll_create1 returns a fresh descriptor or -1.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -45,6 +50,7 @@ impl Poller {
         Ok(poller)
     }
 
+    /// One `epoll_ctl` call, one-shot, with `token` as the event's data.
     fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,

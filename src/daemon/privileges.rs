@@ -11,29 +11,45 @@ use std::path::Path;
 pub struct Identity {
     /// None when Apache does not run as root: the process keeps its user.
     pub uid: Option<u32>,
+    /// The group to switch to.
     pub gid: Option<u32>,
+    /// The user's name, for initgroups.
     pub user_name: Option<String>,
     /// Extra groups; empty means "the user's groups" (initgroups).
     pub supplementary: Vec<u32>,
 }
 
+/// Why the process could not become its user.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivilegeError {
+    /// No such user.
     #[error("unknown user '{0}'")]
     UnknownUser(String),
+    /// No such group.
     #[error("unknown group '{0}'")]
     UnknownGroup(String),
+    /// The group would run as root.
     #[error("refusing to run a daemon process as root (uid 0)")]
     Root,
+    /// The home directory could not be entered.
     #[error("chdir to home directory '{path}' failed: {err}")]
-    Chdir { path: String, err: std::io::Error },
+    Chdir {
+        /// The directory.
+        path: String,
+        /// The error.
+        err: std::io::Error,
+    },
+    /// A credentials call failed.
     #[error("{call} failed: {err}")]
     Call {
+        /// The call.
         call: &'static str,
+        /// The error.
         err: std::io::Error,
     },
 }
 
+/// A credentials syscall's failure, named.
 fn call(name: &'static str, rc: i32) -> Result<(), PrivilegeError> {
     if rc == 0 {
         Ok(())

@@ -37,6 +37,7 @@ pub fn run(launch: DaemonLaunch, hold_off: Duration) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Applies the group's resource limits and CPU priority.
 fn apply_limits(launch: &DaemonLaunch) {
     let spec = &launch.spec;
     let set = |resource, value: u64| {
@@ -95,6 +96,7 @@ fn hold_off_start(launch: &DaemonLaunch, hold_off: Duration) {
     }
 }
 
+/// Sets the process up, starts its workers and becomes the monitor; returns only on a start-up failure.
 fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
     // Signals become events the monitor waits for; a closed client must be an
     // EPIPE error, not a dead process.
@@ -199,6 +201,7 @@ fn spawn_heartbeat(daemon: &Arc<Daemon>) {
     }
 }
 
+/// A worker thread: takes ready connections (new or parked) and serves one request at a time.
 fn worker(daemon: &Arc<Daemon>, index: usize) {
     let mut scratch = Scratch::default();
     loop {

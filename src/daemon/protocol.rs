@@ -32,22 +32,31 @@
 //! - `WSGI_RS_CHUNKED=1` only says the client's request had no length
 //!   (`wsgi.input_terminated`).
 
-use std::io::{self, Read};
+use std::io;
 use std::ops::Range;
 
 /// Private variables: consumed by the daemon, never shown to applications.
 pub const VAR_PREFIX: &[u8] = b"WSGI_RS_";
+/// The secret proving the request came from this Apache.
 pub const VAR_SECRET: &str = "WSGI_RS_SECRET";
+/// Set by our client: it frames bodies and keeps connections.
 pub const VAR_CLIENT: &str = "WSGI_RS_CLIENT";
+/// The body follows the daemon's go-ahead.
 pub const VAR_EXPECT: &str = "WSGI_RS_EXPECT";
+/// The client's body was chunked.
 pub const VAR_CHUNKED: &str = "WSGI_RS_CHUNKED";
+/// The WSGI script to run.
 pub const VAR_SCRIPT: &str = "WSGI_RS_SCRIPT";
+/// Its application group.
 pub const VAR_APPLICATION_GROUP: &str = "WSGI_RS_APPLICATION_GROUP";
+/// The callable's name.
 pub const VAR_CALLABLE: &str = "WSGI_RS_CALLABLE";
+/// `WSGIScriptReloading` ("0" when off).
 pub const VAR_RELOADING: &str = "WSGI_RS_RELOADING";
 /// The script's modification time (microseconds) as Apache saw it for this
 /// request, so the daemon need not stat() it again.
 pub const VAR_SCRIPT_MTIME: &str = "WSGI_RS_SCRIPT_MTIME";
+/// When Apache sent the request (microseconds), for `queue-timeout`.
 pub const VAR_QUEUE_START: &str = "WSGI_RS_QUEUE_START";
 /// `WSGIEnableSendfile On` for this request (absent: Off).
 pub const VAR_SENDFILE: &str = "WSGI_RS_SENDFILE";
@@ -58,7 +67,9 @@ pub const VAR_IGNORE_ACTIVITY: &str = "WSGI_RS_IGNORE_ACTIVITY";
 /// its own error page); stripped from application headers.
 pub const INTERNAL_ERROR_HEADER: &str = "X-Wsgi-Rs-Internal";
 
+/// The daemon's answer "retry elsewhere" (it is restarting).
 pub const REJECT: u8 = b'R';
+/// The daemon's go-ahead for a streamed body.
 pub const CONTINUE: u8 = b'C';
 
 /// Ends a framed response body; the connection stays open for the next
@@ -72,18 +83,25 @@ pub const MAX_FRAME: usize = 4 << 20;
 /// Largest vars block the uwsgi header can describe.
 pub const MAX_VARS: usize = u16::MAX as usize;
 
+/// What can be wrong with a request on the wire.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
+    /// The vars do not fit the 16-bit size.
     #[error("uwsgi vars block is {0} bytes, more than the protocol's 65535")]
     VarsTooLarge(usize),
+    /// A key or value does not fit its 16-bit length.
     #[error("a uwsgi var is longer than 65535 bytes")]
     VarTooLong,
+    /// A packet type other than WSGI's.
     #[error("unsupported uwsgi modifier1 {0} (only 0, WSGI, is served)")]
     Modifier(u8),
+    /// Lengths that do not add up.
     #[error("malformed uwsgi vars block")]
     Malformed,
+    /// The stream ended in the middle.
     #[error("connection closed before a complete request arrived")]
     Truncated,
+    /// Reading failed.
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -115,6 +133,7 @@ pub fn encode_request_into<'a>(
 }
 
 /// Builds the 4-byte header and vars block of a request.
+#[cfg(test)] // Only the unit tests need it.
 pub fn encode_request<'a>(
     vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Result<Vec<u8>, ProtocolError> {
@@ -127,36 +146,46 @@ pub fn encode_request<'a>(
 /// positions of each key and value in it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Vars {
+    /// The vars block as received.
     block: Vec<u8>,
+    /// Where each key and value lies in `block`.
     pairs: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl Vars {
+    /// Every variable, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.pairs
             .iter()
             .map(|(k, v)| (&self.block[k.clone()], &self.block[v.clone()]))
     }
 
+    /// How many variables there are.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
 
+    /// Whether there are none.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
 
+    /// A variable's value.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.iter()
             .find(|(k, _)| *k == key.as_bytes())
             .map(|(_, v)| v)
     }
 
+    /// A variable's value as text (lossy).
     pub fn get_str(&self, key: &str) -> Option<String> {
         self.get(key)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
+    /// Whether a flag variable is "1".
     pub fn flag(&self, key: &str) -> bool {
         self.get(key) == Some(b"1")
     }
@@ -198,7 +227,8 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<(Vars, usize)>, ProtocolE
 }
 
 /// Reads a request's header and vars; the body follows on the stream.
-pub fn read_request(r: &mut impl Read) -> Result<Vars, ProtocolError> {
+#[cfg(test)] // Only the unit tests need it.
+pub fn read_request(r: &mut impl io::Read) -> Result<Vars, ProtocolError> {
     let mut buf = vec![0u8; 4];
     r.read_exact(&mut buf).map_err(truncated)?;
     let size = u16::from_le_bytes([buf[1], buf[2]]) as usize;
@@ -207,6 +237,8 @@ pub fn read_request(r: &mut impl Read) -> Result<Vars, ProtocolError> {
     Ok(parse_request_head(&buf)?.ok_or(ProtocolError::Truncated)?.0)
 }
 
+/// An end of stream becomes `Truncated`; other errors stay I/O errors.
+#[cfg(test)]
 fn truncated(e: io::Error) -> ProtocolError {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
@@ -214,6 +246,7 @@ fn truncated(e: io::Error) -> ProtocolError {
     }
 }
 
+/// Splits a vars block into its key/value pairs.
 pub fn parse_vars(block: Vec<u8>) -> Result<Vars, ProtocolError> {
     let mut pairs = Vec::with_capacity(32);
     let mut at = 0;
@@ -256,9 +289,11 @@ pub fn frame_header(len: usize) -> [u8; 4] {
 /// A parsed response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
+    /// The status code.
     pub status: u16,
     /// The status line after `HTTP/x.y ` (e.g. `200 OK`).
     pub status_line: String,
+    /// The headers.
     pub headers: Vec<(String, String)>,
 }
 

@@ -14,31 +14,45 @@ use crate::interp::ScriptCache;
 /// Whether requests may still be served, and how many are in flight.
 #[derive(Default)]
 pub(super) struct Gate {
+    /// The process is exiting: no new work is taken.
     pub(super) closing: bool,
+    /// Connections being served.
     pub(super) active: usize,
 }
 
 /// State shared by the workers and the monitor of one daemon process.
 pub struct Daemon {
+    /// What the process was started with.
     pub launch: DaemonLaunch,
+    /// The loaded scripts.
     pub scripts: ScriptCache,
+    /// Whether work may be taken, and how much is in flight.
     pub(super) gate: Mutex<Gate>,
+    /// Signalled whenever a request ends, for the drain.
     pub(super) idle: Condvar,
     /// Set once the process should be replaced (script changed, limits):
     /// our client is then told to retry elsewhere.
     pub(super) restart_reason: Mutex<Option<String>>,
+    /// A restart has been asked for.
     pub restarting: AtomicBool,
     /// An application has loaded in this process; until then failed loads
     /// count against `startup-timeout`.
     pub app_loaded: AtomicBool,
+    /// An application failed to load.
     pub load_failed: AtomicBool,
+    /// Requests taken so far, for `maximum-requests`.
     pub(super) served: AtomicU64,
     /// Open client connections, idle ones included.
     pub(super) connections: AtomicUsize,
+    /// What the workers wait on.
     pub(super) poller: Poller,
+    /// When a request last started or ended (seconds), for `inactivity-timeout`.
     pub(super) last_activity: AtomicU64,
+    /// The heartbeat thread's last tick under the GIL (seconds).
     pub(super) heartbeat: AtomicU64,
+    /// Each worker's running request.
     pub slots: Vec<Mutex<Option<ActiveRequest>>>,
+    /// When the process started, for the start-up and restart intervals.
     pub(super) started: Instant,
 }
 
@@ -54,8 +68,7 @@ impl Daemon {
     /// A request that counts as activity for inactivity-timeout started or
     /// ended (not those under `WSGIIgnoreActivity On`).
     pub(super) fn note_activity(&self) {
-        self.last_activity
-            .store(now_secs(), std::sync::atomic::Ordering::Relaxed);
+        self.last_activity.store(now_secs(), Ordering::Relaxed);
     }
 
     /// The state of a process with `threads` workers, before any request.
@@ -96,6 +109,7 @@ impl Daemon {
         }
     }
 
+    /// The process group's name.
     pub fn group(&self) -> &str {
         &self.launch.spec.name
     }
@@ -115,6 +129,7 @@ impl Daemon {
         admitted
     }
 
+    /// Open client connections, idle ones included.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }

@@ -36,6 +36,7 @@ use crate::wsgi::{
     set_current_request, AuthFailure, LogLevel, PasswordCheck, RealmHash, RequestScope,
 };
 
+/// httpd's error level.
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
 
 use ffi::authn_status::{

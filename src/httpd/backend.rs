@@ -11,12 +11,16 @@ use crate::wsgi::{Backend, BodyError, LogLevel, Outcome, WriteError};
 /// chain.
 const QUICK_WRITE: usize = 16 * 1024;
 
+/// The embedded-mode backend of one request.
 pub struct ApacheBackend {
+    /// The request; live while the handler runs.
     r: *mut ffi::request_rec,
+    /// The output brigade, reused for every write.
     bb: *mut ffi::apr_bucket_brigade,
     /// The request body as the input filters handed it over and not read
     /// yet (see `wsgi_rs_read_body`); made on the first read.
     input: *mut ffi::apr_bucket_brigade,
+    /// A HEAD request: no body goes out.
     head: bool,
     /// Bytes written since the last flush.
     unflushed: usize,
@@ -55,6 +59,7 @@ impl ApacheBackend {
         self
     }
 
+    /// APR's message for `status`.
     fn strerror(status: ffi::apr_status_t) -> String {
         let mut buf = [0 as std::os::raw::c_char; 256];
         // SAFETY: apr_strerror writes a NUL-terminated string into buf.
@@ -67,6 +72,7 @@ impl ApacheBackend {
     }
 }
 
+/// The httpd log level of a WSGI core level.
 pub fn apache_level(level: LogLevel) -> i32 {
     (match level {
         LogLevel::Crit => ffi::APLOG_CRIT,

@@ -5,6 +5,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// Runs `body` for httpd entry point `entry`; a panic is logged and becomes `on_panic`, never an abort.
 pub fn guard<R>(entry: &str, on_panic: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,

@@ -17,12 +17,14 @@ use super::ffi;
 use super::section::wsgi_rs_section;
 use crate::config::{Args, SPECS};
 
+/// httpd's handler type for `TAKE_ARGV` directives.
 type ArgvHandler = unsafe extern "C" fn(
     *mut ffi::cmd_parms,
     *mut c_void,
     c_int,
     *const *mut c_char,
 ) -> *const c_char;
+/// httpd's handler type for `RAW_ARGS` directives (sections).
 type RawHandler =
     unsafe extern "C" fn(*mut ffi::cmd_parms, *mut c_void, *const c_char) -> *const c_char;
 

@@ -50,10 +50,12 @@ fn validate_daemon_process(config: &ServerConfig) -> Result<(), String> {
 /// post_config says once that it has no effect.
 pub(super) static GROUP_AUTHORITATIVE_USED: AtomicBool = AtomicBool::new(false);
 
+/// Said once when `WSGIGroupAuthoritative` appears.
 pub(super) const GROUP_AUTHORITATIVE_WARNING: &str = "WSGIGroupAuthoritative has no effect \
     under Apache 2.4 (nor has it with mod_wsgi there): whether another Require line may grant \
     what `Require wsgi-group` refused is decided by <RequireAny>/<RequireAll>";
 
+/// Logs the warning above, once per configuration pass.
 fn note_group_authoritative() {
     // SAFETY: plain query.
     let serving = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) }
@@ -83,6 +85,7 @@ pub(super) fn check_global(cmd: *mut ffi::cmd_parms) -> Result<(), String> {
         .into_owned())
 }
 
+/// Finds the directive, checks where it is, and stores it in the server's or directory's record.
 fn apply_directive(
     cmd: *mut ffi::cmd_parms,
     mconfig: *mut c_void,
@@ -117,6 +120,7 @@ fn apply_directive(
     }
 }
 
+/// httpd's handler for every directive of ours: NULL, or the error message.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_directive(
     cmd: *mut ffi::cmd_parms,
@@ -131,6 +135,7 @@ pub extern "C" fn wsgi_rs_directive(
             // SAFETY: httpd passes argc NUL-terminated strings from its pools.
             let owned: Vec<String> = (0..argc.max(0) as usize)
                 .map(|i| {
+                    // SAFETY: i < argc, and each of them is a C string.
                     unsafe { CStr::from_ptr(*argv.add(i)) }
                         .to_string_lossy()
                         .into_owned()

@@ -20,8 +20,10 @@ use crate::config::{
 };
 use crate::interp;
 
+/// httpd's error level.
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
 
+/// 500 as the handler's return value.
 fn server_error() -> c_int {
     ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
 }
@@ -49,8 +51,11 @@ pub fn target<'a>(handler: &[u8], dir: &'a DirConfig) -> Option<Target<'a>> {
 /// Where a request runs: the resolved names, `""` process group for
 /// embedded mode.
 pub struct Route {
+    /// The daemon group, or "" for embedded mode.
     pub process_group: String,
+    /// The interpreter.
     pub application_group: String,
+    /// The callable's name.
     pub callable: String,
 }
 
@@ -176,6 +181,7 @@ pub fn run_dispatch_script(
     Ok(())
 }
 
+/// Bytes as a latin-1 `str`.
 fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     let text: String = bytes.iter().map(|&b| b as char).collect();
     PyString::new(py, &text)

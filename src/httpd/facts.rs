@@ -4,7 +4,9 @@
 use super::request::Request;
 use crate::config::RequestFacts;
 
+/// The facts a group name may be expanded from, read from a live request.
 pub struct Facts<'a, 'r> {
+    /// The request.
     pub req: &'a Request<'r>,
 }
 

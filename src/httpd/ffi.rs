@@ -6,7 +6,12 @@
     non_snake_case,
     dead_code,
     unnecessary_transmutes,
-    clippy::all
+    unused_qualifications,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    // Generated code: documented by httpd's headers, not here.
+    clippy::missing_docs_in_private_items,
+    clippy::undocumented_unsafe_blocks
 )]
 
 include!(concat!(env!("OUT_DIR"), "/httpd_bindings.rs"));

@@ -25,8 +25,10 @@ use crate::daemon::protocol;
 use crate::interp;
 use crate::wsgi::{run_request, EnvironSpec, Outcome, WsgiFlags};
 
+/// httpd's error level.
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
 
+/// The content handler httpd calls for each request.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_handler(r: *mut ffi::request_rec) -> c_int {
     guard("handler", ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
@@ -36,10 +38,12 @@ pub extern "C" fn wsgi_rs_handler(r: *mut ffi::request_rec) -> c_int {
     })
 }
 
+/// An HTTP status as the handler's return value.
 fn status(code: u32) -> c_int {
     code as c_int
 }
 
+/// Serves a request meant for us, in this process or through its daemon group.
 fn handle(req: &mut Request<'_>) -> c_int {
     let dir = req.dir_config();
     let Some(target) = dispatch::target(req.handler(), dir) else {

@@ -16,6 +16,7 @@ use crate::interp;
 use crate::plan::group_secrets;
 use crate::wsgi::log_script_error;
 
+/// pre_config: forgets the previous pass's daemon group names.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_pre_config(
     _pconf: *mut ffi::apr_pool_t,
@@ -59,6 +60,7 @@ unsafe fn add_version_components(pconf: *mut ffi::apr_pool_t) {
     }
 }
 
+/// post_config: resolves and publishes the plan, and starts the daemon groups.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_post_config(
     pconf: *mut ffi::apr_pool_t,
@@ -153,6 +155,7 @@ impl Drop for ChildStopping {
     }
 }
 
+/// child_init: closes the daemon sockets and preloads scripts.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
@@ -195,6 +198,7 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
     })
 }
 
+/// The parent's monitor tick: the supervisor's respawns.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_monitor(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> c_int {
     guard("monitor", ffi::DECLINED as c_int, || {

@@ -10,10 +10,13 @@ use super::ffi;
 /// post_config and child_init, both of which run before any other use.
 static MAIN_SERVER: AtomicPtr<ffi::server_rec> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The `log` crate's logger, writing to httpd's error log.
 struct ApacheLogger;
 
+/// The one logger instance.
 static LOGGER: ApacheLogger = ApacheLogger;
 
+/// The httpd log level of a `log` level.
 pub fn apache_level(level: ::log::Level) -> i32 {
     (match level {
         ::log::Level::Error => ffi::APLOG_ERR,
@@ -33,6 +36,7 @@ pub fn install(server: *mut ffi::server_rec) {
     }
 }
 
+/// Pool cleanup: stops logging through a server_rec that is going away.
 unsafe extern "C" fn forget_server(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
     MAIN_SERVER.store(std::ptr::null_mut(), Ordering::Release);
     ffi::APR_SUCCESS as ffi::apr_status_t
@@ -55,6 +59,7 @@ pub unsafe fn forget_with(pconf: *mut ffi::apr_pool_t) {
     }
 }
 
+/// A log message as a C string (NULs replaced).
 pub fn c_message(msg: &str) -> CString {
     CString::new(msg.replace('\0', "\\0")).expect("NULs escaped")
 }

@@ -7,8 +7,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 use crate::interp::ScriptCache;
 pub use crate::plan::{script_key, DaemonGroup, ProcessPlan};
 
+/// The plan of the current configuration generation.
 static PLAN: RwLock<Option<Arc<ProcessPlan>>> = RwLock::new(None);
 
+/// Makes `plan` current.
 pub fn publish(plan: ProcessPlan) -> Arc<ProcessPlan> {
     let plan = Arc::new(plan);
     *PLAN.write().unwrap_or_else(|p| p.into_inner()) = Some(plan.clone());

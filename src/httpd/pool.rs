@@ -6,6 +6,7 @@ use std::os::raw::c_char;
 
 use super::ffi;
 
+/// Pool cleanup that drops a boxed value.
 unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> ffi::apr_status_t {
     // SAFETY: registered only by `pool_box::<T>` with a pointer from
     // Box::into_raw, and pool cleanups run exactly once.

@@ -8,6 +8,7 @@ use super::ffi;
 use super::pool::pool_box;
 use crate::config::{DirConfig, ServerConfig};
 
+/// A server's empty record.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_create_server_config(
     p: *mut ffi::apr_pool_t,
@@ -19,6 +20,7 @@ pub extern "C" fn wsgi_rs_create_server_config(
     })
 }
 
+/// A virtual host's record merged over the main server's.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_merge_server_config(
     p: *mut ffi::apr_pool_t,
@@ -33,6 +35,7 @@ pub extern "C" fn wsgi_rs_merge_server_config(
     })
 }
 
+/// A directory section's empty record.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_create_dir_config(
     p: *mut ffi::apr_pool_t,
@@ -44,6 +47,7 @@ pub extern "C" fn wsgi_rs_create_dir_config(
     })
 }
 
+/// A nested section's record merged over its parent's.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_merge_dir_config(
     p: *mut ffi::apr_pool_t,

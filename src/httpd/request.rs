@@ -9,8 +9,11 @@ use super::ffi;
 use super::pool::{pool_bytes, pool_str};
 use crate::config::{DirConfig, ServerConfig};
 
+/// Safe access to a live `request_rec` for the length of a hook call.
 pub struct Request<'r> {
+    /// The request.
     raw: *mut ffi::request_rec,
+    /// Ties borrowed strings to the hook call.
     _life: PhantomData<&'r mut ffi::request_rec>,
 }
 
@@ -38,58 +41,70 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// The raw request, for the unsafe calls that need it.
     pub fn raw(&self) -> *mut ffi::request_rec {
         self.raw
     }
 
+    /// The request record.
     fn r(&self) -> &'r ffi::request_rec {
         // SAFETY: from_raw's contract: live for the hook call ('r).
         unsafe { &*self.raw }
     }
 
+    /// The request record, for writing.
     fn r_mut(&mut self) -> &mut ffi::request_rec {
         // SAFETY: as above, and we hold the only Rust handle to it.
         unsafe { &mut *self.raw }
     }
 
+    /// The request pool.
     fn pool(&self) -> *mut ffi::apr_pool_t {
         self.r().pool
     }
 
+    /// The URL path.
     pub fn uri(&self) -> &'r [u8] {
         // SAFETY: r->uri is a pool string (or null).
         unsafe { bytes(self.r().uri) }.unwrap_or(b"")
     }
 
+    /// The method.
     pub fn method(&self) -> &'r [u8] {
         // SAFETY: r->method is a pool string (or null).
         unsafe { bytes(self.r().method) }.unwrap_or(b"")
     }
 
+    /// The handler name.
     pub fn handler(&self) -> &'r [u8] {
         // SAFETY: r->handler is a static or pool string (or null).
         unsafe { bytes(self.r().handler) }.unwrap_or(b"")
     }
 
+    /// Sets the handler name.
     pub fn set_handler(&mut self, handler: &'static CStr) {
         self.r_mut().handler = handler.as_ptr();
     }
 
+    /// The file the request maps to.
     pub fn filename(&self) -> &'r [u8] {
         // SAFETY: r->filename is a pool string (or null).
         unsafe { bytes(self.r().filename) }.unwrap_or(b"")
     }
 
+    /// Sets the file the request maps to.
     pub fn set_filename(&mut self, filename: &str) {
         // SAFETY: the request pool is live for the request.
         let copy = unsafe { pool_str(self.pool(), filename) };
         self.r_mut().filename = copy.cast_mut();
     }
 
+    /// Whether only headers are wanted.
     pub fn is_head(&self) -> bool {
         self.r().header_only != 0
     }
 
+    /// A value of an APR table.
     fn table_get(table: *mut ffi::apr_table_t, key: &CStr) -> Option<&'r [u8]> {
         if table.is_null() {
             return None;
@@ -98,14 +113,17 @@ impl<'r> Request<'r> {
         unsafe { bytes(ffi::apr_table_get(table, key.as_ptr())) }
     }
 
+    /// A request header.
     pub fn header_in(&self, name: &CStr) -> Option<&'r [u8]> {
         Self::table_get(self.r().headers_in, name)
     }
 
+    /// A request note.
     pub fn note(&self, key: &CStr) -> Option<&'r [u8]> {
         Self::table_get(self.r().notes, key)
     }
 
+    /// Sets a request note.
     pub fn set_note(&mut self, key: &CStr, value: &str) {
         // SAFETY: notes is a live request table; apr_table_set copies both.
         unsafe {
@@ -123,6 +141,7 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// Sets a subprocess environment variable.
     pub fn set_env(&mut self, key: &CStr, value: &str) {
         // SAFETY: subprocess_env is a live request table; apr_table_set
         // copies both strings.
@@ -132,10 +151,12 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// The request's server_rec, by address.
     pub fn server_addr(&self) -> usize {
         self.r().server as usize
     }
 
+    /// A subprocess environment variable.
     pub fn env(&self, name: &CStr) -> Option<&'r [u8]> {
         Self::table_get(self.r().subprocess_env, name)
     }
@@ -150,6 +171,7 @@ impl<'r> Request<'r> {
         Self::table_entries(self.r().headers_in)
     }
 
+    /// Every entry of an APR table.
     fn table_entries(table: *mut ffi::apr_table_t) -> Vec<(&'r [u8], &'r [u8])> {
         if table.is_null() {
             return Vec::new();
@@ -180,6 +202,7 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// Removes a subprocess environment variable.
     pub fn unset_env(&mut self, key: &CStr) {
         // SAFETY: subprocess_env is a live request table.
         unsafe { ffi::apr_table_unset(self.r().subprocess_env, key.as_ptr()) }
@@ -191,6 +214,7 @@ impl<'r> Request<'r> {
         unsafe { bytes(self.r().user) }
     }
 
+    /// Sets the authenticated user.
     pub fn set_user(&mut self, user: &str) {
         // SAFETY: the request pool is live for the request.
         let copy = unsafe { pool_str(self.pool(), user) };
@@ -203,11 +227,13 @@ impl<'r> Request<'r> {
         unsafe { bytes(self.r().unparsed_uri) }.unwrap_or(b"")
     }
 
+    /// The query string.
     pub fn query_string(&self) -> &'r [u8] {
         // SAFETY: a pool string or null.
         unsafe { bytes(self.r().args) }.unwrap_or(b"")
     }
 
+    /// The protocol (`HTTP/1.1`).
     pub fn protocol(&self) -> &'r [u8] {
         // SAFETY: a pool string or null.
         unsafe { bytes(self.r().protocol) }.unwrap_or(b"")
@@ -234,31 +260,37 @@ impl<'r> Request<'r> {
         unsafe { bytes(ffi::wsgi_rs_remote_host(self.raw)) }.unwrap_or(b"")
     }
 
+    /// What kind of file the request maps to (APR's file type).
     pub fn file_type(&self) -> u32 {
         // SAFETY: reads r->finfo of the live request.
         unsafe { ffi::wsgi_rs_finfo_filetype(self.raw) as u32 }
     }
 
+    /// The file's modification time (microseconds).
     pub fn file_mtime(&self) -> i64 {
         // SAFETY: reads r->finfo of the live request.
         unsafe { ffi::wsgi_rs_finfo_mtime(self.raw) }
     }
 
+    /// Whether `Options ExecCGI` applies.
     pub fn exec_cgi_allowed(&self) -> bool {
         // SAFETY: reads the request's per-dir core options.
         unsafe { ffi::ap_allow_options(self.raw) & ffi::OPT_EXECCGI as i32 != 0 }
     }
 
+    /// `LimitRequestBody` here; 0 for none.
     pub fn limit_request_body(&self) -> u64 {
         // SAFETY: reads the request's per-dir core config.
         unsafe { ffi::ap_get_limit_req_body(self.raw) as u64 }
     }
 
+    /// Whether output filters that need the whole body are present.
     pub fn has_content_filters(&self) -> bool {
         // SAFETY: walks the request's output filter list.
         unsafe { ffi::wsgi_rs_has_content_filters(self.raw) != 0 }
     }
 
+    /// The server's name.
     pub fn server_hostname(&self) -> String {
         // SAFETY: r->server is live; server_hostname is a pconf string or null.
         let host = unsafe { bytes((*self.r().server).server_hostname) }.unwrap_or(b"");
@@ -271,28 +303,33 @@ impl<'r> Request<'r> {
         unsafe { bytes(ffi::ap_get_server_name(self.raw)) }.unwrap_or(b"")
     }
 
+    /// The server's port.
     pub fn server_port(&self) -> u16 {
         // SAFETY: reads the live request.
         unsafe { ffi::ap_get_server_port(self.raw) }
     }
 
+    /// The host the client asked for.
     pub fn hostname(&self) -> Option<String> {
         // SAFETY: r->hostname is a pool string or null.
         unsafe { bytes(self.r().hostname) }.map(|h| String::from_utf8_lossy(h).into_owned())
     }
 
+    /// Our record of the request's server.
     pub fn server_config(&self) -> &'r ServerConfig {
         // SAFETY: every server_rec gets a ServerConfig from our create/merge
         // callbacks, owned by pconf, which outlives all requests.
         unsafe { &*ffi::wsgi_rs_server_config(self.r().server).cast::<ServerConfig>() }
     }
 
+    /// Our record of the request's directory.
     pub fn dir_config(&self) -> &'r DirConfig {
         // SAFETY: per-dir configs are DirConfig boxes from our callbacks,
         // owned by pconf or the request pool, both outliving this call.
         unsafe { &*ffi::wsgi_rs_dir_config(self.raw).cast::<DirConfig>() }
     }
 
+    /// Logs a line against the request.
     pub fn log(&self, level: i32, msg: &str) {
         let msg = super::log::c_message(msg);
         // SAFETY: live request; the shim logs msg through "%s".

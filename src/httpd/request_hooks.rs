@@ -14,6 +14,7 @@ pub const HANDLER: &CStr = c"wsgi-script";
 /// The note that marks a request as mapped by a WSGIScriptAlias: its index.
 pub const ALIAS_NOTE: &CStr = c"mod_wsgi_rs.script_alias";
 
+/// translate_name: maps a URL under a script alias to its script.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_translate_name(r: *mut ffi::request_rec) -> c_int {
     guard("translate_name", ffi::DECLINED as c_int, || {
@@ -25,15 +26,13 @@ pub extern "C" fn wsgi_rs_translate_name(r: *mut ffi::request_rec) -> c_int {
         }
         let uri = String::from_utf8_lossy(uri).into_owned();
         let config = req.server_config();
-        for (index, alias) in config.script_aliases.iter().enumerate() {
-            if let Some(m) = alias.match_uri(&uri) {
-                req.set_filename(&m.filename);
-                req.set_handler(HANDLER);
-                req.set_note(ALIAS_NOTE, &index.to_string());
-                return ffi::OK as c_int;
-            }
-        }
-        ffi::DECLINED as c_int
+        let Some((index, m)) = config.match_uri(&uri) else {
+            return ffi::DECLINED as c_int;
+        };
+        req.set_filename(&m.filename);
+        req.set_handler(HANDLER);
+        req.set_note(ALIAS_NOTE, &index.to_string());
+        ffi::OK as c_int
     })
 }
 

@@ -9,6 +9,7 @@ use super::ffi;
 use crate::config::ServerConfig;
 use crate::plan::{ApacheUser, MpmFacts, PlanInputs, ProcessPlan, Server};
 
+/// One `ap_mpm_query` value.
 fn mpm_query(what: u32) -> i32 {
     let mut value: c_int = 0;
     // SAFETY: ap_mpm_query writes one int.

@@ -12,6 +12,7 @@ use super::ffi;
 use super::pool::pool_str;
 use crate::config::{InterpreterOptionsBlock, ServerConfig};
 
+/// A C string from httpd as text; empty for NULL.
 fn text(p: *const c_char) -> String {
     if p.is_null() {
         return String::new();
@@ -20,6 +21,7 @@ fn text(p: *const c_char) -> String {
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
+/// Reads a `<WSGIInterpreterOptions>` section's lines up to its end tag and stores it.
 fn read_section(cmd: *mut ffi::cmd_parms, args: *const c_char) -> Result<(), String> {
     check_global(cmd)?;
     let mut block = InterpreterOptionsBlock::open(&text(args)).map_err(|e| e.to_string())?;
@@ -41,6 +43,7 @@ fn read_section(cmd: *mut ffi::cmd_parms, args: *const c_char) -> Result<(), Str
     Ok(())
 }
 
+/// httpd's handler for our section container.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_section(
     cmd: *mut ffi::cmd_parms,

@@ -15,27 +15,40 @@ use super::ffi;
 use super::plan::{DaemonGroup, ProcessPlan};
 use super::pool::pool_box;
 
+/// One daemon process's place in a group.
 struct Slot {
+    /// Its group, by index in the plan.
     group: usize,
+    /// The running process, or 0.
     pid: i32,
+    /// The record httpd tracks it with.
     proc_: *mut ffi::apr_proc_t,
+    /// When it was started.
     started: Instant,
     /// Consecutive deaths within [`YOUNG`] of starting.
     failures: u32,
+    /// When a replacement is due, after a back-off.
     respawn_at: Option<Instant>,
     /// How long the next process of this slot waits before it starts: the
     /// back-off after young deaths. The process is forked at once and waits
     /// by itself, because the parent only gets the MPM's monitor hook about
     /// every ten seconds, which would stretch a 2 s back-off to 10.
     hold_off: Duration,
+    /// The process is running.
     alive: bool,
 }
 
+/// The parent's view of every daemon process.
 struct Supervisor {
+    /// The plan the processes are started from.
     plan: Arc<ProcessPlan>,
+    /// The configuration pool.
     pconf: *mut ffi::apr_pool_t,
+    /// The main server.
     server: *mut ffi::server_rec,
+    /// Every process of every group.
     slots: Vec<Slot>,
+    /// Apache is stopping: no respawns.
     stopping: bool,
     /// Processes signalled to stop but not yet reaped.
     stopped: Vec<i32>,
@@ -46,20 +59,28 @@ struct Supervisor {
 // mutex is for Rust's sake.
 unsafe impl Send for Supervisor {}
 
+/// The parent's supervisor, once started.
 static SUPERVISOR: Mutex<Option<Supervisor>> = Mutex::new(None);
 
 /// A process dying sooner than this after start counts as a start-up failure.
 const YOUNG: Duration = Duration::from_secs(10);
+/// The longest wait before respawning a failing process.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Why a group's socket could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
+    /// The path does not fit a UNIX socket address.
     #[error("daemon socket path '{0}' is too long for a UNIX socket")]
     TooLong(String),
+    /// A syscall failed.
     #[error("cannot create daemon socket '{path}': {call}: {err}")]
     Call {
+        /// The socket path.
         path: String,
+        /// The call.
         call: &'static str,
+        /// The error.
         err: std::io::Error,
     },
 }
@@ -119,7 +140,7 @@ pub fn create_listener(
         let rc = libc::bind(
             fd,
             (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            size_of::<libc::sockaddr_un>() as libc::socklen_t,
         );
         libc::umask(old_mask);
         if rc != 0 {
@@ -247,6 +268,7 @@ fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i3
     unsafe { libc::_exit(1) }
 }
 
+/// httpd's other-child callback: a daemon process died or Apache restarts.
 unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int) {
     super::boundary::guard("daemon maintenance", (), || {
         let index = data as usize;
@@ -319,6 +341,7 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
     })
 }
 
+/// Forks the slot's process.
 fn start_slot(sup: &mut Supervisor, index: usize) {
     let group = sup.slots[index].group;
     let hold_off = sup.slots[index].hold_off;
@@ -347,6 +370,7 @@ fn start_slot(sup: &mut Supervisor, index: usize) {
     }
 }
 
+/// Starts the replacements whose back-off has passed.
 fn respawn_due(sup: &mut Supervisor) {
     if sup.stopping {
         return;
@@ -373,6 +397,7 @@ pub fn monitor_tick() {
     }
 }
 
+/// Pool cleanup: stops every daemon process.
 unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
     super::boundary::guard("daemon shutdown", (), || {
         let taken = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -58,7 +58,9 @@ use super::InterpError;
 /// object, by address (both live as long as the process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Interp {
+    /// The interpreter's state, by address.
     state: usize,
+    /// The thread state used to enter it, by address.
     enter: usize,
 }
 
@@ -245,6 +247,7 @@ fn interpreter(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
     result
 }
 
+/// Creates the sub-interpreter of `group`.
 fn create(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
     // SAFETY: the GIL is held with this thread's main thread state current.
     // Py_NewInterpreter makes the new interpreter's first thread state

@@ -13,15 +13,21 @@ use pyo3::prelude::*;
 /// Process-wide interpreter settings (`WSGIPythonHome`, `WSGIPythonPath`, …).
 #[derive(Clone, Debug, Default)]
 pub struct PythonSettings {
+    /// `WSGIPythonHome` / `python-home=`.
     pub home: Option<String>,
+    /// `sys.path` entries to add.
     pub path: Vec<String>,
+    /// `WSGIRestrictStdout`.
     pub restrict_stdout: bool,
+    /// `WSGIRestrictStdin`.
     pub restrict_stdin: bool,
     /// `WSGIRestrictSignal`: applications' `signal.signal()` is ignored.
     pub restrict_signal: bool,
     /// "" in embedded mode; the daemon group name in a daemon process.
     pub process_group: String,
+    /// `mod_wsgi.maximum_processes`.
     pub maximum_processes: i64,
+    /// `mod_wsgi.threads_per_process`.
     pub threads_per_process: i64,
     /// `WSGIPythonOptimize`: Python's `-O` level, 0 to 2.
     pub optimize: Option<u8>,
@@ -42,14 +48,18 @@ pub struct PythonSettings {
     pub skip_destroy: bool,
 }
 
+/// Why Python could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InterpError {
+    /// The interpreter did not initialise.
     #[error("Python initialisation failed: {0}")]
     Init(String),
+    /// Installing our modules and settings failed.
     #[error("Python set-up failed: {0}")]
     Setup(String),
 }
 
+/// The outcome of initialising Python in this process.
 static STATE: OnceLock<Result<(), InterpError>> = OnceLock::new();
 /// The settings Python was started with: sub-interpreters get the same.
 static SETTINGS: OnceLock<PythonSettings> = OnceLock::new();
@@ -57,6 +67,7 @@ static SETTINGS: OnceLock<PythonSettings> = OnceLock::new();
 /// `os.environ` starts from it (see `groups.rs`).
 static START_ENVIRON: OnceLock<Vec<(Vec<u8>, Vec<u8>)>> = OnceLock::new();
 
+/// Whether Python runs in this process.
 pub fn is_initialized() -> bool {
     matches!(STATE.get(), Some(Ok(())))
 }
@@ -86,6 +97,7 @@ pub(super) fn settings() -> PythonSettings {
     SETTINGS.get().cloned().unwrap_or_default()
 }
 
+/// Starts the interpreter with `settings`.
 fn initialize_once(settings: &PythonSettings) -> Result<(), InterpError> {
     // SAFETY: called once per process (OnceLock), before any other thread
     // can use Python; the PyConfig is initialised by PyConfig_InitPythonConfig
@@ -187,6 +199,7 @@ fn venv_interpreter(home: &str) -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
+/// The message of a failed `PyStatus`.
 fn status_message(status: &ffi::PyStatus) -> String {
     if status.err_msg.is_null() {
         return "unknown error".into();

@@ -14,6 +14,6 @@ mod thread;
 
 pub use groups::{for_each_group, with_group};
 pub use init::{initialize, is_initialized, InterpError, PythonSettings};
-pub use scripts::{ScriptCache, ScriptError, ScriptKey};
+pub use scripts::{ScriptCache, ScriptKey};
 pub use shutdown::process_stopping;
 pub use thread::with_python;

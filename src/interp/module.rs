@@ -15,6 +15,7 @@ use crate::wsgi::{
     current_application_group, log_for_current_request, version_tuple, FileWrapper, LogLevel,
 };
 
+/// Python code run in the module: what is simplest written in Python.
 const MODULE_SOURCE: &std::ffi::CStr = c"
 import logging as _logging
 
@@ -69,18 +70,21 @@ class ApacheLogHandler(_logging.Handler):
             self.handleError(record)
 ";
 
+/// `mod_wsgi._application_group()`: the current request's group.
 #[pyfunction]
 #[pyo3(name = "_application_group")]
 fn application_group() -> String {
     current_application_group()
 }
 
+/// `mod_wsgi.active_requests`.
 #[pyfunction]
 #[pyo3(name = "_active_requests")]
 fn active_requests(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     crate::wsgi::active_requests(py)
 }
 
+/// Records that events now have a subscriber.
 #[pyfunction]
 #[pyo3(name = "_note_subscriber")]
 fn note_subscriber() {
@@ -108,6 +112,7 @@ fn server_metrics() -> Option<()> {
     None
 }
 
+/// `mod_wsgi._log()`: logs a record's lines at its level.
 #[pyfunction]
 #[pyo3(name = "_log")]
 fn log_record(py: Python<'_>, level: i64, message: &str) {
@@ -117,6 +122,7 @@ fn log_record(py: Python<'_>, level: i64, message: &str) {
     }
 }
 
+/// Creates the `mod_wsgi` module and puts it in `sys.modules`.
 pub(crate) fn install(py: Python<'_>, settings: &PythonSettings) -> PyResult<()> {
     crate::wsgi::mark_process_start();
     let m = PyModule::new(py, "mod_wsgi")?;

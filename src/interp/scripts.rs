@@ -16,11 +16,14 @@ use pyo3::types::{PyBytes, PyModule};
 /// Which loaded copy of a script: scripts are per application group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ScriptKey {
+    /// The application group.
     pub group: String,
+    /// The script file.
     pub path: PathBuf,
 }
 
 impl ScriptKey {
+    /// The module's name in `sys.modules`.
     fn module_name(&self) -> String {
         let mut h = DefaultHasher::new();
         self.group.hash(&mut h);
@@ -29,12 +32,25 @@ impl ScriptKey {
     }
 }
 
+/// Why an application could not be had from a script.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
+    /// The script raised (or could not be read) while it was imported.
     #[error("Target WSGI script '{path}' cannot be loaded as Python module.")]
-    Load { path: String, err: PyErr },
+    Load {
+        /// The script file.
+        path: String,
+        /// What it raised.
+        err: PyErr,
+    },
+    /// The script has no callable of that name.
     #[error("Target WSGI script '{path}' does not contain WSGI application '{callable}'.")]
-    MissingCallable { path: String, callable: String },
+    MissingCallable {
+        /// The script file.
+        path: String,
+        /// The name looked for.
+        callable: String,
+    },
 }
 
 impl ScriptError {
@@ -53,16 +69,21 @@ impl crate::wsgi::LoadError for ScriptError {
     }
 }
 
+/// A loaded script.
 struct LoadedScript {
+    /// Its module.
     module: Py<PyModule>,
+    /// The file's mtime when it was loaded.
     mtime: Option<i64>,
 }
 
+/// One script's entry, locked while it loads.
 type Slot = Arc<Mutex<Option<LoadedScript>>>;
 
 /// Loaded scripts of this process.
 #[derive(Default)]
 pub struct ScriptCache {
+    /// Every script, by key.
     scripts: Mutex<HashMap<ScriptKey, Slot>>,
 }
 
@@ -74,10 +95,12 @@ fn file_mtime(path: &std::path::Path) -> Option<i64> {
 }
 
 impl ScriptCache {
+    /// An empty cache.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The entry of `key`, made empty the first time.
     fn slot(&self, py: Python<'_>, key: &ScriptKey) -> Slot {
         let mut map = self
             .scripts
@@ -166,6 +189,7 @@ impl ScriptCache {
     }
 }
 
+/// Compiles and runs the script file as a new module.
 fn load<'py>(py: Python<'py>, key: &ScriptKey) -> PyResult<Bound<'py, PyModule>> {
     let path = key.path.display().to_string();
     let source = std::fs::read(&key.path)

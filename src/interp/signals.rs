@@ -9,8 +9,10 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::wsgi::{log_for_current_request, LogLevel};
 
+/// What `signal.signal` becomes under `WSGIRestrictSignal`.
 #[pyclass(module = "mod_wsgi", name = "SignalIntercept")]
 struct SignalIntercept {
+    /// The original `signal.signal`.
     wrapped: Py<PyAny>,
     /// The process that installed the interceptor.
     pid: u32,
@@ -18,6 +20,7 @@ struct SignalIntercept {
 
 #[pymethods]
 impl SignalIntercept {
+    /// Logs and ignores a handler registration, as mod_wsgi does.
     #[pyo3(signature = (*args, **kwargs))]
     fn __call__<'py>(
         &self,

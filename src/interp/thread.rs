@@ -39,6 +39,7 @@ pub(super) fn is_inside() -> bool {
     DEPTH.with(|d| d.get() > 0)
 }
 
+/// Gives this thread its long-lived thread state.
 pub(super) fn pin_thread_state() {
     PINNED.with(|pinned| {
         if !pinned.get() {

@@ -23,13 +23,17 @@ pub enum AuthFailure {
     Raised(&'static str, PyErr),
     /// The function returned something it may not.
     BadResult {
+        /// The function.
         function: &'static str,
+        /// What it should return.
         expected: &'static str,
+        /// The type it returned.
         got: String,
     },
 }
 
 impl AuthFailure {
+    /// The Python exception behind the failure, for its traceback.
     pub fn python_error(&self) -> Option<&PyErr> {
         match self {
             AuthFailure::Raised(_, err) => Some(err),
@@ -77,9 +81,11 @@ pub enum PasswordCheck {
 pub enum RealmHash {
     /// The hex MD5 of `user:realm:password`.
     Found(Vec<u8>),
+    /// No such user.
     UnknownUser,
 }
 
+/// Calls `function` of the script with `args`.
 fn call<'py>(
     module: &Bound<'py, PyModule>,
     function: &'static str,
@@ -101,6 +107,7 @@ fn text<'py>(
     latin1(py, bytes).map_err(|e| AuthFailure::Raised(function, e))
 }
 
+/// The failure for a result of the wrong type.
 fn bad(function: &'static str, expected: &'static str, got: &Bound<'_, PyAny>) -> AuthFailure {
     AuthFailure::BadResult {
         function,
@@ -118,6 +125,7 @@ fn native_bytes(obj: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
     s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
 }
 
+/// Calls the script's `check_password(environ, user, password)`.
 pub fn check_password(
     py: Python<'_>,
     module: &Bound<'_, PyModule>,
@@ -155,6 +163,7 @@ pub fn check_password(
     }
 }
 
+/// Calls the script's `get_realm_hash(environ, user, realm)`.
 pub fn get_realm_hash(
     py: Python<'_>,
     module: &Bound<'_, PyModule>,

@@ -22,12 +22,19 @@ use super::{FileWrapper, Input};
 /// The per-request facts that are not CGI variables.
 #[derive(Clone, Debug, Default)]
 pub struct WsgiFlags {
+    /// `wsgi.multithread`.
     pub multithread: bool,
+    /// `wsgi.multiprocess`.
     pub multiprocess: bool,
+    /// `mod_wsgi.process_group`.
     pub process_group: String,
+    /// `mod_wsgi.application_group`.
     pub application_group: String,
+    /// `mod_wsgi.callable_object`.
     pub callable_object: String,
+    /// `mod_wsgi.script_reloading`.
     pub script_reloading: bool,
+    /// `wsgi.input_terminated` and `mod_wsgi.input_chunked`.
     pub input_chunked: bool,
 }
 
@@ -36,7 +43,9 @@ pub struct EnvironSpec<'a, I>
 where
     I: Iterator<Item = (&'a [u8], &'a [u8])>,
 {
+    /// The CGI variables, as bytes.
     pub cgi: I,
+    /// The other facts.
     pub flags: &'a WsgiFlags,
 }
 
@@ -80,17 +89,20 @@ impl Hasher for Fnv {
     }
 }
 
+/// CGI names already made Python strings.
 type NameCache = HashMap<Box<[u8]>, Py<PyString>, BuildHasherDefault<Fnv>>;
 
 /// How many distinct CGI names are kept: Apache's own plus a few hundred
 /// header names; names beyond it are made per request.
 const MAX_CACHED_NAMES: usize = 512;
 
+/// The process's name cache.
 fn name_cache() -> &'static Mutex<NameCache> {
     static NAMES: std::sync::OnceLock<Mutex<NameCache>> = std::sync::OnceLock::new();
     NAMES.get_or_init(Default::default)
 }
 
+/// `wsgi.version`, made once.
 fn wsgi_version(py: Python<'_>) -> &Bound<'_, PyTuple> {
     static VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
     VERSION
@@ -107,6 +119,7 @@ pub fn version_tuple(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
     PyTuple::new(py, parts)
 }
 
+/// `mod_wsgi.version`, made once.
 fn module_version(py: Python<'_>) -> PyResult<&Bound<'_, PyTuple>> {
     static VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
     Ok(VERSION
@@ -114,6 +127,7 @@ fn module_version(py: Python<'_>) -> PyResult<&Bound<'_, PyTuple>> {
         .bind(py))
 }
 
+/// "1" or "0", interned.
 fn flag(py: Python<'_>, on: bool) -> &Bound<'_, PyString> {
     if on {
         intern!(py, "1")
@@ -159,6 +173,7 @@ fn template<'py>(py: Python<'py>, flags: &WsgiFlags) -> PyResult<Bound<'py, PyDi
     Ok(made)
 }
 
+/// The entries every request with these flags shares.
 fn new_template<'py>(py: Python<'py>, flags: &WsgiFlags) -> PyResult<Bound<'py, PyDict>> {
     let t = PyDict::new(py);
     t.set_item(intern!(py, "wsgi.version"), wsgi_version(py))?;
@@ -186,6 +201,7 @@ impl<'a, I> EnvironSpec<'a, I>
 where
     I: Iterator<Item = (&'a [u8], &'a [u8])>,
 {
+    /// Builds the environ dict with `input` as `wsgi.input`.
     pub fn build<'py>(
         self,
         py: Python<'py>,

@@ -44,6 +44,7 @@ fn module_attr<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyAny>> {
     py.import("mod_wsgi").ok()?.getattr(name).ok()
 }
 
+/// The callbacks subscribed to event `name`, if any.
 fn callbacks<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyList>> {
     module_attr(py, name)?.cast_into::<PyList>().ok()
 }
@@ -65,11 +66,13 @@ pub fn active_requests(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(dict)
 }
 
+/// Whether anything subscribed to events.
 fn has_subscribers(py: Python<'_>) -> bool {
     SUBSCRIBED.load(Ordering::Acquire)
         && callbacks(py, "event_callbacks").is_some_and(|l| !l.is_empty())
 }
 
+/// Seconds since the epoch, as events report times.
 fn epoch_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -147,6 +150,7 @@ fn call_each(
     }
 }
 
+/// Calls every callback of event `name`; their errors are logged.
 fn publish(py: Python<'_>, name: &str, event: &Bound<'_, PyDict>, exchange: Option<&Exchange>) {
     if let Some(list) = callbacks(py, "event_callbacks") {
         call_each(py, &list, name, event, exchange);
@@ -177,8 +181,11 @@ pub(crate) struct Started {
 /// When a published request started, by the wall clock (for the events'
 /// epoch times), a monotonic clock (for durations) and its thread's CPU.
 struct Timing {
+    /// Wall-clock start.
     application_start: SystemTime,
+    /// Monotonic start.
     clock: Instant,
+    /// The thread's user and system CPU seconds at the start.
     cpu: Option<(f64, f64)>,
 }
 

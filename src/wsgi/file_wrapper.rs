@@ -6,14 +6,18 @@ use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+/// `wsgi.file_wrapper`: a file-like object to send whole.
 #[pyclass(module = "mod_wsgi")]
 pub struct FileWrapper {
+    /// The object.
     pub filelike: Py<PyAny>,
+    /// Block size when it is iterated.
     pub blksize: usize,
 }
 
 #[pymethods]
 impl FileWrapper {
+    /// `wsgi.file_wrapper(filelike, blksize)`.
     #[new]
     #[pyo3(signature = (filelike, blksize = 8192))]
     fn new(filelike: Py<PyAny>, blksize: usize) -> Self {
@@ -23,10 +27,12 @@ impl FileWrapper {
         }
     }
 
+    /// Iterates over blocks.
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
+    /// The next block, read with `read(blksize)`.
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let block = self
             .filelike
@@ -42,6 +48,7 @@ impl FileWrapper {
         Ok(block)
     }
 
+    /// Closes the file, if it has `close()`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let filelike = self.filelike.bind(py);
         if let Some(close) = filelike.getattr_opt("close")? {

@@ -17,11 +17,17 @@ use pyo3::{Py, Python};
 /// Apache's severity levels that Python code can reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
+    /// Critical.
     Crit,
+    /// Error.
     Error,
+    /// Warning.
     Warn,
+    /// Notice.
     Notice,
+    /// Information.
     Info,
+    /// Debugging.
     Debug,
 }
 
@@ -37,6 +43,7 @@ impl LogLevel {
         }
     }
 
+    /// The `log` crate's level.
     pub fn to_log(self) -> log::Level {
         match self {
             LogLevel::Crit | LogLevel::Error => log::Level::Error,
@@ -47,22 +54,28 @@ impl LogLevel {
     }
 }
 
+/// Why reading the request body failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
+    /// The connection failed.
     #[error("request body read failed: {0}")]
     Io(String),
     /// An input filter already answered the client (e.g. 413 for a chunked
     /// body over LimitRequestBody); the handler must not answer again.
     #[error("request body refused by Apache: {0}")]
     AlreadyAnswered(String),
+    /// The request has ended.
     #[error("the request has finished; wsgi.input is no longer readable")]
     Closed,
 }
 
+/// Why sending the response failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The client went away.
     #[error("client connection closed: {0}")]
     Disconnected(String),
+    /// The request has ended.
     #[error("the request has finished; no more output can be sent")]
     Closed,
 }
@@ -117,11 +130,15 @@ pub trait Backend: Send {
 /// One request's shared state: the backend while the request is live, and the
 /// response status/headers as `start_response` recorded them.
 pub struct Exchange {
+    /// The state, locked by each call.
     inner: Mutex<ExchangeState>,
 }
 
+/// What an exchange holds.
 pub(crate) struct ExchangeState {
+    /// The backend while the request is live.
     pub backend: Option<Box<dyn Backend>>,
+    /// The response so far.
     pub response: ResponseState,
     /// What the request's events report (see `events.rs`).
     pub track: RequestTrack,
@@ -133,29 +150,41 @@ pub(crate) struct ExchangeState {
 pub(crate) struct RequestTrack {
     /// Events are published for this request (decided when it starts).
     pub published: bool,
+    /// `mod_wsgi.request_data()`, made on first use.
     pub request_data: Option<Py<PyDict>>,
+    /// The request's id for events, made on first use.
     pub request_id: Option<Py<PyString>>,
+    /// Reads of `wsgi.input`.
     pub input_reads: u64,
+    /// Body bytes read.
     pub input_length: u64,
+    /// Time spent reading them.
     pub input_time: Duration,
+    /// Writes of the response.
     pub output_writes: u64,
+    /// Time spent writing.
     pub output_time: Duration,
 }
 
+/// The response as the application gave it, and how much went out.
 #[derive(Default)]
 pub(crate) struct ResponseState {
     /// Set by `start_response`, validated.
     pub status: Option<(u16, String)>,
+    /// The headers, validated.
     pub headers: Vec<(String, String)>,
+    /// The declared `Content-Length`.
     pub content_length: Option<u64>,
     /// Headers handed to the backend: no more `start_response` without exc_info.
     pub headers_sent: bool,
+    /// Body bytes handed to the backend.
     pub bytes_sent: u64,
     /// An input filter answered the client itself while the app read the body.
     pub body_refused: bool,
 }
 
 impl Exchange {
+    /// The exchange of a request carried by `backend`.
     pub fn new(backend: Box<dyn Backend>) -> Arc<Self> {
         Arc::new(Exchange {
             inner: Mutex::new(ExchangeState {

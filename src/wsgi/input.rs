@@ -13,17 +13,24 @@ use super::gateway::{BodyError, Exchange};
 /// Upper bound on one backend read, so `read(huge)` does not allocate `huge`
 /// before any byte has arrived.
 const MAX_READ: usize = 1 << 20;
+/// How much a line read asks the backend for at a time.
 const LINE_CHUNK: usize = 8192;
 
+/// `wsgi.input`: the request body as a file-like object.
 #[pyclass(module = "mod_wsgi")]
 pub struct Input {
+    /// The request.
     exchange: Arc<Exchange>,
+    /// Bytes read ahead (by line reads).
     buf: Vec<u8>,
+    /// Where unread bytes start in `buf`.
     pos: usize,
+    /// The body has ended.
     eof: bool,
 }
 
 impl Input {
+    /// The body of the request in `exchange`.
     pub fn new(exchange: Arc<Exchange>) -> Self {
         Input {
             exchange,
@@ -33,6 +40,7 @@ impl Input {
         }
     }
 
+    /// Bytes read ahead and not consumed.
     fn available(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -134,6 +142,7 @@ impl Input {
         }
     }
 
+    /// Consumes `n` read-ahead bytes.
     fn take(&mut self, n: usize) -> &[u8] {
         let n = n.min(self.available());
         let out = &self.buf[self.pos..self.pos + n];
@@ -141,6 +150,7 @@ impl Input {
         out
     }
 
+    /// Reads up to and including a newline, at most `limit` bytes.
     fn read_line(&mut self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
         let mut scanned = 0;
         loop {
@@ -165,6 +175,7 @@ impl Input {
     }
 }
 
+/// A size argument: None or negative means all.
 fn size_arg(size: Option<isize>) -> Option<usize> {
     match size {
         Some(n) if n >= 0 => Some(n as usize),
@@ -174,6 +185,7 @@ fn size_arg(size: Option<isize>) -> Option<usize> {
 
 #[pymethods]
 impl Input {
+    /// `read(size=-1)`.
     #[pyo3(signature = (size = None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         match size_arg(size) {
@@ -196,6 +208,7 @@ impl Input {
         Ok(PyBytes::new(py, self.take(n)))
     }
 
+    /// `readline(size=-1)`.
     #[pyo3(signature = (size = None))]
     fn readline<'py>(
         &mut self,
@@ -206,6 +219,7 @@ impl Input {
         Ok(PyBytes::new(py, &line))
     }
 
+    /// `readlines(hint=-1)`.
     #[pyo3(signature = (hint = None))]
     fn readlines<'py>(
         &mut self,
@@ -229,10 +243,12 @@ impl Input {
         Ok(lines)
     }
 
+    /// Iterates over lines.
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
+    /// The next line.
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let line = self.read_line(py, None)?;
         if line.is_empty() {
@@ -241,5 +257,6 @@ impl Input {
         Ok(PyBytes::new(py, &line))
     }
 
+    /// Nothing to close: the request owns the body.
     fn close(&self) {}
 }

@@ -21,18 +21,24 @@ use pyo3::types::{PyBytes, PyString};
 
 use super::gateway::{Exchange, LogLevel};
 
+/// Which stream a line was written to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamKind {
+    /// `sys.stdout`.
     Stdout,
+    /// `sys.stderr`.
     Stderr,
+    /// `wsgi.errors`.
     Errors,
 }
 
 impl StreamKind {
+    /// Its slot among a thread's buffers.
     fn index(self) -> usize {
         self as usize
     }
 
+    /// Its name, as `name` attributes show it.
     fn name(self) -> &'static str {
         match self {
             StreamKind::Stdout => "<stdout>",
@@ -109,10 +115,12 @@ pub fn flush_thread_streams(py: Python<'_>, exchange: Option<&Arc<Exchange>>) {
 /// complete lines.
 #[pyclass(module = "mod_wsgi", name = "Log", frozen)]
 pub struct LogBuffer {
+    /// Which stream it is.
     kind: StreamKind,
 }
 
 impl LogBuffer {
+    /// Adds bytes; complete lines are logged.
     fn push(&self, py: Python<'_>, data: &[u8]) {
         let lines: Vec<Vec<u8>> = PENDING.with(|p| {
             let mut p = p.borrow_mut();
@@ -159,6 +167,7 @@ impl LogBuffer {
         Ok(bytes.len())
     }
 
+    /// `writelines(lines)`.
     fn writelines(&self, py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<()> {
         for line in lines.try_iter()? {
             self.write(py, &line?)?;
@@ -166,6 +175,7 @@ impl LogBuffer {
         Ok(())
     }
 
+    /// Logs what is left of a line.
     fn flush(&self, py: Python<'_>) {
         let pending = PENDING.with(|p| std::mem::take(&mut p.borrow_mut()[self.kind.index()]));
         if !pending.is_empty() {
@@ -180,33 +190,40 @@ impl LogBuffer {
         self.flush(py);
     }
 
+    /// Never closed.
     #[getter]
     fn closed(&self) -> bool {
         false
     }
 
+    /// Not a terminal.
     fn isatty(&self) -> bool {
         false
     }
 
+    /// Not readable.
     fn readable(&self) -> bool {
         false
     }
 
+    /// Writable.
     fn writable(&self) -> bool {
         true
     }
 
+    /// Not seekable.
     fn seekable(&self) -> bool {
         false
     }
 
+    /// No file descriptor: raises.
     fn fileno(&self) -> PyResult<i32> {
         Err(PyOSError::new_err(
             "Apache/mod_wsgi log object is not associated with a file descriptor.",
         ))
     }
 
+    /// The stream's name.
     #[getter]
     fn name(&self) -> &'static str {
         self.kind.name()
@@ -240,11 +257,13 @@ pub(crate) fn errors_stream(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 /// mod_wsgi's restricted object does.
 #[pyclass(module = "mod_wsgi", name = "Restricted", frozen)]
 pub struct Restricted {
+    /// The stream it replaces.
     name: &'static str,
 }
 
 #[pymethods]
 impl Restricted {
+    /// Any use raises.
     fn __getattr__(&self, _name: &str) -> PyResult<()> {
         Err(PyOSError::new_err(format!(
             "{} access restricted by mod_wsgi",

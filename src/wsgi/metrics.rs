@@ -9,17 +9,24 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+/// Requests this process has served.
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Time spent serving them.
 static BUSY_NANOS: AtomicU64 = AtomicU64::new(0);
+/// Requests being served.
 static ACTIVE: AtomicI64 = AtomicI64::new(0);
+/// When the process started.
 static STARTED: OnceLock<SystemTime> = OnceLock::new();
 
 /// A thread that has served requests: its 1-based number and its count.
 struct ThreadSlot {
+    /// Its number, from 1.
     id: usize,
+    /// Requests it served.
     requests: AtomicU64,
 }
 
+/// Every thread that has served a request.
 fn threads() -> &'static Mutex<Vec<Arc<ThreadSlot>>> {
     static THREADS: OnceLock<Mutex<Vec<Arc<ThreadSlot>>>> = OnceLock::new();
     THREADS.get_or_init(Default::default)
@@ -50,6 +57,7 @@ pub(crate) fn request_begun() -> Instant {
     Instant::now()
 }
 
+/// Counts a request that began at `begun`.
 pub(crate) fn request_ended(begun: Instant) {
     let nanos = begun.elapsed().as_nanos().min(u64::MAX as u128) as u64;
     BUSY_NANOS.fetch_add(nanos, Ordering::Relaxed);
@@ -58,6 +66,7 @@ pub(crate) fn request_ended(begun: Instant) {
     SLOT.with(|s| s.requests.fetch_add(1, Ordering::Relaxed));
 }
 
+/// Seconds since the epoch.
 fn epoch_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -19,18 +19,18 @@ pub use auth::{
     allow_access, auth_environ, check_password, get_realm_hash, groups_for_user, header_var,
     AuthFailure, PasswordCheck, RealmHash,
 };
-pub use describe::{format_exception, in_sub_interpreter, log_exception, log_script_error};
+#[cfg(test)]
+pub use describe::in_sub_interpreter;
+pub use describe::{format_exception, log_exception, log_script_error};
 pub use environ::{version_tuple, EnvironSpec, WsgiFlags};
 pub use events::{active_requests, note_subscriber, publish_process_stopping, request_data};
 pub use file_wrapper::FileWrapper;
-pub use gateway::{Backend, BodyError, Exchange, LogLevel, WriteError};
+pub use gateway::{Backend, BodyError, LogLevel, WriteError};
 pub use input::Input;
 pub use log_stream::{
-    current_application_group, current_request, flush_thread_streams, install_stdio,
-    log_for_current_request, set_current_application_group, set_current_request, LogBuffer,
-    Restricted, StreamKind,
+    current_application_group, flush_thread_streams, install_stdio, log_for_current_request,
+    set_current_application_group, set_current_request,
 };
 pub use metrics::{mark_process_start, process_metrics};
 pub use response::Outcome;
-pub use runner::{run_application, run_request, LoadError, RequestScope};
-pub use start_response::StartResponse;
+pub use runner::{run_request, LoadError, RequestScope};

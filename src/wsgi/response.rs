@@ -24,8 +24,11 @@ pub enum Outcome {
     Aborted,
 }
 
+/// Why delivering a response stopped.
 pub(super) enum Failure {
+    /// The application raised.
     App(PyErr),
+    /// The client went away.
     Client(WriteError),
 }
 
@@ -53,6 +56,7 @@ fn ensure_started(state: &mut ExchangeState) -> PyResult<()> {
     Ok(())
 }
 
+/// Sends body bytes under the exchange's lock, with the GIL released when the write may block.
 fn write_locked(
     py: Python<'_>,
     state: &mut ExchangeState,
@@ -109,6 +113,7 @@ pub(crate) fn send_body(
     })
 }
 
+/// Logs a failure and says how the request ends.
 pub(super) fn fail(
     py: Python<'_>,
     exchange: &Exchange,
@@ -172,6 +177,7 @@ pub(super) fn finish(py: Python<'_>, exchange: &Exchange) -> Outcome {
     Outcome::Done
 }
 
+/// Sends what the application returned, item by item (or as a file).
 pub(super) fn deliver(
     py: Python<'_>,
     exchange: &Exchange,
@@ -216,6 +222,8 @@ fn try_send_file(
     };
     // SAFETY: fstat only writes into the zeroed struct we own.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which we own, for a descriptor the
+    // application's file holds open.
     if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
         return Ok(false);
     }

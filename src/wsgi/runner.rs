@@ -53,6 +53,7 @@ where
     outcome
 }
 
+/// Loads the application, builds the environ and runs it.
 fn load_and_run<'a, 'py, I, E>(
     py: Python<'py>,
     exchange: &Arc<Exchange>,
@@ -109,7 +110,9 @@ fn app_ready(py: Python<'_>, exchange: &Exchange) -> bool {
 /// the request. The runner uses it, and so does anything else that runs
 /// Python code for a request (the access scripts).
 pub struct RequestScope {
+    /// The request's exchange.
     exchange: Arc<Exchange>,
+    /// Not ended yet.
     open: bool,
 }
 

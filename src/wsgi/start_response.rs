@@ -13,12 +13,15 @@ use super::describe::type_name;
 use super::gateway::Exchange;
 use super::response::send_body;
 
+/// The `start_response` callable of a request.
 #[pyclass(module = "mod_wsgi")]
 pub struct StartResponse {
+    /// The request.
     exchange: Arc<Exchange>,
 }
 
 impl StartResponse {
+    /// `start_response` for the request in `exchange`.
     pub fn new(exchange: Arc<Exchange>) -> Self {
         StartResponse { exchange }
     }
@@ -27,11 +30,13 @@ impl StartResponse {
 /// The `write()` callable (PEP 3333's legacy imperative output).
 #[pyclass(module = "mod_wsgi")]
 pub struct Write {
+    /// The request.
     exchange: Arc<Exchange>,
 }
 
 #[pymethods]
 impl Write {
+    /// `write(data)`: sends the bytes at once.
     fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let bytes = data.cast::<PyBytes>().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -43,6 +48,7 @@ impl Write {
     }
 }
 
+/// Whether `c` may appear in a header name.
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
@@ -52,6 +58,7 @@ fn is_value_char(c: char) -> bool {
     (c as u32) < 256 && (c == '\t' || (c >= ' ' && c != '\x7f'))
 }
 
+/// Validates a status line: three digits, a space, printable text.
 fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, String)> {
     let s = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -74,6 +81,7 @@ fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, String)> {
     Ok((code, s.to_owned()))
 }
 
+/// Validates the headers: a list of `(str, str)` with a token name and a clean value.
 fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     let list = headers.cast::<PyList>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -124,6 +132,7 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> 
 
 #[pymethods]
 impl StartResponse {
+    /// `start_response(status, headers, exc_info=None)`.
     #[pyo3(signature = (status, headers, exc_info = None))]
     fn __call__(
         &self,

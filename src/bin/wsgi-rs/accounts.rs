@@ -8,16 +8,21 @@ use std::path::{Path, PathBuf};
 /// A user account from the system's user database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    /// The user's name.
     pub name: String,
+    /// Its uid.
     pub uid: u32,
+    /// Its primary gid.
     pub gid: u32,
 }
 
+/// Whether we run as root.
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A user by name or `#uid`.
 pub fn lookup_user(name: &str) -> Option<Account> {
     let c_name = CString::new(name).ok()?;
     // SAFETY: an all-zero passwd is a valid out-parameter for getpwnam_r.
@@ -49,6 +54,7 @@ pub fn lookup_user(name: &str) -> Option<Account> {
     })
 }
 
+/// A group by name or `#gid`.
 pub fn lookup_group(name: &str) -> Option<u32> {
     let c_name = CString::new(name).ok()?;
     // SAFETY: an all-zero group is a valid out-parameter for getgrnam_r.
@@ -68,6 +74,7 @@ pub fn lookup_group(name: &str) -> Option<u32> {
     (rc == 0 && !found.is_null()).then_some(entry.gr_gid)
 }
 
+/// A group's name.
 pub fn group_name(gid: u32) -> Option<String> {
     // SAFETY: as in lookup_group.
     let mut entry: libc::group = unsafe { std::mem::zeroed() };
@@ -94,7 +101,9 @@ pub fn group_name(gid: u32) -> Option<String> {
     )
 }
 
+/// Permission bit: read.
 const READ: u32 = 4;
+/// Permission bit: execute (search, for a directory).
 const EXECUTE: u32 = 1;
 
 /// Whether the permission bits of a file grant `wanted` to the account.

@@ -32,12 +32,14 @@ pub const INSTALLED_MODULE_NAME: &str = "mod_wsgi_rs.so";
 /// What `cargo build` calls the module.
 const BUILT_MODULE_NAME: &str = "libmod_wsgi_rs.so";
 
+/// Whether `path` is a file someone may execute.
 fn is_executable_file(path: &Path) -> bool {
     std::fs::metadata(path)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
 }
 
+/// `name` found on `$PATH`.
 fn search_path(name: &str) -> Option<PathBuf> {
     let path = env::var_os("PATH")?;
     env::split_paths(&path)
@@ -45,6 +47,7 @@ fn search_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| is_executable_file(candidate))
 }
 
+/// An environment variable that is set and not empty.
 fn nonempty_env(name: &str) -> Option<OsString> {
     env::var_os(name).filter(|value| !value.is_empty())
 }
@@ -191,6 +194,7 @@ pub fn conf_quote(value: &str) -> String {
 pub struct ConfigError {
     /// `file:line` when Apache said where.
     pub location: Option<String>,
+    /// What Apache said.
     pub message: String,
 }
 
@@ -206,7 +210,9 @@ impl std::fmt::Display for ConfigError {
 /// What `httpd -t` concluded.
 #[derive(Debug)]
 pub struct ConfigTest {
+    /// Apache accepted the configuration.
     pub ok: bool,
+    /// The errors it reported.
     pub errors: Vec<ConfigError>,
     /// Other lines Apache printed (warnings), as they were.
     pub notes: Vec<String>,

@@ -22,6 +22,7 @@ fn loads_module_itself(text: &str) -> bool {
     })
 }
 
+/// `wsgi-rs check`.
 pub fn run(args: &CheckArgs) -> Outcome<ExitCode> {
     let config = std::path::absolute(&args.config).unwrap_or_else(|_| args.config.clone());
     let text = std::fs::read_to_string(&config).map_err(|e| {

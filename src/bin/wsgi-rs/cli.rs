@@ -10,11 +10,14 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Runs Python WSGI applications under Apache httpd with mod_wsgi_rs"
 )]
+/// The command line.
 pub struct Cli {
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve a WSGI application with a private Apache in the foreground
@@ -34,12 +37,16 @@ pub enum Command {
 /// Apache's multi-processing modules the launcher can configure.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mpm {
+    /// The event MPM.
     Event,
+    /// The worker MPM.
     Worker,
+    /// The prefork MPM.
     Prefork,
 }
 
 impl Mpm {
+    /// The MPM's module name.
     pub fn name(self) -> &'static str {
         match self {
             Mpm::Event => "event",
@@ -55,6 +62,7 @@ const LOG_LEVELS: [&str; 16] = [
     "trace3", "trace4", "trace5", "trace6", "trace7", "trace8",
 ];
 
+/// `wsgi-rs serve`'s options.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// What to serve: a WSGI script (app.wsgi), a `package.module:callable`,
@@ -151,6 +159,7 @@ pub struct ServeArgs {
     pub embedded: bool,
 }
 
+/// `wsgi-rs install`'s options.
 #[derive(Args, Debug)]
 pub struct InstallArgs {
     /// The module to install [default: mod_wsgi_rs.so next to this program].
@@ -167,6 +176,7 @@ pub struct InstallArgs {
     pub destdir: Option<PathBuf>,
 }
 
+/// `wsgi-rs module-config`'s options.
 #[derive(Args, Debug)]
 pub struct ModuleConfigArgs {
     /// The module to load [default: mod_wsgi_rs.so next to this program,
@@ -175,6 +185,7 @@ pub struct ModuleConfigArgs {
     pub module: Option<PathBuf>,
 }
 
+/// `wsgi-rs check`'s options.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// The Apache configuration file to check.

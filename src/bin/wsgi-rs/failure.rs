@@ -3,13 +3,17 @@
 
 use std::fmt;
 
+/// A failure the user can act on: what went wrong and what to do.
 #[derive(Debug)]
 pub struct Failure {
+    /// What went wrong.
     cause: String,
+    /// What to do about it.
     remedy: String,
 }
 
 impl Failure {
+    /// A failure with its cause and remedy.
     pub fn new(cause: impl Into<String>, remedy: impl Into<String>) -> Self {
         Failure {
             cause: cause.into(),
@@ -24,4 +28,5 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A result whose error the user can act on.
 pub type Outcome<T> = Result<T, Failure>;

@@ -23,36 +23,58 @@ pub enum Logs {
 /// The account Apache's children switch to (only when started as root).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunAs {
+    /// The user Apache's children run as.
     pub user: String,
+    /// Their group.
     pub group: String,
 }
 
 /// Everything the configuration is made from.
 #[derive(Debug, Clone)]
 pub struct HttpdConf {
+    /// The private server root.
     pub server_root: PathBuf,
+    /// The address to listen on.
     pub host: String,
+    /// The port.
     pub port: u16,
+    /// Who the children run as, when started as root.
     pub run_as: Option<RunAs>,
+    /// Where Apache's modules are.
     pub modules_dir: PathBuf,
+    /// The MPM.
     pub mpm: Mpm,
+    /// Our module.
     pub module: PathBuf,
+    /// Where the logs go.
     pub logs: Logs,
+    /// `LogLevel`.
     pub log_level: String,
+    /// Daemon mode rather than embedded.
     pub daemon: bool,
+    /// Processes (daemon mode) or children.
     pub processes: u32,
+    /// Threads per process.
     pub threads: u32,
+    /// `WSGIPythonHome` / `python-home=`.
     pub python_home: Option<PathBuf>,
+    /// Extra `sys.path` entries.
     pub python_path: Vec<PathBuf>,
     /// The WSGI script Apache runs (the user's, or the generated shim).
     pub script: PathBuf,
     /// The application's directory: the daemon processes' working directory.
     pub app_directory: PathBuf,
+    /// The URL the application is mounted at.
     pub mount_point: String,
+    /// Static files: URL to path.
     pub url_aliases: Vec<(String, PathBuf)>,
+    /// `WSGIPassAuthorization On`.
     pub pass_authorization: bool,
+    /// `maximum-requests=`.
     pub maximum_requests: Option<u64>,
+    /// `request-timeout=` seconds.
     pub request_timeout: Option<u64>,
+    /// Reload when the script changes.
     pub reload_on_changes: bool,
 }
 
@@ -65,10 +87,12 @@ pub fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// A path as configuration text.
 fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// A path quoted for Apache's configuration.
 fn quoted(path: &Path) -> String {
     conf_quote(&path_text(path))
 }
@@ -89,6 +113,7 @@ fn option_word(name: &str, value: &str) -> String {
 const SUPPORT_MODULES: [&str; 5] = ["authz_core", "mime", "alias", "log_config", "unixd"];
 
 impl HttpdConf {
+    /// The whole configuration file.
     pub fn render(&self) -> String {
         let mut conf = String::new();
         let root = &self.server_root;
@@ -219,6 +244,7 @@ impl HttpdConf {
         out
     }
 
+    /// The lines for our module.
     fn wsgi_directives(&self) -> String {
         let mut out = String::new();
         if let Some(home) = &self.python_home {
@@ -287,6 +313,7 @@ impl HttpdConf {
         out
     }
 
+    /// The lines for static file aliases.
     fn static_directives(&self) -> String {
         let mut out = String::new();
         for (url, path) in &self.url_aliases {

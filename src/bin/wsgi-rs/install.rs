@@ -14,6 +14,7 @@ use crate::failure::{Failure, Outcome};
 /// The repository's Debian snippets, shipped inside the binary so an
 /// installed wsgi-rs needs no source tree.
 const DEBIAN_LOAD: &str = include_str!("../../../apache-conf/wsgi_rs.load");
+/// The module's `.conf` for Debian's `mods-available`.
 const DEBIAN_CONF: &str = include_str!("../../../apache-conf/wsgi_rs.conf");
 /// The module path written in the snippets, replaced by the real one.
 const SNIPPET_MODULE_PATH: &str = "/usr/lib/apache2/modules/mod_wsgi_rs.so";
@@ -46,6 +47,7 @@ fn staged(destdir: Option<&Path>, path: &Path) -> PathBuf {
     }
 }
 
+/// The failure for a file we could not write.
 fn cannot_write(path: &Path, error: std::io::Error) -> Failure {
     let remedy = if error.kind() == std::io::ErrorKind::PermissionDenied {
         "run it as root (sudo wsgi-rs install), or use --destdir to install elsewhere"
@@ -97,6 +99,7 @@ fn write_config(path: &Path, contents: &str) -> Outcome<()> {
     }
 }
 
+/// `wsgi-rs install`.
 pub fn run(args: &InstallArgs) -> Outcome<ExitCode> {
     let module = apache::resolve_module(args.module.as_deref())?;
     let libexecdir = match &args.libexecdir {

@@ -31,6 +31,7 @@ fn active_virtualenv() -> Option<PathBuf> {
     (prefix != base).then(|| PathBuf::from(prefix))
 }
 
+/// `wsgi-rs module-config`.
 pub fn run(args: &ModuleConfigArgs) -> Outcome<ExitCode> {
     let module = apache::resolve_module(args.module.as_deref())?;
     let venv = active_virtualenv();

@@ -31,11 +31,14 @@ const SHIM_NAME: &str = "app.wsgi";
 /// The private directory holding the configuration, pid file, lock files
 /// and daemon sockets. A temporary one is removed when wsgi-rs ends.
 struct ServerRoot {
+    /// The directory.
     path: PathBuf,
+    /// We made it and remove it at the end.
     temporary: bool,
 }
 
 impl ServerRoot {
+    /// The server root given, or a new temporary one.
     fn prepare(given: Option<&Path>, keep: bool) -> Outcome<ServerRoot> {
         let cannot = |path: &Path, e: std::io::Error| {
             Failure::new(
@@ -77,6 +80,7 @@ impl Drop for ServerRoot {
     }
 }
 
+/// A fresh directory from a `mkdtemp` template.
 fn make_temp_dir(template: &Path) -> std::io::Result<PathBuf> {
     let template = CString::new(template.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::other("temporary directory name contains a NUL"))?;
@@ -118,6 +122,7 @@ fn plain_path(path: &Path, what: &str) -> Outcome<()> {
     }
 }
 
+/// A mount point: `/` or a path without a trailing slash.
 fn mount_point(given: &str) -> Outcome<String> {
     if !given.starts_with('/') || given.contains(char::is_whitespace) {
         return Err(Failure::new(
@@ -129,6 +134,7 @@ fn mount_point(given: &str) -> Outcome<String> {
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
 }
 
+/// `--url-alias URL PATH` pairs, paths made absolute.
 fn url_aliases(pairs: &[String], cwd: &Path) -> Outcome<Vec<(String, PathBuf)>> {
     pairs
         .chunks(2)
@@ -176,6 +182,7 @@ fn python_home(args: &ServeArgs, cwd: &Path) -> Outcome<Option<PathBuf>> {
     Ok(Some(std::path::absolute(&home).unwrap_or(home)))
 }
 
+/// The `sys.path` entries to add, absolute.
 fn python_path(args: &ServeArgs, cwd: &Path) -> Outcome<Vec<PathBuf>> {
     args.python_path
         .iter()
@@ -205,11 +212,15 @@ fn python_path(args: &ServeArgs, cwd: &Path) -> Outcome<Vec<PathBuf>> {
 
 /// The account Apache's children switch to, when started as root.
 struct Identity {
+    /// Names for the configuration.
     run_as: RunAs,
+    /// The user.
     account: Account,
+    /// The group.
     gid: u32,
 }
 
+/// Who the children run as when we are root.
 fn identity(args: &ServeArgs) -> Outcome<Option<Identity>> {
     if !accounts::running_as_root() {
         if args.user.is_some() || args.group.is_some() {
@@ -336,6 +347,7 @@ done
     (start, stop)
 }
 
+/// `wsgi-rs serve`.
 pub fn run(args: &ServeArgs) -> Outcome<ExitCode> {
     // Caught from the start, so a Ctrl-C during the checks still removes
     // the temporary server root.

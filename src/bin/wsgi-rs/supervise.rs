@@ -17,6 +17,7 @@ static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// How many stop signals arrived: a second one means "stop now".
 static STOP_COUNT: AtomicI32 = AtomicI32::new(0);
 
+/// Signal handler: records the stop request.
 extern "C" fn on_stop_signal(signal: libc::c_int) {
     STOP_SIGNAL.store(signal, Ordering::SeqCst);
     STOP_COUNT.fetch_add(1, Ordering::SeqCst);
@@ -38,10 +39,12 @@ pub fn catch_stop_signals() {
     }
 }
 
+/// Whether a stop signal arrived.
 pub fn stop_requested() -> bool {
     STOP_COUNT.load(Ordering::SeqCst) > 0
 }
 
+/// A signal's name, for messages.
 fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",
@@ -56,6 +59,7 @@ fn signal_name(signal: i32) -> &'static str {
 const STOP_GRACE: Duration = Duration::from_secs(15);
 /// How long Apache gets to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the supervisor looks at Apache.
 const POLL: Duration = Duration::from_millis(20);
 
 /// How Apache's run ended.
@@ -71,6 +75,7 @@ pub enum Ending {
 pub struct Apache {
     /// Apache's parent process; its pid is also the process group id.
     pid: libc::pid_t,
+    /// How Apache ended, once it has.
     finished: Option<String>,
     /// Set once the group has been stopped and swept: its id may then be
     /// reused by unrelated processes and must not be signalled again.
@@ -144,11 +149,13 @@ impl Apache {
         }
     }
 
+    /// Whether any process of Apache's session is left.
     fn group_alive(&self) -> bool {
         // SAFETY: signal 0 only checks whether the group has members.
         unsafe { libc::kill(-self.pid, 0) == 0 }
     }
 
+    /// Signals every process of Apache's session.
     fn signal_group(&self, signal: libc::c_int) {
         // SAFETY: the group is Apache's, created by `start`.
         unsafe {

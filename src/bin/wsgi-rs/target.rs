@@ -14,20 +14,25 @@ pub enum Target {
     /// `package.module:callable`, imported from `directory` (where wsgi-rs
     /// was started) or the Python path.
     Callable {
+        /// The module to import.
         module: String,
+        /// The callable in it.
         callable: String,
+        /// Where the module is found.
         directory: PathBuf,
     },
     /// A PasteDeploy configuration file.
     PasteIni(PathBuf),
 }
 
+/// Whether `word` is a Python identifier.
 fn is_identifier(word: &str) -> bool {
     let mut chars = word.chars();
     chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
         && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
+/// `text` as an existing file, relative to `cwd`.
 fn existing_file(text: &str, cwd: &Path, what: &str, remedy: &str) -> Outcome<PathBuf> {
     let path = cwd.join(text);
     if !path.is_file() {
@@ -83,6 +88,7 @@ impl Target {
         }
     }
 
+    /// What will be served, for the start-up line.
     pub fn describe(&self) -> String {
         match self {
             Target::Script(path) | Target::PasteIni(path) => path.display().to_string(),
@@ -278,7 +284,7 @@ mod tests {
 
     #[test]
     fn refuses_missing_files_and_malformed_names() {
-        let dir = std::path::Path::new("/nonexistent-wsgi-rs");
+        let dir = Path::new("/nonexistent-wsgi-rs");
         let missing = Target::parse("app.wsgi", dir).unwrap_err().to_string();
         assert!(missing.contains("WSGI script /nonexistent-wsgi-rs/app.wsgi does not exist"));
         let ini = Target::parse("x.ini", dir).unwrap_err().to_string();

@@ -36,6 +36,7 @@ pub(super) fn take_idle(path: &std::path::Path) -> Option<UnixStream> {
     (ready == 0).then_some(stream)
 }
 
+/// Keeps `stream` for this thread's next request to the group at `path`.
 pub(super) fn put_idle(path: &std::path::Path, stream: UnixStream) {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
@@ -67,7 +68,7 @@ fn try_connect(path: &std::path::Path) -> std::io::Result<UnixStream> {
         let rc = libc::connect(
             fd,
             (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            size_of::<libc::sockaddr_un>() as libc::socklen_t,
         );
         if rc != 0 {
             return Err(std::io::Error::last_os_error());
@@ -78,6 +79,7 @@ fn try_connect(path: &std::path::Path) -> std::io::Result<UnixStream> {
     }
 }
 
+/// Connects to the group, retrying with back-off until `deadline`.
 pub(super) fn connect(group: &DaemonGroup, deadline: Instant) -> std::io::Result<UnixStream> {
     let mut pause = Duration::from_millis(5);
     loop {

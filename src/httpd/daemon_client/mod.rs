@@ -27,8 +27,10 @@ use relay::{attempt, Attempt, Outgoing};
 /// request head in one write; larger or chunked ones wait for the daemon's
 /// go-ahead, so a rejecting daemon never consumes them.
 const INLINE_BODY: usize = 64 * 1024;
+/// Reads of the request body and of the response.
 const BLOCK: usize = 64 * 1024;
 
+/// httpd's error level.
 const APLOG_ERR: i32 = ffi::APLOG_ERR as i32;
 
 thread_local! {
@@ -36,27 +38,36 @@ thread_local! {
     static BUFFERS: RefCell<Option<Buffers>> = const { RefCell::new(None) };
 }
 
+/// A thread's buffers, reused from request to request.
 #[derive(Default)]
 struct Buffers {
+    /// The encoded request.
     packet: Vec<u8>,
+    /// Response reads.
     input: Vec<u8>,
 }
 
 /// The request as it goes to the daemon.
 pub struct Forward<'a> {
+    /// The CGI variables.
     pub vars: Vec<(&'a [u8], &'a [u8])>,
+    /// Our private variables (secret, script, groups, ...).
     pub private: Vec<(&'static str, String)>,
+    /// The body is chunked: its length is unknown.
     pub chunked: bool,
+    /// The declared body length.
     pub content_length: u64,
     /// `WSGIErrorOverride On`: an error status from the application is
     /// answered with Apache's error document instead of its body.
     pub error_override: bool,
 }
 
+/// An HTTP status as the handler's return value.
 fn status(code: u32) -> c_int {
     code as c_int
 }
 
+/// Forwards the request to `group` and relays the answer; the handler's return value.
 pub fn forward(
     req: &Request<'_>,
     group: &DaemonGroup,
@@ -74,6 +85,7 @@ pub fn forward(
     code
 }
 
+/// `forward` with this thread's buffers.
 fn forward_with(
     req: &Request<'_>,
     group: &DaemonGroup,

@@ -26,6 +26,7 @@ pub(super) enum Attempt {
     Stale,
 }
 
+/// Whether a read failed because the socket timeout passed.
 fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
@@ -38,17 +39,23 @@ fn is_stale(e: &std::io::Error) -> bool {
 
 /// The response side of a connection, read through one buffer.
 struct Reader<'a> {
+    /// The connection.
     stream: &'a UnixStream,
+    /// The buffer, reused across requests.
     buf: &'a mut Vec<u8>,
+    /// Where unconsumed data starts.
     start: usize,
+    /// Where received data ends.
     end: usize,
 }
 
 impl Reader<'_> {
+    /// Data received and not consumed yet.
     fn available(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
+    /// Marks `n` bytes as consumed.
     fn consume(&mut self, n: usize) {
         self.start += n;
     }
@@ -98,12 +105,17 @@ impl Reader<'_> {
 /// is sent at once), or for a streamed body the bytes already read from the
 /// client, sent first after the go-ahead.
 pub(super) struct Outgoing<'a> {
+    /// The encoded request.
     pub(super) packet: &'a [u8],
+    /// The body follows the daemon's go-ahead.
     pub(super) streamed: bool,
+    /// Body bytes read before connecting, sent first when streamed.
     pub(super) early_body: &'a [u8],
+    /// `WSGIErrorOverride`: Apache renders the application's error responses.
     pub(super) error_override: bool,
 }
 
+/// One try of the request on `stream`: send it, then relay the answer.
 pub(super) fn attempt(
     req: &Request<'_>,
     apache: &mut ApacheBackend,
@@ -166,6 +178,7 @@ pub(super) fn attempt(
     Attempt::Done(code, keep)
 }
 
+/// Logs a daemon that closed the connection without answering; 502.
 fn daemon_closed(req: &Request<'_>, name: &str) -> c_int {
     req.log(
         APLOG_ERR,
@@ -174,6 +187,7 @@ fn daemon_closed(req: &Request<'_>, name: &str) -> c_int {
     status(ffi::HTTP_BAD_GATEWAY)
 }
 
+/// Logs a daemon that did not answer within the socket timeout; 504.
 fn timed_out(req: &Request<'_>, name: &str) -> c_int {
     req.log(
         APLOG_ERR,
@@ -182,7 +196,9 @@ fn timed_out(req: &Request<'_>, name: &str) -> c_int {
     status(ffi::HTTP_GATEWAY_TIME_OUT)
 }
 
+/// How sending a streamed body ended.
 enum BodySent {
+    /// All of it, and the end frame.
     Complete,
     /// The daemon stopped reading; its answer tells why.
     Cut,
@@ -397,6 +413,7 @@ fn more(
     Ok(())
 }
 
+/// Logs a response cut short and aborts the client connection.
 fn truncated(
     req: &Request<'_>,
     apache: &mut ApacheBackend,
