@@ -7,7 +7,7 @@
 //! pyo3 has no safe API for sub-interpreters, so this is the raw layer.
 //! The interpreters share the one GIL of Python 3.11. A thread enters a
 //! group by taking the GIL with its own thread state of the group's
-//! interpreter (`PyEval_RestoreThread`), as mod_wsgi does: Python 3.11 asks a
+//! interpreter (`PyEval_RestoreThread`): Python 3.11 asks a
 //! GIL holder to let go only when the waiting thread's state belongs to the
 //! holder's interpreter, so a thread that waited as the main interpreter
 //! would never get a CPU-bound request of the group to yield (measured:

@@ -1,8 +1,8 @@
 //! Thread states for server threads. Apache's worker threads are foreign to
 //! Python; attaching with a fresh thread state per request is slow and wipes
 //! `threading.local` between requests. Each thread therefore creates its
-//! thread state once and keeps it for its whole life: after the first
-//! `PyGILState_Ensure` the state's counter never drops to zero, so pyo3's
+//! thread state once (without taking the GIL) and keeps it for its whole
+//! life: the state's GILState counter never drops to zero, so pyo3's
 //! per-call ensure/release pair only swaps the GIL.
 
 use std::cell::Cell;
@@ -43,13 +43,16 @@ pub(super) fn is_inside() -> bool {
 pub(super) fn pin_thread_state() {
     PINNED.with(|pinned| {
         if !pinned.get() {
-            // SAFETY: the interpreter is initialised (checked by the caller)
-            // and this thread holds no GIL: PyGILState_Ensure creates this
-            // thread's state and takes the GIL; PyEval_SaveThread releases
-            // the GIL but keeps the state (its counter stays at one).
+            // SAFETY: the interpreter is initialised (checked by the callers).
+            // A thread's first thread state becomes the one the GILState API
+            // (and so pyo3) uses for it, with its counter at one, so it is
+            // never freed. PyThreadState_New needs no GIL: a new thread
+            // must not wait for the GIL as the main interpreter here, since
+            // a busy sub-interpreter would not yield to it (groups.rs).
             unsafe {
-                ffi::PyGILState_Ensure();
-                ffi::PyEval_SaveThread();
+                if ffi::PyGILState_GetThisThreadState().is_null() {
+                    ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
+                }
             }
             pinned.set(true);
         }
