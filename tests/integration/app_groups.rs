@@ -116,13 +116,15 @@ os.environ['SITE_NAME'] = os.path.basename(here)
 os.environ.setdefault('SITE_SETTINGS', 'settings-' + os.path.basename(here))
 import siteconf
 import shared_counter
+shared_counter.loads += 1
 def application(environ, start_response):
-    sites = [os.path.basename(p) for p in sys.path if p.startswith(os.path.dirname(here) + '/site')]
+    sites = sorted(set(os.path.basename(p) for p in sys.path
+                       if p.startswith(os.path.dirname(here) + '/site')))
     shared_counter.hits += 1
-    body = 'conf=%s name=%s path=%s hits=%d group=%s settings=%s' % (
+    body = 'conf=%s name=%s path=%s hits=%d group=%s loads=%d settings=%s' % (
         siteconf.NAME, os.environ.get('SITE_NAME'), ','.join(sites),
         shared_counter.hits, environ['mod_wsgi.application_group'],
-        os.environ.get('SITE_SETTINGS'))
+        shared_counter.loads, os.environ.get('SITE_SETTINGS'))
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [body.encode()]
 "#;
@@ -212,7 +214,7 @@ fn isolation_server(mpm: Mpm, daemon: bool) -> Running {
         .file("site1/siteconf.py", "NAME = 'one'\n")
         .file("site2/app.wsgi", SITE)
         .file("site2/siteconf.py", "NAME = 'two'\n")
-        .file("lib/shared_counter.py", "hits = 0\n")
+        .file("lib/shared_counter.py", "hits = 0\nloads = 0\n")
         .file("lib/preload_marker_check.py", PRELOAD_CHECK)
         .file("extensions.wsgi", EXTENSIONS)
         .file("preload.wsgi", PRELOAD)
@@ -236,7 +238,7 @@ fn site_view(body: &str) -> String {
     }
 }
 
-fn groups_are_isolated(s: &mut Running) {
+fn groups_are_isolated(s: &mut Running, daemon: bool) {
     let host = s.get("/one").text();
     let group_of = |site: &str| {
         host.split(" group=")
@@ -253,7 +255,7 @@ fn groups_are_isolated(s: &mut Running) {
             assert_eq!(
                 site_view(&hit(s, &format!("/{site}"))),
                 site_view(&format!(
-                    "conf={site} name={dir} path={dir} hits={n} group={} settings=settings-{dir}",
+                    "conf={site} name={dir} path={dir} hits={n} group={} loads=1 settings=settings-{dir}",
                     group_of(&format!("/{site}"))
                 )),
                 "the default group of /{site} is not isolated"
@@ -295,18 +297,22 @@ fn groups_are_isolated(s: &mut Running) {
         }
     }
 
-    // Touching one site's script reloads it in its own interpreter (its
-    // module globals start afresh: embedded mode re-imports the script,
-    // daemon mode replaces the process); the other site is still itself.
+    // Touching one site's script reloads it in its own interpreter: embedded
+    // mode re-runs the script there (its libraries stay loaded), daemon mode
+    // replaces the process; the other site is still itself and, embedded,
+    // was not reloaded.
     s.touch("site2/app.wsgi");
     let two = hit(s, "/two");
+    let one = hit(s, "/one");
+    let (loads_two, loads_one) = if daemon { (1, 1) } else { (2, 1) };
     assert!(
-        two.starts_with("conf=two name=site2 path=site2"),
+        two.starts_with("conf=two name=site2 path=site2 ")
+            && two.contains(&format!(" loads={loads_two} ")),
         "after reload: {two}"
     );
-    let one = hit(s, "/one");
     assert!(
-        one.starts_with("conf=one name=site1 path=site1"),
+        one.starts_with("conf=one name=site1 path=site1 ")
+            && one.contains(&format!(" loads={loads_one} ")),
         "after reload of the other site: {one}"
     );
     if module() == Module::Ours {
@@ -316,12 +322,12 @@ fn groups_are_isolated(s: &mut Running) {
 }
 
 fn embedded_groups_are_isolated(mpm: Mpm) {
-    groups_are_isolated(&mut isolation_server(mpm, false));
+    groups_are_isolated(&mut isolation_server(mpm, false), false);
 }
 per_mpm!(embedded_groups_are_isolated);
 
 fn daemon_groups_are_isolated(mpm: Mpm) {
-    groups_are_isolated(&mut isolation_server(mpm, true));
+    groups_are_isolated(&mut isolation_server(mpm, true), true);
 }
 per_mpm!(daemon_groups_are_isolated);
 
