@@ -28,6 +28,8 @@
 )]
 
 pub(crate) mod config;
+#[cfg(test)]
+mod core_tests;
 pub(crate) mod daemon;
 #[cfg(not(test))]
 mod httpd;
