@@ -1,4 +1,4 @@
-//! Access control backed by Python (issue 10): `WSGIAuthUserScript` as the
+//! Access control backed by Python: `WSGIAuthUserScript` as the
 //! `wsgi` provider of Basic and Digest authentication, `WSGIAuthGroupScript`
 //! behind `Require wsgi-group`, `WSGIGroupAuthoritative`, and
 //! `WSGIAccessScript`, for applications in embedded and daemon mode (the

@@ -1,4 +1,4 @@
-//! Application groups (issue bullet 11): the same script mounted in different
+//! Application groups: the same script mounted in different
 //! groups is loaded separately (its module globals are not shared), while
 //! mounts in the same group, including %{GLOBAL}, share one loaded copy.
 

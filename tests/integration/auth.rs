@@ -1,4 +1,4 @@
-//! Credentials and header forgery (issue bullet 4): WSGIPassAuthorization and
+//! Credentials and header forgery: WSGIPassAuthorization and
 //! the pass-authorization option, Proxy-Authorization never reaching the app,
 //! and headers with underscores dropped so they cannot pose as HTTP_X_… vars.
 

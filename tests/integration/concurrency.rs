@@ -1,4 +1,4 @@
-//! Concurrency (issue bullet 13): many requests from several client threads
+//! Concurrency: many requests from several client threads
 //! all succeed with every MPM.
 
 use crate::common::{Mpm, Server};

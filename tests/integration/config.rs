@@ -1,4 +1,4 @@
-//! Loading and configuration (issue bullet 1): `apache2 -t` accepts the
+//! Loading and configuration: `apache2 -t` accepts the
 //! directives, rejects malformed ones with a message that points at the
 //! directive, the bad value, the file and the line, and (ours only, for now)
 //! refuses daemon-mode directives.
@@ -102,8 +102,8 @@ fn rejects_unknown_application_group_variable() {
 }
 
 /// A bad `WSGIDaemonProcess` stops Apache at start-up with the directive,
-/// the offending value, the file and the line (issue: unknown option, bad
-/// value, duplicate group name, unknown user or group).
+/// the offending value, the file and the line (an unknown option, a bad
+/// value, a duplicate group name, an unknown user or group).
 #[test]
 fn daemon_process_errors_name_directive_value_file_and_line() {
     if module() == Module::ModWsgi {

@@ -1,7 +1,6 @@
 //! Helpers shared by the daemon-mode tests (the `daemon_*.rs` files): finding
-//! a group's daemon processes in /proc, polling for a condition, a WSGI app
-//! that reports which process served it, hand-built uwsgi packets, SHA-256
-//! in hex, and the check that skips what Debian's mod_wsgi does differently.
+//! a group's daemon processes in /proc, a WSGI app that reports which
+//! process served it, hand-built uwsgi packets and SHA-256 in hex.
 //!
 //! Every daemon group in these tests uses `display-name=%{GROUP}`, so its
 //! processes show as `(wsgi:NAME)` in /proc/PID/cmdline (and, cut to 15
@@ -9,9 +8,9 @@
 //! Apache child, and one test's daemons from another's.
 
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::Running;
+use crate::common::{wait_for, Running};
 
 /// Reports the serving process's pid and a few facts, one `key=value` a line.
 /// `/sleep/N` sleeps N seconds first.
@@ -94,20 +93,6 @@ pub fn daemon_pids(s: &Running, group: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Polls `cond` every 50 ms until it returns Some or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = cond() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Waits until `group` has exactly `n` live daemon processes; returns them.
 pub fn wait_daemons(s: &Running, group: &str, n: usize, timeout: Duration) -> Vec<u32> {
     wait_for(timeout, || {
@@ -162,16 +147,4 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether the test should stop here because it runs against Debian's
-/// mod_wsgi (the referee) and checks something where that module behaves
-/// differently, as `why` says. The suite's own runs are never cut short.
-pub fn referee_differs(why: &str) -> bool {
-    use crate::common::{module, Module};
-    if module() == Module::ModWsgi {
-        eprintln!("not checked against mod_wsgi: {why}");
-        return true;
-    }
-    false
 }

@@ -1,7 +1,7 @@
 //! Daemon mode basics: serving through a process group under every MPM and
-//! the wsgi.* flags it reports (bullet 1), the environ being the same as in
-//! embedded mode (2), `WSGIRestrictEmbedded` (16), preloading (17), HEAD,
-//! exceptions and `wsgi.file_wrapper` through a daemon (18).
+//! the wsgi.* flags it reports, the environ being the same as in
+//! embedded mode, `WSGIRestrictEmbedded`, preloading, HEAD,
+//! exceptions and `wsgi.file_wrapper` through a daemon.
 
 use std::time::Duration;
 

@@ -1,13 +1,14 @@
-//! Daemon processes failing: crashing mid-request (bullet 7), never
-//! starting or losing their socket (8), requests running too long (9) or
-//! waiting too long for a thread (10), and a process whose GIL is stuck (11).
+//! Daemon processes failing: crashing mid-request, never
+//! starting or losing their socket, requests running too long or
+//! waiting too long for a thread, and a process whose GIL is stuck.
 //! Each failure must turn into a prompt, specific HTTP status and a log line,
 //! and the group must recover by itself.
 
 use std::time::{Duration, Instant};
 
+use crate::common::{referee_differs, wait_for};
 use crate::common::{Mpm, Running, Server};
-use crate::daemon::{daemon_pids, referee_differs, served_pid, wait_daemons, wait_for, PID_APP};
+use crate::daemon::{daemon_pids, served_pid, wait_daemons, PID_APP};
 
 const CRASH_APP: &str = r#"
 import os, time
@@ -148,8 +149,10 @@ fn missing_socket_is_503_after_connect_timeout() {
     let r = s.get("/app");
     let took = start.elapsed();
     assert_eq!(r.status, 503, "{}", r.text());
+    // At least connect-timeout; the upper bound only tells it from the
+    // socket timeout (Apache's Timeout), with room for a loaded machine.
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
         "503 after {took:?}, expected about connect-timeout (1 s)"
     );
     assert!(

@@ -7,8 +7,9 @@
 use std::io::Write;
 use std::time::Duration;
 
+use crate::common::{referee_differs, wait_for};
 use crate::common::{Mpm, Server};
-use crate::daemon::{referee_differs, served_pid, wait_daemons, wait_for, PID_APP};
+use crate::daemon::{served_pid, wait_daemons, PID_APP};
 
 /// The sockets (listener and connections) a process holds open.
 fn open_sockets(pid: u32) -> usize {
@@ -105,7 +106,12 @@ fn replaced_process_is_not_used(mpm: Mpm) {
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // Once every client has had answers (connections are held), not
+        // after a guess at how long that takes.
+        let flowing = wait_for(Duration::from_secs(30), || {
+            (statuses.lock().unwrap().len() >= 8).then_some(())
+        });
+        assert!(flowing.is_some(), "no requests were answered");
         // SAFETY: signalling a process of this test's Apache.
         unsafe { libc::kill(first as i32, libc::SIGTERM) };
     });

@@ -1,4 +1,4 @@
-//! Large bodies through a daemon with bounded memory (bullet 15): an upload
+//! Large bodies through a daemon with bounded memory: an upload
 //! the application reads in 64 KiB blocks and a download it yields in 1 MiB
 //! blocks both stream end to end, intact (size and SHA-256), while no Apache
 //! child or daemon process ever holds much of the body (peak RSS, VmHWM).

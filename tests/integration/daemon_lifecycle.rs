@@ -1,4 +1,4 @@
-//! Daemon processes across Apache's own life (bullet 13): graceful and hard
+//! Daemon processes across Apache's own life: graceful and hard
 //! restarts leave exactly the configured processes, stopping Apache leaves
 //! no process and no socket behind, and a killed Apache parent takes its
 //! daemons with it (parent-death signal), under every MPM.
@@ -8,10 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::{referee_differs, wait_for};
 use crate::common::{Mpm, Running, Server};
-use crate::daemon::{
-    pids_with_cmdline, referee_differs, served_pid, title, wait_daemons, wait_for, PID_APP,
-};
+use crate::daemon::{pids_with_cmdline, served_pid, title, wait_daemons, PID_APP};
 
 /// Why these tests cannot find mod_wsgi's daemons the same way.
 const TITLE_DIFFERS: &str = "mod_wsgi cuts the process title to the length of argv[0] \

@@ -1,4 +1,4 @@
-//! Recycling daemon processes (bullet 12): maximum-requests,
+//! Recycling daemon processes: maximum-requests,
 //! restart-interval and inactivity-timeout replace a process without
 //! failing a request; graceful-timeout lets an in-flight request finish
 //! across a recycle; shutdown-timeout bounds how long a running request can
@@ -6,17 +6,42 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::{referee_differs, wait_for};
 use crate::common::{Mpm, Running, Server};
-use crate::daemon::{daemon_pids, referee_differs, served_pid, wait_daemons, wait_for, PID_APP};
+use crate::daemon::{daemon_pids, served_pid, wait_daemons, PID_APP};
+
+/// `PID_APP` that first leaves a mark in `var/` when it is asked to sleep,
+/// so a test can wait until a slow request is running.
+const MARKING_APP: &str = r#"
+import os
+_app = None
+def application(environ, start_response):
+    global _app
+    if _app is None:
+        scope = {}
+        exec(open('{root}/pid_app.py').read(), scope)
+        _app = scope['application']
+    if environ.get('PATH_INFO', '').startswith('/sleep/'):
+        open('{root}/var/sleeping-%d' % os.getpid(), 'w').close()
+    return _app(environ, start_response)
+"#;
 
 fn pid_server(mpm: Mpm, group: &str, options: &str) -> Running {
     Server::new(mpm)
-        .file("pid.wsgi", PID_APP)
+        .file("pid_app.py", PID_APP)
+        .file("pid.wsgi", MARKING_APP)
         .conf(&format!(
             "WSGIDaemonProcess {group} {options} display-name=%{{GROUP}}\n\
              WSGIScriptAlias /app {{root}}/pid.wsgi process-group={group}\n"
         ))
         .start()
+}
+
+/// Waits until process `pid` is running a `/sleep/` request.
+fn wait_sleeping(s: &Running, pid: u32) {
+    let mark = s.path(&format!("var/sleeping-{pid}"));
+    let running = wait_for(Duration::from_secs(10), || mark.exists().then_some(()));
+    assert!(running.is_some(), "the slow request never started");
 }
 
 /// maximum-requests=5 with one process: 20 sequential requests all succeed,
@@ -84,8 +109,8 @@ fn restart_interval_recycles_under_a_trickle() {
     );
 }
 
-/// inactivity-timeout=2: a process idle for 4 s has been replaced, and the
-/// next request is served by its replacement.
+/// inactivity-timeout=2: an idle process is replaced, and the next request
+/// is served by its replacement.
 #[test]
 fn inactivity_timeout_recycles_idle_process() {
     if referee_differs("mod_wsgi 4.9.4 checks inactivity-timeout at a coarser interval") {
@@ -97,11 +122,14 @@ fn inactivity_timeout_recycles_idle_process() {
         "processes=1 threads=2 inactivity-timeout=2",
     );
     let first = served_pid(&s.get("/app"));
-    std::thread::sleep(Duration::from_secs(4));
-    let now = daemon_pids(&s, "idle");
+    // Nothing is sent meanwhile: only the process list is read.
+    let replaced = wait_for(Duration::from_secs(30), || {
+        (!daemon_pids(&s, "idle").contains(&first)).then_some(())
+    });
     assert!(
-        !now.contains(&first),
-        "process {first} still there after 4 s idle: {now:?}"
+        replaced.is_some(),
+        "process {first} still there after 30 s idle: {:?}",
+        daemon_pids(&s, "idle")
     );
     let r = s.get("/app");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -123,7 +151,7 @@ fn in_flight_request_survives_a_recycle() {
     let first = served_pid(&s.get("/app"));
     let (slow, quick) = std::thread::scope(|scope| {
         let slow = scope.spawn(|| s.get("/app/sleep/1.5"));
-        std::thread::sleep(Duration::from_millis(300));
+        wait_sleeping(&s, first);
         // The third request of the process: the recycle starts as it is
         // taken, with the slow one still running.
         let quick = s.get("/app");
@@ -169,11 +197,14 @@ fn shutdown_timeout_bounds_stop() {
         let _ = crate::common::http::read_to_eof(&mut stream);
         start.elapsed()
     });
-    std::thread::sleep(Duration::from_millis(500));
+    let pid = daemon_pids(&s, "stopper")[0];
+    wait_sleeping(&s, pid);
     let (took, _escalated, log) = s.shutdown(Duration::from_secs(8));
     let client_waited = slow.join().unwrap();
+    // Well under the 8 s Apache waits otherwise, with room for a loaded
+    // machine.
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(6),
         "Apache took {took:?} to stop:\n{}",
         log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
     );

@@ -1,15 +1,17 @@
-//! Reloading a daemon group's script under load (bullets 5 and 6): touching
+//! Reloading a daemon group's script under load: touching
 //! the script replaces the group's processes, so every module is imported
 //! afresh; requests in flight or arriving meanwhile are never lost, and
 //! request bodies are never half-consumed by a process that then steps
 //! aside.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::apps::pattern;
+use crate::common::{referee_differs, wait_for, wait_for_count};
 use crate::common::{Mpm, Running, Server};
-use crate::daemon::{field, referee_differs, sha256_hex, wait_daemons};
+use crate::daemon::{field, sha256_hex, wait_daemons};
 
 fn versioned_app(version: &str) -> String {
     format!(
@@ -53,17 +55,20 @@ struct Seen {
     body: String,
 }
 
-/// Sends requests from `clients` threads until `run_for` has passed; `body`
-/// gives the request body for client i's n-th request. Meanwhile `during`
-/// runs on the calling thread. Returns everything seen.
+/// Sends requests from `clients` threads until `during`, run meanwhile on
+/// the calling thread with the count of responses so far, returns; `body`
+/// gives the request body for client i's n-th request. Returns everything
+/// seen.
 fn hammer(
     s: &Running,
     clients: usize,
-    run_for: Duration,
     body: impl Fn(usize, usize) -> Vec<u8> + Sync,
-    during: impl FnOnce(),
+    during: impl FnOnce(&AtomicUsize),
 ) -> Vec<(Vec<u8>, Seen)> {
-    let end = Instant::now() + run_for;
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    let answered = AtomicUsize::new(0);
+    let answered = &answered;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|i| {
@@ -71,7 +76,7 @@ fn hammer(
                 scope.spawn(move || {
                     let mut seen = Vec::new();
                     let mut n = 0;
-                    while Instant::now() < end {
+                    while !stop.load(Ordering::SeqCst) {
                         let data = body(i, n);
                         n += 1;
                         let started = Instant::now();
@@ -82,6 +87,7 @@ fn hammer(
                         } else {
                             s.request("POST", "/app", &[], &data)
                         };
+                        answered.fetch_add(1, Ordering::SeqCst);
                         seen.push((
                             data,
                             Seen {
@@ -96,7 +102,8 @@ fn hammer(
                 })
             })
             .collect();
-        during();
+        during(answered);
+        stop.store(true, Ordering::SeqCst);
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("a client thread panicked (hang?)"))
@@ -104,8 +111,8 @@ fn hammer(
     })
 }
 
-/// 2 processes x 4 threads, 8 clients for 3 s; after 1 s the script and a
-/// helper module it imports from `python-path` are both changed and the
+/// 2 processes x 4 threads, 8 clients; once requests flow, the script and
+/// a helper module it imports from `python-path` are both changed and the
 /// script touched. No request may fail or hang; from a second after the
 /// touch on, every answer comes from new processes that see both changes
 /// (the helper too: the whole process restarted, not just the script).
@@ -119,14 +126,22 @@ fn touch_reloads_under_load(mpm: Mpm) {
     let seen = hammer(
         &s,
         8,
-        Duration::from_secs(3),
         |_, _| Vec::new(),
-        || {
-            std::thread::sleep(Duration::from_secs(1));
+        |answered| {
+            // Changed once requests are flowing.
+            wait_for_count(answered, 16, Duration::from_secs(30));
             s.write_file("lib/reload_helper.py", &helper("h2"));
             s.write_file("app.wsgi", &versioned_app("v2"));
             s.touch("app.wsgi");
-            touched = Some(Instant::now());
+            let at = Instant::now();
+            touched = Some(at);
+            // Enough requests start a second or more after the touch.
+            let after = wait_for(Duration::from_secs(60), || {
+                (at.elapsed() > Duration::from_secs(1)).then_some(())
+            });
+            assert!(after.is_some());
+            let so_far = answered.load(Ordering::SeqCst);
+            wait_for_count(answered, so_far + 16, Duration::from_secs(30));
         },
     );
     let touched = touched.unwrap();
@@ -199,7 +214,6 @@ fn post_bodies_survive_reload() {
     let seen = hammer(
         &s,
         6,
-        Duration::from_millis(2500),
         |i, n| {
             // Different sizes and offsets per client and request, so a body
             // mixed with another's or shifted would show in the hash.
@@ -207,12 +221,17 @@ fn post_bodies_survive_reload() {
             let off = (i * 7 + n) % 64;
             base[off..off + size].to_vec()
         },
-        || {
+        |answered| {
             for v in ["v2", "v3"] {
-                std::thread::sleep(Duration::from_millis(700));
+                // Each change lands among requests of the previous version.
+                let so_far = answered.load(Ordering::SeqCst);
+                wait_for_count(answered, so_far + 6, Duration::from_secs(30));
                 s.write_file("app.wsgi", &versioned_app(v));
                 s.touch("app.wsgi");
             }
+            // And the last version serves some too.
+            let so_far = answered.load(Ordering::SeqCst);
+            wait_for_count(answered, so_far + 6, Duration::from_secs(30));
         },
     );
     let mut versions = HashSet::new();

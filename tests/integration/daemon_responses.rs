@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::referee_differs;
 use crate::common::{apps::pattern, module, Module, Mpm, Server};
-use crate::daemon::{referee_differs, served_pid};
+use crate::daemon::served_pid;
 
 const ERROR_APP: &str = r#"
 def application(environ, start_response):

@@ -1,8 +1,8 @@
 //! Daemon-mode security: dropping privileges to the group's user, home and
-//! umask, and failing closed when that is impossible (bullet 3); the group
+//! umask, and failing closed when that is impossible; the group
 //! socket's ownership and mode, and the per-configuration secret that keeps
-//! anyone but this Apache from running the application (4); and Apache's own
-//! mod_proxy_uwsgi as a legitimate peer (14).
+//! anyone but this Apache from running the application; and Apache's own
+//! mod_proxy_uwsgi as a legitimate peer.
 //!
 //! These need a root Apache (so there is a user to switch to), which is how
 //! the suite runs.

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::common::referee_differs;
 use crate::common::{module, Module, Mpm, Running, Server};
-use crate::daemon::referee_differs;
 
 /// Reports where it ran: `key=value` lines.
 const WHERE_APP: &str = r#"

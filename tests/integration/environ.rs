@@ -1,4 +1,4 @@
-//! The WSGI environ (issue bullet 3): types, the wsgi.* keys, CGI variables,
+//! The WSGI environ: types, the wsgi.* keys, CGI variables,
 //! the mod_wsgi.* compatibility keys, the default application group and
 //! latin-1 decoding of header bytes.
 

@@ -1,4 +1,4 @@
-//! Application failures (issue bullet 7): exceptions before and after the
+//! Application failures: exceptions before and after the
 //! response started, wrong body types, unsafe header values, broken scripts,
 //! and selecting another callable.
 

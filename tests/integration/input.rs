@@ -1,4 +1,4 @@
-//! Request bodies through wsgi.input (issue bullet 5): every read method,
+//! Request bodies through wsgi.input: every read method,
 //! reads past the end, a large body, LimitRequestBody, and chunked requests
 //! with and without WSGIChunkedRequest.
 
@@ -178,7 +178,7 @@ fn chunked_request_with_wsgi_chunked_request_on() {
 /// Embedded and daemon mode read the body the same way.
 #[test]
 fn filter_output_beyond_the_read_size_is_kept() {
-    if crate::daemon::referee_differs(
+    if crate::common::referee_differs(
         "mod_wsgi 4.9.4 gives the application an empty body behind this filter",
     ) {
         return;

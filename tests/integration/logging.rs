@@ -1,4 +1,4 @@
-//! Logging (issue bullet 8): print(), sys.stderr and wsgi.errors reach the
+//! Logging: print(), sys.stderr and wsgi.errors reach the
 //! Apache error log; the `mod_wsgi` module is importable; (ours only) Python
 //! log levels map onto Apache levels through mod_wsgi.ApacheLogHandler.
 

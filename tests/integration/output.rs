@@ -1,4 +1,4 @@
-//! Response output (issue bullet 6): the write() callable, streaming without
+//! Response output: the write() callable, streaming without
 //! buffering, close() on the iterable in every ending (normal, client gone,
 //! iteration error), Content-Length, HEAD, and wsgi.file_wrapper.
 

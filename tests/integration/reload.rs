@@ -1,4 +1,4 @@
-//! Script reloading (issue bullet 9): with WSGIScriptReloading On (the
+//! Script reloading: with WSGIScriptReloading On (the
 //! default) a changed .wsgi file is re-loaded on the next request; with Off
 //! the loaded code stays.
 

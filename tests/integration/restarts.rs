@@ -1,4 +1,4 @@
-//! Restarts and shutdown (issue bullet 12): graceful (SIGUSR1) and hard
+//! Restarts and shutdown: graceful (SIGUSR1) and hard
 //! (SIGHUP) restarts keep serving with every MPM and crash no child; Apache
 //! shuts down promptly on SIGTERM.
 

@@ -1,4 +1,4 @@
-//! URL mapping (issue bullet 2): WSGIScriptAlias at "/" and at a prefix, the
+//! URL mapping: WSGIScriptAlias at "/" and at a prefix, the
 //! SCRIPT_NAME/PATH_INFO split, segment-boundary matching,
 //! WSGIScriptAliasMatch with back-references, `SetHandler wsgi-script` with
 //! and without `Options ExecCGI`, and a missing script.

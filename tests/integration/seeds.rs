@@ -14,7 +14,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use crate::common::deploy::{
 };
 use crate::common::server::MODULES_DIR;
 use crate::common::venv::venv;
-use crate::common::{module, Module, Mpm, Running, Server};
+use crate::common::{module, wait_for, wait_for_count, Module, Mpm, Running, Server};
 
 /// The site file `apache-conf/sites-available/{file}` with `table` applied
 /// in order. Panics if an entry matches nothing.
@@ -360,6 +360,7 @@ fn clam_daemon_static_auth_and_touch_reload() {
     // Deploy a code change: edit the service, touch the .wsgi, and keep two
     // clients busy all along; every one of their requests must succeed.
     let stop = AtomicBool::new(false);
+    let answered = AtomicUsize::new(0);
     let (outcomes, took) = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..2)
             .map(|_| {
@@ -368,12 +369,14 @@ fn clam_daemon_static_auth_and_touch_reload() {
                     while !stop.load(Ordering::Relaxed) {
                         let r = s.request("GET", index, &auth, b"");
                         seen.push((r.status, r.complete, r.text()));
+                        answered.fetch_add(1, Ordering::SeqCst);
                     }
                     seen
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(300));
+        // Both clients are busy before the change is deployed.
+        wait_for_count(&answered, 4, Duration::from_secs(30));
         let config = "clam/yourwebservice/config.py";
         let text = fs::read_to_string(s.path(config)).unwrap();
         let changed = text.replace("SYSTEM_VERSION = '1.0'", "SYSTEM_VERSION = '2.0'");
@@ -381,20 +384,17 @@ fn clam_daemon_static_auth_and_touch_reload() {
         s.write_file(config, &changed);
         let start = Instant::now();
         s.touch("clam/yourwebservice.wsgi");
-        let mut reloaded = false;
-        while start.elapsed() < Duration::from_secs(20) {
-            if s.request("GET", index, &auth, b"")
+        let reloaded = wait_for(Duration::from_secs(20), || {
+            s.request("GET", index, &auth, b"")
                 .text()
                 .contains("version=\"2.0\"")
-            {
-                reloaded = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                .then_some(())
+        })
+        .is_some();
         let took = start.elapsed();
-        // Let the clients run a little on the new code too.
-        std::thread::sleep(Duration::from_millis(300));
+        // The clients run on the new code too before they stop.
+        let so_far = answered.load(Ordering::SeqCst);
+        wait_for_count(&answered, so_far + 4, Duration::from_secs(30));
         stop.store(true, Ordering::Relaxed);
         let outcomes: Vec<_> = clients
             .into_iter()

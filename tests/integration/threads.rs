@@ -1,4 +1,4 @@
-//! Threading under the threaded MPMs (issue bullet 10): requests run
+//! Threading under the threaded MPMs: requests run
 //! concurrently with the GIL released while the app blocks, and each Apache
 //! worker thread keeps one Python thread state, so threading.local() survives
 //! between the requests a thread serves.

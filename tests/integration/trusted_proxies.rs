@@ -1,4 +1,4 @@
-//! Trusted proxy headers (issue 10, CVE-2022-2255): from a trusted peer the
+//! Trusted proxy headers (CVE-2022-2255): from a trusted peer the
 //! listed forwarding headers rewrite the client address, scheme, host and
 //! port; from any other peer every header of a listed purpose is removed;
 //! headers of purposes nobody listed pass untouched; and a header spelt with

@@ -1,7 +1,8 @@
 //! The harness shared by every integration test: a private Apache per test
 //! (`server`), a raw HTTP/1.1 client (`http`), WSGI apps used by several
 //! test files (`apps`), the framework virtualenv (`venv`) and helpers for
-//! deploying whole applications and site files (`deploy`).
+//! deploying whole applications and site files (`deploy`), and waiting on
+//! conditions and skipping what the referee does differently (`wait`).
 #![allow(dead_code)]
 
 pub mod apps;
@@ -9,8 +10,10 @@ pub mod deploy;
 pub mod http;
 pub mod server;
 pub mod venv;
+pub mod wait;
 
 pub use apps::Environ;
 #[allow(unused_imports)]
 pub use http::Response;
 pub use server::{module, Module, Mpm, Running, Server};
+pub use wait::{referee_differs, wait_for, wait_for_count};
