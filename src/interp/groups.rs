@@ -122,7 +122,9 @@ impl Drop for SwapBack {
 
 /// Runs `f` in the interpreter of `group` ("" is the main interpreter),
 /// creating the group's interpreter on first use. Calls may nest: each
-/// returns the thread to the interpreter it was in.
+/// returns the thread to the interpreter it was in. Every way into Python
+/// goes through here or `with_python` (which count the nesting); called
+/// from inside a bare `Python::attach`, it would take the GIL it holds.
 pub fn with_group<R>(
     group: &str,
     f: impl for<'py> FnOnce(Python<'py>) -> R,
