@@ -2,7 +2,7 @@
 //! groups is loaded separately (its module globals are not shared), while
 //! mounts in the same group, including %{GLOBAL}, share one loaded copy.
 
-use crate::common::{module, Module, Mpm, Running, Server};
+use crate::common::{module, wait_for, Module, Mpm, Running, Server};
 
 /// A module-global counter, reported with the request's application group.
 const COUNTER: &str = r#"
@@ -286,15 +286,14 @@ fn groups_are_isolated(s: &mut Running, daemon: bool) {
     if module() == Module::Ours {
         let hint =
             "run the application in the main interpreter with 'WSGIApplicationGroup %{GLOBAL}'";
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while s.error_log().matches(hint).count() < 2 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not two hints at WSGIApplicationGroup %{{GLOBAL}}:\n{}",
-                s.error_log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let two_hints = wait_for(std::time::Duration::from_secs(10), || {
+            (s.error_log().matches(hint).count() >= 2).then_some(())
+        });
+        assert!(
+            two_hints.is_some(),
+            "not two hints at WSGIApplicationGroup %{{GLOBAL}}:\n{}",
+            s.error_log()
+        );
     }
 
     // Touching one site's script reloads it in its own interpreter: embedded
