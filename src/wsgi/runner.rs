@@ -46,50 +46,38 @@ where
     E: LoadError,
 {
     let mut scope = RequestScope::open(backend);
-    let outcome = load_and_run(py, scope.exchange(), load, environ, amend, script);
+    let exchange = scope.exchange();
+    // Load, build the environ, run; each step may end the request.
+    let outcome = (|| {
+        let app = match load() {
+            Ok(app) => app,
+            Err(e) => {
+                log_script_error(py, &e.to_string(), e.python_error(), |line| {
+                    exchange.log(py, LogLevel::Error, line)
+                });
+                return Outcome::Failed;
+            }
+        };
+        if !app_ready(py, exchange) {
+            return Outcome::Aborted;
+        }
+        let environ = Bound::new(py, Input::new(exchange.clone()))
+            .and_then(|input| environ.build(py, input))
+            .and_then(|environ| amend(&environ).map(|()| environ));
+        let environ = match environ {
+            Ok(environ) => environ,
+            Err(e) => {
+                log_exception(py, exchange, "Could not build the WSGI environ", &e);
+                return Outcome::Failed;
+            }
+        };
+        set_current_request(Some(exchange.clone()));
+        run_application(py, &app, environ, exchange, script)
+    })();
     if let Some(mut backend) = scope.end(py) {
         py.detach(|| backend.finish(&outcome));
     }
     outcome
-}
-
-/// Loads the application, builds the environ and runs it.
-fn load_and_run<'a, 'py, I, E>(
-    py: Python<'py>,
-    exchange: &Arc<Exchange>,
-    load: impl FnOnce() -> Result<Bound<'py, PyAny>, E>,
-    environ: EnvironSpec<'a, I>,
-    amend: impl FnOnce(&Bound<'py, PyDict>) -> PyResult<()>,
-    script: &str,
-) -> Outcome
-where
-    I: Iterator<Item = (&'a [u8], &'a [u8])>,
-    E: LoadError,
-{
-    let app = match load() {
-        Ok(app) => app,
-        Err(e) => {
-            log_script_error(py, &e.to_string(), e.python_error(), |line| {
-                exchange.log(py, LogLevel::Error, line)
-            });
-            return Outcome::Failed;
-        }
-    };
-    if !app_ready(py, exchange) {
-        return Outcome::Aborted;
-    }
-    let environ = Bound::new(py, Input::new(exchange.clone()))
-        .and_then(|input| environ.build(py, input))
-        .and_then(|environ| amend(&environ).map(|()| environ));
-    let environ = match environ {
-        Ok(environ) => environ,
-        Err(e) => {
-            log_exception(py, exchange, "Could not build the WSGI environ", &e);
-            return Outcome::Failed;
-        }
-    };
-    set_current_request(Some(exchange.clone()));
-    run_application(py, &app, environ, exchange, script)
 }
 
 /// Tells the backend the application is about to run; false when the

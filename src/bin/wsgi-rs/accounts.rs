@@ -22,7 +22,7 @@ pub fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A user by name or `#uid`.
+/// A user by name.
 pub fn lookup_user(name: &str) -> Option<Account> {
     let c_name = CString::new(name).ok()?;
     // SAFETY: an all-zero passwd is a valid out-parameter for getpwnam_r.
@@ -54,7 +54,7 @@ pub fn lookup_user(name: &str) -> Option<Account> {
     })
 }
 
-/// A group by name or `#gid`.
+/// A group by name.
 pub fn lookup_group(name: &str) -> Option<u32> {
     let c_name = CString::new(name).ok()?;
     // SAFETY: an all-zero group is a valid out-parameter for getgrnam_r.
