@@ -31,7 +31,9 @@
 //! interpreter asks first and then used by all. Under one shared GIL that is
 //! sound: reference counts are only touched under the GIL, the allocator is
 //! process-wide, and the cached values are immutable (strings, tuples) or
-//! type objects that keep no per-interpreter state. What holds an
+//! type objects that keep no per-interpreter state and are made immutable
+//! (`immutable_type`), so no group can set an attribute on one for the
+//! others to see. What holds an
 //! interpreter's own objects is kept per interpreter: the environ template
 //! (its `wsgi.errors` stream), the loaded scripts (keyed by group). pyo3's only interpreter check is for `#[pymodule]`
 //! initialisation, which this crate does not use: the `mod_wsgi` module and

@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::wsgi::{log_for_current_request, LogLevel};
 
 /// What `signal.signal` becomes under `WSGIRestrictSignal`.
-#[pyclass(module = "mod_wsgi", name = "SignalIntercept")]
+#[pyclass(module = "mod_wsgi", name = "SignalIntercept", immutable_type)]
 struct SignalIntercept {
     /// The original `signal.signal`.
     wrapped: Py<PyAny>,

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 /// `wsgi.file_wrapper`: a file-like object to send whole.
-#[pyclass(module = "mod_wsgi")]
+#[pyclass(module = "mod_wsgi", immutable_type)]
 pub struct FileWrapper {
     /// The object.
     pub filelike: Py<PyAny>,

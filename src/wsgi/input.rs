@@ -17,7 +17,7 @@ const MAX_READ: usize = 1 << 20;
 const LINE_CHUNK: usize = 8192;
 
 /// `wsgi.input`: the request body as a file-like object.
-#[pyclass(module = "mod_wsgi")]
+#[pyclass(module = "mod_wsgi", immutable_type)]
 pub struct Input {
     /// The request.
     exchange: Arc<Exchange>,

@@ -113,7 +113,7 @@ pub fn flush_thread_streams(py: Python<'_>, exchange: Option<&Arc<Exchange>>) {
 /// The binary layer under the log streams (mod_wsgi calls its type
 /// `mod_wsgi.Log`): takes bytes (or str, as mod_wsgi's does) and logs
 /// complete lines.
-#[pyclass(module = "mod_wsgi", name = "Log", frozen)]
+#[pyclass(module = "mod_wsgi", name = "Log", frozen, immutable_type)]
 pub struct LogBuffer {
     /// Which stream it is.
     kind: StreamKind,
@@ -255,7 +255,7 @@ pub(crate) fn errors_stream(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 /// What `WSGIRestrictStdout On` / `WSGIRestrictStdin On` put in place of
 /// the stream: any use of it raises, naming the directive's effect, as
 /// mod_wsgi's restricted object does.
-#[pyclass(module = "mod_wsgi", name = "Restricted", frozen)]
+#[pyclass(module = "mod_wsgi", name = "Restricted", frozen, immutable_type)]
 pub struct Restricted {
     /// The stream it replaces.
     name: &'static str,

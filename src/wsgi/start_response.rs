@@ -14,7 +14,7 @@ use super::gateway::Exchange;
 use super::response::send_body;
 
 /// The `start_response` callable of a request.
-#[pyclass(module = "mod_wsgi")]
+#[pyclass(module = "mod_wsgi", immutable_type)]
 pub struct StartResponse {
     /// The request.
     exchange: Arc<Exchange>,
@@ -28,7 +28,7 @@ impl StartResponse {
 }
 
 /// The `write()` callable (PEP 3333's legacy imperative output).
-#[pyclass(module = "mod_wsgi")]
+#[pyclass(module = "mod_wsgi", immutable_type)]
 pub struct Write {
     /// The request.
     exchange: Arc<Exchange>,

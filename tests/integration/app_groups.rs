@@ -402,3 +402,36 @@ fn daemon_busy_group_serves_its_other_requests(mpm: Mpm) {
     busy_group_serves_its_other_requests(mpm, true);
 }
 per_mpm!(daemon_busy_group_serves_its_other_requests);
+
+/// Tries to set an attribute on each type the server hands an application.
+const SET_ON_TYPES: &str = r#"
+def application(environ, start_response):
+    seen = []
+    for name, obj in [('input', type(environ['wsgi.input'])),
+                      ('errors', type(environ['wsgi.errors'])),
+                      ('file_wrapper', environ['wsgi.file_wrapper']),
+                      ('start_response', type(start_response))]:
+        try:
+            setattr(obj, 'set_by_a_group', 1)
+            seen.append(name + '=set')
+        except (TypeError, AttributeError):
+            seen.append(name + '=refused')
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [' '.join(seen).encode()]
+"#;
+
+/// The server's types are shared by every interpreter of a process (as
+/// mod_wsgi's static types are), so none may take an attribute from one
+/// application group for the others to see.
+#[test]
+fn server_types_cannot_carry_state_between_groups() {
+    let s = Server::new(Mpm::Event)
+        .single_process()
+        .file("types.wsgi", SET_ON_TYPES)
+        .conf("WSGIScriptAlias /types {root}/types.wsgi\n")
+        .start();
+    assert_eq!(
+        hit(&s, "/types"),
+        "input=refused errors=refused file_wrapper=refused start_response=refused"
+    );
+}
