@@ -243,6 +243,7 @@ fn daemon_group(
             default_script: None,
             socket_timeout,
             parent_pid: inputs.parent_pid,
+            health: Default::default(),
         },
         socket_path: format!("{}.{}.sock", inputs.socket_prefix, spec.name).into(),
         owner: owner.address,

@@ -3,6 +3,7 @@
 //! application on worker threads fed by the group's UNIX socket.
 //!
 //! - [`protocol`]: the uwsgi wire format and our client's extensions.
+//! - [`health`]: whether the group can serve, shared with Apache's children.
 //! - [`privileges`]: turning a forked root process into the group's user.
 //! - [`process`]: a daemon process's life: set-up and the worker threads.
 //! - [`monitor`]: the main thread that applies signals, timeouts and
@@ -16,6 +17,7 @@
 pub mod active;
 pub mod backend;
 pub mod connection;
+pub mod health;
 pub mod monitor;
 pub mod poller;
 pub mod privileges;
@@ -58,4 +60,6 @@ pub struct DaemonLaunch {
     pub socket_timeout: Duration,
     /// The Apache parent: the daemon exits when it goes away.
     pub parent_pid: i32,
+    /// The group's shared health records (made with the listener).
+    pub health: health::Health,
 }

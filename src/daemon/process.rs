@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::connection::{self, After, Scratch};
+use super::health::SlotState;
 use super::monitor::{monitor, signal_set};
 use super::poller::{Poller, Ready};
 use super::privileges::become_identity;
@@ -18,13 +19,17 @@ use super::DaemonLaunch;
 use crate::interp;
 use crate::wsgi::log_script_error;
 
-/// Runs a daemon process, after waiting `hold_off` (the supervisor's
-/// back-off); never returns.
-pub fn run(launch: DaemonLaunch, hold_off: Duration) -> ! {
+/// Runs process `slot` of its group, after waiting `hold_off` (the
+/// supervisor's back-off); never returns. A start that fails leaves its
+/// cause in the group's health records, for the Apache children to answer
+/// with at once.
+pub fn run(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> ! {
     let name = launch.spec.name.clone();
-    let code = match start(launch, hold_off) {
+    let health = launch.health.clone();
+    let code = match start(launch, hold_off, slot) {
         Ok(()) => 0,
         Err(msg) => {
+            health.fail(slot, &msg);
             log::error!(
                 "daemon process (wsgi:{name}) pid {}: {msg}",
                 std::process::id()
@@ -97,7 +102,7 @@ fn hold_off_start(launch: &DaemonLaunch, hold_off: Duration) {
 }
 
 /// Sets the process up, starts its workers and becomes the monitor; returns only on a start-up failure.
-fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
+fn start(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> Result<(), String> {
     // Signals become events the monitor waits for; a closed client must be an
     // EPIPE error, not a dead process.
     // SAFETY: process-wide signal set-up while still single-threaded.
@@ -108,6 +113,7 @@ fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
     hold_off_start(&launch, hold_off);
+    launch.health.begin_retry(slot);
     apply_limits(&launch);
     if let Some(root) = &launch.spec.chroot {
         let c = std::ffi::CString::new(root.as_str()).map_err(|_| "bad chroot path".to_string())?;
@@ -181,6 +187,9 @@ fn start(launch: DaemonLaunch, hold_off: Duration) -> Result<(), String> {
             .spawn(move || worker(&d, index))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
     }
+    // Requests that came meanwhile waited in the listen backlog, as they
+    // would for a busy process; from now on none is refused.
+    daemon.launch.health.set(slot, SlotState::Ready);
     monitor(&daemon)
 }
 

@@ -12,6 +12,7 @@ use super::plan;
 use super::resolve::{apache_user, build_plan};
 use super::supervisor;
 use crate::config::ServerConfig;
+use crate::daemon::health::Health;
 use crate::interp;
 use crate::plan::group_secrets;
 use crate::wsgi::log_script_error;
@@ -122,6 +123,16 @@ pub extern "C" fn wsgi_rs_post_config(
                 }
                 (group.launch.secret, group.launch.proxy_secret) =
                     group_secrets(&group.launch.spec.name);
+                match Health::create(group.launch.spec.processes as usize) {
+                    Ok(health) => group.launch.health = health,
+                    Err(e) => {
+                        ::log::error!(
+                            "WSGIDaemonProcess {}: cannot map its health records: {e}",
+                            group.launch.spec.name
+                        );
+                        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+                    }
+                }
             }
             ::log::debug!(
                 "mod_wsgi_rs {}: starting {} daemon process group(s)",
@@ -169,6 +180,12 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
             // SAFETY: Apache children never accept on daemon sockets; this
             // closes their inherited copies.
             unsafe { libc::close(fd) };
+        }
+        for group in &plan.daemon_groups {
+            // Not under `httpd -X`, where this process also supervises.
+            if group.launch.parent_pid != std::process::id() as i32 {
+                group.launch.health.read_only();
+            }
         }
         if plan.preloads.is_empty() {
             // Python starts with the first WSGI request, if any ever comes.

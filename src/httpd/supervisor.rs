@@ -14,11 +14,14 @@ use std::time::{Duration, Instant};
 use super::ffi;
 use super::plan::{DaemonGroup, ProcessPlan};
 use super::pool::pool_box;
+use crate::daemon::health::SlotState;
 
 /// One daemon process's place in a group.
 struct Slot {
     /// Its group, by index in the plan.
     group: usize,
+    /// Its place among its group's processes: its health record.
+    member: usize,
     /// The running process, or 0.
     pid: i32,
     /// The record httpd tracks it with.
@@ -196,9 +199,9 @@ unsafe fn set_process_title(server: *mut ffi::server_rec, title: &str) {
     }
 }
 
-/// Forks one process of `group`, which waits `hold_off` before it starts.
-/// Returns its pid (the child never returns).
-fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i32> {
+/// Forks process `member` of `group`, which waits `hold_off` before it
+/// starts. Returns its pid (the child never returns).
+fn fork_process(sup: &Supervisor, group: usize, member: usize, hold_off: Duration) -> Option<i32> {
     let plan = &sup.plan;
     let stop = crate::daemon::monitor::signal_set();
     // SAFETY: the Apache parent is single-threaded here (post_config,
@@ -238,6 +241,7 @@ fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i3
         for (i, g) in plan.daemon_groups.iter().enumerate() {
             if i != group {
                 libc::close(g.launch.listener_fd);
+                g.launch.health.seal();
             }
         }
     }
@@ -255,7 +259,7 @@ fn fork_process(sup: &Supervisor, group: usize, hold_off: Duration) -> Option<i3
     // A panic must never unwind out of the child back into httpd's code
     // (it would carry on as a second copy of the MPM's main loop).
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::daemon::process::run(launch, hold_off)
+        crate::daemon::process::run(launch, hold_off, member)
     }));
     if outcome.is_err() {
         ::log::error!(
@@ -310,6 +314,27 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                                 "daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
                                 delay.as_secs()
                             );
+                            // A process that died before it served failed
+                            // to start: held off, the group's requests are
+                            // answered 503 unless another process serves.
+                            // One that failed cleanly said why; one killed
+                            // by a signal is described here. A process that
+                            // served and then crashed is an application
+                            // fault: its replacement is waited for.
+                            let health = &sup.plan.daemon_groups[slot.group].launch.health;
+                            match health.state(slot.member) {
+                                SlotState::Starting | SlotState::Retrying => health.fail(
+                                    slot.member,
+                                    &format!(
+                                        "daemon process pid {} died during start-up (status {status})",
+                                        slot.pid
+                                    ),
+                                ),
+                                SlotState::Ready => {
+                                    health.set(slot.member, SlotState::Starting);
+                                }
+                                SlotState::Failed | SlotState::Unknown => {}
+                            }
                         }
                         slot.hold_off = delay;
                         slot.respawn_at = Some(Instant::now());
@@ -343,9 +368,20 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
 
 /// Forks the slot's process.
 fn start_slot(sup: &mut Supervisor, index: usize) {
-    let group = sup.slots[index].group;
-    let hold_off = sup.slots[index].hold_off;
-    let Some(pid) = fork_process(sup, group, hold_off) else {
+    let Slot {
+        group,
+        member,
+        hold_off,
+        ..
+    } = sup.slots[index];
+    if hold_off.is_zero() {
+        // A start after a failure stays "failed" until its back-off ends.
+        sup.plan.daemon_groups[group]
+            .launch
+            .health
+            .set(member, SlotState::Starting);
+    }
+    let Some(pid) = fork_process(sup, group, member, hold_off) else {
         sup.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
         return;
     };
@@ -463,11 +499,12 @@ pub unsafe fn start(
 ) {
     let mut slots = Vec::new();
     for (group, g) in plan.daemon_groups.iter().enumerate() {
-        for _ in 0..g.launch.spec.processes {
+        for member in 0..g.launch.spec.processes as usize {
             // SAFETY: pconf is live (caller's contract).
             let proc_ = unsafe { pool_box(pconf, std::mem::zeroed::<ffi::apr_proc_t>()) };
             slots.push(Slot {
                 group,
+                member,
                 pid: 0,
                 proc_,
                 started: Instant::now(),

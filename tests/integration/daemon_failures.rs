@@ -123,7 +123,8 @@ fn group_that_cannot_start_answers_promptly() {
     let log = s.error_log();
     assert!(
         log.contains("Timeout when reading response headers from daemon process 'broken'")
-            || log.contains("Unable to connect to WSGI daemon process 'broken'"),
+            || log.contains("Unable to connect to WSGI daemon process 'broken'")
+            || log.contains("WSGI daemon process group 'broken' cannot start"),
         "no log line for the failed request"
     );
 }

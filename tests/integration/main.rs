@@ -65,6 +65,7 @@ mod daemon_reload;
 mod daemon_responses;
 mod daemon_security;
 mod daemon_startup_timeout;
+mod daemon_unavailable;
 mod directives;
 mod dispatch;
 mod environ;

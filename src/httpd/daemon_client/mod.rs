@@ -6,6 +6,7 @@
 //! restarting) is retried on a fresh connection, so reloads lose no request;
 //! one try on one connection is in [`relay`].
 
+mod availability;
 mod connect;
 mod relay;
 
@@ -225,15 +226,25 @@ fn send_with_retries(
             None
         };
         let reused = kept.is_some();
+        // A connection made while no process serves yet is watched: should
+        // the group's start fail meanwhile, nobody will take the request.
+        let mut watch = None;
         let stream = match kept {
             Some(s) => s,
-            None => match open_connection(req, group, deadline, socket_timeout) {
-                Ok(s) => s,
-                Err(code) => return code,
-            },
+            None => {
+                match availability::before_connect(req, group, deadline) {
+                    Ok(true) => {}
+                    Ok(false) => watch = Some((group, socket_timeout)),
+                    Err(code) => return code,
+                }
+                match open_connection(req, group, deadline, socket_timeout) {
+                    Ok(s) => s,
+                    Err(code) => return code,
+                }
+            }
         };
         reuse = false;
-        match attempt(req, apache, stream, reused, request, input, name) {
+        match attempt(req, apache, stream, reused, request, input, name, watch) {
             Attempt::Done(code, keep) => {
                 if let Some(stream) = keep {
                     put_idle(&group.socket_path, stream);

@@ -7,11 +7,14 @@ use std::ffi::c_int;
 use std::io::{ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
+use super::availability::{await_answer, Awaited};
 use super::{status, APLOG_ERR, BLOCK};
 use crate::daemon::protocol;
 use crate::httpd::backend::ApacheBackend;
 use crate::httpd::ffi;
+use crate::httpd::plan::DaemonGroup;
 use crate::httpd::request::Request;
 use crate::wsgi::{Backend, BodyError};
 
@@ -116,6 +119,9 @@ pub(super) struct Outgoing<'a> {
 }
 
 /// One try of the request on `stream`: send it, then relay the answer.
+/// `watch`: the group and socket-timeout, when no process of the group was
+/// serving as the connection was made (see `availability`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn attempt(
     req: &Request<'_>,
     apache: &mut ApacheBackend,
@@ -124,6 +130,7 @@ pub(super) fn attempt(
     request: &Outgoing<'_>,
     input: &mut Vec<u8>,
     name: &str,
+    watch: Option<(&DaemonGroup, Duration)>,
 ) -> Attempt {
     if let Err(e) = (&stream).write_all(request.packet) {
         if reused && is_stale(&e) {
@@ -134,6 +141,13 @@ pub(super) fn attempt(
             ffi::APLOG_DEBUG as i32,
             &format!("sending request to daemon '{name}': {e}"),
         );
+    }
+    if let Some((group, socket_timeout)) = watch {
+        match await_answer(req, group, &stream, socket_timeout) {
+            Awaited::Readable => {}
+            Awaited::TimedOut => return Attempt::Done(timed_out(req, name), None),
+            Awaited::Answered(code) => return Attempt::Done(code, None),
+        }
     }
     let mut reader = Reader {
         stream: &stream,

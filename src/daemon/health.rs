@@ -1,0 +1,400 @@
+//! Whether a daemon group can serve, as the Apache children see it.
+//!
+//! The group's socket belongs to the Apache parent, so connecting to it
+//! succeeds even when no process of the group lives: the request would sit
+//! in the listen backlog until socket-timeout. To answer such a request at
+//! once, each process slot of a group has a small record in memory shared
+//! (an anonymous `MAP_SHARED` mapping made before anything forks) between
+//! the supervisor, the group's processes and the Apache children:
+//!
+//! - the supervisor marks a slot *starting* when it starts a process, and
+//!   *failed* (with a cause, unless the process left one) when a process
+//!   dies young enough to be held off before the next try;
+//! - a process marks its slot *retrying* when its back-off ends, *ready*
+//!   once it serves, and *failed* with its own error when it cannot start;
+//! - an Apache child reads the verdict before it connects ([`Verdict`]).
+//!
+//! Each slot's cause text is written by one process at a time (its current
+//! process, or the supervisor after reaping it) and read under a sequence
+//! count, so a reader never sees half of one. Every other process's copy
+//! of a group's record is made read-only ([`Health::read_only`]) or
+//! inaccessible ([`Health::seal`]), so one group's application cannot make
+//! another group look failed.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Longest cause kept; longer ones are cut at a character boundary.
+const CAUSE_MAX: usize = 480;
+
+/// What a process slot is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotState {
+    /// Never set (health records unavailable): assume it serves.
+    Unknown,
+    /// A process is starting with no failure before it.
+    Starting,
+    /// A process is serving.
+    Ready,
+    /// The last start failed; the next try has not begun.
+    Failed,
+    /// A process is starting after a failed start.
+    Retrying,
+}
+
+impl SlotState {
+    /// The state as stored in the shared record.
+    fn code(self) -> u32 {
+        match self {
+            Self::Unknown => 0,
+            Self::Starting => 1,
+            Self::Ready => 2,
+            Self::Failed => 3,
+            Self::Retrying => 4,
+        }
+    }
+
+    /// The state a stored code stands for (anything unknown: Unknown).
+    fn from_code(code: u32) -> Self {
+        match code {
+            1 => Self::Starting,
+            2 => Self::Ready,
+            3 => Self::Failed,
+            4 => Self::Retrying,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// What a request to the group should do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Connect: a process serves (`ready`), or one is on its way that has
+    /// not failed before (a slow start is waited for, as always).
+    Serve {
+        /// A process of the group is serving.
+        ready: bool,
+    },
+    /// Every slot's last start failed and one is trying again: wait for it,
+    /// up to connect-timeout.
+    Retrying {
+        /// Why the last start failed.
+        cause: String,
+    },
+    /// Every slot's last start failed and none is trying: answer 503 now.
+    Down {
+        /// Why the last start failed.
+        cause: String,
+    },
+}
+
+/// One process slot's record, as laid out in the shared mapping.
+#[repr(C)]
+struct SlotRecord {
+    /// A [`SlotState`] code.
+    state: AtomicU32,
+    /// Odd while the cause is being written.
+    seq: AtomicU32,
+    /// When the last failure was recorded, in ms since the epoch.
+    failed_at: AtomicU64,
+    /// How many bytes of `cause` are the last failure's cause.
+    len: AtomicU32,
+    /// The last failure's cause, UTF-8.
+    cause: [AtomicU8; CAUSE_MAX],
+}
+
+/// The shared mapping holding a group's slot records.
+struct Mapping {
+    /// The first record.
+    base: *mut SlotRecord,
+    /// How many records.
+    slots: usize,
+    /// The mapping's length.
+    bytes: usize,
+}
+
+// SAFETY: the mapping is only accessed through atomics; the pointer stays
+// valid until Drop, which needs exclusive ownership.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no longer referenced (last Arc).
+        unsafe { libc::munmap(self.base.cast(), self.bytes) };
+    }
+}
+
+impl Mapping {
+    /// Changes what this process may do with the mapping.
+    fn protect(&self, prot: libc::c_int) {
+        // SAFETY: changes access to our own mapping; callers only do so
+        // where this process no longer writes (or reads) it.
+        unsafe { libc::mprotect(self.base.cast(), self.bytes, prot) };
+    }
+}
+
+/// The shared health records of one daemon group (cheap to clone).
+#[derive(Clone, Default)]
+pub struct Health(Option<Arc<Mapping>>);
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("slots", &self.0.as_ref().map_or(0, |m| m.slots))
+            .finish()
+    }
+}
+
+/// Now, in ms since the epoch (comparable across processes).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Health {
+    /// Shared records for `slots` processes, to be made before forking.
+    pub fn create(slots: usize) -> std::io::Result<Self> {
+        let slots = slots.max(1);
+        let bytes = slots * size_of::<SlotRecord>();
+        // SAFETY: a fresh anonymous mapping; zeroed memory is a valid
+        // SlotRecord (all atomics zero: state Unknown, no cause).
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self(Some(Arc::new(Mapping {
+            base: base.cast(),
+            slots,
+            bytes,
+        }))))
+    }
+
+    /// Slot `index`'s record, if there are records and such a slot.
+    fn slot(&self, index: usize) -> Option<&SlotRecord> {
+        let m = self.0.as_ref()?;
+        // SAFETY: index is in bounds; the mapping lives as long as self.
+        (index < m.slots).then(|| unsafe { &*m.base.add(index) })
+    }
+
+    /// Every slot's record.
+    fn slots(&self) -> impl Iterator<Item = &SlotRecord> {
+        let n = self.0.as_ref().map_or(0, |m| m.slots);
+        (0..n).filter_map(|i| self.slot(i))
+    }
+
+    /// This process only reads the records from now on (Apache children).
+    pub fn read_only(&self) {
+        if let Some(m) = &self.0 {
+            m.protect(libc::PROT_READ);
+        }
+    }
+
+    /// This process never touches the records (another group's processes).
+    pub fn seal(&self) {
+        if let Some(m) = &self.0 {
+            m.protect(libc::PROT_NONE);
+        }
+    }
+
+    /// What slot `slot` is doing.
+    pub fn state(&self, slot: usize) -> SlotState {
+        self.slot(slot).map_or(SlotState::Unknown, |s| {
+            SlotState::from_code(s.state.load(Ordering::Acquire))
+        })
+    }
+
+    /// Marks what slot `slot` is doing.
+    pub fn set(&self, slot: usize, state: SlotState) {
+        if let Some(s) = self.slot(slot) {
+            s.state.store(state.code(), Ordering::Release);
+        }
+    }
+
+    /// A held-off process begins its try: failed becomes retrying.
+    pub fn begin_retry(&self, slot: usize) {
+        if let Some(s) = self.slot(slot) {
+            let _ = s.state.compare_exchange(
+                SlotState::Failed.code(),
+                SlotState::Retrying.code(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
+    /// Records why the slot's start failed and marks it failed.
+    pub fn fail(&self, slot: usize, cause: &str) {
+        let Some(s) = self.slot(slot) else { return };
+        let mut end = cause.len().min(CAUSE_MAX);
+        while !cause.is_char_boundary(end) {
+            end -= 1;
+        }
+        // Odd while writing, whatever a writer killed half-way left.
+        let seq = s.seq.load(Ordering::Acquire) | 1;
+        s.seq.store(seq, Ordering::Release);
+        for (cell, byte) in s.cause.iter().zip(cause[..end].bytes()) {
+            cell.store(byte, Ordering::Relaxed);
+        }
+        s.len.store(end as u32, Ordering::Relaxed);
+        s.failed_at.store(now_ms(), Ordering::Relaxed);
+        s.seq.store(seq.wrapping_add(1), Ordering::Release);
+        s.state.store(SlotState::Failed.code(), Ordering::Release);
+    }
+
+    /// The slot's last recorded cause and when it was recorded.
+    fn cause(s: &SlotRecord) -> (String, u64) {
+        for _ in 0..64 {
+            let before = s.seq.load(Ordering::Acquire);
+            if before & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let len = (s.len.load(Ordering::Relaxed) as usize).min(CAUSE_MAX);
+            let bytes: Vec<u8> = s.cause[..len]
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect();
+            let at = s.failed_at.load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            if s.seq.load(Ordering::Relaxed) == before {
+                return (printable(&bytes), at);
+            }
+        }
+        ("(cause being recorded)".to_owned(), 0)
+    }
+
+    /// Whether a request should be sent to the group now.
+    pub fn verdict(&self) -> Verdict {
+        let mut ready = false;
+        let mut coming = false;
+        let mut retrying = false;
+        let mut any = false;
+        for s in self.slots() {
+            any = true;
+            match SlotState::from_code(s.state.load(Ordering::Acquire)) {
+                SlotState::Ready => ready = true,
+                SlotState::Unknown | SlotState::Starting => coming = true,
+                SlotState::Retrying => retrying = true,
+                SlotState::Failed => {}
+            }
+        }
+        if !any || ready || coming {
+            return Verdict::Serve {
+                ready: ready || !any,
+            };
+        }
+        let cause = self
+            .slots()
+            .map(Self::cause)
+            .max_by_key(|(_, at)| *at)
+            .map(|(c, _)| c)
+            .unwrap_or_default();
+        if retrying {
+            Verdict::Retrying { cause }
+        } else {
+            Verdict::Down { cause }
+        }
+    }
+}
+
+/// The cause as text fit for one log line: whatever a process wrote, no
+/// control characters reach the log.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_records_always_serve() {
+        let h = Health::default();
+        h.set(0, SlotState::Failed);
+        h.fail(0, "x");
+        assert_eq!(h.verdict(), Verdict::Serve { ready: true });
+        assert_eq!(h.state(0), SlotState::Unknown);
+    }
+
+    #[test]
+    fn fresh_records_serve_and_starting_is_waited_for() {
+        let h = Health::create(2).unwrap();
+        assert_eq!(h.verdict(), Verdict::Serve { ready: false });
+        h.set(0, SlotState::Starting);
+        h.fail(1, "boom");
+        assert_eq!(h.verdict(), Verdict::Serve { ready: false });
+        h.set(0, SlotState::Ready);
+        assert_eq!(h.verdict(), Verdict::Serve { ready: true });
+    }
+
+    #[test]
+    fn all_failed_is_down_with_the_latest_cause() {
+        let h = Health::create(2).unwrap();
+        h.fail(0, "first");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        h.fail(1, "second\nline");
+        assert_eq!(
+            h.verdict(),
+            Verdict::Down {
+                cause: "second?line".into()
+            }
+        );
+        h.begin_retry(1);
+        assert_eq!(h.state(1), SlotState::Retrying);
+        assert!(matches!(h.verdict(), Verdict::Retrying { cause } if cause == "second?line"));
+        // Retrying only moves a failed slot.
+        h.set(0, SlotState::Ready);
+        h.begin_retry(0);
+        assert_eq!(h.state(0), SlotState::Ready);
+        assert_eq!(h.verdict(), Verdict::Serve { ready: true });
+    }
+
+    #[test]
+    fn long_causes_are_cut_at_a_character() {
+        let h = Health::create(1).unwrap();
+        let long = "é".repeat(CAUSE_MAX);
+        h.fail(0, &long);
+        let Verdict::Down { cause } = h.verdict() else {
+            panic!("not down")
+        };
+        assert!(cause.len() <= CAUSE_MAX && cause.chars().all(|c| c == 'é'));
+        assert!(h.slot(1).is_none());
+    }
+
+    #[test]
+    fn records_are_shared_with_a_forked_process() {
+        let h = Health::create(1).unwrap();
+        // SAFETY: the child only writes the shared record and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            h.fail(0, "from the child");
+            // SAFETY: leave the test harness's child at once.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(
+            h.verdict(),
+            Verdict::Down {
+                cause: "from the child".into()
+            }
+        );
+    }
+}
