@@ -12,6 +12,8 @@
 //! - [`daemon`]: daemon mode's process side: the uwsgi protocol, privilege
 //!   drop, worker threads, timeouts and recycling. The Apache parent's
 //!   supervisor and the Apache-side client live in `httpd`.
+//! - [`metrics`]: the counters behind `SetHandler wsgi-rs-metrics` and
+//!   their Prometheus text (pure; httpd shares their memory).
 //! - [`plan`]: the configuration resolved once at start-up into what each
 //!   process needs (pure, unit tested).
 //!
@@ -41,5 +43,6 @@ mod httpd {
     mod ffi;
 }
 pub(crate) mod interp;
+pub(crate) mod metrics;
 pub(crate) mod plan;
 pub(crate) mod wsgi;

@@ -51,6 +51,9 @@ pub struct ProcessPlan {
     pub main_server: usize,
     /// `WSGIRestrictEmbedded On`.
     pub restrict_embedded: bool,
+    /// Metrics are collected: `WSGIServerMetrics On`, or unset and the
+    /// configuration names the `wsgi-rs-metrics` handler.
+    pub metrics: bool,
 }
 
 impl ProcessPlan {
@@ -149,6 +152,9 @@ pub struct PlanInputs<'a> {
     pub apache_timeout: Duration,
     /// The Apache parent's pid: daemons exit when it goes.
     pub parent_pid: i32,
+    /// Some directive of the configuration names the `wsgi-rs-metrics`
+    /// handler.
+    pub metrics_handler: bool,
 }
 
 /// Resolves the parsed configuration of every server into the process plan.
@@ -186,6 +192,7 @@ pub fn build_plan(inputs: &PlanInputs<'_>) -> Result<ProcessPlan, String> {
         daemon_groups: Vec::new(),
         main_server: main_server.address,
         restrict_embedded: main.effective_restrict_embedded(),
+        metrics: main.server_metrics.unwrap_or(inputs.metrics_handler),
     };
     for server in &inputs.servers {
         for spec in &server.config.daemon_processes {
@@ -244,6 +251,7 @@ fn daemon_group(
             socket_timeout,
             parent_pid: inputs.parent_pid,
             health: Default::default(),
+            metrics: None,
         },
         socket_path: format!("{}.{}.sock", inputs.socket_prefix, spec.name).into(),
         owner: owner.address,
@@ -407,6 +415,7 @@ mod tests {
             socket_prefix: "/run/apache2/wsgi_rs".into(),
             apache_timeout: Duration::from_secs(300),
             parent_pid: 42,
+            metrics_handler: false,
         }
     }
 
@@ -599,5 +608,20 @@ mod tests {
         assert_ne!(client, proxy);
         assert_eq!(group_secrets("plan-test-a"), (client.clone(), proxy));
         assert_ne!(group_secrets("plan-test-b").0, client);
+    }
+
+    #[test]
+    fn metrics_are_on_by_the_directive_or_else_by_the_handler() {
+        let plan_of = |directives: &[(Directive, &[&str])], handler: bool| {
+            let main = config(directives);
+            let mut inputs = inputs(vec![server(&main, 1)]);
+            inputs.metrics_handler = handler;
+            build_plan(&inputs).unwrap().metrics
+        };
+        assert!(!plan_of(&[], false));
+        assert!(plan_of(&[], true));
+        assert!(plan_of(&[(Directive::ServerMetrics, &["On"])], false));
+        // An explicit Off wins: the handler then answers without figures.
+        assert!(!plan_of(&[(Directive::ServerMetrics, &["Off"])], true));
     }
 }

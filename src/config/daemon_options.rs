@@ -114,7 +114,8 @@ pub(super) const NO_EFFECT: [(&str, &str); 14] = [
     // Reported only when On (Off is what happens anyway).
     (
         "server-metrics",
-        "mod_wsgi.server_metrics() is not provided yet and answers None",
+        "mod_wsgi.server_metrics() answers None; SetHandler wsgi-rs-metrics serves \
+         every daemon group's metrics without it",
     ),
 ];
 /// Reads one option's value; `Err` carries the reason only.

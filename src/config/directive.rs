@@ -185,7 +185,7 @@ directives! {
     SocketRotation = 31, c"WSGISocketRotation", Words, RSRC_CONF, GlobalOnly,
         c"On|Off: new daemon socket names on each restart";
     ServerMetrics = 32, c"WSGIServerMetrics", Words, RSRC_CONF, GlobalOnly,
-        c"On|Off: allow mod_wsgi.server_metrics() in Apache's child processes";
+        c"On|Off: collect the metrics SetHandler wsgi-rs-metrics serves";
     // Interpreter options: one Python runtime per process, so main server only.
     PythonOptimize = 33, c"WSGIPythonOptimize", Words, RSRC_CONF, GlobalOnly,
         c"0|1|2: Python's -O level";

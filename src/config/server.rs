@@ -40,7 +40,8 @@ pub struct ServerConfig {
     pub restrict_signal: Option<bool>,
     /// `WSGISocketRotation`: default On (accepted; see the README).
     pub socket_rotation: Option<bool>,
-    /// `WSGIServerMetrics`: default Off.
+    /// `WSGIServerMetrics`: unset, metrics are collected when the
+    /// configuration names the `wsgi-rs-metrics` handler (see the plan).
     pub server_metrics: Option<bool>,
     /// How Python starts (main server only).
     pub python: PythonOptions,
@@ -172,12 +173,6 @@ impl ServerConfig {
         self.restrict_signal.unwrap_or(true)
     }
 
-    /// `WSGIServerMetrics`, off by default.
-    #[cfg(test)] // Accepted and noticed at start-up; nothing reads it yet.
-    pub fn effective_server_metrics(&self) -> bool {
-        self.server_metrics.unwrap_or(false)
-    }
-
     /// The start-up notices: settings accepted for compatibility that do
     /// nothing here, each once. `self` is the main server's record (the
     /// compatibility directives are main-server only); `daemons` are the
@@ -187,7 +182,7 @@ impl ServerConfig {
         daemons: impl IntoIterator<Item = &'a DaemonProcessSpec>,
     ) -> Vec<Notice> {
         let mut notices = self.compat.notices();
-        // Stored switches that do nothing (yet) when On.
+        // Stored switches that do nothing (or not all mod_wsgi did) when On.
         if self.socket_rotation == Some(true) {
             notices.push(Notice::for_directive(
                 Directive::SocketRotation,
@@ -202,8 +197,9 @@ impl ServerConfig {
             notices.push(Notice::for_directive(
                 Directive::ServerMetrics,
                 "On",
-                "kept for the metrics support, no effect yet: mod_wsgi.server_metrics() \
-                 does not read Apache's scoreboard and answers None",
+                "collects the metrics SetHandler wsgi-rs-metrics serves; \
+                 mod_wsgi.server_metrics() does not read Apache's scoreboard and still \
+                 answers None",
             ));
         }
         notices.extend(
@@ -269,9 +265,9 @@ mod tests {
         apply(&mut c, Directive::ServerMetrics, &["On"]);
         assert!(!c.effective_restrict_signal());
         assert_eq!(c.socket_rotation, Some(false));
-        assert!(c.effective_server_metrics());
+        assert_eq!(c.server_metrics, Some(true));
         assert!(ServerConfig::default().effective_restrict_signal());
-        assert!(!ServerConfig::default().effective_server_metrics());
+        assert_eq!(ServerConfig::default().server_metrics, None);
 
         assert_eq!(c.script_aliases.len(), 2);
         assert_eq!(c.python_home.as_deref(), Some("/opt/venv"));

@@ -175,7 +175,8 @@ pub fn serve(
         let _ = stream.write_all(&error_response(500, "Internal Server Error", framed));
         return After::Close;
     };
-    if waited_too_long(daemon, &vars) {
+    let queued = queued_for(&vars);
+    if waited_too_long(daemon, queued) {
         let _ = stream.write_all(&error_response(504, "Gateway Timeout", framed));
         return After::Close;
     }
@@ -208,9 +209,16 @@ pub fn serve(
         keep_alive: framed && daemon.connections() <= daemon.slots.len(),
     };
     let group = request.key.group.clone();
+    // Busy from here until the request is done; timed for the metrics.
+    let metrics = daemon.launch.metrics;
+    let busy = metrics.map(|m| (m.taken(queued), Instant::now()));
     let ran = interp::with_group(&group, |py| {
         run(py, daemon, stream, request, answer.clone())
     });
+    if let (Some(m), Some((_, begun))) = (metrics, &busy) {
+        m.duration(begun.elapsed());
+    }
+    drop(busy);
     if counts {
         daemon.note_activity();
     }
@@ -308,20 +316,28 @@ fn script_of(daemon: &Daemon, vars: &Vars) -> Option<ScriptKey> {
     }
 }
 
-/// Whether the request waited longer than `queue-timeout` for a thread
-/// (logged when it did).
-fn waited_too_long(daemon: &Daemon, vars: &Vars) -> bool {
+/// How long the request waited between our client passing it on and this
+/// thread taking it, when our client said when it did.
+fn queued_for(vars: &Vars) -> Option<Duration> {
+    let start = vars
+        .get_str(protocol::VAR_QUEUE_START)?
+        .parse::<u64>()
+        .ok()?;
+    Some(Duration::from_micros(
+        protocol::micros_now().saturating_sub(start),
+    ))
+}
+
+/// Whether the request waited (`queued`) longer than `queue-timeout` for a
+/// thread (logged when it did).
+fn waited_too_long(daemon: &Daemon, queued: Option<Duration>) -> bool {
     let queue_limit = daemon.launch.spec.queue_timeout;
     if queue_limit.is_zero() {
         return false;
     }
-    let Some(start) = vars
-        .get_str(protocol::VAR_QUEUE_START)
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some(waited) = queued else {
         return false;
     };
-    let waited = Duration::from_micros(protocol::micros_now().saturating_sub(start));
     if waited <= queue_limit {
         return false;
     }

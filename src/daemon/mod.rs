@@ -62,4 +62,7 @@ pub struct DaemonLaunch {
     pub parent_pid: i32,
     /// The group's shared health records (made with the listener).
     pub health: health::Health,
+    /// Its place on the metrics board, when metrics are collected (set by
+    /// the parent as it forks the process).
+    pub metrics: Option<crate::metrics::ProcessMetrics>,
 }

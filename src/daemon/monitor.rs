@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 
 use super::state::{now_secs, Daemon};
 use crate::interp;
+use crate::metrics::Reason;
 
 /// The signals that ask a daemon process to stop. The supervisor keeps them
 /// blocked across fork, so one sent before the process is ready waits for
@@ -69,6 +70,12 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
 
 /// Drains within `limit`, runs the application's atexit callbacks when that was clean, and exits.
 fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
+    // Counted as decided, not as done: the drain may take a while.
+    if let Some(metrics) = &daemon.launch.metrics {
+        if let Some(reason) = Reason::from_shutdown(shutdown_reason(why)) {
+            metrics.restart(reason);
+        }
+    }
     let clean = drain(daemon, limit);
     if !(clean && gil_is_responsive(daemon)) {
         log::warn!(
@@ -172,6 +179,9 @@ fn check_request_timeouts(daemon: &Daemon) {
                 if answered { ", answered 504" } else { "" }
             );
             daemon.request_restart("request timeout");
+            if let Some(metrics) = &daemon.launch.metrics {
+                metrics.timeout();
+            }
             for line in python_stack(daemon, thread_id) {
                 log::error!("{line}");
             }
@@ -187,7 +197,15 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
         tv_sec: 0,
         tv_nsec: 100_000_000,
     };
+    let mut ticks: u32 = 0;
     loop {
+        // The resident memory gauge, about once a second.
+        if let Some(metrics) = &daemon.launch.metrics {
+            if ticks % 10 == 0 {
+                metrics.set_resident(crate::wsgi::memory().0);
+            }
+            ticks = ticks.wrapping_add(1);
+        }
         // SAFETY: waits for one of our blocked signals, or the tick.
         let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
         if sig > 0 {
@@ -212,6 +230,9 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
                 std::process::id(),
                 spec.deadlock_timeout.as_secs()
             );
+            if let Some(metrics) = &daemon.launch.metrics {
+                metrics.restart(Reason::Deadlock);
+            }
             // SAFETY: the GIL is stuck; nothing more can be run cleanly.
             unsafe { libc::_exit(1) }
         }

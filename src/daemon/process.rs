@@ -150,6 +150,9 @@ fn start(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> Result<(), St
     let poller =
         Poller::new(launch.listener_fd).map_err(|e| format!("cannot create epoll set: {e}"))?;
     let daemon = Arc::new(Daemon::new(launch, poller, threads));
+    if let Some(metrics) = &daemon.launch.metrics {
+        metrics.set_threads(threads);
+    }
     for key in &daemon.launch.preloads {
         // Each script loads in the interpreter of its application group.
         let loaded = interp::with_group(&key.group, |py| {

@@ -104,7 +104,10 @@ impl Backend for ApacheBackend {
                 )
             };
             match rv as u32 {
-                ffi::APR_SUCCESS if got > 0 => return Ok(got),
+                ffi::APR_SUCCESS if got > 0 => {
+                    super::metrics::body_read(got as u64);
+                    return Ok(got);
+                }
                 ffi::APR_SUCCESS => continue,
                 ffi::APR_EOF => return Ok(0),
                 _ if rv == ffi::AP_FILTER_ERROR => {

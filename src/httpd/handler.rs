@@ -15,6 +15,7 @@ use super::dispatch::{self, Route, Target};
 use super::facts::Facts;
 use super::ffi;
 use super::hooks::ensure_python;
+use super::metrics::Tally;
 use super::plan;
 use super::request::Request;
 use super::request_hooks::ALIAS_NOTE;
@@ -34,7 +35,15 @@ pub extern "C" fn wsgi_rs_handler(r: *mut ffi::request_rec) -> c_int {
     guard("handler", ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || {
         // SAFETY: httpd passes the live request of this handler call.
         let mut req = unsafe { Request::from_raw(r) };
-        handle(&mut req)
+        if req.handler() == super::metrics::HANDLER.to_bytes() {
+            return super::metrics::serve(&mut req);
+        }
+        let mut tally = Tally::start();
+        let ret = handle(&mut req, tally.as_mut());
+        if let Some(tally) = tally {
+            tally.finish(&req, ret);
+        }
+        ret
     })
 }
 
@@ -43,8 +52,9 @@ fn status(code: u32) -> c_int {
     code as c_int
 }
 
-/// Serves a request meant for us, in this process or through its daemon group.
-fn handle(req: &mut Request<'_>) -> c_int {
+/// Serves a request meant for us, in this process or through its daemon
+/// group; `tally` learns the group when metrics are collected.
+fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
     let dir = req.dir_config();
     let Some(target) = dispatch::target(req.handler(), dir) else {
         return ffi::DECLINED as c_int;
@@ -207,6 +217,13 @@ fn handle(req: &mut Request<'_>) -> c_int {
         if dir.ignore_activity == Some(true) {
             private.push((protocol::VAR_IGNORE_ACTIVITY, "1".to_owned()));
         }
+        if let Some(tally) = tally {
+            tally.group = 1 + plan
+                .daemon_groups
+                .iter()
+                .position(|g| std::ptr::eq(g, group))
+                .unwrap_or_default();
+        }
         let forward = Forward {
             vars,
             private,
@@ -241,6 +258,8 @@ fn handle(req: &mut Request<'_>) -> c_int {
     // (dropping the backend) on every way out, before this function returns.
     let backend = unsafe { ApacheBackend::new(req.raw(), req.is_head() && !map_head) }
         .with_sendfile(dir.enable_sendfile == Some(true));
+    // Busy from here until the application is done; timed for the metrics.
+    let running = tally.as_ref().map(|t| t.running());
     // In the interpreter of the request's application group.
     let ran = interp::with_group(&key.group, |py| {
         let load = || plan::scripts().application(py, &key, &callable, script_mtime, reloading);
@@ -257,6 +276,10 @@ fn handle(req: &mut Request<'_>) -> c_int {
         };
         run_request(py, Box::new(backend), load, environ, amend, &filename)
     });
+    if let (Some(t), Some((_, begun))) = (&tally, &running) {
+        t.ran(begun.elapsed());
+    }
+    drop(running);
     match ran {
         Ok(Outcome::Done | Outcome::Aborted) => ffi::OK as c_int,
         Ok(Outcome::Failed) => status(ffi::HTTP_INTERNAL_SERVER_ERROR),

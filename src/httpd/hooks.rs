@@ -103,6 +103,11 @@ pub extern "C" fn wsgi_rs_post_config(
                     ::log::warn!("{notice}");
                 }
             }
+            if !dry_run {
+                // SAFETY: the parent's real post_config pass, before it forks
+                // children or daemon processes.
+                unsafe { super::metrics::create(&plan, pconf) };
+            }
             if dry_run || plan.daemon_groups.is_empty() {
                 plan::publish(plan);
                 return ffi::OK as c_int;
@@ -160,6 +165,9 @@ struct ChildStopping;
 impl Drop for ChildStopping {
     fn drop(&mut self) {
         guard("child_exit", (), || {
+            if let Some(board) = super::metrics::current() {
+                board.embedded_process(false);
+            }
             let destroy = !plan::current().python.skip_destroy;
             interp::process_stopping("shutdown_signal", destroy);
         })
@@ -175,6 +183,9 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
         // box is dropped by its cleanup, which then runs the application's
         // shutdown callbacks.
         unsafe { super::pool::pool_box(p, ChildStopping) };
+        if let Some(board) = super::metrics::current() {
+            board.embedded_process(true);
+        }
         let plan = plan::current();
         for fd in supervisor::listener_fds(&plan) {
             // SAFETY: Apache children never accept on daemon sockets; this

@@ -20,6 +20,7 @@ mod ffi;
 mod handler;
 mod hooks;
 mod log;
+mod metrics;
 mod module;
 mod plan;
 mod pool;

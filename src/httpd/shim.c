@@ -274,3 +274,25 @@ const char *wsgi_rs_remote_host(request_rec *r)
     const char *host = ap_get_remote_host(r->connection, r->per_dir_config, REMOTE_HOST, NULL);
     return host != NULL ? host : r->useragent_ip;
 }
+
+/* Whether any directive's arguments under d name word (a handler name), at
+ * any depth of sections. */
+static int config_names(const ap_directive_t *d, const char *word)
+{
+    for (; d != NULL; d = d->next) {
+        if (d->args != NULL && ap_strstr_c(d->args, word) != NULL) {
+            return 1;
+        }
+        if (config_names(d->first_child, word)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the parsed main configuration (ap_conftree, kept by httpd for the
+ * whole generation) names word anywhere in a directive's arguments. */
+int wsgi_rs_config_names(const char *word)
+{
+    return config_names(ap_conftree, word);
+}

@@ -6,6 +6,7 @@
 
 #include "httpd.h"
 #include "http_config.h"
+#include "util_cfgtree.h"
 #include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
@@ -66,5 +67,6 @@ apr_time_t wsgi_rs_finfo_mtime(const request_rec *r);
 int wsgi_rs_finfo_filetype(const request_rec *r);
 const char *wsgi_rs_proxy_uds_path(request_rec *r);
 const char *wsgi_rs_remote_host(request_rec *r);
+int wsgi_rs_config_names(const char *word);
 
 #endif

@@ -245,7 +245,8 @@ fn fork_process(sup: &Supervisor, group: usize, member: usize, hold_off: Duratio
             }
         }
     }
-    let launch = plan.daemon_groups[group].launch.clone();
+    let mut launch = plan.daemon_groups[group].launch.clone();
+    launch.metrics = super::metrics::daemon_process(group, member);
     // Like mod_wsgi, a group logs (its own messages and its requests'
     // wsgi.errors, stderr and logging output) to the error log of the server
     // that defined it, so a WSGIDaemonProcess inside a <VirtualHost> writes
@@ -290,6 +291,10 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
             match reason {
                 ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
                     let was_alive = std::mem::replace(&mut slot.alive, false);
+                    if let Some(board) = super::metrics::current() {
+                        // Apache stopping it is no restart.
+                        board.process_gone(slot.group + 1, slot.member, !stopping);
+                    }
                     let name = &sup.plan.daemon_groups[slot.group].launch.spec.name;
                     ::log::info!(
                         "daemon process (wsgi:{name}) pid {} exited (status {status})",
@@ -385,6 +390,9 @@ fn start_slot(sup: &mut Supervisor, index: usize) {
         sup.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
         return;
     };
+    if let Some(board) = super::metrics::current() {
+        board.process_started(group + 1, member, pid as u32);
+    }
     let slot = &mut sup.slots[index];
     slot.pid = pid;
     // Young means young since it stopped waiting and really started.

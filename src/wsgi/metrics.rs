@@ -74,7 +74,7 @@ fn epoch_seconds(t: SystemTime) -> f64 {
 }
 
 /// Current and peak resident memory in bytes.
-fn memory() -> (u64, u64) {
+pub fn memory() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = |key: &str| -> u64 {
         status

@@ -31,6 +31,6 @@ pub use log_stream::{
     current_application_group, flush_thread_streams, install_stdio, log_for_current_request,
     set_current_application_group, set_current_request,
 };
-pub use metrics::{mark_process_start, process_metrics};
+pub use metrics::{mark_process_start, memory, process_metrics};
 pub use response::Outcome;
 pub use runner::{run_request, LoadError, RequestScope};
