@@ -75,6 +75,7 @@ mod http2;
 mod input;
 mod logging;
 mod mercurial;
+mod metrics;
 mod module_api;
 mod output;
 mod python_home;
