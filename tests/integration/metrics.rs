@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::venv::venv;
-use crate::common::{Mpm, Running, Server};
-use crate::daemon::{referee_differs, wait_daemons, wait_for};
+use crate::common::{referee_differs, wait_for, Mpm, Running, Server};
+use crate::daemon::wait_daemons;
 
 /// Reports its pid; `/block` first waits (at most a minute) until the file
 /// `var/release` exists, `/missing` answers 404, and a request body is read
