@@ -42,7 +42,9 @@ fn full_backlog_is_503_after_connect_timeout() {
         .collect();
     let quick_503 = answers
         .iter()
-        .filter(|(status, took)| *status == 503 && *took < Duration::from_secs(4))
+        // Refused after connect-timeout (1 s), not after waiting out the
+        // 6 s request: under 5 s tells the two apart on a loaded machine.
+        .filter(|(status, took)| *status == 503 && *took < Duration::from_secs(5))
         .count();
     assert!(
         quick_503 >= 1,

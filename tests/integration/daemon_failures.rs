@@ -46,12 +46,14 @@ fn crash_is_502_and_process_replaced(mpm: Mpm, how: &str) {
     let r = s.get(&format!("/app/crash/{how}"));
     let took = start.elapsed();
     assert_eq!(r.status, 502, "{how}: {}", r.text());
+    // At once means before Apache's Timeout (10 s) would have answered; the
+    // bound leaves a loaded machine seconds to spare.
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(8),
         "{how}: the 502 took {took:?}"
     );
     assert!(
-        s.wait_log("closed the connection", Duration::from_secs(3)),
+        s.wait_log("closed the connection", Duration::from_secs(30)),
         "{how}: the log does not say the daemon went away"
     );
     // Served meanwhile, by the survivor or a replacement.
@@ -119,7 +121,9 @@ fn group_that_cannot_start_answers_promptly() {
     let r = s.get("/app");
     let took = start.elapsed();
     assert!([503, 504].contains(&r.status), "{} {}", r.status, r.text());
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // Within the connect/socket timeouts (1 s, 2 s), not Apache's Timeout
+    // (10 s): the bound only tells those apart, with room for a loaded machine.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
     let log = s.error_log();
     assert!(
         log.contains("Timeout when reading response headers from daemon process 'broken'")
@@ -131,6 +135,14 @@ fn group_that_cannot_start_answers_promptly() {
 
 /// With the socket file gone, connect() fails outright: 503 once
 /// connect-timeout (1 s) has passed, with a log line naming the socket.
+///
+/// No request goes to the group before the file is removed: an Apache
+/// child keeps its connection to a daemon after a request, and a kept
+/// connection goes on carrying requests to the live daemon whatever
+/// happened to the file's name (by design: the process is healthy, and
+/// failing its requests because a cleaner removed a path would help no
+/// one). Only a new connection needs the file, and that is what this
+/// checks.
 #[test]
 fn missing_socket_is_503_after_connect_timeout() {
     if referee_differs("mod_wsgi names its sockets wsgi.PID.N.N.sock") {
@@ -145,7 +157,7 @@ fn missing_socket_is_503_after_connect_timeout() {
         .start();
     // The daemon is up, but no request has been sent: a request would leave
     // the Apache thread a kept connection, which needs no socket file.
-    wait_daemons(&s, "nosock", 1, Duration::from_secs(10));
+    wait_daemons(&s, "nosock", 1, Duration::from_secs(30));
     let socket = s.path("run/wsgi_rs.nosock.sock");
     std::fs::remove_file(&socket).unwrap();
     let start = Instant::now();
@@ -161,7 +173,7 @@ fn missing_socket_is_503_after_connect_timeout() {
     assert!(
         s.wait_log(
             "Unable to connect to WSGI daemon process 'nosock'",
-            Duration::from_secs(2)
+            Duration::from_secs(30)
         ),
         "no log line for the failed connect"
     );
@@ -213,21 +225,22 @@ fn request_timeout_is_504_with_stack_and_recycles() {
     let took = start.elapsed();
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        // request-timeout (2 s), not the request's own 10 s.
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
         "504 after {took:?}"
     );
     assert!(
-        s.wait_log("slow_handler", Duration::from_secs(3)),
+        s.wait_log("slow_handler", Duration::from_secs(30)),
         "the stuck thread's Python stack is not in the log"
     );
     assert!(s.error_log().contains("request timeout"));
-    let after = wait_for(Duration::from_secs(5), || {
+    let after = wait_for(Duration::from_secs(30), || {
         let now = daemon_pids(&s, "stuck");
         (now.len() == 1 && now[0] != before).then(|| now[0])
     });
     assert!(
         after.is_some(),
-        "process {before} not replaced within 5 s of the timeout: {:?}",
+        "process {before} not replaced within 30 s of the timeout: {:?}",
         daemon_pids(&s, "stuck")
     );
     let r = s.get("/app");
@@ -248,7 +261,7 @@ fn queue_timeout_is_504_without_running_the_app() {
     let (first, second) = std::thread::scope(|scope| {
         let first = scope.spawn(|| s.get("/app/sleep/4?first"));
         assert!(
-            wait_for(Duration::from_secs(3), || s
+            wait_for(Duration::from_secs(30), || s
                 .path("var/ran-first")
                 .exists()
                 .then_some(()))
@@ -265,13 +278,14 @@ fn queue_timeout_is_504_without_running_the_app() {
     assert_eq!(first.status, 200, "{}", first.text());
     let (second, took) = second;
     assert_eq!(second.status, 504, "after {took:?}: {}", second.text());
-    assert!(took < Duration::from_secs(6), "504 after {took:?}");
+    // Answered by the queue timeout, not after Apache's Timeout (10 s).
+    assert!(took < Duration::from_secs(9), "504 after {took:?}");
     assert!(
         !s.path("var/ran-second").exists(),
         "the application ran for a request that timed out in the queue"
     );
     assert!(
-        wait_for(Duration::from_secs(2), || s
+        wait_for(Duration::from_secs(30), || s
             .error_log()
             .to_lowercase()
             .contains("queue timeout")
@@ -314,7 +328,9 @@ fn deadlock_timeout_replaces_stuck_process() {
     let start = Instant::now();
     let stuck = std::thread::scope(|scope| {
         let stuck = scope.spawn(|| s.get("/app/hold-gil"));
-        let replaced = wait_for(Duration::from_secs(8), || {
+        // Replaced by the deadlock timeout, not freed by the end of the
+        // 30 s C call: anything well under 30 s tells the two apart.
+        let replaced = wait_for(Duration::from_secs(20), || {
             let now = daemon_pids(&s, "gil");
             (now.len() == 1 && now[0] != before).then(|| now[0])
         });
@@ -326,7 +342,7 @@ fn deadlock_timeout_replaces_stuck_process() {
         stuck.join().unwrap()
     });
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(6), "replaced after {took:?}");
+    assert!(took < Duration::from_secs(20), "replaced after {took:?}");
     assert_eq!(stuck.status, 502, "{}", stuck.text());
     assert!(s.error_log().contains("deadlocked"));
     let r = s.get("/app");

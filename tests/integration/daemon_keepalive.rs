@@ -52,7 +52,7 @@ fn connections_persist_up_to_threads(mpm: Mpm) {
             });
         }
     });
-    let kept = wait_for(Duration::from_secs(5), || {
+    let kept = wait_for(Duration::from_secs(30), || {
         let n = open_sockets(pid).saturating_sub(before);
         (n <= 3).then_some(n)
     })
@@ -69,7 +69,7 @@ fn connections_persist_up_to_threads(mpm: Mpm) {
     }
     // A worker closes a surplus connection just after its response has
     // gone out: wait for that, rather than count while it happens.
-    let settled = wait_for(Duration::from_secs(5), || {
+    let settled = wait_for(Duration::from_secs(30), || {
         (open_sockets(pid).saturating_sub(before) <= 3).then_some(())
     });
     assert!(

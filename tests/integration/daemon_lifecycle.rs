@@ -73,8 +73,11 @@ fn restarts_and_stop_leave_no_orphans(mpm: Mpm) {
     let start = Instant::now();
     s.graceful();
     let took = start.elapsed();
+    // Daemons that ignored the stop would be killed after shutdown-timeout
+    // and logged ("did not stop in time", checked below); the bound only
+    // catches a restart that hangs, with room for a loaded machine.
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(8),
         "graceful restart took {took:?}"
     );
     let after_graceful = assert_group_healthy(&s, &group, "after graceful restart");
@@ -85,7 +88,7 @@ fn restarts_and_stop_leave_no_orphans(mpm: Mpm) {
     let start = Instant::now();
     s.restart();
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(3), "restart took {took:?}");
+    assert!(took < Duration::from_secs(8), "restart took {took:?}");
     let after_restart = assert_group_healthy(&s, &group, "after restart");
     assert!(
         after_graceful.iter().all(|p| !after_restart.contains(p)),
@@ -111,8 +114,9 @@ fn restarts_and_stop_leave_no_orphans(mpm: Mpm) {
     assert_eq!(starts, 6, "daemon starts over 3 generations:\n{log}");
 
     let root = s.root().display().to_string();
-    let (took, _escalated, _log) = s.shutdown(Duration::from_secs(8));
-    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    let (took, escalated, _log) = s.shutdown(Duration::from_secs(30));
+    assert!(!escalated, "Apache had to kill a child to stop");
+    assert!(took < Duration::from_secs(8), "stop took {took:?}");
     let leftovers = wait_for(Duration::from_secs(3), || {
         let left: Vec<u32> = pids_with_cmdline(&title(&group))
             .into_iter()

@@ -199,14 +199,14 @@ fn shutdown_timeout_bounds_stop() {
     });
     let pid = daemon_pids(&s, "stopper")[0];
     wait_sleeping(&s, pid);
-    let (took, _escalated, log) = s.shutdown(Duration::from_secs(8));
+    let (took, _escalated, log) = s.shutdown(Duration::from_secs(30));
     let client_waited = slow.join().unwrap();
-    // Well under the 8 s Apache waits otherwise, with room for a loaded
-    // machine.
+    // Under the 9 s after which Apache kills what is left (and the 10 s
+    // the request sleeps), with room for a loaded machine.
     assert!(
-        took < Duration::from_secs(6),
+        took < Duration::from_secs(8),
         "Apache took {took:?} to stop:\n{}",
         log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
     );
-    assert!(client_waited < Duration::from_secs(5), "{client_waited:?}");
+    assert!(client_waited < Duration::from_secs(9), "{client_waited:?}");
 }

@@ -150,7 +150,8 @@ fn missing_home_fails_closed() {
             r.status,
             r.text()
         );
-        assert!(took < Duration::from_secs(5), "request {i} took {took:?}");
+        // Within the connect/socket timeouts, not Apache's Timeout (10 s).
+        assert!(took < Duration::from_secs(8), "request {i} took {took:?}");
     }
     assert!(
         var_entries(&s).is_empty(),
@@ -159,8 +160,10 @@ fn missing_home_fails_closed() {
     );
     // The failing group is between attempts, a replacement waiting out its
     // back-off: stopping Apache must not wait for that.
-    let (took, _escalated, _log) = s.shutdown(Duration::from_secs(8));
-    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    let (took, escalated, _log) = s.shutdown(Duration::from_secs(30));
+    assert!(!escalated, "Apache had to kill a child to stop");
+    // Not held up until Apache kills what is left (9 s).
+    assert!(took < Duration::from_secs(8), "stop took {took:?}");
 }
 
 fn runuser_connect(user: &str, socket: &str) -> (bool, String) {
