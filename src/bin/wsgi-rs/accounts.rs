@@ -22,33 +22,49 @@ pub fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Runs one of libc's reentrant database lookups (`getpwnam_r`,
+/// `getgrnam_r`, `getgrgid_r`) with a buffer of `size` bytes: the entry,
+/// and the buffer its strings point into, when one was found.
+///
+/// # Safety
+/// An all-zero `E` must be a valid out-parameter for `call` (true of
+/// `passwd` and `group`).
+unsafe fn lookup<E>(
+    size: usize,
+    call: impl FnOnce(*mut E, *mut libc::c_char, usize, *mut *mut E) -> libc::c_int,
+) -> Option<(E, Vec<libc::c_char>)> {
+    // SAFETY: the caller's contract.
+    let mut entry: E = unsafe { std::mem::zeroed() };
+    let mut found: *mut E = std::ptr::null_mut();
+    let mut buffer = vec![0 as libc::c_char; size];
+    let rc = call(&mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found);
+    (rc == 0 && !found.is_null()).then_some((entry, buffer))
+}
+
+/// A string the entry points at, in its buffer.
+///
+/// # Safety
+/// `text` must be a NUL-terminated string that lives as long as the call.
+unsafe fn text(text: *const libc::c_char) -> String {
+    // SAFETY: the caller's contract.
+    unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// A user by name.
 pub fn lookup_user(name: &str) -> Option<Account> {
     let c_name = CString::new(name).ok()?;
-    // SAFETY: an all-zero passwd is a valid out-parameter for getpwnam_r.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: every pointer is valid for the call and the buffer's length is
-    // passed; the strings in `entry` point into `buffer`, used only below.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c_name.as_ptr(),
-            &mut entry,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name is a NUL-terminated string in `buffer`.
-    let name = unsafe { CStr::from_ptr(entry.pw_name) }
-        .to_string_lossy()
-        .into_owned();
+    // SAFETY: an all-zero passwd is a valid out-parameter; getpwnam_r gets
+    // valid pointers and the buffer's length.
+    let (entry, _buffer) = unsafe {
+        lookup::<libc::passwd>(16 * 1024, |e, b, len, found| {
+            libc::getpwnam_r(c_name.as_ptr(), e, b, len, found)
+        })
+    }?;
     Some(Account {
-        name,
+        // SAFETY: on success pw_name is a C string in `_buffer`, still alive.
+        name: unsafe { text(entry.pw_name) },
         uid: entry.pw_uid,
         gid: entry.pw_gid,
     })
@@ -57,48 +73,25 @@ pub fn lookup_user(name: &str) -> Option<Account> {
 /// A group by name.
 pub fn lookup_group(name: &str) -> Option<u32> {
     let c_name = CString::new(name).ok()?;
-    // SAFETY: an all-zero group is a valid out-parameter for getgrnam_r.
-    let mut entry: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    let mut buffer = vec![0 as libc::c_char; 64 * 1024];
-    // SAFETY: as in lookup_user.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            c_name.as_ptr(),
-            &mut entry,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    (rc == 0 && !found.is_null()).then_some(entry.gr_gid)
+    // SAFETY: as in lookup_user, for a group entry.
+    let (entry, _buffer) = unsafe {
+        lookup::<libc::group>(64 * 1024, |e, b, len, found| {
+            libc::getgrnam_r(c_name.as_ptr(), e, b, len, found)
+        })
+    }?;
+    Some(entry.gr_gid)
 }
 
 /// A group's name.
 pub fn group_name(gid: u32) -> Option<String> {
-    // SAFETY: as in lookup_group.
-    let mut entry: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    let mut buffer = vec![0 as libc::c_char; 64 * 1024];
-    // SAFETY: as in lookup_user.
-    let rc = unsafe {
-        libc::getgrgid_r(
-            gid,
-            &mut entry,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return None;
-    }
-    // SAFETY: on success gr_name is a NUL-terminated string in `buffer`.
-    Some(
-        unsafe { CStr::from_ptr(entry.gr_name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    // SAFETY: as in lookup_user, for a group entry.
+    let (entry, _buffer) = unsafe {
+        lookup::<libc::group>(64 * 1024, |e, b, len, found| {
+            libc::getgrgid_r(gid, e, b, len, found)
+        })
+    }?;
+    // SAFETY: on success gr_name is a C string in `_buffer`, still alive.
+    Some(unsafe { text(entry.gr_name) })
 }
 
 /// Permission bit: read.
