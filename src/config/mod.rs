@@ -17,6 +17,8 @@ mod error;
 mod group;
 mod import;
 mod options_block;
+#[cfg(test)]
+mod props;
 mod python_options;
 mod server;
 mod trusted_proxies;

@@ -39,16 +39,6 @@ impl Default for Scratch {
     }
 }
 
-/// Constant-time comparison: the secret must not leak through timing.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 /// Reads what is there, retrying on EINTR.
 fn read_some(stream: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
@@ -239,18 +229,20 @@ pub fn serve(
 /// request (or anything else) only ever gets the group's default
 /// application, so its private vars are dropped.
 fn trusted_vars(daemon: &Daemon, stream: &mut UnixStream, vars: Vars) -> Option<Vars> {
-    let given = vars.get(protocol::VAR_SECRET).unwrap_or(b"");
-    let ours = same_secret(given, daemon.launch.secret.as_bytes());
-    if !ours && !same_secret(given, daemon.launch.proxy_secret.as_bytes()) {
+    let framed = vars.flag(protocol::VAR_CLIENT);
+    let admitted = protocol::admit(
+        vars,
+        daemon.launch.secret.as_bytes(),
+        daemon.launch.proxy_secret.as_bytes(),
+    );
+    if admitted.is_none() {
         log::warn!(
             "(wsgi:{}) refused a request that did not come from this Apache (wrong or missing secret)",
             daemon.group()
         );
-        let framed = vars.flag(protocol::VAR_CLIENT);
         let _ = stream.write_all(&error_response(403, "Forbidden", framed));
-        return None;
     }
-    Some(if ours { vars } else { vars.without_private() })
+    admitted
 }
 
 /// Where the body comes from; None when the request cannot be served (the

@@ -23,6 +23,8 @@ pub mod poller;
 pub mod privileges;
 pub mod process;
 pub mod protocol;
+#[cfg(test)]
+mod protocol_props;
 pub mod state;
 
 use std::path::PathBuf;

@@ -209,6 +209,34 @@ pub fn is_private(key: &[u8]) -> bool {
     key.windows(VAR_PREFIX.len()).any(|w| w == VAR_PREFIX)
 }
 
+/// Constant-time comparison: the secret must not leak through timing. An
+/// empty secret matches nothing.
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    !expected.is_empty()
+        && given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// The vars a daemon acts on, by the request's [`VAR_SECRET`]: all of them
+/// with `secret` (our own client's, which may choose script, group and
+/// callable), only the public ones with `proxy_secret` (this Apache's
+/// `mod_proxy_uwsgi`: the group's default application whatever it sends),
+/// None (refused) with anything else.
+pub fn admit(vars: Vars, secret: &[u8], proxy_secret: &[u8]) -> Option<Vars> {
+    let given = vars.get(VAR_SECRET).unwrap_or(b"");
+    if same_secret(given, secret) {
+        Some(vars)
+    } else if same_secret(given, proxy_secret) {
+        Some(vars.without_private())
+    } else {
+        None
+    }
+}
+
 /// Parses a request's header and vars from the start of `buf`: the vars
 /// and the number of bytes they took, or None while `buf` holds less than
 /// the whole of them.
