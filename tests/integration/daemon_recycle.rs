@@ -26,15 +26,30 @@ def application(environ, start_response):
     return _app(environ, start_response)
 "#;
 
-fn pid_server(mpm: Mpm, group: &str, options: &str) -> Running {
-    Server::new(mpm)
-        .file("pid_app.py", PID_APP)
-        .file("pid.wsgi", MARKING_APP)
+/// Starts `server` with daemon group `group` (`options`) serving /app from
+/// `pid.wsgi`.
+fn with_group(server: Server, group: &str, options: &str) -> Running {
+    server
         .conf(&format!(
             "WSGIDaemonProcess {group} {options} display-name=%{{GROUP}}\n\
              WSGIScriptAlias /app {{root}}/pid.wsgi process-group={group}\n"
         ))
         .start()
+}
+
+/// A daemon group serving `PID_APP`.
+fn pid_server(mpm: Mpm, group: &str, options: &str) -> Running {
+    with_group(Server::new(mpm).file("pid.wsgi", PID_APP), group, options)
+}
+
+/// A daemon group serving `MARKING_APP`, for tests that wait for a slow
+/// request (the wrapper's first call is slower, so it is kept out of the
+/// others).
+fn marking_server(mpm: Mpm, group: &str, options: &str) -> Running {
+    let server = Server::new(mpm)
+        .file("pid_app.py", PID_APP)
+        .file("pid.wsgi", MARKING_APP);
+    with_group(server, group, options)
 }
 
 /// Waits until process `pid` is running a `/sleep/` request.
@@ -143,7 +158,7 @@ fn in_flight_request_survives_a_recycle() {
     if referee_differs("mod_wsgi 4.9.4 does not replace the process within 5 s") {
         return;
     }
-    let s = pid_server(
+    let s = marking_server(
         Mpm::Event,
         "graceful",
         "processes=1 threads=2 maximum-requests=3 graceful-timeout=5",
@@ -181,7 +196,7 @@ fn shutdown_timeout_bounds_stop() {
     if referee_differs("Apache waits about 8 s for mod_wsgi 4.9.4's busy daemon") {
         return;
     }
-    let s = pid_server(
+    let s = marking_server(
         Mpm::Worker,
         "stopper",
         "processes=1 threads=2 shutdown-timeout=1",
