@@ -183,8 +183,8 @@ fn ignore_activity_lets_an_idle_process_recycle() {
     assert!(changed.is_some(), "never replaced:\n{}", s.error_log());
 }
 
-/// The accepted-only switches start Apache and say once what they do not
-/// do here.
+/// The compatibility switches start Apache and say once what they do (or
+/// do not do) here.
 #[test]
 fn socket_rotation_and_server_metrics_are_accepted() {
     let s = Server::new(Mpm::Event)
@@ -203,7 +203,8 @@ fn socket_rotation_and_server_metrics_are_accepted() {
     let log = s.error_log();
     for needle in [
         "WSGIRS114: WSGISocketRotation On: accepted for compatibility, no effect",
-        "WSGIRS115: WSGIServerMetrics On: kept for the metrics support, no effect yet",
+        "WSGIRS115: WSGIServerMetrics On: collects the metrics SetHandler wsgi-rs-metrics serves; \
+         mod_wsgi.server_metrics() does not read Apache's scoreboard",
     ] {
         assert_eq!(log.matches(needle).count(), 1, "{needle}:\n{log}");
     }

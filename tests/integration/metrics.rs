@@ -323,3 +323,42 @@ fn off_answers_without_samples() {
     assert_eq!(s.request("POST", "/metrics", &[], b"x").status, 405);
     assert!(!s.error_log().contains("WSGIRS115"), "{}", s.error_log());
 }
+
+/// A graceful restart starts a new table: the counters begin again from
+/// zero, the new generation's processes are counted, and collection goes on.
+#[test]
+fn a_restart_starts_a_new_table() {
+    if referee_differs("mod_wsgi has no wsgi-rs-metrics handler") {
+        return;
+    }
+    let mut s = server(Mpm::Event, "processes=1 threads=2", "");
+    for path in ["/emb/", "/dmn/"] {
+        assert_eq!(s.get(path).status, 200);
+    }
+    let m = metrics(&s);
+    assert_eq!(
+        value(&m, "wsgi_rs_requests_total", "code=200,group=dg"),
+        1.0
+    );
+    s.graceful();
+    let m = wait_value(&s, "wsgi_rs_threads", "group=dg,state=idle", 2.0);
+    assert_eq!(
+        value(&m, "wsgi_rs_requests_total", "code=200,group=dg"),
+        0.0
+    );
+    assert_eq!(value(&m, "wsgi_rs_processes", "group=dg"), 1.0);
+    assert_eq!(
+        value(
+            &m,
+            "wsgi_rs_process_restarts_total",
+            "group=dg,reason=crash"
+        ),
+        0.0,
+        "Apache stopping the old generation's daemon is no restart"
+    );
+    assert_eq!(s.get("/dmn/").status, 200);
+    assert_eq!(
+        value(&metrics(&s), "wsgi_rs_requests_total", "code=200,group=dg"),
+        1.0
+    );
+}
