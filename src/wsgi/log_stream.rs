@@ -9,7 +9,9 @@
 //! requests do not mix, and logs every line against the request the
 //! writing thread is serving (the server log outside one). mod_wsgi makes a new `wsgi.errors`
 //! per request; one shared object routed by thread gives the same lines
-//! without building a TextIOWrapper for every request.
+//! without building a TextIOWrapper for every request. A partial line is
+//! held back at most 8 KiB (Apache's limit for one log line): longer text
+//! without a newline is logged in pieces, so a thread never holds more.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -122,26 +124,46 @@ pub struct LogBuffer {
 impl LogBuffer {
     /// Adds bytes; complete lines are logged.
     fn push(&self, py: Python<'_>, data: &[u8]) {
-        let lines: Vec<Vec<u8>> = PENDING.with(|p| {
-            let mut p = p.borrow_mut();
-            let buf = &mut p[self.kind.index()];
-            buf.extend_from_slice(data);
-            match buf.iter().rposition(|&b| b == b'\n') {
-                None => Vec::new(),
-                Some(end) => {
-                    let rest = buf.split_off(end + 1);
-                    let done = std::mem::replace(buf, rest);
-                    done[..end]
-                        .split(|&b| b == b'\n')
-                        .map(<[u8]>::to_vec)
-                        .collect()
-                }
-            }
-        });
+        let lines = PENDING.with(|p| take_lines(&mut p.borrow_mut()[self.kind.index()], data));
         for line in lines {
             emit(py, None, &line);
         }
     }
+}
+
+/// The longest partial line a thread holds back. Apache cuts an error log
+/// line at 8 KiB (`MAX_STRING_LEN`) anyway, so text that goes on longer
+/// without a newline is logged in pieces of this size instead of being
+/// kept: an application printing progress dots for hours (or a background
+/// thread that never ends a line) would otherwise grow the buffer without
+/// bound.
+const MAX_PENDING: usize = 8192;
+
+/// Appends `data` to the partial line `pending` and returns the lines it
+/// completes, and the pieces of a partial line that grew past
+/// [`MAX_PENDING`] (cut before a UTF-8 continuation byte, so a character is
+/// not split between two log lines). Only the new bytes are searched for
+/// newlines, so a line written a byte at a time costs no rescans.
+fn take_lines(pending: &mut Vec<u8>, data: &[u8]) -> Vec<Vec<u8>> {
+    let mut lines = Vec::new();
+    let mut rest = data;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        let mut line = std::mem::take(pending);
+        line.extend_from_slice(&rest[..end]);
+        lines.push(line);
+        rest = &rest[end + 1..];
+    }
+    pending.extend_from_slice(rest);
+    while pending.len() > MAX_PENDING {
+        let mut cut = MAX_PENDING;
+        // At most three continuation bytes end a valid UTF-8 character.
+        while cut > MAX_PENDING - 3 && pending[cut] & 0xC0 == 0x80 {
+            cut -= 1;
+        }
+        let tail = pending.split_off(cut);
+        lines.push(std::mem::replace(pending, tail));
+    }
+    lines
 }
 
 #[pymethods]
@@ -293,5 +315,63 @@ pub fn log_for_current_request(py: Python<'_>, level: LogLevel, msg: &str) {
     match current_request() {
         Some(ex) => ex.log(py, level, msg),
         None => log::log!(level.to_log(), "{msg}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_lines_are_taken_and_the_rest_kept() {
+        let mut pending = Vec::new();
+        assert!(take_lines(&mut pending, b"partial").is_empty());
+        let lines = take_lines(&mut pending, b" line\nsecond\n\nthird");
+        assert_eq!(lines, [&b"partial line"[..], b"second", b""]);
+        assert_eq!(pending, b"third");
+    }
+
+    /// Text without newlines, written forever, must not grow the thread's
+    /// buffer without bound: it is logged in pieces instead.
+    #[test]
+    fn a_line_that_never_ends_is_logged_in_pieces() {
+        let mut pending = Vec::new();
+        let mut logged = 0;
+        for _ in 0..10_000 {
+            for piece in take_lines(&mut pending, &[b'.'; 100]) {
+                assert_eq!(piece.len(), MAX_PENDING);
+                logged += piece.len();
+            }
+            assert!(pending.len() <= MAX_PENDING, "{} bytes held", pending.len());
+        }
+        assert_eq!(logged + pending.len(), 1_000_000);
+    }
+
+    /// The same through the stream's buffer, as an application writes.
+    #[test]
+    fn a_thread_holds_at_most_one_pieces_worth() {
+        crate::interp::initialize(&crate::interp::PythonSettings::default()).expect("Python");
+        crate::interp::with_python(|py| {
+            let buffer = LogBuffer {
+                kind: StreamKind::Stdout,
+            };
+            for _ in 0..1000 {
+                buffer.push(py, &[b'.'; 1000]);
+                let held = PENDING.with(|p| p.borrow()[StreamKind::Stdout.index()].len());
+                assert!(held <= MAX_PENDING, "{held} bytes held");
+            }
+            buffer.flush(py);
+        });
+    }
+
+    #[test]
+    fn a_piece_never_splits_a_character() {
+        let mut pending = Vec::new();
+        let text = "é".repeat(MAX_PENDING);
+        let pieces = take_lines(&mut pending, text.as_bytes());
+        assert!(!pieces.is_empty());
+        for piece in pieces.iter().chain([&pending]) {
+            assert!(std::str::from_utf8(piece).is_ok());
+        }
     }
 }
