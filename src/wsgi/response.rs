@@ -227,11 +227,16 @@ fn try_send_file(
     if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
         return Ok(false);
     }
-    let offset = filelike
+    // Where the file object stands (its own buffering included); one that
+    // cannot tell is read like any iterable, as mod_wsgi does, rather than
+    // sent from a guessed position.
+    let Some(offset) = filelike
         .call_method0("tell")
         .ok()
         .and_then(|t| t.extract::<u64>().ok())
-        .unwrap_or(0);
+    else {
+        return Ok(false);
+    };
     let size = st.st_size as u64;
     let mut state = exchange.lock(py);
     if state.response.bytes_sent != 0 {

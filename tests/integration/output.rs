@@ -253,6 +253,20 @@ fn file_wrapper_bytesio() {
 }
 
 const SIZED_FILES: &str = r#"
+class Untold:
+    """A regular file read from position 1000 by an object that cannot
+    tell() where it is."""
+    def __init__(self, f):
+        self.f = f
+    def fileno(self):
+        return self.f.fileno()
+    def tell(self):
+        raise OSError('no position')
+    def read(self, n):
+        return self.f.read(n)
+    def close(self):
+        self.f.close()
+
 def application(environ, start_response):
     f = open('{root}/data/blob.bin', 'rb')
     f.seek(1000)
@@ -260,12 +274,15 @@ def application(environ, start_response):
     if environ['PATH_INFO'] == '/declared':
         headers.append(('Content-Length', '5000'))
     start_response('200 OK', headers)
+    if environ['PATH_INFO'] == '/untold':
+        return environ['wsgi.file_wrapper'](Untold(f))
     return environ['wsgi.file_wrapper'](f)
 "#;
 
 /// mod_wsgi's rule for a file_wrapper over a real file: without a declared
 /// length the response carries Content-Length = what remains from the
 /// file's position (not chunked); with one, exactly that many bytes go out.
+/// An object whose position cannot be told is read like any iterable.
 fn file_wrapper_content_length(daemon: bool) {
     let blob = pattern(300_000);
     let mut s = Server::new(Mpm::Event)
@@ -292,6 +309,17 @@ fn file_wrapper_content_length(daemon: bool) {
     assert!(r.complete);
     assert_eq!(r.header("Content-Length"), Some("5000"));
     assert!(r.body == blob[1000..6000], "got {} bytes", r.body.len());
+
+    let r = s.get("/sized/untold");
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    assert!(r.complete);
+    assert_eq!(r.header("Content-Length"), None, "{:?}", r.headers);
+    assert!(
+        r.body == blob[1000..],
+        "got {} bytes, not the {} read() gives",
+        r.body.len(),
+        blob.len() - 1000
+    );
 
     let raw = s.raw(&build_request("HEAD", "/sized/remaining", s.port, &[], b""));
     let r = parse_response(&raw, true, false);
