@@ -152,8 +152,9 @@ pub fn with_group<R>(
 fn swapped<R>(group: &str, f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, InterpError> {
     super::thread::with_python(|py| {
         let state = if group.is_empty() {
-            // SAFETY: attached; this thread's main state was made by
-            // PyGILState_Ensure (thread.rs), so the GILState API knows it.
+            // SAFETY: attached; this thread's main state was its first one
+            // (`pin_thread_state`, or Python's start on the thread that
+            // started it), so it is the one the GILState API knows.
             unsafe { ffi::PyGILState_GetThisThreadState() }
         } else {
             thread_state(interpreter(py, group)?)
@@ -253,19 +254,21 @@ fn interpreter(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
 
 /// Creates the sub-interpreter of `group`.
 fn create(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
-    // SAFETY: the GIL is held with this thread's main thread state current.
-    // Py_NewInterpreter makes the new interpreter's first thread state
-    // current (and on failure restores the previous one); SwapBack puts the
-    // main state back however this function leaves.
+    // SAFETY: the GIL is held, with this thread's main state current or,
+    // when the call nests inside another group (`swapped`), this thread's
+    // state of that group. Py_NewInterpreter makes the new interpreter's
+    // first thread state current (and on failure restores the previous
+    // one); SwapBack puts the previous state back however this function
+    // leaves, a panic in the setup included.
     let (interp, state) = unsafe {
-        let main = ffi::PyThreadState_Get();
+        let previous = ffi::PyThreadState_Get();
         let state = ffi::Py_NewInterpreter();
         if state.is_null() {
             return Err(InterpError::Init(format!(
                 "Py_NewInterpreter failed for application group '{group}'"
             )));
         }
-        let _back = SwapBack(main);
+        let _back = SwapBack(previous);
         let settings = super::init::settings();
         let setup = fresh_environ(py).and_then(|()| super::init::setup(py, &settings));
         setup.map_err(InterpError::Setup)?;
@@ -419,6 +422,28 @@ mod tests {
         assert_eq!(seen.1, a);
         assert_eq!(seen.2, a);
         assert!(!with_group("", |_| in_sub_interpreter()).unwrap());
+    }
+
+    /// A group first used from inside another is made there, and the
+    /// caller is back in its own group afterwards; other threads then
+    /// enter the new group on their own thread states.
+    #[test]
+    fn a_group_made_inside_another_returns_to_it() {
+        start();
+        let outer = eval("unit-outer", "import sys\nresult = id(sys.modules)");
+        let (inner, back) = with_group("unit-outer", |_| {
+            let inner = eval("unit-made-inside", "import sys\nresult = id(sys.modules)");
+            (
+                inner,
+                eval("unit-outer", "import sys\nresult = id(sys.modules)"),
+            )
+        })
+        .unwrap();
+        assert_ne!(inner, outer);
+        assert_eq!(back, outer);
+        let elsewhere =
+            std::thread::spawn(|| eval("unit-made-inside", "import sys\nresult = id(sys.modules)"));
+        assert_eq!(elsewhere.join().unwrap(), inner);
     }
 
     #[test]
