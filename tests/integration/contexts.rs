@@ -79,7 +79,7 @@ fn htaccess_refuses_server_level_directives() {
         assert!(
             s.wait_log(
                 &format!("{directive} not allowed here"),
-                Duration::from_secs(5)
+                Duration::from_secs(30)
             ),
             "`{line}`: no \"not allowed here\" in:\n{}",
             s.error_log()

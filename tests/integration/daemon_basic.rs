@@ -171,7 +171,7 @@ fn restrict_embedded_refuses_embedded_aliases() {
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(!r.text().contains("pid="), "the app ran embedded");
     assert!(
-        s.wait_log("Embedded mode of mod_wsgi", Duration::from_secs(5)),
+        s.wait_log("Embedded mode of mod_wsgi", Duration::from_secs(30)),
         "no log line explains the 500"
     );
     let r = s.get("/daemon");
@@ -215,7 +215,7 @@ fn scripts_are_preloaded_at_process_start() {
         let daemons = wait_daemons(&s, group, 1, Duration::from_secs(10));
         let log = format!("var/imports-{script}.log");
         let before = s
-            .wait_file(&log, Duration::from_secs(10))
+            .wait_file(&log, Duration::from_secs(30))
             .unwrap_or_else(|| panic!("{script} was not imported at process start"));
         let importer: u32 = before.split_whitespace().next().unwrap().parse().unwrap();
         assert_eq!(
@@ -304,7 +304,7 @@ fn exception_before_start_response_is_500_with_traceback() {
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(!r.text().contains("daemon-boom"), "exception text leaked");
     assert!(
-        s.wait_log("daemon-boom-before-start-response", Duration::from_secs(5)),
+        s.wait_log("daemon-boom-before-start-response", Duration::from_secs(30)),
         "exception not logged"
     );
     assert!(
@@ -329,7 +329,7 @@ fn exception_after_first_chunk_truncates_response() {
         "response ended cleanly although the app failed mid-body"
     );
     assert!(
-        s.wait_log("daemon-boom-after-first-chunk", Duration::from_secs(5)),
+        s.wait_log("daemon-boom-after-first-chunk", Duration::from_secs(30)),
         "exception not logged"
     );
     assert_eq!(s.get("/misc/head").status, 200);
@@ -340,7 +340,7 @@ fn exception_after_first_chunk_truncates_response() {
     assert!(r.text().starts_with("first item\n"), "{}", r.text());
     assert!(!r.complete || module() == Module::ModWsgi);
     assert!(
-        s.wait_log("value of type str found", Duration::from_secs(5)),
+        s.wait_log("value of type str found", Duration::from_secs(30)),
         "exception not logged"
     );
     assert_eq!(s.get("/misc/head").status, 200);

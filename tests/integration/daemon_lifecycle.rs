@@ -33,8 +33,8 @@ fn lifecycle_server(mpm: Mpm, group: &str) -> Running {
 /// Exactly the group's two processes exist (here and anywhere on the
 /// machine: none was orphaned), their title is set, and they serve.
 fn assert_group_healthy(s: &Running, group: &str, when: &str) -> Vec<u32> {
-    let pids = wait_daemons(s, group, 2, Duration::from_secs(8));
-    let everywhere = wait_for(Duration::from_secs(8), || {
+    let pids = wait_daemons(s, group, 2, Duration::from_secs(30));
+    let everywhere = wait_for(Duration::from_secs(30), || {
         let all = pids_with_cmdline(&title(group));
         (all == pids).then_some(all)
     });
@@ -95,7 +95,7 @@ fn restarts_and_stop_leave_no_orphans(mpm: Mpm) {
         "daemons {after_graceful:?} survived a restart: {after_restart:?}"
     );
     // The last process's start line may be written just after it served.
-    let log = wait_for(Duration::from_secs(3), || {
+    let log = wait_for(Duration::from_secs(30), || {
         let log = s.error_log();
         (log.matches("started with 2 thread(s)").count() >= 6).then_some(log)
     })
@@ -117,7 +117,7 @@ fn restarts_and_stop_leave_no_orphans(mpm: Mpm) {
     let (took, escalated, _log) = s.shutdown(Duration::from_secs(30));
     assert!(!escalated, "Apache had to kill a child to stop");
     assert!(took < Duration::from_secs(8), "stop took {took:?}");
-    let leftovers = wait_for(Duration::from_secs(3), || {
+    let leftovers = wait_for(Duration::from_secs(30), || {
         let left: Vec<u32> = pids_with_cmdline(&title(&group))
             .into_iter()
             .chain(pids_with_cmdline(&root))
@@ -156,7 +156,7 @@ fn daemons_exit_when_apache_is_killed(mpm: Mpm) {
         .filter(|p| !daemons.contains(p))
         .collect();
     kill_signal(s.pid(), libc::SIGKILL);
-    let gone = wait_for(Duration::from_secs(3), || {
+    let gone = wait_for(Duration::from_secs(30), || {
         pids_with_cmdline(&title(&group)).is_empty().then_some(())
     });
     // Apache's own children do not watch for their parent's death the same

@@ -55,7 +55,7 @@ fn marking_server(mpm: Mpm, group: &str, options: &str) -> Running {
 /// Waits until process `pid` is running a `/sleep/` request.
 fn wait_sleeping(s: &Running, pid: u32) {
     let mark = s.path(&format!("var/sleeping-{pid}"));
-    let running = wait_for(Duration::from_secs(10), || mark.exists().then_some(()));
+    let running = wait_for(Duration::from_secs(30), || mark.exists().then_some(()));
     assert!(running.is_some(), "the slow request never started");
 }
 
@@ -181,7 +181,7 @@ fn in_flight_request_survives_a_recycle() {
         slow.text()
     );
     assert_eq!(served_pid(&slow), first);
-    let replaced = wait_for(Duration::from_secs(5), || {
+    let replaced = wait_for(Duration::from_secs(30), || {
         let now = daemon_pids(&s, "graceful");
         (now.len() == 1 && now[0] != first).then_some(())
     });

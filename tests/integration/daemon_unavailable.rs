@@ -31,7 +31,7 @@ fn missing_home_is_503_then_recovers(mpm: Mpm) {
         .start();
     let home = s.path("later").display().to_string();
     assert!(
-        s.wait_log("chdir to home directory", Duration::from_secs(10)),
+        s.wait_log("chdir to home directory", Duration::from_secs(30)),
         "the daemon's own failure is not logged"
     );
     for i in 0..3 {

@@ -29,7 +29,7 @@ fn stdout_and_stdin_follow_restrict_directives() {
         .conf("WSGIScriptAlias /io {root}/io.wsgi\n")
         .start();
     assert_eq!(open.get("/io/out").text(), "allowed");
-    assert!(open.wait_log("printed-line-from-app", Duration::from_secs(5)));
+    assert!(open.wait_log("printed-line-from-app", Duration::from_secs(30)));
     drop(open);
 
     let closed = Server::new(Mpm::Event)
@@ -110,7 +110,7 @@ fn import_script_preloads_in_every_child() {
         .conf("WSGIImportScript {root}/pre.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}\n")
         .start();
     // No request has been made: the script ran when the children started.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let markers = std::fs::read_dir(s.path("var"))
             .unwrap()
@@ -188,7 +188,7 @@ fn start_response_exc_info_protocol() {
     let r = s.get("/late");
     assert_eq!(r.status, 200);
     assert!(!r.complete, "a failed response must not look complete");
-    assert!(s.wait_log("late failure", Duration::from_secs(5)));
+    assert!(s.wait_log("late failure", Duration::from_secs(30)));
 }
 
 const LATIN1_HEADER: &str = "def application(environ, start_response):\n    \

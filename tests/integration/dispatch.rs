@@ -147,7 +147,7 @@ fn dispatch_to_a_forbidden_group_is_refused() {
     let r = s.get("/app/nope");
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(
-        s.wait_log("aemon process called 'nope'", Duration::from_secs(5)),
+        s.wait_log("aemon process called 'nope'", Duration::from_secs(30)),
         "{}",
         s.error_log()
     );
@@ -158,7 +158,7 @@ fn dispatch_to_a_forbidden_group_is_refused() {
     assert!(
         s.wait_log(
             "Daemon process called 'two' cannot be accessed by this WSGI application as not a member of allowed groups",
-            Duration::from_secs(5)
+            Duration::from_secs(30)
         ),
         "{}",
         s.error_log()
@@ -188,7 +188,7 @@ fn dispatch_to_another_virtual_hosts_group_is_refused() {
     let r = s.request("GET", "/app", &[("Host", "b.example")], b"");
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(
-        s.wait_log("aemon process called 'ga'", Duration::from_secs(5)),
+        s.wait_log("aemon process called 'ga'", Duration::from_secs(30)),
         "{}",
         s.error_log()
     );
@@ -248,7 +248,7 @@ fn restrict_process_refuses_unlisted_groups() {
     assert!(
         s.wait_log(
             "Daemon process called 'two' cannot be accessed by this WSGI application as not a member of allowed groups",
-            Duration::from_secs(5)
+            Duration::from_secs(30)
         ),
         "{}",
         s.error_log()
@@ -325,7 +325,7 @@ fn broken_dispatch_scripts_answer_500_with_the_traceback() {
         let r = s.get(path);
         assert_eq!(r.status, 500, "{path}: {}", r.text());
         for needle in needles {
-            let logged = s.wait_log(needle, Duration::from_secs(5));
+            let logged = s.wait_log(needle, Duration::from_secs(30));
             assert!(logged, "{path}: no {needle:?} in:\n{}", s.error_log());
         }
     };
@@ -445,7 +445,7 @@ fn restrict_signal(mpm: Mpm) {
         let needle = "Callback registration for signal 12 ignored";
         if restricted {
             assert!(
-                s.wait_log(needle, Duration::from_secs(5)),
+                s.wait_log(needle, Duration::from_secs(30)),
                 "{}",
                 s.error_log()
             );

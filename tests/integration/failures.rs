@@ -51,7 +51,7 @@ fn exception_before_start_response_is_500_and_logged() {
         "exception text leaked to the client"
     );
     assert!(
-        s.wait_log("boom-before-start-response", Duration::from_secs(5)),
+        s.wait_log("boom-before-start-response", Duration::from_secs(30)),
         "exception not logged"
     );
     assert!(
@@ -74,7 +74,7 @@ fn exception_after_first_chunk_truncates_response() {
         "response ended cleanly although the app failed mid-body"
     );
     assert!(
-        s.wait_log("boom-after-first-chunk", Duration::from_secs(5)),
+        s.wait_log("boom-after-first-chunk", Duration::from_secs(30)),
         "exception not logged"
     );
     // The same when what came before was a list item, which Apache holds
@@ -121,7 +121,7 @@ fn syntax_error_script_is_500_and_logged() {
     assert_eq!(r.status, 500, "{}", r.text());
     let script = s.path("broken.wsgi").display().to_string();
     assert!(
-        s.wait_log("SyntaxError", Duration::from_secs(5)),
+        s.wait_log("SyntaxError", Duration::from_secs(30)),
         "no SyntaxError in the log"
     );
     assert!(
@@ -151,7 +151,7 @@ fn script_without_application_is_500_and_logged() {
     assert_eq!(r.status, expected, "{}", r.text());
     let script = s.path("noapp.wsgi").display().to_string();
     assert!(
-        s.wait_log(&script, Duration::from_secs(5)),
+        s.wait_log(&script, Duration::from_secs(30)),
         "the log does not name {script}"
     );
     let named = s

@@ -31,7 +31,7 @@ def application(environ, start_response):
         "marker-writelines-2",
     ] {
         assert!(
-            s.wait_log(marker, Duration::from_secs(5)),
+            s.wait_log(marker, Duration::from_secs(30)),
             "{marker} not in the error log"
         );
     }
@@ -106,7 +106,7 @@ def application(environ, start_response):
         ("marker-error-level", "[wsgi_rs:error]"),
     ] {
         assert!(
-            s.wait_log(marker, Duration::from_secs(5)),
+            s.wait_log(marker, Duration::from_secs(30)),
             "{marker} not logged"
         );
         let log = s.error_log();

@@ -321,7 +321,7 @@ def application(environ, start_response):
     );
     assert!(text.ends_with("|None"), "{text}");
     assert!(
-        s.wait_log("does not deliver process signals", Duration::from_secs(5)),
+        s.wait_log("does not deliver process signals", Duration::from_secs(30)),
         "{}",
         s.error_log()
     );
@@ -352,7 +352,7 @@ def application(environ, start_response):
         .start();
     assert_eq!(s.get("/id").status, 200, "{}", s.error_log());
     assert!(
-        s.wait_log("marker-request-id", Duration::from_secs(5)),
+        s.wait_log("marker-request-id", Duration::from_secs(30)),
         "{}",
         s.error_log()
     );

@@ -123,7 +123,7 @@ fn close_called_after_normal_completion() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), "part1\npart2\npart3\n");
     assert!(r.complete);
-    let calls = s.wait_file("var/closed-normal", Duration::from_secs(5));
+    let calls = s.wait_file("var/closed-normal", Duration::from_secs(30));
     assert!(calls.is_some(), "close() was not called");
 }
 
@@ -143,7 +143,7 @@ fn close_called_when_client_disconnects() {
     // Hang up with unread data: the server's next writes fail.
     drop(conn);
     let calls = s
-        .wait_file("var/closed-endless", Duration::from_secs(15))
+        .wait_file("var/closed-endless", Duration::from_secs(30))
         .expect("close() was not called after the client disconnected");
     let calls: u32 = calls.trim().parse().unwrap();
     assert!(
@@ -157,14 +157,14 @@ fn close_called_when_iteration_raises() {
     let s = closing_server();
     let r = s.get("/close?raise");
     assert_eq!(r.status, 200);
-    let calls = s.wait_file("var/closed-raise", Duration::from_secs(5));
+    let calls = s.wait_file("var/closed-raise", Duration::from_secs(30));
     assert_eq!(
         calls.as_deref().map(str::trim),
         Some("2"),
         "close() not called after the iterable raised"
     );
     assert!(
-        s.wait_log("iteration failed on purpose", Duration::from_secs(5)),
+        s.wait_log("iteration failed on purpose", Duration::from_secs(30)),
         "error not logged"
     );
 }

@@ -53,8 +53,13 @@ fn graceful_and_hard_restarts_keep_serving(mpm: Mpm) {
 }
 per_mpm!(graceful_and_hard_restarts_keep_serving);
 
-/// SIGTERM stops Apache within a few seconds without it having to SIGKILL a
-/// child that hangs in its shutdown (Python finalisation, threads…).
+/// SIGTERM stops Apache without it having to escalate: every child exits
+/// on the first SIGTERM (a child that hangs in its shutdown, in Python
+/// finalisation or waiting for threads, would make Apache log AH00045 and
+/// send another SIGTERM after 3 s, then AH00046 and SIGKILL), and none
+/// crashes on the way out. How long the stop takes on a loaded machine is
+/// not the point, so only a hang beyond Apache's own escalation (10 s)
+/// bounds it.
 fn shutdown_is_prompt(mpm: Mpm) {
     if module() == Module::ModWsgi && mpm.is_threaded() {
         // Debian's mod_wsgi 4.9.4 (Python 3.11) hangs after "End interpreter"
@@ -69,16 +74,18 @@ fn shutdown_is_prompt(mpm: Mpm) {
     for _ in 0..8 {
         assert_eq!(s.get("/hello").status, 200);
     }
-    let (took, escalated, log) = s.shutdown(Duration::from_secs(8));
+    let (took, escalated, log) = s.shutdown(Duration::from_secs(30));
     let tail: Vec<&str> = log.lines().rev().take(15).collect();
     assert!(
         !escalated,
         "children did not exit on SIGTERM (took {took:?}):\n{}",
         tail.join("\n")
     );
-    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
     for mark in CRASH_MARKS {
-        assert!(!log.contains(mark), "crash during shutdown ({mark})");
+        assert!(
+            !log.contains(mark),
+            "crash during shutdown ({mark}):\n{log}"
+        );
     }
 }
 per_mpm!(shutdown_is_prompt);

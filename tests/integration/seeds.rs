@@ -127,7 +127,7 @@ fn relengapi_token_auth_and_logging() {
         // mod_wsgi writes embedded-mode stderr to the main server's log.
         for needle in [accepted, rejected] {
             assert!(
-                s.wait_log(needle, Duration::from_secs(5))
+                s.wait_log(needle, Duration::from_secs(30))
                     || log_file(&s, "relengapi-error.log").contains(needle),
                 "{needle} not logged"
             );
@@ -212,7 +212,7 @@ fn check_heat_api(s: &Running, mount: &str, error_log: &str) {
     let needle = "RuntimeError: the engine is unreachable";
     if error_log.is_empty() {
         assert!(
-            s.wait_log(needle, Duration::from_secs(10)),
+            s.wait_log(needle, Duration::from_secs(30)),
             "no traceback in the error log"
         );
     } else {

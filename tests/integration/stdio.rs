@@ -91,7 +91,7 @@ fn text_streams_over_a_buffer(mode: Mode) {
         "marker-unflushed-tail",
     ] {
         assert!(
-            s.wait_log(marker, Duration::from_secs(10)),
+            s.wait_log(marker, Duration::from_secs(30)),
             "{marker} not in the error log ({mode:?}):\n{}",
             s.error_log()
         );
