@@ -133,6 +133,17 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
     }
 
     req.add_cgi_vars();
+    // Where the request runs is decided from what Apache computed, before
+    // trusted proxy headers rewrite SCRIPT_NAME and the rest, as mod_wsgi
+    // decides it: a forwarded X-Script-Name must not pick the interpreter
+    // (`%{RESOURCE}`), nor make a new one for every value sent.
+    let (process_group, application_group) = {
+        let facts = Facts { req };
+        (
+            settings.process_group().resolve(|name| facts.env(name)),
+            settings.application_group().expand(&facts),
+        )
+    };
     super::proxy_headers::apply(req);
     let head = req.method() == b"HEAD";
     let map_head = head
@@ -164,8 +175,8 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
 
     let facts = Facts { req };
     let mut route = Route {
-        process_group: settings.process_group().resolve(|name| facts.env(name)),
-        application_group: settings.application_group().expand(&facts),
+        process_group,
+        application_group,
         callable,
     };
     if let Some(script) = &dir.routing.dispatch_script {

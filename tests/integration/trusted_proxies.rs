@@ -193,3 +193,37 @@ fn malformed_proxy_directives_stop_apache() {
         true,
     );
 }
+
+/// A trusted `X-Script-Name` rewrites the application's `SCRIPT_NAME`, but
+/// the application group (`%{RESOURCE}`, the default) is decided from the
+/// mount point Apache matched, as mod_wsgi decides it: a forwarded name
+/// neither moves the application to another interpreter nor makes a new
+/// interpreter for every value a client sends. Both modes.
+#[test]
+fn script_name_header_does_not_choose_the_interpreter() {
+    let s = Server::new(Mpm::Event)
+        .file("env.wsgi", ENVIRON)
+        .conf(
+            "WSGIDaemonProcess named threads=2\n\
+             WSGIScriptAlias /e/mounted {root}/env.wsgi\n\
+             WSGIScriptAlias /d/mounted {root}/env.wsgi process-group=named\n\
+             <LocationMatch ^/[ed]/mounted>\n    WSGITrustedProxyHeaders X-Script-Name\n\
+             </LocationMatch>\n",
+        )
+        .start();
+    for path in ["/e/mounted", "/d/mounted"] {
+        let plain = environ(&s, path, &[]);
+        let group = plain
+            .get("mod_wsgi.application_group")
+            .expect("mod_wsgi.application_group")
+            .to_owned();
+        assert!(group.ends_with(&format!("|{path}")), "{path}: {group}");
+        let moved = environ(&s, path, &[("X-Script-Name", "/elsewhere")]);
+        assert_eq!(moved.get("SCRIPT_NAME"), Some("/elsewhere"), "{path}");
+        assert_eq!(
+            moved.get("mod_wsgi.application_group"),
+            Some(group.as_str()),
+            "{path}: the forwarded SCRIPT_NAME chose the interpreter"
+        );
+    }
+}
