@@ -10,6 +10,7 @@ packages=(
     libapache2-mod-wsgi-py3      # Debian's mod_wsgi: the referee in tests
     python3-pastedeploy          # wsgi-rs serve's PasteDeploy .ini targets, in tests
     python3-cryptography         # a PyO3 extension module that refuses sub-interpreters, in tests
+    chromium                     # the wsgi-rs-status page is rendered headless, in tests
     curl ca-certificates
 )
 

@@ -152,8 +152,8 @@ pub struct PlanInputs<'a> {
     pub apache_timeout: Duration,
     /// The Apache parent's pid: daemons exit when it goes.
     pub parent_pid: i32,
-    /// Some directive of the configuration names the `wsgi-rs-metrics`
-    /// handler.
+    /// Some directive of the configuration names the `wsgi-rs-metrics` or
+    /// the `wsgi-rs-status` handler.
     pub metrics_handler: bool,
 }
 

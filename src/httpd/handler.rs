@@ -38,6 +38,9 @@ pub extern "C" fn wsgi_rs_handler(r: *mut ffi::request_rec) -> c_int {
         if req.handler() == super::metrics::HANDLER.to_bytes() {
             return super::metrics::serve(&mut req);
         }
+        if req.handler() == super::metrics::STATUS_HANDLER.to_bytes() {
+            return super::metrics::serve_status(&mut req);
+        }
         let mut tally = Tally::start();
         let ret = handle(&mut req, tally.as_mut());
         if let Some(tally) = tally {
@@ -59,6 +62,10 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
     let Some(target) = dispatch::target(req.handler(), dir) else {
         return ffi::DECLINED as c_int;
     };
+    let mut tally = tally;
+    if let Some(t) = tally.as_deref_mut() {
+        t.list(req);
+    }
     let server_config = req.server_config();
     let alias = req
         .note(ALIAS_NOTE)
@@ -229,11 +236,13 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
             private.push((protocol::VAR_IGNORE_ACTIVITY, "1".to_owned()));
         }
         if let Some(tally) = tally {
-            tally.group = 1 + plan
-                .daemon_groups
-                .iter()
-                .position(|g| std::ptr::eq(g, group))
-                .unwrap_or_default();
+            tally.route(
+                1 + plan
+                    .daemon_groups
+                    .iter()
+                    .position(|g| std::ptr::eq(g, group))
+                    .unwrap_or_default(),
+            );
         }
         let forward = Forward {
             vars,
@@ -270,6 +279,9 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
     let backend = unsafe { ApacheBackend::new(req.raw(), req.is_head() && !map_head) }
         .with_sendfile(dir.enable_sendfile == Some(true));
     // Busy from here until the application is done; timed for the metrics.
+    if let Some(t) = tally.as_deref_mut() {
+        t.route(0);
+    }
     let running = tally.as_ref().map(|t| t.running());
     // In the interpreter of the request's application group.
     let ran = interp::with_group(&key.group, |py| {

@@ -22,12 +22,17 @@ use super::ffi;
 use super::pool::{pool_box, pool_str};
 use super::request::Request;
 use crate::metrics::board::Busy;
+use crate::metrics::running::Slot;
+use crate::metrics::status::{self, Answer};
 use crate::metrics::text::{render, CONTENT_TYPE};
 use crate::metrics::{Board, Layout, ProcessMetrics};
 use crate::plan::ProcessPlan;
 
 /// The handler name that serves the metrics.
 pub const HANDLER: &CStr = c"wsgi-rs-metrics";
+
+/// The handler name that serves the status page.
+pub const STATUS_HANDLER: &CStr = c"wsgi-rs-status";
 
 /// This generation's board, or null when metrics are off.
 static BOARD: AtomicPtr<Board> = AtomicPtr::new(ptr::null_mut());
@@ -159,7 +164,9 @@ pub struct Tally {
     /// The board.
     board: &'static Board,
     /// The board's group index: 0 embedded, daemon groups from 1.
-    pub group: usize,
+    group: usize,
+    /// Its record in the running-requests table, once it is known to be ours.
+    listed: Option<Slot<'static>>,
 }
 
 impl Tally {
@@ -167,7 +174,36 @@ impl Tally {
     pub fn start() -> Option<Tally> {
         let board = current()?;
         BODY_READ.with(|c| c.set(0));
-        Some(Tally { board, group: 0 })
+        Some(Tally {
+            board,
+            group: 0,
+            listed: None,
+        })
+    }
+
+    /// The request is ours: it shows in the running-requests table (its
+    /// method and URL, from Apache's request time) until it finishes.
+    pub fn list(&mut self, req: &Request<'_>) {
+        let mut url = String::from_utf8_lossy(req.method()).into_owned();
+        url.push(' ');
+        url.push_str(&String::from_utf8_lossy(req.unparsed_uri()));
+        // SAFETY: the live request this handler call serves.
+        let start = unsafe { (*req.raw()).request_time }.max(0) as u64;
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() }.max(0) as u64;
+        self.listed = self
+            .board
+            .running()
+            .claim(std::process::id(), tid, start, &url);
+    }
+
+    /// The request goes to board group `group` (0 embedded, daemon groups
+    /// from 1).
+    pub fn route(&mut self, group: usize) {
+        self.group = group;
+        if let Some(slot) = &self.listed {
+            slot.set_group(group);
+        }
     }
 
     /// An embedded request starts running: busy until the guard drops.
@@ -201,16 +237,52 @@ pub fn serve(req: &mut Request<'_>) -> c_int {
     if !matches!(req.method(), b"GET" | b"HEAD") {
         return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
     }
-    let text = match current() {
+    answer(req, CONTENT_TYPE, &exposition())
+}
+
+/// Serves `SetHandler wsgi-rs-status`: the live status page, or the data it
+/// polls (`?format=prometheus`, `?format=running`). No Python is involved.
+pub fn serve_status(req: &mut Request<'_>) -> c_int {
+    if !matches!(req.method(), b"GET" | b"HEAD") {
+        return ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
+    }
+    match Answer::for_query(req.query_string()) {
+        Answer::Page => answer(req, status::PAGE_TYPE, status::PAGE),
+        Answer::Prometheus => answer(req, CONTENT_TYPE, &exposition()),
+        Answer::Running => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
+            let json = match current() {
+                Some(board) => status::running_json(board, now),
+                None => "{\"running\":[]}\n".to_owned(),
+            };
+            answer(req, status::JSON_TYPE, &json)
+        }
+    }
+}
+
+/// The board in Prometheus text, or a comment alone when metrics are off.
+fn exposition() -> String {
+    match current() {
         Some(board) => render(&board.snapshot()),
         None => "# mod_wsgi_rs metrics are off (WSGIServerMetrics Off)\n".to_owned(),
-    };
+    }
+}
+
+/// Answers `text` as `content_type`, never cached.
+fn answer(req: &mut Request<'_>, content_type: &str, text: &str) -> c_int {
     let r = req.raw();
-    // SAFETY: the live request; the content type is copied into its pool,
-    // and the body is written through its own output filters.
+    // SAFETY: the live request; the content type and header are copied into
+    // its pool, and the body is written through its own output filters.
     // A failed write means the client went away: nothing more to say.
     let _ = unsafe {
-        ffi::ap_set_content_type(r, pool_str((*r).pool, CONTENT_TYPE));
+        ffi::ap_set_content_type(r, pool_str((*r).pool, content_type));
+        ffi::apr_table_setn(
+            (*r).headers_out,
+            c"Cache-Control".as_ptr(),
+            c"no-store".as_ptr(),
+        );
         ffi::ap_set_content_length(r, text.len() as i64);
         let bb = ffi::wsgi_rs_brigade_new(r);
         ffi::wsgi_rs_write(r, bb, text.as_ptr().cast(), text.len(), 0)

@@ -106,9 +106,10 @@ pub(super) unsafe fn build_plan(
         // SAFETY: s is live; timeout is Apache's `Timeout` in microseconds.
         apache_timeout: Duration::from_micros(unsafe { (*s).timeout }.max(0) as u64),
         parent_pid: std::process::id() as i32,
-        // SAFETY: post_config, while httpd keeps the parsed configuration.
-        metrics_handler: unsafe { ffi::wsgi_rs_config_names(super::metrics::HANDLER.as_ptr()) }
-            != 0,
+        metrics_handler: [super::metrics::HANDLER, super::metrics::STATUS_HANDLER]
+            .iter()
+            // SAFETY: post_config, while httpd keeps the parsed configuration.
+            .any(|h| unsafe { ffi::wsgi_rs_config_names(h.as_ptr()) } != 0),
     };
     let plan = crate::plan::build_plan(&inputs)?;
     Ok(plan)

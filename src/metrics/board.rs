@@ -157,6 +157,8 @@ pub struct GroupLayout {
 pub struct Layout {
     /// Embedded mode first, then the daemon groups in plan order.
     pub groups: Vec<GroupLayout>,
+    /// Where the running-requests table starts (after the groups).
+    running: usize,
     /// Cells in all.
     pub cells: usize,
 }
@@ -183,7 +185,11 @@ impl Layout {
             });
             cells += at::MEMBERS + members * member::SIZE;
         }
-        Layout { groups, cells }
+        Layout {
+            groups,
+            running: cells,
+            cells: cells + super::running::CELLS,
+        }
     }
 }
 
@@ -377,6 +383,16 @@ impl Board {
         if let Some(c) = self.member_cell(group, slot, member::RSS) {
             c.store(bytes, Ordering::Relaxed);
         }
+    }
+
+    /// The table of requests running now.
+    pub fn running(&self) -> super::running::Running<'_> {
+        super::running::Running::new(&self.cells[self.layout.running..])
+    }
+
+    /// The `group` label of board group `group`.
+    pub fn group_name(&self, group: usize) -> Option<&str> {
+        self.layout.groups.get(group).map(|g| g.name.as_str())
     }
 
     /// A consistent-enough copy of every group's figures, for the handler.

@@ -4,6 +4,8 @@
 //! `httpd::metrics`, which hands each process its view.
 
 pub(crate) mod board;
+pub(crate) mod running;
+pub(crate) mod status;
 pub(crate) mod text;
 
 use std::time::Duration;

@@ -85,6 +85,7 @@ mod restarts;
 mod routing;
 mod seeds;
 mod server_header;
+mod status_page;
 mod stdio;
 mod threads;
 mod trusted_proxies;
