@@ -13,3 +13,4 @@ mod generated;
 mod install;
 mod refusals;
 mod serve;
+mod top;

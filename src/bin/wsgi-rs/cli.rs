@@ -32,6 +32,10 @@ pub enum Command {
     /// Check an Apache configuration that uses the module
     /// (`apache2 -t`), reporting errors with file and line.
     Check(CheckArgs),
+    /// Watch a running server's metrics in the terminal: per group,
+    /// processes, busy/idle threads, requests/s, queue wait p50/p99 and
+    /// restarts, redrawn every interval.
+    Top(TopArgs),
 }
 
 /// Apache's multi-processing modules the launcher can configure.
@@ -153,6 +157,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "warn", value_parser = LOG_LEVELS)]
     pub log_level: String,
 
+    /// Serve the metrics (`SetHandler wsgi-rs-metrics`, this machine only)
+    /// at this URL, for `wsgi-rs top`.
+    #[arg(long, value_name = "URL")]
+    pub metrics_url: Option<String>,
+
     /// Run the application inside Apache's own worker processes instead of
     /// in a separate daemon process group.
     #[arg(long)]
@@ -194,4 +203,21 @@ pub struct CheckArgs {
     /// The module to load when the configuration does not load it itself.
     #[arg(long, value_name = "PATH")]
     pub module: Option<PathBuf>,
+}
+
+/// `wsgi-rs top`'s options.
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// The metrics URL: a `SetHandler wsgi-rs-metrics` location (or a
+    /// `wsgi-rs-status` one with `?format=prometheus`), http only.
+    pub url: String,
+
+    /// Print one view (rates over one interval, queue wait since start)
+    /// and exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Seconds between two reads of the metrics.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub interval: f64,
 }

@@ -76,6 +76,8 @@ pub struct HttpdConf {
     pub request_timeout: Option<u64>,
     /// Reload when the script changes.
     pub reload_on_changes: bool,
+    /// Where `SetHandler wsgi-rs-metrics` answers (this machine only).
+    pub metrics_url: Option<String>,
 }
 
 /// `host:port` as Apache's `Listen` and URLs want it (IPv6 in brackets).
@@ -110,7 +112,15 @@ fn option_word(name: &str, value: &str) -> String {
 /// The modules the configuration needs, beyond the MPM and the WSGI module.
 /// Each is loaded only when the httpd binary does not have it built in
 /// (Debian compiles log_config and unixd in; RHEL loads them).
-const SUPPORT_MODULES: [&str; 5] = ["authz_core", "mime", "alias", "log_config", "unixd"];
+const SUPPORT_MODULES: [&str; 6] = [
+    "authz_core",
+    // `Require local` of the metrics location.
+    "authz_host",
+    "mime",
+    "alias",
+    "log_config",
+    "unixd",
+];
 
 impl HttpdConf {
     /// The whole configuration file.
@@ -304,6 +314,14 @@ impl HttpdConf {
             conf_quote(&self.mount_point),
             quoted(&self.script)
         );
+        if let Some(url) = &self.metrics_url {
+            // For `wsgi-rs top` on this machine; nobody else reads it.
+            let _ = writeln!(
+                out,
+                "<Location {}>\n    SetHandler wsgi-rs-metrics\n    Require local\n</Location>",
+                conf_quote(url)
+            );
+        }
         let script_dir = self.script.parent().unwrap_or(Path::new("/"));
         let _ = writeln!(
             out,
@@ -359,6 +377,7 @@ mod tests {
             maximum_requests: Some(100),
             request_timeout: Some(30),
             reload_on_changes: false,
+            metrics_url: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! `wsgi-rs`: the command-line launcher of mod_wsgi_rs. It serves a WSGI
 //! application with a private Apache (`serve`), installs the module into a
 //! system Apache (`install`), prints the lines that load it
-//! (`module-config`) and checks configurations that use it (`check`).
+//! (`module-config`), checks configurations that use it (`check`) and
+//! watches a running server's metrics (`top`).
 //!
 //! It deliberately never uses the `mod_wsgi_rs` library crate: the library
 //! refers to httpd's own symbols, which only exist inside a running Apache,
@@ -17,9 +18,11 @@ mod httpd_conf;
 mod install;
 mod module_config;
 mod preflight;
+mod prometheus;
 mod serve;
 mod supervise;
 mod target;
+mod top;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Install(args) => install::run(&args),
         Command::ModuleConfig(args) => module_config::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Top(args) => top::run(&args),
     };
     match outcome {
         Ok(code) => code,

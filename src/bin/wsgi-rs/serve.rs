@@ -477,6 +477,7 @@ pub fn run(args: &ServeArgs) -> Outcome<ExitCode> {
         pass_authorization: args.pass_authorization,
         maximum_requests: args.maximum_requests,
         request_timeout: args.request_timeout,
+        metrics_url: args.metrics_url.clone(),
         reload_on_changes: args.reload_on_changes,
     };
     let config_path = root.path.join("httpd.conf");
