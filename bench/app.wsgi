@@ -7,6 +7,7 @@ One script serves every workload, dispatched on PATH_INFO:
   /echo    reads the request body from wsgi.input and returns it
   /stream  100 small chunks yielded one by one (no Content-Length)
   /flask   "Hello, World!" from a Flask view
+  /raise   raises (500 and a traceback in the error log; bench/soak)
 """
 
 import flask
@@ -61,5 +62,7 @@ def application(environ, start_response):
         return _stream()
     if path == "/flask":
         return flask_app(environ, start_response)
+    if path == "/raise":
+        raise RuntimeError("bench/soak: this request fails on purpose")
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not found\n"]
