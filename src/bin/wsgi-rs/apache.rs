@@ -142,8 +142,10 @@ pub fn resolve_module(given: Option<&Path>) -> Outcome<PathBuf> {
             looked.push(dir.join(name));
         }
     }
-    if let Some(dir) = apxs_query("LIBEXECDIR") {
-        looked.push(Path::new(&dir).join(INSTALLED_MODULE_NAME));
+    // A packaged module (libapache2-mod-wsgi-rs) is found without apxs,
+    // which only the development package installs.
+    if let Ok(dir) = modules_dir() {
+        looked.push(dir.join(INSTALLED_MODULE_NAME));
     }
     let found = looked.iter().find(|p| p.is_file()).cloned();
     found.ok_or_else(|| {
