@@ -196,6 +196,22 @@ mod tests {
         assert!(!rhel.contains("a2enmod"));
     }
 
+    /// a2enmod reads `# Conflicts:` in the comment lines before the first
+    /// directive, and refuses to enable a module while one named there is.
+    #[test]
+    fn load_snippet_conflicts_with_mod_wsgi_for_a2enmod() {
+        let header: Vec<&str> = DEBIAN_LOAD
+            .lines()
+            .take_while(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
+            .collect();
+        let conflicts: Vec<&str> = header
+            .iter()
+            .filter_map(|line| line.strip_prefix("# Conflicts:"))
+            .flat_map(str::split_whitespace)
+            .collect();
+        assert_eq!(conflicts, ["wsgi"], "{DEBIAN_LOAD}");
+    }
+
     #[test]
     fn destdir_prefixes_absolute_paths() {
         assert_eq!(
