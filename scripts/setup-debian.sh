@@ -11,6 +11,7 @@ packages=(
     python3-pastedeploy          # wsgi-rs serve's PasteDeploy .ini targets, in tests
     python3-cryptography         # a PyO3 extension module that refuses sub-interpreters, in tests
     chromium                     # the wsgi-rs-status page is rendered headless, in tests
+    dpkg-dev binutils            # cargo deb: dpkg-shlibdeps for Depends, objcopy for -dbgsym
     curl ca-certificates
 )
 
