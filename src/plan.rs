@@ -249,6 +249,7 @@ fn daemon_group(
             preloads: Vec::new(),
             default_script: None,
             socket_timeout,
+            slow_requests: main.slow_requests.unwrap_or_default(),
             parent_pid: inputs.parent_pid,
             health: Default::default(),
             metrics: None,

@@ -103,19 +103,6 @@ impl CompatSettings {
             }
             Directive::TelemetryService => check_telemetry_service(d, args)?,
             Directive::TelemetryOptions => check_telemetry_options(d, args)?,
-            Directive::SlowRequests => {
-                let value = exactly_one(d, args)?;
-                match value.parse::<f64>() {
-                    Ok(s) if s.is_finite() && s >= 0.0 => {}
-                    _ => {
-                        return Err(ConfigError::invalid(
-                            name,
-                            value,
-                            "expected a non-negative number of seconds",
-                        ))
-                    }
-                }
-            }
             _ => return Ok(false),
         }
         self.given.push((d, args.join(" ")));
@@ -178,12 +165,10 @@ fn no_effect(d: Directive, value: &str) -> Option<&'static str> {
             "accepted for compatibility, no effect: the New Relic agent integration was \
              removed in mod_wsgi 6; initialise the agent in the WSGI script instead",
         ),
-        Directive::TelemetryService | Directive::TelemetryOptions | Directive::SlowRequests => {
-            Some(
-                "accepted for compatibility, no effect: mod_wsgi 6's telemetry service \
+        Directive::TelemetryService | Directive::TelemetryOptions => Some(
+            "accepted for compatibility, no effect: mod_wsgi 6's telemetry service \
                  is not implemented",
-            )
-        }
+        ),
         _ => None,
     }
 }
@@ -297,7 +282,6 @@ mod tests {
             ),
             (Directive::TelemetryOptions, &["+CaptureUserAgent"]),
             (Directive::TelemetryOptions, &["None"]),
-            (Directive::SlowRequests, &["2.5"]),
         ] {
             assert!(c.apply(d, args).unwrap(), "{}", d.name());
         }
@@ -376,11 +360,6 @@ mod tests {
                 &["Bogus"],
                 "WSGITelemetryOptions: invalid value 'Bogus': unknown flag (expected \
                  CaptureUserAgent, None or All)",
-            ),
-            (
-                Directive::SlowRequests,
-                &["-1"],
-                "WSGISlowRequests: invalid value '-1': expected a non-negative number of seconds",
             ),
             (
                 Directive::NewRelicConfigFile,

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     /// `WSGIServerMetrics`: unset, metrics are collected when the
     /// configuration names the `wsgi-rs-metrics` handler (see the plan).
     pub server_metrics: Option<bool>,
+    /// `WSGISlowRequests`: a request running longer has its Python stack
+    /// logged once (daemon mode; zero or unset: off).
+    pub slow_requests: Option<std::time::Duration>,
     /// How Python starts (main server only).
     pub python: PythonOptions,
     /// Compatibility directives, for their start-up notices (main server only).
@@ -86,6 +89,21 @@ impl ServerConfig {
             Directive::RestrictSignal => self.restrict_signal = Some(flag_directive(d, args)?),
             Directive::SocketRotation => self.socket_rotation = Some(flag_directive(d, args)?),
             Directive::ServerMetrics => self.server_metrics = Some(flag_directive(d, args)?),
+            Directive::SlowRequests => {
+                let value = exactly_one_non_empty(d, args)?;
+                match value.parse::<f64>() {
+                    Ok(s) if s.is_finite() && (0.0..=1e9).contains(&s) => {
+                        self.slow_requests = Some(std::time::Duration::from_secs_f64(s));
+                    }
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            name,
+                            value,
+                            "expected a non-negative number of seconds",
+                        ))
+                    }
+                }
+            }
             Directive::DaemonProcess => {
                 let spec = DaemonProcessSpec::parse(args)?;
                 if self.daemon_processes.iter().any(|p| p.name == spec.name) {
@@ -139,6 +157,7 @@ impl ServerConfig {
             restrict_signal: add.restrict_signal.or(base.restrict_signal),
             socket_rotation: add.socket_rotation.or(base.socket_rotation),
             server_metrics: add.server_metrics.or(base.server_metrics),
+            slow_requests: base.slow_requests,
             python: base.python.clone(),
             compat: base.compat.clone(),
             interpreter_blocks: base.interpreter_blocks.clone(),
@@ -263,6 +282,21 @@ mod tests {
         apply(&mut c, Directive::RestrictSignal, &["Off"]);
         apply(&mut c, Directive::SocketRotation, &["off"]);
         apply(&mut c, Directive::ServerMetrics, &["On"]);
+        apply(&mut c, Directive::SlowRequests, &["2.5"]);
+        assert_eq!(
+            c.slow_requests,
+            Some(std::time::Duration::from_millis(2500))
+        );
+        for bad in ["-1", "soon", "inf"] {
+            let e = ServerConfig::default()
+                .apply(Directive::SlowRequests, &[bad])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("WSGISlowRequests: invalid value '{bad}': expected a non-negative number of seconds")
+            );
+        }
         assert!(!c.effective_restrict_signal());
         assert_eq!(c.socket_rotation, Some(false));
         assert_eq!(c.server_metrics, Some(true));

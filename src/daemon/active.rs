@@ -86,6 +86,8 @@ pub struct ActiveRequest {
     pub uri: String,
     /// The monitor has handled its timeout.
     pub timed_out: AtomicBool,
+    /// The monitor has logged it as slow.
+    pub reported_slow: AtomicBool,
     /// Who answers the request, shared with its backend.
     pub(super) answer: Arc<AnswerState>,
     /// The connection, for the monitor's 504. Only used under the slot's

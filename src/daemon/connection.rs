@@ -179,6 +179,7 @@ pub fn serve(
         thread_id: unsafe { libc::pthread_self() } as u64,
         uri: vars.get_str("REQUEST_URI").unwrap_or_default(),
         timed_out: AtomicBool::new(false),
+        reported_slow: AtomicBool::new(false),
         answer: answer.clone(),
         fd: stream.as_raw_fd(),
         framed,

@@ -60,6 +60,9 @@ pub struct DaemonLaunch {
     pub default_script: Option<ScriptKey>,
     /// How long a read or write on a connection may block.
     pub socket_timeout: Duration,
+    /// `WSGISlowRequests`: a request running longer has its Python stack
+    /// logged once (zero: off).
+    pub slow_requests: Duration,
     /// The Apache parent: the daemon exits when it goes away.
     pub parent_pid: i32,
     /// The group's shared health records (made with the listener).

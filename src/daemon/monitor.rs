@@ -189,6 +189,42 @@ fn check_request_timeouts(daemon: &Daemon) {
     }
 }
 
+/// Logs, once per request, the Python stack of each request running past
+/// `WSGISlowRequests`, with group, pid, thread and URL (mod_wsgi 6's slow
+/// request report). The request carries on.
+fn check_slow_requests(daemon: &Daemon) {
+    let limit = daemon.launch.slow_requests;
+    if limit.is_zero() {
+        return;
+    }
+    for slot in &daemon.slots {
+        let slow = {
+            let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(req)
+                    if req.started.elapsed() > limit
+                        && !req.reported_slow.swap(true, Ordering::SeqCst) =>
+                {
+                    Some((req.thread_id, req.started.elapsed(), req.uri.clone()))
+                }
+                _ => None,
+            }
+        };
+        if let Some((thread_id, ran, uri)) = slow {
+            log::warn!(
+                "WSGIRS116: (wsgi:{}) slow request: pid {} thread {thread_id}: '{uri}' has run {:.1}s, longer than WSGISlowRequests {}s; Python stack:",
+                daemon.group(),
+                std::process::id(),
+                ran.as_secs_f64(),
+                limit.as_secs_f64()
+            );
+            for line in python_stack(daemon, thread_id) {
+                log::warn!("{line}");
+            }
+        }
+    }
+}
+
 /// The main thread's loop: signals, parent death, deadlock, timeouts and recycling.
 pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
     let spec = &daemon.launch.spec;
@@ -237,6 +273,7 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
             unsafe { libc::_exit(1) }
         }
         check_request_timeouts(daemon);
+        check_slow_requests(daemon);
         // A process whose application keeps failing to load is replaced
         // after startup-timeout, in case the cause was passing (mod_wsgi).
         if !spec.startup_timeout.is_zero()

@@ -85,6 +85,7 @@ mod restarts;
 mod routing;
 mod seeds;
 mod server_header;
+mod slow_requests;
 mod status_page;
 mod stdio;
 mod threads;
