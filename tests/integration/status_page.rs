@@ -154,11 +154,9 @@ fn status_page_draws_live_metrics_in_chromium() {
             attribute(dg, "class=\"c-busy\"", "data-points").unwrap_or(0) >= 2,
             "{dom}"
         );
-        assert_eq!(
-            attribute(&dom, "id=\"running\"", "data-rows"),
-            Some(1),
-            "{dom}"
-        );
+        // The blocked request, and perhaps some of the load's in flight.
+        let rows = attribute(&dom, "id=\"running\"", "data-rows").unwrap_or(0);
+        assert!((1..=3).contains(&rows), "{rows} rows:\n{dom}");
         assert!(dom.contains("GET /dmn/block?who=%3Cme%3E"), "{dom}");
 
         let shot = s.path("status.png");
