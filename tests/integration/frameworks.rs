@@ -14,31 +14,9 @@ use std::path::Path;
 
 use crate::common::deploy::{with_tree, REPO};
 use crate::common::venv::venv;
-use crate::common::{Mpm, Running, Server};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Embedded,
-    Daemon,
-}
+use crate::common::{Mode, Mpm, Running, Server};
 
 const GROUP: &str = "frameworks";
-
-/// One `#[test]` per mode for `fn $name(mode: Mode)`.
-macro_rules! both_modes {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn embedded() {
-                super::$name(super::Mode::Embedded)
-            }
-            #[test]
-            fn daemon() {
-                super::$name(super::Mode::Daemon)
-            }
-        }
-    };
-}
 
 /// Starts Apache with `tests/framework-apps/{framework}` mounted at /app.
 /// The app's directory goes on sys.path through WSGIPythonPath or

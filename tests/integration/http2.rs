@@ -7,13 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::common::server::MODULES_DIR;
-use crate::common::{module, Module, Mpm, Running, Server};
-
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    Embedded,
-    Daemon,
-}
+use crate::common::{module, Mode, Module, Mpm, Running, Server};
 
 const APP: &str = r#"
 import hashlib

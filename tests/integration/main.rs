@@ -28,6 +28,23 @@ macro_rules! per_mpm {
     };
 }
 
+/// Generates one `#[test]` per mode for `fn $name(mode: Mode)`, as
+/// `$name::embedded` and `$name::daemon`.
+macro_rules! both_modes {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn embedded() {
+                super::$name(crate::common::Mode::Embedded)
+            }
+            #[test]
+            fn daemon() {
+                super::$name(crate::common::Mode::Daemon)
+            }
+        }
+    };
+}
+
 /// Like `per_mpm!` for the threaded MPMs only.
 macro_rules! threaded_mpms {
     ($name:ident) => {

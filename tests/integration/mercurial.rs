@@ -9,13 +9,7 @@ use std::process::{Command, Output};
 
 use crate::common::server::is_root;
 use crate::common::venv::venv;
-use crate::common::{Mpm, Server};
-
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    Embedded,
-    Daemon,
-}
+use crate::common::{Mode, Mpm, Server};
 
 /// The stock hgweb.wsgi of Mercurial's contrib/, for one repository.
 const HGWEB: &str = r#"

@@ -6,28 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{module, Module, Mpm, Running, Server};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Embedded,
-    Daemon,
-}
-
-macro_rules! both_modes {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn embedded() {
-                super::$name(super::Mode::Embedded)
-            }
-            #[test]
-            fn daemon() {
-                super::$name(super::Mode::Daemon)
-            }
-        }
-    };
-}
+use crate::common::{module, Mode, Module, Mpm, Running, Server};
 
 const APP: &str = r#"
 import json

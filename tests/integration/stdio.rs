@@ -6,34 +6,13 @@
 
 use std::time::Duration;
 
-use crate::common::{Environ, Mpm, Server};
-
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    Embedded,
-    Daemon,
-}
+use crate::common::{Environ, Mode, Mpm, Server};
 
 fn mode_conf(mode: Mode) -> &'static str {
     match mode {
         Mode::Embedded => "",
         Mode::Daemon => "WSGIDaemonProcess stdio threads=2\nWSGIProcessGroup stdio\n",
     }
-}
-
-macro_rules! both_modes {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn embedded() {
-                super::$name(super::Mode::Embedded)
-            }
-            #[test]
-            fn daemon() {
-                super::$name(super::Mode::Daemon)
-            }
-        }
-    };
 }
 
 const SHAPES: &str = r#"

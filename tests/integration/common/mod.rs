@@ -17,3 +17,13 @@ pub use apps::Environ;
 pub use http::Response;
 pub use server::{module, Module, Mpm, Running, Server};
 pub use wait::{referee_differs, wait_for, wait_for_count};
+
+/// Where the application runs, for tests that check the same behaviour in
+/// both modes (`both_modes!` in main.rs makes one test of each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// In Apache's children.
+    Embedded,
+    /// In a daemon process group.
+    Daemon,
+}
