@@ -14,6 +14,8 @@
 //!   supervisor and the Apache-side client live in `httpd`.
 //! - [`metrics`]: the counters behind `SetHandler wsgi-rs-metrics` and
 //!   their Prometheus text (pure; httpd shares their memory).
+//! - `messages` (tests only): the table of every log message's identifier, level,
+//!   meaning and remedy (`docs/messages.md` is written from it).
 //! - [`plan`]: the configuration resolved once at start-up into what each
 //!   process needs (pure, unit tested).
 //!
@@ -43,6 +45,10 @@ mod httpd {
     mod ffi;
 }
 pub(crate) mod interp;
+/// The message table is documentation and the tests' reference: the running
+/// module needs no more than the ids its log lines start with.
+#[cfg(test)]
+mod messages;
 pub(crate) mod metrics;
 pub(crate) mod plan;
 pub(crate) mod wsgi;

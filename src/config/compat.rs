@@ -21,27 +21,28 @@ pub struct Notice {
 /// The id of a directive's notice. Fixed here, apart from the directive
 /// table's order, so that adding directives never renumbers a notice.
 pub fn notice_id(d: Directive) -> String {
-    let n = match d {
-        Directive::VerboseDebugging => 101,
-        Directive::AcceptMutex => 102,
-        Directive::LazyInitialization => 103,
-        Directive::CaseSensitivity => 104,
-        Directive::ApplicationWrapper => 105,
-        Directive::NewRelicConfigFile => 106,
-        Directive::NewRelicEnvironment => 107,
-        Directive::PerInterpreterGil => 108,
-        Directive::FreeThreading => 109,
-        Directive::InterpreterOptions => 110,
-        Directive::TelemetryService => 111,
-        Directive::TelemetryOptions => 112,
-        Directive::SlowRequests => 113,
-        Directive::SocketRotation => 114,
-        Directive::ServerMetrics => 115,
+    match d {
+        Directive::VerboseDebugging => "WSGIRS101",
+        Directive::AcceptMutex => "WSGIRS102",
+        Directive::LazyInitialization => "WSGIRS103",
+        Directive::CaseSensitivity => "WSGIRS104",
+        Directive::ApplicationWrapper => "WSGIRS105",
+        Directive::NewRelicConfigFile => "WSGIRS106",
+        Directive::NewRelicEnvironment => "WSGIRS107",
+        Directive::PerInterpreterGil => "WSGIRS108",
+        Directive::FreeThreading => "WSGIRS109",
+        Directive::InterpreterOptions => "WSGIRS110",
+        Directive::TelemetryService => "WSGIRS111",
+        Directive::TelemetryOptions => "WSGIRS112",
+        // 113 was WSGISlowRequests' notice before the directive took effect.
+        Directive::SocketRotation => "WSGIRS114",
+        Directive::ServerMetrics => "WSGIRS115",
         // Directives with an effect have no notice; a new compatibility
-        // directive takes the next free number above.
-        _ => 199,
-    };
-    format!("WSGIRS{n}")
+        // directive takes the next free number of the table in
+        // src/messages.rs (until it does, its notice has the family's id).
+        _ => "WSGIRS100",
+    }
+    .to_owned()
 }
 
 impl std::fmt::Display for Notice {
@@ -316,8 +317,20 @@ mod tests {
             })
             .map(notice_id)
             .collect();
-        ids.push(notice_id(Directive::InterpreterOptions));
-        assert!(!ids.contains(&"WSGIRS199".to_owned()), "{ids:?}");
+        for d in [
+            Directive::InterpreterOptions,
+            Directive::SocketRotation,
+            Directive::ServerMetrics,
+        ] {
+            ids.push(notice_id(d));
+        }
+        assert!(!ids.contains(&"WSGIRS100".to_owned()), "{ids:?}");
+        for id in &ids {
+            let n: u16 = id["WSGIRS".len()..].parse().unwrap();
+            let entry =
+                crate::messages::lookup(n).unwrap_or_else(|| panic!("{id} not in the table"));
+            assert_eq!(entry.level, crate::messages::Level::Warn, "{id}");
+        }
         let count = ids.len();
         ids.sort();
         ids.dedup();

@@ -312,13 +312,12 @@ impl DaemonProcessSpec {
         self.no_effect
             .iter()
             .map(|option| {
-                let index = DAEMON_OPTIONS.iter().position(|o| o == option).unwrap_or(99);
                 let why = NO_EFFECT
                     .iter()
                     .find(|(o, _)| o == option)
                     .map_or("", |(_, why)| why);
                 Notice {
-                    id: format!("WSGIRS{}", 200 + index),
+                    id: format!("WSGIRS{}", option_notice_number(option)),
                     message: format!(
                         "WSGIDaemonProcess {} {option}=: accepted for compatibility, no effect: {why}",
                         self.name
@@ -339,6 +338,16 @@ impl DaemonProcessSpec {
             }
         })
     }
+}
+
+/// The number of the notice of a `WSGIDaemonProcess` option with no
+/// effect: 200 + its place in mod_wsgi's option list, so that adding options
+/// at the end never renumbers one (each is in `src/messages.rs`).
+fn option_notice_number(option: &str) -> usize {
+    200 + DAEMON_OPTIONS
+        .iter()
+        .position(|o| *o == option)
+        .unwrap_or(99)
 }
 
 #[cfg(test)]
@@ -617,6 +626,33 @@ mod tests {
         assert_eq!(ids, ["WSGIRS243"]);
         for (option, _) in NO_EFFECT {
             assert!(DAEMON_OPTIONS.contains(&option), "{option}");
+        }
+    }
+
+    /// Each option's notice is in the message table, and each 2nn row of
+    /// the table is the notice of an option with no effect.
+    #[test]
+    fn option_notices_are_in_the_message_table() {
+        use crate::messages::{lookup, Level, MESSAGES};
+        let numbers: Vec<usize> = NO_EFFECT
+            .iter()
+            .map(|(option, _)| option_notice_number(option))
+            .collect();
+        for ((option, _), n) in NO_EFFECT.iter().zip(&numbers) {
+            let entry = lookup(*n as u16)
+                .unwrap_or_else(|| panic!("WSGIRS{n} ({option}=) is not in src/messages.rs"));
+            assert_eq!(entry.level, Level::Warn, "WSGIRS{n}");
+            assert!(
+                entry.meaning.contains(&format!("{option}=")),
+                "WSGIRS{n} names {option}="
+            );
+        }
+        for m in MESSAGES.iter().filter(|m| (200..300).contains(&m.id)) {
+            assert!(
+                numbers.contains(&(m.id as usize)),
+                "WSGIRS{} is no option's notice any more; remove its row from src/messages.rs",
+                m.id
+            );
         }
     }
 

@@ -108,7 +108,7 @@ pub unsafe fn create(plan: &ProcessPlan, pconf: *mut ffi::apr_pool_t) {
     };
     if addr == libc::MAP_FAILED {
         ::log::error!(
-            "WSGIRS115: WSGIServerMetrics: cannot map {len} bytes of shared memory for the metrics: {}; metrics are off",
+            "WSGIRS300: WSGIServerMetrics: cannot map {len} bytes of shared memory for the metrics: {}; metrics are off",
             std::io::Error::last_os_error()
         );
         return;

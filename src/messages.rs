@@ -1,0 +1,173 @@
+//! Every message the module writes to Apache's error log, declared once:
+//! its stable identifier `WSGIRSnnn`, its level, what it means and what to
+//! do about it. `docs/messages.md` is written from this table (a unit test
+//! checks it and rewrites it on request), so operators can search and alert
+//! on an id and find its meaning.
+//!
+//! To add a message (see CONTRIBUTING.md, "Adding a log message"):
+//! 1. Start the logged text with `WSGIRSnnn: ` (a free number of your range),
+//!    e.g. `log::warn!("WSGIRS341: (wsgi:{group}) ...")` or
+//!    `req.log(APLOG_ERR, &format!("WSGIRS362: ..."))`.
+//! 2. Add one `msg(nnn, Level, meaning, remedy)` line to [`MESSAGES`], in
+//!    number order.
+//! 3. Run `WSGI_RS_WRITE_DOCS=1 cargo test --lib messages` to rewrite
+//!    `docs/messages.md`; commit both.
+//!
+//! The tests below check that ids are unique and in order, that every
+//! `WSGIRSnnn` written anywhere under `src/` is in the table, that every
+//! entry is used.
+//!
+//! Each area of the module has its range of numbers ([`RANGES`]); numbers
+//! are never reused, even when a message goes away.
+
+/// The Apache log level a message is written at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `error`: a request or a process failed.
+    Error,
+    /// `warn`: something is not as configured or expected, service goes on.
+    Warn,
+    /// `info`: a normal event worth a line (process start and exit).
+    Info,
+    /// `debug`: detail for `LogLevel wsgi_rs:debug`.
+    Debug,
+}
+
+impl Level {
+    /// The level as Apache's error log names it (`[wsgi_rs:warn]`).
+    pub fn apache_name(self) -> &'static str {
+        match self {
+            Error => "error",
+            Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
+/// One log message: `WSGIRS{id}` at `level`.
+#[derive(Debug, Clone, Copy)]
+pub struct Message {
+    /// The number after `WSGIRS`.
+    pub id: u16,
+    /// The level it is logged at.
+    pub level: Level,
+    /// What it means, in a sentence.
+    pub meaning: &'static str,
+    /// What the operator can do about it.
+    pub remedy: &'static str,
+}
+
+/// A table row (keeps each row on a line or two).
+const fn msg(id: u16, level: Level, meaning: &'static str, remedy: &'static str) -> Message {
+    Message {
+        id,
+        level,
+        meaning,
+        remedy,
+    }
+}
+
+use Level::{Error, Warn};
+
+/// Remedy of every compatibility notice.
+const REMOVE_DIRECTIVE: &str = "Nothing is wrong; remove the directive (or the value) to \
+     silence the notice.";
+/// Remedy of every compatibility notice of a `WSGIDaemonProcess` option.
+const REMOVE_OPTION: &str = "Nothing is wrong; remove the option from WSGIDaemonProcess to \
+     silence the notice.";
+
+/// Every message, in number order.
+pub const MESSAGES: &[Message] = &[
+    // 100-199: start-up notices of directives accepted for compatibility.
+    msg(100, Warn, "A directive accepted for compatibility has no effect here; the line names the directive and says why.", REMOVE_DIRECTIVE),
+    msg(101, Warn, "WSGIVerboseDebugging On has no effect: debugging messages are enabled with LogLevel wsgi_rs:debug.", REMOVE_DIRECTIVE),
+    msg(102, Warn, "WSGIAcceptMutex has no effect: daemon processes take connections through epoll without an accept mutex.", REMOVE_DIRECTIVE),
+    msg(103, Warn, "WSGILazyInitialization Off has no effect: Python never starts in the Apache parent.", REMOVE_DIRECTIVE),
+    msg(104, Warn, "WSGICaseSensitivity Off has no effect: file names are compared as the file system stores them.", REMOVE_DIRECTIVE),
+    msg(105, Warn, "WSGIApplicationWrapper has no effect: it is not supported.", "Wrap the application in the WSGI script instead, then remove the directive."),
+    msg(106, Warn, "WSGINewRelicConfigFile has no effect: the New Relic integration was removed in mod_wsgi 6.", "Initialise the New Relic agent in the WSGI script, then remove the directive."),
+    msg(107, Warn, "WSGINewRelicEnvironment has no effect: the New Relic integration was removed in mod_wsgi 6.", "Initialise the New Relic agent in the WSGI script, then remove the directive."),
+    msg(108, Warn, "WSGIPerInterpreterGIL On has no effect: all interpreters of a process share one GIL.", REMOVE_DIRECTIVE),
+    msg(109, Warn, "WSGIFreeThreading On has no effect: the embedded Python keeps its GIL.", REMOVE_DIRECTIVE),
+    msg(110, Warn, "A <WSGIInterpreterOptions> container is accepted but its settings are not applied.", "Set the options at server level or on WSGIDaemonProcess, then remove the container."),
+    msg(111, Warn, "WSGITelemetryService has no effect: mod_wsgi 6's telemetry service is not implemented.", "Use SetHandler wsgi-rs-metrics and wsgi-rs-status (README, Metrics), then remove the directive."),
+    msg(112, Warn, "WSGITelemetryOptions has no effect: mod_wsgi 6's telemetry service is not implemented.", "Use SetHandler wsgi-rs-metrics and wsgi-rs-status (README, Metrics), then remove the directive."),
+    // 113 was WSGISlowRequests' notice before the directive took effect.
+    msg(114, Warn, "WSGISocketRotation On has no effect: daemon socket names never change across restarts.", REMOVE_DIRECTIVE),
+    msg(115, Warn, "WSGIServerMetrics On collects the metrics, but mod_wsgi.server_metrics() still answers None (Apache's scoreboard is not read).", "Nothing is wrong; read the metrics from SetHandler wsgi-rs-metrics."),
+    msg(116, Warn, "A daemon-mode request has run longer than WSGISlowRequests; the line names group, pid, thread and URL, and the Python stack follows.", "Look at the stack for what the request waits on; raise WSGISlowRequests if such requests are expected."),
+    // 200-299: WSGIDaemonProcess options accepted for compatibility (200 + the option's index).
+    msg(221, Warn, "WSGIDaemonProcess interrupt-timeout= has no effect: requests are not interrupted before the process restarts.", REMOVE_OPTION),
+    msg(223, Warn, "WSGIDaemonProcess eviction-timeout= has no effect: graceful-timeout applies to every graceful restart.", REMOVE_OPTION),
+    msg(230, Warn, "WSGIDaemonProcess send-buffer-size= has no effect: daemon sockets keep the system's buffer sizes.", REMOVE_OPTION),
+    msg(231, Warn, "WSGIDaemonProcess receive-buffer-size= has no effect: daemon sockets keep the system's buffer sizes.", REMOVE_OPTION),
+    msg(232, Warn, "WSGIDaemonProcess header-buffer-size= has no effect: response headers are relayed without a fixed buffer.", REMOVE_OPTION),
+    msg(233, Warn, "WSGIDaemonProcess response-buffer-size= has no effect: responses are relayed without a fixed buffer.", REMOVE_OPTION),
+    msg(234, Warn, "WSGIDaemonProcess response-socket-timeout= has no effect: socket-timeout applies to responses too.", REMOVE_OPTION),
+    msg(235, Warn, "WSGIDaemonProcess response-flush-delay= has no effect: responses are not held back for flushing.", REMOVE_OPTION),
+    msg(236, Warn, "WSGIDaemonProcess socket-user= has no effect: the daemon socket is owned by Apache's User.", REMOVE_OPTION),
+    msg(237, Warn, "WSGIDaemonProcess script-user= has no effect: the owner of WSGI script files is not checked.", REMOVE_OPTION),
+    msg(238, Warn, "WSGIDaemonProcess script-group= has no effect: the group of WSGI script files is not checked.", REMOVE_OPTION),
+    msg(243, Warn, "WSGIDaemonProcess server-metrics= has no effect: Apache's scoreboard is not read.", REMOVE_OPTION),
+    msg(244, Warn, "WSGIDaemonProcess newrelic-config-file= has no effect: the New Relic integration was removed in mod_wsgi 6.", REMOVE_OPTION),
+    msg(245, Warn, "WSGIDaemonProcess newrelic-environment= has no effect: the New Relic integration was removed in mod_wsgi 6.", REMOVE_OPTION),
+    // 300-399: the core (start-up, supervisor, daemon processes, requests).
+    msg(300, Error, "The Apache parent could not map the shared memory for the metrics; metrics are off for this run.", "Check the memory limits of the Apache parent (ulimit -v, the container's memory) and restart Apache."),
+    // 400-419: graceful restarts.
+    // 420-439: recycling daemon processes.
+    // 440-459: timeouts and limits.
+    // 460-479: slow clients.
+    // 500-539: ASGI.
+    // 540-559: WebSockets.
+];
+
+/// The table entry of `WSGIRS{id}`.
+pub fn lookup(id: u16) -> Option<&'static Message> {
+    MESSAGES.iter().find(|m| m.id == id)
+}
+
+/// The ranges of ids, each kept for one area, with its heading in
+/// `docs/messages.md`.
+pub const RANGES: &[(u16, u16, &str)] = &[
+    (100, 199, "Start-up notices: directives accepted for compatibility"),
+    (200, 299, "Start-up notices: `WSGIDaemonProcess` options accepted for compatibility (200 + the option's place in mod_wsgi's list)"),
+    (300, 399, "The core: start-up, the daemon supervisor, daemon processes, requests"),
+    (400, 419, "Graceful restarts"),
+    (420, 439, "Recycling daemon processes"),
+    (440, 459, "Timeouts and limits"),
+    (460, 479, "Slow clients"),
+    (500, 539, "ASGI applications"),
+    (540, 559, "WebSockets"),
+];
+
+/// The reference part of `docs/messages.md`: one section per range, one
+/// row per message.
+pub fn reference() -> String {
+    let mut out = String::new();
+    for (first, last, what) in RANGES {
+        out.push_str(&format!("\n### {first}-{last}: {what}\n\n"));
+        let rows: Vec<&Message> = MESSAGES
+            .iter()
+            .filter(|m| (*first..=*last).contains(&m.id))
+            .collect();
+        if rows.is_empty() {
+            out.push_str("None yet.\n");
+            continue;
+        }
+        out.push_str("| Id | Level | Meaning | Remedy |\n|---|---|---|---|\n");
+        for m in rows {
+            out.push_str(&format!(
+                "| `WSGIRS{}` | {} | {} | {} |\n",
+                m.id,
+                m.level.apache_name(),
+                m.meaning.replace('|', "\\|"),
+                m.remedy.replace('|', "\\|")
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
