@@ -98,13 +98,13 @@ pub const MESSAGES: &[Message] = &[
     msg(115, Warn, "WSGIServerMetrics On collects the metrics, but mod_wsgi.server_metrics() still answers None (Apache's scoreboard is not read).", "Nothing is wrong; read the metrics from SetHandler wsgi-rs-metrics."),
     msg(116, Warn, "A daemon-mode request has run longer than WSGISlowRequests; the line names group, pid, thread and URL, and the Python stack follows.", "Look at the stack for what the request waits on; raise WSGISlowRequests if such requests are expected."),
     // 200-299: WSGIDaemonProcess options accepted for compatibility (200 + the option's index).
-    msg(221, Warn, "WSGIDaemonProcess interrupt-timeout= has no effect: requests are not interrupted before the process restarts.", REMOVE_OPTION),
+    // 221 was interrupt-timeout='s notice before the option took effect.
     msg(223, Warn, "WSGIDaemonProcess eviction-timeout= has no effect: graceful-timeout applies to every graceful restart.", REMOVE_OPTION),
     msg(230, Warn, "WSGIDaemonProcess send-buffer-size= has no effect: daemon sockets keep the system's buffer sizes.", REMOVE_OPTION),
     msg(231, Warn, "WSGIDaemonProcess receive-buffer-size= has no effect: daemon sockets keep the system's buffer sizes.", REMOVE_OPTION),
     msg(232, Warn, "WSGIDaemonProcess header-buffer-size= has no effect: response headers are relayed without a fixed buffer.", REMOVE_OPTION),
     msg(233, Warn, "WSGIDaemonProcess response-buffer-size= has no effect: responses are relayed without a fixed buffer.", REMOVE_OPTION),
-    msg(234, Warn, "WSGIDaemonProcess response-socket-timeout= has no effect: socket-timeout applies to responses too.", REMOVE_OPTION),
+    // 234 was response-socket-timeout='s notice before the option took effect.
     msg(235, Warn, "WSGIDaemonProcess response-flush-delay= has no effect: responses are not held back for flushing.", REMOVE_OPTION),
     msg(236, Warn, "WSGIDaemonProcess socket-user= has no effect: the daemon socket is owned by Apache's User.", REMOVE_OPTION),
     msg(237, Warn, "WSGIDaemonProcess script-user= has no effect: the owner of WSGI script files is not checked.", REMOVE_OPTION),
@@ -117,6 +117,10 @@ pub const MESSAGES: &[Message] = &[
     // 400-419: graceful restarts.
     // 420-439: recycling daemon processes.
     // 440-459: timeouts and limits.
+    msg(440, Error, "A daemon-mode request ran past request-timeout (scaled by the process's threads as in mod_wsgi 6); the line names group, pid, thread and URL, says whether it was answered 504 and how the process recovers (interrupting the thread with mod_wsgi.RequestTimeout, or replacing the process), and the thread's Python stack follows.", "Look at the stack for what the request waits on: give that call a timeout of its own (HTTP client, database statement); raise request-timeout if such requests are legitimate."),
+    msg(441, Error, "A request interrupted with mod_wsgi.RequestTimeout was still running interrupt-timeout later (a thread blocked in one long C call, or code that swallowed the exception): its process is replaced gracefully.", "Give the blocking call a timeout of its own, and re-raise mod_wsgi.RequestTimeout after any clean-up that catches it."),
+    msg(442, Warn, "A daemon process's resident memory passed maximum-memory; the line gives the figure, and the process is replaced gracefully.", "Nothing is lost; if it happens often, find what grows (the status page and the memory gauge show it) or raise maximum-memory."),
+    msg(445, Error, "Writing a response from the daemon to Apache blocked for response-socket-timeout (Apache stopped reading, usually because its client did): the request is abandoned and its thread serves again.", "Nothing to do for one slow client; raise response-socket-timeout if legitimate clients read this slowly."),
     // 460-479: slow clients.
     // 500-539: ASGI.
     // 540-559: WebSockets.

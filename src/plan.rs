@@ -249,6 +249,10 @@ fn daemon_group(
             preloads: Vec::new(),
             default_script: None,
             socket_timeout,
+            // mod_wsgi: unset, response writes get socket-timeout too.
+            response_timeout: Some(spec.response_socket_timeout)
+                .filter(|t| !t.is_zero())
+                .unwrap_or(socket_timeout),
             slow_requests: main.slow_requests.unwrap_or_default(),
             parent_pid: inputs.parent_pid,
             health: Default::default(),
@@ -468,6 +472,7 @@ mod tests {
         assert_eq!(launch.python.maximum_processes, 3);
         assert_eq!(launch.python.threads_per_process, 5);
         assert_eq!(launch.socket_timeout, Duration::from_secs(300));
+        assert_eq!(launch.response_timeout, Duration::from_secs(300));
         assert_eq!(launch.parent_pid, 42);
         assert_eq!(launch.listener_fd, -1);
         // Another virtual host does not see it, unless it has the same
@@ -488,6 +493,19 @@ mod tests {
             .daemon_group("shared", 9, || "other.example".into())
             .expect("visible everywhere");
         assert_eq!(group.launch.socket_timeout, Duration::from_secs(7));
+        assert_eq!(group.launch.response_timeout, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn response_socket_timeout_applies_to_response_writes_only() {
+        let main = config(&[(
+            Directive::DaemonProcess,
+            &["g", "socket-timeout=7", "response-socket-timeout=2"],
+        )]);
+        let plan = build_plan(&inputs(vec![server(&main, 1)])).unwrap();
+        let launch = &plan.daemon_group("g", 1, String::new).unwrap().launch;
+        assert_eq!(launch.socket_timeout, Duration::from_secs(7));
+        assert_eq!(launch.response_timeout, Duration::from_secs(2));
     }
 
     #[test]

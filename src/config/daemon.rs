@@ -65,7 +65,9 @@ pub struct DaemonProcessSpec {
     pub inactivity_timeout: Duration,
     /// `request-timeout=`; zero for none.
     pub request_timeout: Duration,
-    /// `interrupt-timeout=`.
+    /// `interrupt-timeout=`: zero, a request past `request-timeout` restarts
+    /// the process; else its thread gets `mod_wsgi.RequestTimeout` and this
+    /// long to unwind before the process is restarted (mod_wsgi 6).
     pub interrupt_timeout: Duration,
     /// `graceful-timeout=`.
     pub graceful_timeout: Duration,
@@ -83,7 +85,8 @@ pub struct DaemonProcessSpec {
     pub connect_timeout: Duration,
     /// 0 means "use Apache's `Timeout`".
     pub socket_timeout: Duration,
-    /// Already defaulted to `socket_timeout` when not given, as mod_wsgi does.
+    /// How long one write of the response to Apache may block (zero: as
+    /// `socket_timeout`, resolved when the group is planned, as mod_wsgi does).
     pub response_socket_timeout: Duration,
     /// Given in milliseconds; default 5 ms.
     pub response_flush_delay: Duration,
@@ -103,6 +106,9 @@ pub struct DaemonProcessSpec {
     pub memory_limit: u64,
     /// Bytes.
     pub virtual_memory_limit: u64,
+    /// `maximum-memory=` bytes of resident memory past which a process is
+    /// replaced gracefully; 0 for none (ours, beyond mod_wsgi).
+    pub maximum_memory: u64,
     /// `send-buffer-size=`; 0 for the system's.
     pub send_buffer_size: u32,
     /// `receive-buffer-size=`; 0 for the system's.
@@ -162,6 +168,7 @@ impl Default for DaemonProcessSpec {
             cpu_priority: 0,
             memory_limit: 0,
             virtual_memory_limit: 0,
+            maximum_memory: 0,
             send_buffer_size: 0,
             receive_buffer_size: 0,
             header_buffer_size: 0,
@@ -239,6 +246,7 @@ fn set_option(spec: &mut DaemonProcessSpec, name: &str, value: &str) -> Result<(
         "virtual-memory-limit" => {
             spec.virtual_memory_limit = v.number(0, u64::MAX)?;
         }
+        "maximum-memory" => spec.maximum_memory = v.memory_threshold()?,
         "server-metrics" => {
             spec.server_metrics =
                 parse_on_off(value).ok_or_else(|| "expected On or Off".to_owned())?;
@@ -388,6 +396,8 @@ mod tests {
         assert_eq!(spec.socket_timeout, Duration::ZERO);
         assert_eq!(spec.listen_backlog, 100);
         assert_eq!(spec.memory_limit, 0);
+        assert_eq!(spec.maximum_memory, 0);
+        assert_eq!(spec.interrupt_timeout, Duration::ZERO);
         assert_eq!(spec.cpu_time_limit, Duration::ZERO);
         assert_eq!(spec.response_flush_delay, Duration::from_millis(5));
         assert_eq!(spec.umask, None);
@@ -439,6 +449,7 @@ mod tests {
             "cpu-priority=-5",
             "memory-limit=1000000000",
             "virtual-memory-limit=2000000000",
+            "maximum-memory=536870912",
             "server-metrics=On",
         ]);
         assert_eq!(spec.processes, 1);
@@ -484,6 +495,7 @@ mod tests {
         assert_eq!(spec.cpu_priority, -5);
         assert_eq!(spec.memory_limit, 1_000_000_000);
         assert_eq!(spec.virtual_memory_limit, 2_000_000_000);
+        assert_eq!(spec.maximum_memory, 536_870_912);
         assert!(spec.server_metrics);
     }
 
@@ -591,6 +603,12 @@ mod tests {
                 "expected a whole number between -20 and 20",
             ),
             ("server-metrics=yes", "expected On or Off"),
+            ("maximum-memory=512M", "expected a whole number"),
+            ("maximum-memory=-1", "must not be negative"),
+            (
+                "maximum-memory=1048575",
+                "must be 0 (off) or at least 1048576 bytes",
+            ),
             ("processes=4294967296", "must be at most 4294967295"),
         ];
         for (option, reason) in cases {
@@ -624,6 +642,14 @@ mod tests {
         let spec = parse(&["g", "server-metrics=On"]);
         let ids: Vec<String> = spec.notices().into_iter().map(|n| n.id).collect();
         assert_eq!(ids, ["WSGIRS243"]);
+        // These take effect: no notice.
+        let spec = parse(&[
+            "g",
+            "interrupt-timeout=10",
+            "response-socket-timeout=5",
+            "maximum-memory=0",
+        ]);
+        assert!(spec.notices().is_empty());
         for (option, _) in NO_EFFECT {
             assert!(DAEMON_OPTIONS.contains(&option), "{option}");
         }

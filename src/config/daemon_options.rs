@@ -9,7 +9,7 @@ use super::args::parse_whole_number;
 pub(super) const MAX_THREADS: u64 = 0xfffd;
 
 /// Every option `WSGIDaemonProcess` accepts, as mod_wsgi spells them.
-pub(super) const DAEMON_OPTIONS: [&str; 46] = [
+pub(super) const DAEMON_OPTIONS: [&str; 47] = [
     "user",
     "group",
     "supplementary-groups",
@@ -57,15 +57,13 @@ pub(super) const DAEMON_OPTIONS: [&str; 46] = [
     // mod_wsgi 4.9 only (removed in 6).
     "newrelic-config-file",
     "newrelic-environment",
+    // Ours, beyond mod_wsgi (last, so the notice ids above keep their numbers).
+    "maximum-memory",
 ];
 
 /// Options accepted for compatibility that do nothing here, and why: each
 /// given one is reported once at start-up (see [`DaemonProcessSpec::notices`]).
-pub(super) const NO_EFFECT: [(&str, &str); 14] = [
-    (
-        "interrupt-timeout",
-        "requests are not interrupted before the process restarts",
-    ),
+pub(super) const NO_EFFECT: [(&str, &str); 12] = [
     (
         "eviction-timeout",
         "graceful-timeout applies to every graceful restart",
@@ -85,10 +83,6 @@ pub(super) const NO_EFFECT: [(&str, &str); 14] = [
     (
         "response-buffer-size",
         "responses are relayed without a fixed buffer",
-    ),
-    (
-        "response-socket-timeout",
-        "socket-timeout applies to responses too",
     ),
     (
         "response-flush-delay",
@@ -155,6 +149,17 @@ impl OptionValue<'_> {
             return Err(format!("must be 0 (default) or at least {min} bytes"));
         }
         Ok(size)
+    }
+
+    /// A resident-memory threshold in bytes: 0 (off) or at least 1 MiB, as
+    /// no Python process is smaller (a tiny value is a unit mistake).
+    pub(super) fn memory_threshold(&self) -> Result<u64, String> {
+        const MIN: u64 = 1 << 20;
+        let bytes = self.number(0, u64::MAX)?;
+        if bytes != 0 && bytes < MIN {
+            return Err(format!("must be 0 (off) or at least {MIN} bytes"));
+        }
+        Ok(bytes)
     }
 
     /// The value, which must be an absolute path.

@@ -1,17 +1,23 @@
 //! What the monitor knows about the request a worker is running, and who
 //! answers it: the application through its backend, or the monitor with a
 //! 504 when the request runs past `request-timeout`. Exactly one of them
-//! does, decided by one atomic [`AnswerState`].
+//! does, decided by one atomic [`AnswerState`]. The monitor may also raise
+//! `mod_wsgi.RequestTimeout` in the request's thread; it does so under the
+//! GIL and the slot's lock, and [`end`] closes the slot under both, so the
+//! exception can only reach the request it was meant for.
 
 use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use pyo3::Python;
+
 use super::protocol;
+use crate::interp;
 
 /// Who has answered a request so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +90,16 @@ pub struct ActiveRequest {
     pub thread_id: u64,
     /// Its URI, for the log.
     pub uri: String,
+    /// The application group it runs in: where its thread can be
+    /// interrupted.
+    pub app_group: String,
     /// The monitor has handled its timeout.
     pub timed_out: AtomicBool,
+    /// `mod_wsgi.RequestTimeout` was raised in its thread.
+    pub interrupted: AtomicBool,
+    /// It did not unwind within `interrupt-timeout`: the process is being
+    /// replaced, and the drain does not wait for it.
+    pub abandoned: AtomicBool,
     /// The monitor has logged it as slow.
     pub reported_slow: AtomicBool,
     /// Who answers the request, shared with its backend.
@@ -99,6 +113,11 @@ pub struct ActiveRequest {
 }
 
 impl ActiveRequest {
+    /// Whether `answer` is this request's answer state (the same request).
+    pub(super) fn answers_with(&self, answer: &Arc<AnswerState>) -> bool {
+        Arc::ptr_eq(&self.answer, answer)
+    }
+
     /// Sends 504 if the application has not started its response; true if
     /// it did.
     pub fn answer_timeout(&self) -> bool {
@@ -115,6 +134,17 @@ impl ActiveRequest {
         ));
         let _ = stream.shutdown(std::net::Shutdown::Write);
         true
+    }
+}
+
+/// Ends the request in `slot` as its worker leaves the application, under
+/// the GIL of the request's interpreter, so the monitor cannot interrupt
+/// the thread any more; an interruption not delivered yet is withdrawn,
+/// so it cannot hit the thread's next request.
+pub(super) fn end(py: Python<'_>, slot: &Mutex<Option<ActiveRequest>>) {
+    let ended = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if ended.is_some_and(|req| req.interrupted.load(Ordering::SeqCst)) {
+        interp::withdraw_interrupt(py);
     }
 }
 

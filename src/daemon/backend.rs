@@ -77,6 +77,16 @@ pub struct DaemonBackend {
     pub(super) sendfile: bool,
 }
 
+/// Logs a response write that blocked past `response-socket-timeout`
+/// (Apache stopped reading: a client that does not read, usually).
+fn log_response_timeout(group: &str, client: &str, stream: &UnixStream) {
+    let limit = stream.write_timeout().ok().flatten().unwrap_or_default();
+    log::error!(
+        "WSGIRS445: (wsgi:{group}) [client {client}] response-socket-timeout: writing the response to Apache blocked for {}s; the request is abandoned",
+        limit.as_secs_f64()
+    );
+}
+
 impl DaemonBackend {
     /// Sends `len` bytes of `fd` from `offset` by reading and writing them
     /// (`WSGIEnableSendfile Off`); the frame header is already sent.
@@ -121,7 +131,15 @@ impl DaemonBackend {
     /// Sends what is buffered, then `parts`, in as few writes as possible.
     fn send(&mut self, parts: &[&[u8]]) -> Result<(), WriteError> {
         self.claim_answer()?;
-        let disconnected = |e: std::io::Error| WriteError::Disconnected(e.to_string());
+        let disconnected = |e: std::io::Error| {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                log_response_timeout(&self.group, &self.client, &self.stream);
+            }
+            WriteError::Disconnected(e.to_string())
+        };
         let out = std::mem::take(&mut self.out);
         let mut slices: Vec<std::io::IoSlice<'_>> = std::iter::once(out.as_slice())
             .chain(parts.iter().copied())

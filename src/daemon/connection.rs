@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use super::active::{ActiveRequest, Answer, AnswerState};
+use super::active::{self, ActiveRequest, Answer, AnswerState};
 use super::backend::{Body, DaemonBackend};
 use super::protocol::{self, error_response, ProtocolError, Vars};
 use super::state::Daemon;
@@ -178,7 +178,10 @@ pub fn serve(
         // SAFETY: pthread_self cannot fail; Python's thread ident is it.
         thread_id: unsafe { libc::pthread_self() } as u64,
         uri: vars.get_str("REQUEST_URI").unwrap_or_default(),
+        app_group: key.group.clone(),
         timed_out: AtomicBool::new(false),
+        interrupted: AtomicBool::new(false),
+        abandoned: AtomicBool::new(false),
         reported_slow: AtomicBool::new(false),
         answer: answer.clone(),
         fd: stream.as_raw_fd(),
@@ -204,7 +207,8 @@ pub fn serve(
     let metrics = daemon.launch.metrics;
     let busy = metrics.map(|m| (m.taken(queued), Instant::now()));
     let ran = interp::with_group(&group, |py| {
-        run(py, daemon, stream, request, answer.clone())
+        run(py, daemon, stream, request, answer.clone());
+        active::end(py, &daemon.slots[index]);
     });
     if let (Some(m), Some((_, begun))) = (metrics, &busy) {
         m.duration(begun.elapsed());

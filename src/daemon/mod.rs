@@ -60,6 +60,9 @@ pub struct DaemonLaunch {
     pub default_script: Option<ScriptKey>,
     /// How long a read or write on a connection may block.
     pub socket_timeout: Duration,
+    /// How long one write of a response may block (`response-socket-timeout`,
+    /// else `socket_timeout`).
+    pub response_timeout: Duration,
     /// `WSGISlowRequests`: a request running longer has its Python stack
     /// logged once (zero: off).
     pub slow_requests: Duration,

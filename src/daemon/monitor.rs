@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
+use super::active::AnswerState;
 use super::state::{now_secs, Daemon};
 use crate::interp;
 use crate::metrics::Reason;
@@ -29,8 +30,11 @@ pub fn signal_set() -> libc::sigset_t {
     }
 }
 
-/// Requests the monitor has already answered 504 for running too long.
-fn timed_out_requests(daemon: &Daemon) -> usize {
+/// Requests not worth waiting for in a drain: past `request-timeout`
+/// and, when they were interrupted, past `interrupt-timeout` too (one still
+/// in its grace may yet unwind, so it is waited for).
+fn stuck_requests(daemon: &Daemon) -> usize {
+    let interrupting = !daemon.launch.spec.interrupt_timeout.is_zero();
     daemon
         .slots
         .iter()
@@ -38,15 +42,18 @@ fn timed_out_requests(daemon: &Daemon) -> usize {
             slot.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .as_ref()
-                .is_some_and(|req| req.timed_out.load(Ordering::SeqCst))
+                .is_some_and(|req| {
+                    req.timed_out.load(Ordering::SeqCst)
+                        && (!interrupting || req.abandoned.load(Ordering::SeqCst))
+                })
         })
         .count()
 }
 
 /// Stops taking connections and waits up to `limit` for in-flight ones,
-/// except those already answered 504 by the request timeout: they are
-/// stuck, and waiting for them would only keep their replacement from
-/// starting. True when nothing at all is left running.
+/// except those stuck past the request timeout (see [`stuck_requests`]):
+/// waiting for them would only keep their replacement from starting. True
+/// when nothing at all is left running.
 fn drain(daemon: &Daemon, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -54,7 +61,7 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
     daemon.poller.stop_listening();
     while gate.active > 0 {
         let now = Instant::now();
-        if now >= deadline || gate.active <= timed_out_requests(daemon) {
+        if now >= deadline || gate.active <= stuck_requests(daemon) {
             return false;
         }
         // Woken when a request ends; the short bound notices timeouts.
@@ -103,8 +110,10 @@ fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
 /// mod_wsgi's name for why a process stops (`process_stopping`'s
 /// `shutdown_reason`), from the reason this module logs.
 fn shutdown_reason(why: &str) -> &'static str {
-    const REASONS: [(&str, &str); 6] = [
+    const REASONS: [(&str, &str); 7] = [
         ("maximum requests", "maximum_requests"),
+        // Ours: mod_wsgi has no memory threshold.
+        ("maximum memory", "maximum_memory"),
         ("request timeout", "request_timeout"),
         ("startup timeout", "startup_timeout"),
         ("restart interval", "restart_interval"),
@@ -152,40 +161,139 @@ fn python_stack(daemon: &Daemon, thread_id: u64) -> Vec<String> {
     })
 }
 
-/// Answers 504 for requests running past `request-timeout`, logs their stack and asks for a restart.
+/// When a request counts as stuck: mod_wsgi 6 judges each thread by
+/// itself against `request-timeout × (1 + ln threads)`, so a process with
+/// more threads, which loses less to one stuck request, is more patient.
+fn fire_point(request_timeout: Duration, threads: u32) -> Duration {
+    request_timeout.mul_f64(1.0 + f64::from(threads.max(1)).ln())
+}
+
+/// A request the monitor found past its fire point.
+struct Stuck {
+    /// The worker's index.
+    index: usize,
+    /// Its thread, for the stack and the interruption.
+    thread_id: u64,
+    /// Its URI, for the log.
+    uri: String,
+    /// Its application group: where its thread is interrupted.
+    app_group: String,
+    /// Identifies the request (it may end meanwhile).
+    answer: Arc<AnswerState>,
+    /// The monitor answered it 504 (its response had not started).
+    answered: bool,
+}
+
+/// Handles requests running past `request-timeout` (scaled, see
+/// [`fire_point`]): 504 unless their response has started, their stack
+/// logged once, then (mod_wsgi 6's two recoveries) either the process is
+/// replaced at once (`interrupt-timeout=0`) or `mod_wsgi.RequestTimeout`
+/// is raised in the thread and the process is replaced only if the request
+/// is still running `interrupt-timeout` later.
 fn check_request_timeouts(daemon: &Daemon) {
-    let limit = daemon.launch.spec.request_timeout;
-    if limit.is_zero() {
+    let spec = &daemon.launch.spec;
+    if spec.request_timeout.is_zero() {
         return;
     }
-    for slot in &daemon.slots {
-        let stuck = {
+    let fire = fire_point(spec.request_timeout, spec.threads);
+    let grace = spec.interrupt_timeout;
+    for (index, slot) in daemon.slots.iter().enumerate() {
+        let (stuck, expired) = {
             let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
-            match guard.as_ref() {
-                Some(req)
-                    if req.started.elapsed() > limit && !req.timed_out.load(Ordering::SeqCst) =>
-                {
-                    req.timed_out.store(true, Ordering::SeqCst);
-                    Some((req.thread_id, req.answer_timeout(), req.uri.clone()))
-                }
-                _ => None,
-            }
+            let Some(req) = guard.as_ref() else { continue };
+            let ran = req.started.elapsed();
+            let stuck =
+                (ran > fire && !req.timed_out.swap(true, Ordering::SeqCst)).then(|| Stuck {
+                    index,
+                    thread_id: req.thread_id,
+                    uri: req.uri.clone(),
+                    app_group: req.app_group.clone(),
+                    answer: req.answer.clone(),
+                    answered: req.answer_timeout(),
+                });
+            let expired = !grace.is_zero()
+                && ran > fire + grace
+                && req.timed_out.load(Ordering::SeqCst)
+                && !req.abandoned.swap(true, Ordering::SeqCst);
+            (stuck, expired.then(|| (req.thread_id, req.uri.clone())))
         };
-        if let Some((thread_id, answered, uri)) = stuck {
-            log::error!(
-                "(wsgi:{}) request timeout: '{uri}' has run longer than {}s{}; Python stack of the stuck thread:",
-                daemon.group(),
-                limit.as_secs(),
-                if answered { ", answered 504" } else { "" }
-            );
-            daemon.request_restart("request timeout");
-            if let Some(metrics) = &daemon.launch.metrics {
-                metrics.timeout();
-            }
-            for line in python_stack(daemon, thread_id) {
-                log::error!("{line}");
-            }
+        if let Some(stuck) = stuck {
+            request_timed_out(daemon, fire, &stuck);
         }
+        if let Some((thread_id, uri)) = expired {
+            log::error!(
+                "WSGIRS441: (wsgi:{}) pid {} thread {thread_id}: '{uri}' did not unwind within interrupt-timeout ({}s) of mod_wsgi.RequestTimeout; replacing the process",
+                daemon.group(),
+                std::process::id(),
+                grace.as_secs()
+            );
+            daemon.request_restart("request timeout: a request did not unwind");
+        }
+    }
+}
+
+/// Logs a request past its fire point with its stack, then recovers.
+fn request_timed_out(daemon: &Daemon, fire: Duration, stuck: &Stuck) {
+    let grace = daemon.launch.spec.interrupt_timeout;
+    let recovery = if grace.is_zero() {
+        "replacing the process".to_owned()
+    } else {
+        format!(
+            "raising mod_wsgi.RequestTimeout in its thread (interrupt-timeout {}s)",
+            grace.as_secs()
+        )
+    };
+    log::error!(
+        "WSGIRS440: (wsgi:{}) request timeout: pid {} thread {}: '{}' has run longer than {:.1}s (request-timeout {}s for {} thread(s)){}; {recovery}; Python stack of the thread:",
+        daemon.group(),
+        std::process::id(),
+        stuck.thread_id,
+        stuck.uri,
+        fire.as_secs_f64(),
+        daemon.launch.spec.request_timeout.as_secs(),
+        daemon.launch.spec.threads,
+        if stuck.answered { ", answered 504" } else { "" }
+    );
+    if let Some(metrics) = &daemon.launch.metrics {
+        metrics.timeout();
+    }
+    for line in python_stack(daemon, stuck.thread_id) {
+        log::error!("{line}");
+    }
+    if grace.is_zero() {
+        daemon.request_restart("request timeout");
+    } else {
+        interrupt(daemon, stuck);
+    }
+}
+
+/// Raises `mod_wsgi.RequestTimeout` in the stuck request's thread, if the
+/// request is still running. Under the GIL of its interpreter and its
+/// slot's lock, as `active::end` ends it, so it reaches no other request.
+/// A GIL held elsewhere is left alone: deadlock-timeout is for that, and
+/// meanwhile the grace runs out.
+fn interrupt(daemon: &Daemon, stuck: &Stuck) {
+    if !gil_is_responsive(daemon) {
+        return;
+    }
+    let raised = interp::with_group(&stuck.app_group, |py| {
+        let guard = daemon.slots[stuck.index]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(req) if req.answers_with(&stuck.answer) => {
+                req.interrupted.store(true, Ordering::SeqCst);
+                interp::interrupt_thread(py, req.thread_id)
+            }
+            _ => false,
+        }
+    });
+    if !matches!(raised, Ok(true)) {
+        log::debug!(
+            "(wsgi:{}) thread {}: no running request to interrupt",
+            daemon.group(),
+            stuck.thread_id
+        );
     }
 }
 
@@ -225,6 +333,33 @@ fn check_slow_requests(daemon: &Daemon) {
     }
 }
 
+/// Updates the resident memory gauge and replaces, gracefully, a process
+/// whose resident memory passed `maximum-memory`.
+fn check_memory(daemon: &Daemon) {
+    let limit = daemon.launch.spec.maximum_memory;
+    let metrics = daemon.launch.metrics.as_ref();
+    if limit == 0 && metrics.is_none() {
+        return;
+    }
+    let resident = crate::wsgi::memory().0;
+    if let Some(metrics) = metrics {
+        metrics.set_resident(resident);
+    }
+    if limit > 0 && resident > limit && !daemon.restarting.load(Ordering::SeqCst) {
+        log::warn!(
+            "WSGIRS442: daemon process (wsgi:{}) pid {}: resident memory {} bytes ({:.1} MiB) passed maximum-memory {} bytes; replacing the process gracefully",
+            daemon.group(),
+            std::process::id(),
+            resident,
+            resident as f64 / 1048576.0,
+            limit
+        );
+        daemon.request_restart(&format!(
+            "maximum memory ({limit} bytes) passed: {resident} bytes resident"
+        ));
+    }
+}
+
 /// The main thread's loop: signals, parent death, deadlock, timeouts and recycling.
 pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
     let spec = &daemon.launch.spec;
@@ -235,13 +370,11 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
     };
     let mut ticks: u32 = 0;
     loop {
-        // The resident memory gauge, about once a second.
-        if let Some(metrics) = &daemon.launch.metrics {
-            if ticks % 10 == 0 {
-                metrics.set_resident(crate::wsgi::memory().0);
-            }
-            ticks = ticks.wrapping_add(1);
+        // Resident memory, about once a second: the gauge and maximum-memory.
+        if ticks % 10 == 0 {
+            check_memory(daemon);
         }
+        ticks = ticks.wrapping_add(1);
         // SAFETY: waits for one of our blocked signals, or the tick.
         let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
         if sig > 0 {
@@ -307,12 +440,32 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
 
 #[cfg(test)]
 mod tests {
-    use super::shutdown_reason;
+    use super::{fire_point, shutdown_reason};
+    use std::time::Duration;
+
+    #[test]
+    fn request_timeout_scales_with_threads_as_mod_wsgi_6() {
+        let t = Duration::from_secs(10);
+        assert_eq!(fire_point(t, 1), t);
+        assert_eq!(fire_point(t, 0), t);
+        let ten = fire_point(t, 10).as_secs_f64();
+        assert!((ten - 33.03).abs() < 0.01, "{ten}");
+        let many = fire_point(t, 25).as_secs_f64();
+        assert!((many - 42.19).abs() < 0.01, "{many}");
+    }
 
     #[test]
     fn shutdown_reasons_use_mod_wsgi_names() {
         for (why, reason) in [
             ("maximum requests (5) reached", "maximum_requests"),
+            (
+                "maximum memory (1048576 bytes) passed: 2097152 bytes resident",
+                "maximum_memory",
+            ),
+            (
+                "request timeout: a request did not unwind",
+                "request_timeout",
+            ),
             ("request timeout", "request_timeout"),
             (
                 "startup timeout: the application did not load",

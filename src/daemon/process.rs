@@ -263,9 +263,10 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
         drop(gate);
         let mut stream = UnixStream::from(conn);
         if !known {
-            let timeout = Some(daemon.launch.socket_timeout).filter(|t| !t.is_zero());
-            let _ = stream.set_read_timeout(timeout);
-            let _ = stream.set_write_timeout(timeout);
+            let timeout = |t: Duration| Some(t).filter(|t| !t.is_zero());
+            let _ = stream.set_read_timeout(timeout(daemon.launch.socket_timeout));
+            // Writes here are the response (and our small control bytes).
+            let _ = stream.set_write_timeout(timeout(daemon.launch.response_timeout));
         }
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             connection::serve(daemon, index, &mut stream, &mut scratch, accepting)

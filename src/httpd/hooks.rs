@@ -198,6 +198,13 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
                 group.launch.health.read_only();
             }
         }
+        if plan
+            .daemon_groups
+            .first()
+            .is_some_and(|g| g.launch.parent_pid != std::process::id() as i32)
+        {
+            supervisor::reset_child_exit_signal();
+        }
         if plan.preloads.is_empty() {
             // Python starts with the first WSGI request, if any ever comes.
             return;

@@ -310,8 +310,18 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                         } else {
                             0
                         };
+                        // A process that had started serving and is lost
+                        // (killed, a crash in a request) is replaced at once
+                        // the first time: only its requests in flight fail.
+                        // Young deaths in a row back off all the same.
+                        let served = sup.plan.daemon_groups[slot.group]
+                            .launch
+                            .health
+                            .state(slot.member)
+                            == SlotState::Ready;
                         let delay = match slot.failures {
                             0 => Duration::ZERO,
+                            1 if served => Duration::ZERO,
                             n => Duration::from_secs(1 << n.min(5)).min(MAX_BACKOFF),
                         };
                         if !delay.is_zero() {
@@ -495,6 +505,37 @@ unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
     ffi::APR_SUCCESS as ffi::apr_status_t
 }
 
+/// SIGCHLD's handler in the Apache parent: it does nothing; being caught
+/// is what matters (see [`wake_on_child_exit`]). Nothing in it can panic.
+extern "C" fn child_exited(_signal: c_int) {}
+
+/// Makes the parent notice a daemon's death at once. The MPM's main loop
+/// reaps children (and calls our other-child callback, which starts the
+/// replacement) between sleeps of one second, and SIGCHLD, ignored by
+/// default, does not end a sleep: a replacement then came up to a second
+/// late. A handler ends the sleep (`select()` is never restarted), and with
+/// `SA_RESTART` the parent's other blocking calls carry on as before.
+/// Apache's children put the default back (`reset_child_exit_signal`).
+fn wake_on_child_exit() {
+    // SAFETY: installs a handler that does nothing, on the parent's main
+    // thread during post_config; the library stays mapped (-z nodelete),
+    // so the handler outlives any unload.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = child_exited as *const () as usize;
+        action.sa_flags = libc::SA_RESTART | libc::SA_NOCLDSTOP;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut());
+    }
+}
+
+/// In an Apache child: SIGCHLD back to its default, as Apache left it, so
+/// the parent's handler (see [`wake_on_child_exit`]) changes nothing there.
+pub fn reset_child_exit_signal() {
+    // SAFETY: restores the default disposition.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+}
+
 /// Starts every daemon process of the plan and ties their lifetime to `pconf`.
 ///
 /// # Safety
@@ -522,6 +563,9 @@ pub unsafe fn start(
                 alive: false,
             });
         }
+    }
+    if !slots.is_empty() {
+        wake_on_child_exit();
     }
     let mut guard = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner());
     *guard = Some(Supervisor {

@@ -16,4 +16,4 @@ pub use groups::{for_each_group, with_group};
 pub use init::{initialize, is_initialized, InterpError, PythonSettings};
 pub use scripts::{ScriptCache, ScriptKey};
 pub use shutdown::process_stopping;
-pub use thread::with_python;
+pub use thread::{interrupt_thread, with_python, withdraw_interrupt};

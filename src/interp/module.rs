@@ -2,7 +2,8 @@
 //! under mod_wsgi 4.9/6.0: version and process facts, `request_data()`,
 //! event subscriptions (`subscribe_events`, `subscribe_shutdown`, and the
 //! `event_callbacks` / `shutdown_callbacks` lists), `active_requests`,
-//! `process_metrics()` and `server_metrics()`, plus `ApacheLogHandler`, a
+//! `process_metrics()` and `server_metrics()`, `RequestTimeout` (mod_wsgi
+//! 6's exception for a request past `request-timeout`), plus `ApacheLogHandler`, a
 //! `logging` handler that keeps Python's levels in the Apache error log
 //! (warning -> `[wsgi_rs:warn]`) instead of logging everything as an error.
 //! What the events carry and when they fire lives in `wsgi/events.rs`.
@@ -59,6 +60,11 @@ def __getattr__(name):
         raise AttributeError('mod_wsgi.%s is not provided by mod_wsgi_rs: %s'
                              % (name, _NOT_PROVIDED[name]))
     raise AttributeError('module mod_wsgi has no attribute %r' % name)
+
+class RequestTimeout(BaseException):
+    '''Raised in a daemon thread whose request ran past request-timeout
+    (with interrupt-timeout set). A BaseException, so `except Exception`
+    does not swallow it; catch it only to clean up, then re-raise.'''
 
 class ApacheLogHandler(_logging.Handler):
     '''Writes records to the Apache error log at the level of the record.'''

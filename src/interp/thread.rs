@@ -66,3 +66,36 @@ pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     pin_thread_state();
     entered(|| Python::attach(f))
 }
+
+/// Raises `mod_wsgi.RequestTimeout` (of the current interpreter) in the
+/// thread `thread_id` of the current interpreter, the next time it runs
+/// Python bytecode; true when such a thread was found. A thread blocked
+/// in C sees it only once the call returns.
+pub fn interrupt_thread(py: Python<'_>, thread_id: u64) -> bool {
+    use pyo3::types::PyAnyMethods;
+    let Ok(class) = py
+        .import("mod_wsgi")
+        .and_then(|m| m.getattr("RequestTimeout"))
+    else {
+        return false;
+    };
+    // SAFETY: `py` proves the GIL is held, in the interpreter whose thread
+    // states are searched; the class is a live object (the call takes its
+    // own reference).
+    let found =
+        unsafe { ffi::PyThreadState_SetAsyncExc(thread_id as std::ffi::c_long, class.as_ptr()) };
+    found > 0
+}
+
+/// Withdraws an exception [`interrupt_thread`] raised in this thread that
+/// has not been delivered yet, so it cannot hit a later request.
+pub fn withdraw_interrupt(_py: Python<'_>) {
+    // SAFETY: the GIL is held (`_py`); a null exception clears the pending
+    // one of this thread's state in the current interpreter.
+    unsafe {
+        ffi::PyThreadState_SetAsyncExc(
+            ffi::PyThread_get_thread_ident() as std::ffi::c_long,
+            std::ptr::null_mut(),
+        );
+    }
+}

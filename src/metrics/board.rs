@@ -47,6 +47,8 @@ pub enum Reason {
     InactivityTimeout,
     /// The interpreter stayed deadlocked past `deadlock-timeout`.
     Deadlock,
+    /// Resident memory passed `maximum-memory`.
+    Memory,
     /// The process died without saying why (a signal, an abort, the kernel's
     /// out-of-memory killer, a failed start).
     Crash,
@@ -54,7 +56,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::MaximumRequests,
         Reason::Reload,
         Reason::Timeout,
@@ -62,6 +64,7 @@ impl Reason {
         Reason::RestartInterval,
         Reason::InactivityTimeout,
         Reason::Deadlock,
+        Reason::Memory,
         Reason::Crash,
     ];
 
@@ -75,6 +78,7 @@ impl Reason {
             Reason::RestartInterval => "restart-interval",
             Reason::InactivityTimeout => "inactivity-timeout",
             Reason::Deadlock => "deadlock",
+            Reason::Memory => "memory",
             Reason::Crash => "crash",
         }
     }
@@ -89,6 +93,7 @@ impl Reason {
             "startup_timeout" => Reason::StartupTimeout,
             "restart_interval" => Reason::RestartInterval,
             "inactivity_timeout" => Reason::InactivityTimeout,
+            "maximum_memory" => Reason::Memory,
             _ => return None,
         })
     }
@@ -625,6 +630,10 @@ mod tests {
         );
         assert_eq!(Reason::from_shutdown("script_reload"), Some(Reason::Reload));
         assert_eq!(Reason::from_shutdown("shutdown_signal"), None);
+        assert_eq!(
+            Reason::from_shutdown("maximum_memory"),
+            Some(Reason::Memory)
+        );
         let labels: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(labels.len(), Reason::ALL.len());
     }
