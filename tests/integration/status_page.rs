@@ -115,7 +115,9 @@ fn status_page_draws_live_metrics_in_chromium() {
         let listed = wait_for(Duration::from_secs(30), || {
             let r = s.get("/status?format=running");
             let text = r.text();
-            text.contains("GET /dmn/block?who=%3Cme%3E")
+            // Listed by the Apache child as soon as it takes the request,
+            // with its group once it is on its way to the daemon.
+            (text.contains("GET /dmn/block?who=%3Cme%3E") && text.contains("\"group\":\"dg\""))
                 .then_some((r, text))
         });
         let (r, text) = listed.expect("the blocked request never showed as running");
