@@ -257,6 +257,8 @@ fn daemon_group(
             parent_pid: inputs.parent_pid,
             health: Default::default(),
             metrics: None,
+            succession: None,
+            retitle: None,
         },
         socket_path: format!("{}.{}.sock", inputs.socket_prefix, spec.name).into(),
         owner: owner.address,

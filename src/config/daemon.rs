@@ -59,6 +59,16 @@ pub struct DaemonProcessSpec {
     pub stack_size: u64,
     /// `maximum-requests=`; 0 for none.
     pub maximum_requests: u64,
+    /// `maximum-requests-jitter=`: each process's limit is
+    /// `maximum-requests` plus a random number up to this (gunicorn's
+    /// `max-requests-jitter`), so processes started together do not all
+    /// reach it together.
+    pub maximum_requests_jitter: u64,
+    /// `process-template=On`: Python starts, and the group's scripts that
+    /// run in the main interpreter are imported, once in a template
+    /// process; every daemon process is forked from it, and a process is
+    /// replaced only once its successor serves.
+    pub process_template: bool,
     /// `restart-interval=`; zero for none.
     pub restart_interval: Duration,
     /// `inactivity-timeout=`; zero for none.
@@ -146,6 +156,8 @@ impl Default for DaemonProcessSpec {
             switch_interval: None,
             stack_size: 0,
             maximum_requests: 0,
+            maximum_requests_jitter: 0,
+            process_template: false,
             restart_interval: Duration::ZERO,
             inactivity_timeout: Duration::ZERO,
             request_timeout: Duration::ZERO,
@@ -211,6 +223,11 @@ fn set_option(spec: &mut DaemonProcessSpec, name: &str, value: &str) -> Result<(
         }
         "stack-size" => spec.stack_size = v.number(1, u64::MAX)?,
         "maximum-requests" => spec.maximum_requests = v.number(0, u64::MAX)?,
+        "maximum-requests-jitter" => spec.maximum_requests_jitter = v.number(0, u64::MAX)?,
+        "process-template" => {
+            spec.process_template =
+                parse_on_off(value).ok_or_else(|| "expected On or Off".to_owned())?;
+        }
         "startup-timeout" => spec.startup_timeout = v.seconds()?,
         "shutdown-timeout" => spec.shutdown_timeout = v.seconds()?,
         "deadlock-timeout" => spec.deadlock_timeout = v.seconds()?,
@@ -425,6 +442,8 @@ mod tests {
             "switch-interval=0.002",
             "stack-size=524288",
             "maximum-requests=1000",
+            "maximum-requests-jitter=100",
+            "process-template=On",
             "restart-interval=3600",
             "inactivity-timeout=60",
             "request-timeout=30",
@@ -470,6 +489,8 @@ mod tests {
         assert_eq!(spec.switch_interval, Some(0.002));
         assert_eq!(spec.stack_size, 524_288);
         assert_eq!(spec.maximum_requests, 1000);
+        assert_eq!(spec.maximum_requests_jitter, 100);
+        assert!(spec.process_template);
         assert_eq!(spec.restart_interval, Duration::from_secs(3600));
         assert_eq!(spec.inactivity_timeout, Duration::from_secs(60));
         assert_eq!(spec.request_timeout, Duration::from_secs(30));
@@ -555,6 +576,9 @@ mod tests {
             ("threads=-1", "must not be negative"),
             ("threads=65534", "must be at most 65533"),
             ("maximum-requests=1e3", "expected a whole number"),
+            ("maximum-requests-jitter=-3", "must not be negative"),
+            ("maximum-requests-jitter=ten", "expected a whole number"),
+            ("process-template=yes", "expected On or Off"),
             ("request-timeout=-5", "must not be negative"),
             ("graceful-timeout=1.5", "expected a whole number"),
             ("socket-timeout=10s", "expected a whole number"),

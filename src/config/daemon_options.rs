@@ -9,7 +9,7 @@ use super::args::parse_whole_number;
 pub(super) const MAX_THREADS: u64 = 0xfffd;
 
 /// Every option `WSGIDaemonProcess` accepts, as mod_wsgi spells them.
-pub(super) const DAEMON_OPTIONS: [&str; 47] = [
+pub(super) const DAEMON_OPTIONS: [&str; 49] = [
     "user",
     "group",
     "supplementary-groups",
@@ -59,6 +59,8 @@ pub(super) const DAEMON_OPTIONS: [&str; 47] = [
     "newrelic-environment",
     // Ours, beyond mod_wsgi (last, so the notice ids above keep their numbers).
     "maximum-memory",
+    "maximum-requests-jitter",
+    "process-template",
 ];
 
 /// Options accepted for compatibility that do nothing here, and why: each

@@ -6,6 +6,10 @@
 //! - [`health`]: whether the group can serve, shared with Apache's children.
 //! - [`privileges`]: turning a forked root process into the group's user.
 //! - [`process`]: a daemon process's life: set-up and the worker threads.
+//! - [`template`]: a group's template process (`process-template=On`),
+//!   which forks the group's processes from a started Python and replaces
+//!   each one only once its successor serves.
+//! - [`succession`]: what a process forked from a template tells it.
 //! - [`monitor`]: the main thread that applies signals, timeouts and
 //!   recycling, and the graceful exit.
 //! - [`state`]: what workers and monitor share.
@@ -26,6 +30,8 @@ pub mod protocol;
 #[cfg(test)]
 mod protocol_props;
 pub mod state;
+pub mod succession;
+pub mod template;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,4 +79,10 @@ pub struct DaemonLaunch {
     /// Its place on the metrics board, when metrics are collected (set by
     /// the parent as it forks the process).
     pub metrics: Option<crate::metrics::ProcessMetrics>,
+    /// The line to the template process that forked this process, when the
+    /// group has one (set by the template as it forks the process).
+    pub succession: Option<std::sync::Arc<succession::Link>>,
+    /// Sets the process title (`display-name`); given by the Apache parent
+    /// to a template, whose processes take the group's title back.
+    pub retitle: Option<fn(&str)>,
 }

@@ -30,6 +30,20 @@ pub fn signal_set() -> libc::sigset_t {
     }
 }
 
+/// The signals a process forked from a template also waits for: SIGUSR2,
+/// "your successor serves" (see [`succession`](super::succession)).
+pub fn succession_signal_set() -> libc::sigset_t {
+    let mut set = signal_set();
+    // SAFETY: sigset manipulation on a local value.
+    unsafe { libc::sigaddset(&mut set, libc::SIGUSR2) };
+    set
+}
+
+/// How long a process whose replacement was asked for serves on while no
+/// successor comes (the template could not start one); then it exits as a
+/// process without a template does.
+const HANDOVER_WAIT: Duration = Duration::from_secs(10);
+
 /// Requests not worth waiting for in a drain: past `request-timeout`
 /// and, when they were interrupted, past `interrupt-timeout` too (one still
 /// in its grace may yet unwind, so it is waited for).
@@ -77,8 +91,11 @@ fn drain(daemon: &Daemon, limit: Duration) -> bool {
 
 /// Drains within `limit`, runs the application's atexit callbacks when that was clean, and exits.
 fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
-    // Counted as decided, not as done: the drain may take a while.
-    if let Some(metrics) = &daemon.launch.metrics {
+    // Counted as decided, not as done: the drain may take a while. A
+    // process forked from a template counted it when it asked to be
+    // replaced.
+    let counted = daemon.launch.succession.is_some() && daemon.restarting.load(Ordering::SeqCst);
+    if let Some(metrics) = daemon.launch.metrics.as_ref().filter(|_| !counted) {
         if let Some(reason) = Reason::from_shutdown(shutdown_reason(why)) {
             metrics.restart(reason);
         }
@@ -109,7 +126,7 @@ fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
 
 /// mod_wsgi's name for why a process stops (`process_stopping`'s
 /// `shutdown_reason`), from the reason this module logs.
-fn shutdown_reason(why: &str) -> &'static str {
+pub(super) fn shutdown_reason(why: &str) -> &'static str {
     const REASONS: [(&str, &str); 7] = [
         ("maximum requests", "maximum_requests"),
         // Ours: mod_wsgi has no memory threshold.
@@ -363,7 +380,13 @@ fn check_memory(daemon: &Daemon) {
 /// The main thread's loop: signals, parent death, deadlock, timeouts and recycling.
 pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
     let spec = &daemon.launch.spec;
-    let set = signal_set();
+    let link = daemon.launch.succession.as_deref();
+    let set = if link.is_some() {
+        succession_signal_set()
+    } else {
+        signal_set()
+    };
+    let mut restart_seen: Option<Instant> = None;
     let tick = libc::timespec {
         tv_sec: 0,
         tv_nsec: 100_000_000,
@@ -377,7 +400,10 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
         ticks = ticks.wrapping_add(1);
         // SAFETY: waits for one of our blocked signals, or the tick.
         let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
-        if sig > 0 {
+        if let (libc::SIGUSR2, Some(link)) = (sig, link) {
+            link.handed_over.store(true, Ordering::SeqCst);
+            daemon.request_restart("replaced by its successor");
+        } else if sig > 0 {
             exit_process(
                 daemon,
                 spec.shutdown_timeout,
@@ -427,6 +453,13 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
             }
         }
         if daemon.restarting.load(Ordering::SeqCst) {
+            // Forked from a template: serve on until the successor does.
+            let since = *restart_seen.get_or_insert_with(Instant::now);
+            if link.is_some_and(|l| !l.handed_over.load(Ordering::SeqCst))
+                && since.elapsed() < HANDOVER_WAIT
+            {
+                continue;
+            }
             let reason = daemon
                 .restart_reason
                 .lock()

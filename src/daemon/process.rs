@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use super::connection::{self, After, Scratch};
 use super::health::SlotState;
-use super::monitor::{monitor, signal_set};
+use super::monitor::{monitor, signal_set, succession_signal_set};
 use super::poller::{Poller, Ready};
 use super::privileges::become_identity;
 use super::state::{now_secs, Daemon};
+use super::succession::Link;
 use super::DaemonLaunch;
-use crate::interp;
+use crate::interp::{self, ScriptCache};
 use crate::wsgi::log_script_error;
 
 /// Runs process `slot` of its group, after waiting `hold_off` (the
@@ -103,6 +104,18 @@ fn hold_off_start(launch: &DaemonLaunch, hold_off: Duration) {
 
 /// Sets the process up, starts its workers and becomes the monitor; returns only on a start-up failure.
 fn start(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> Result<(), String> {
+    prepare(&launch, hold_off, &[slot])?;
+    serve(launch, slot, ScriptCache::new(), false)
+}
+
+/// Everything up to a started Python, for a process of the group or its
+/// template: signals, the back-off, limits, chroot, the user switch, the
+/// locale and Python. `slots`: the health records this start tries for.
+pub(super) fn prepare(
+    launch: &DaemonLaunch,
+    hold_off: Duration,
+    slots: &[usize],
+) -> Result<(), String> {
     // Signals become events the monitor waits for; a closed client must be an
     // EPIPE error, not a dead process.
     // SAFETY: process-wide signal set-up while still single-threaded.
@@ -112,9 +125,11 @@ fn start(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> Result<(), St
         let set = signal_set();
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
-    hold_off_start(&launch, hold_off);
-    launch.health.begin_retry(slot);
-    apply_limits(&launch);
+    hold_off_start(launch, hold_off);
+    for &slot in slots {
+        launch.health.begin_retry(slot);
+    }
+    apply_limits(launch);
     if let Some(root) = &launch.spec.chroot {
         let c = std::ffi::CString::new(root.as_str()).map_err(|_| "bad chroot path".to_string())?;
         // SAFETY: plain syscalls with a NUL-terminated path.
@@ -145,32 +160,62 @@ fn start(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> Result<(), St
             unsafe { libc::setlocale(libc::LC_ALL, c.as_ptr()) };
         }
     }
-    interp::initialize(&launch.python).map_err(|e| e.to_string())?;
-    let threads = launch.spec.threads as usize;
-    let poller =
-        Poller::new(launch.listener_fd).map_err(|e| format!("cannot create epoll set: {e}"))?;
-    let daemon = Arc::new(Daemon::new(launch, poller, threads));
-    if let Some(metrics) = &daemon.launch.metrics {
-        metrics.set_threads(threads);
-    }
-    for key in &daemon.launch.preloads {
+    interp::initialize(&launch.python).map_err(|e| e.to_string())
+}
+
+/// Loads the group's start-up scripts into `scripts`: those whose
+/// application group `wanted` accepts. False when one failed (logged with
+/// its traceback).
+pub(super) fn preload(
+    launch: &DaemonLaunch,
+    scripts: &ScriptCache,
+    wanted: impl Fn(&str) -> bool,
+) -> bool {
+    let mut ok = true;
+    let name = &launch.spec.name;
+    for key in launch.preloads.iter().filter(|k| wanted(&k.group)) {
         // Each script loads in the interpreter of its application group.
         let loaded = interp::with_group(&key.group, |py| {
-            daemon
-                .scripts
-                .module(py, key, None, false)
-                .map(drop)
-                .map_err(|e| {
-                    let message =
-                        format!("(wsgi:{}) failed to preload script: {e}", daemon.group());
-                    log_script_error(py, &message, e.python_error(), |line| log::error!("{line}"));
-                })
+            scripts.module(py, key, None, false).map(drop).map_err(|e| {
+                let message = format!("(wsgi:{name}) failed to preload script: {e}");
+                log_script_error(py, &message, e.python_error(), |line| log::error!("{line}"));
+            })
         });
         match loaded {
             Ok(Ok(())) => continue,
             Ok(Err(())) => {}
-            Err(e) => log::error!("(wsgi:{}) failed to preload script: {e}", daemon.group()),
+            Err(e) => log::error!("(wsgi:{name}) failed to preload script: {e}"),
         }
+        ok = false;
+    }
+    ok
+}
+
+/// Serves as process `slot` of the group from a started Python: its
+/// start-up scripts not yet in `scripts` are loaded (`load_failed`: one
+/// already failed), its workers start, and the main thread becomes the
+/// monitor. A successor forked by a template waits for the template's
+/// signal before its workers take connections.
+pub(super) fn serve(
+    launch: DaemonLaunch,
+    slot: usize,
+    scripts: ScriptCache,
+    load_failed: bool,
+) -> Result<(), String> {
+    let threads = launch.spec.threads as usize;
+    let poller =
+        Poller::new(launch.listener_fd).map_err(|e| format!("cannot create epoll set: {e}"))?;
+    let daemon = Arc::new(Daemon::new(launch, poller, threads, scripts));
+    if let Some(metrics) = &daemon.launch.metrics {
+        metrics.set_threads(threads);
+    }
+    // Those a template loaded are in the cache already (it only loads the
+    // main interpreter's: sub-interpreters do not survive a fork).
+    let forked = daemon.launch.succession.is_some();
+    let ok = preload(&daemon.launch, &daemon.scripts, |group| {
+        !(forked && group.is_empty())
+    });
+    if load_failed || !ok {
         daemon.load_failed.store(true, Ordering::SeqCst);
     }
     log::info!(
@@ -180,6 +225,9 @@ fn start(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> Result<(), St
     );
 
     spawn_heartbeat(&daemon);
+    if let Some(link) = daemon.launch.succession.as_deref().filter(|l| l.standby) {
+        wait_for_turn(&daemon, link);
+    }
     for index in 0..threads {
         let d = daemon.clone();
         let mut builder = std::thread::Builder::new().name(format!("wsgi-{index}"));
@@ -194,6 +242,29 @@ fn start(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> Result<(), St
     // would for a busy process; from now on none is refused.
     daemon.launch.health.set(slot, SlotState::Ready);
     monitor(&daemon)
+}
+
+/// A successor tells its template it is ready and waits for the signal to
+/// serve; a stop signal, or the template going away, ends it instead.
+fn wait_for_turn(daemon: &Daemon, link: &Link) {
+    link.standing_by();
+    let set = succession_signal_set();
+    let wait = libc::timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    };
+    loop {
+        // SAFETY: waits for one of our blocked signals; getppid cannot fail.
+        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &wait) };
+        if sig == libc::SIGUSR2 {
+            return;
+        }
+        // SAFETY: getppid cannot fail.
+        if sig > 0 || unsafe { libc::getppid() } != daemon.launch.parent_pid {
+            // SAFETY: nothing has been served; see run().
+            unsafe { libc::_exit(0) }
+        }
+    }
 }
 
 /// A Python-side tick: when it stops advancing, the GIL is stuck.

@@ -10,6 +10,7 @@ use super::active::ActiveRequest;
 use super::poller::Poller;
 use super::DaemonLaunch;
 use crate::interp::ScriptCache;
+use crate::metrics::Reason;
 
 /// Whether requests may still be served, and how many are in flight.
 #[derive(Default)]
@@ -42,6 +43,8 @@ pub struct Daemon {
     pub load_failed: AtomicBool,
     /// Requests taken so far, for `maximum-requests`.
     pub(super) served: AtomicU64,
+    /// This process's `maximum-requests`, its jitter added (0: none).
+    pub(super) limit: u64,
     /// Open client connections, idle ones included.
     pub(super) connections: AtomicUsize,
     /// What the workers wait on.
@@ -71,10 +74,16 @@ impl Daemon {
         self.last_activity.store(now_secs(), Ordering::Relaxed);
     }
 
-    /// The state of a process with `threads` workers, before any request.
-    pub(super) fn new(launch: DaemonLaunch, poller: Poller, threads: usize) -> Daemon {
+    /// The state of a process with `threads` workers and the scripts
+    /// loaded so far, before any request.
+    pub(super) fn new(
+        launch: DaemonLaunch,
+        poller: Poller,
+        threads: usize,
+        scripts: ScriptCache,
+    ) -> Daemon {
         Daemon {
-            scripts: ScriptCache::new(),
+            scripts,
             gate: Mutex::new(Gate::default()),
             idle: Condvar::new(),
             restart_reason: Mutex::new(None),
@@ -82,6 +91,10 @@ impl Daemon {
             app_loaded: AtomicBool::new(false),
             load_failed: AtomicBool::new(false),
             served: AtomicU64::new(0),
+            limit: super::succession::limit_with_jitter(
+                launch.spec.maximum_requests,
+                launch.spec.maximum_requests_jitter,
+            ),
             connections: AtomicUsize::new(0),
             poller,
             last_activity: AtomicU64::new(now_secs()),
@@ -106,6 +119,20 @@ impl Daemon {
             );
             *r = Some(reason.to_owned());
             self.restarting.store(true, Ordering::SeqCst);
+            // A template replaces the process once its successor serves;
+            // a changed script replaces the template itself.
+            // Counted now, while the slot on the metrics board is still
+            // this process's: its successor takes the slot over.
+            if let Some(link) = &self.launch.succession {
+                if let Some(metrics) = &self.launch.metrics {
+                    if let Some(why) =
+                        Reason::from_shutdown(super::monitor::shutdown_reason(reason))
+                    {
+                        metrics.restart(why);
+                    }
+                }
+                link.retire(reason.starts_with("script '"));
+            }
         }
     }
 
@@ -119,14 +146,29 @@ impl Daemon {
     /// when taken, not when finished: the client's next request may arrive
     /// before this one's worker has finished its bookkeeping, and must
     /// already see the restart (maximum-requests is exact).
+    ///
+    /// A process forked from a template asks for its successor a little
+    /// before its limit ([`lead`](super::succession::lead)), stops taking
+    /// new connections at the limit, and for any other reason to restart
+    /// serves on until its successor does.
     pub fn admit(&self) -> bool {
         let n = self.served.fetch_add(1, Ordering::SeqCst) + 1;
-        let max = self.launch.spec.maximum_requests;
-        let admitted = !self.restarting.load(Ordering::SeqCst) && (max == 0 || n <= max);
+        let max = self.limit;
+        let link = self.launch.succession.as_deref();
+        if let Some(link) = link.filter(|_| max > 0) {
+            let lead = super::succession::lead(max, self.slots.len() as u64);
+            if max > lead && n == max - lead {
+                link.prepare();
+            }
+        }
         if max > 0 && n == max {
+            if link.is_some() {
+                self.poller.stop_listening();
+            }
             self.request_restart(&format!("maximum requests ({max}) reached"));
         }
-        admitted
+        let within = max == 0 || n <= max;
+        within && (link.is_some() || !self.restarting.load(Ordering::SeqCst))
     }
 
     /// Open client connections, idle ones included.

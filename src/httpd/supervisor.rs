@@ -8,6 +8,7 @@
 use std::ffi::{c_int, c_void, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use super::ffi;
 use super::plan::{DaemonGroup, ProcessPlan};
 use super::pool::pool_box;
 use crate::daemon::health::SlotState;
+use crate::daemon::succession::{restart_delay, YOUNG};
 
 /// One daemon process's place in a group.
 struct Slot {
@@ -39,6 +41,9 @@ struct Slot {
     hold_off: Duration,
     /// The process is running.
     alive: bool,
+    /// The process is the group's template (`process-template=On`): it
+    /// forks and supervises the group's processes itself.
+    template: bool,
 }
 
 /// The parent's view of every daemon process.
@@ -65,10 +70,9 @@ unsafe impl Send for Supervisor {}
 /// The parent's supervisor, once started.
 static SUPERVISOR: Mutex<Option<Supervisor>> = Mutex::new(None);
 
-/// A process dying sooner than this after start counts as a start-up failure.
-const YOUNG: Duration = Duration::from_secs(10);
-/// The longest wait before respawning a failing process.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The main server, for the process titles of a template's processes
+/// (read in forked children, where the supervisor's lock may be held).
+static TITLE_SERVER: AtomicPtr<ffi::server_rec> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Why a group's socket could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -199,9 +203,37 @@ unsafe fn set_process_title(server: *mut ffi::server_rec, title: &str) {
     }
 }
 
-/// Forks process `member` of `group`, which waits `hold_off` before it
-/// starts. Returns its pid (the child never returns).
-fn fork_process(sup: &Supervisor, group: usize, member: usize, hold_off: Duration) -> Option<i32> {
+/// Sets the title of a process forked from a template (see
+/// `set_process_title`).
+fn retitle(title: &str) {
+    let server = TITLE_SERVER.load(Ordering::Acquire);
+    if !server.is_null() {
+        // SAFETY: the main server of this generation; the process is a
+        // fork (through its template) of the parent, argv still in place.
+        unsafe { set_process_title(server, title) };
+    }
+}
+
+/// The health records and board places a slot's process answers for: its
+/// own, or every one of its group's for a template.
+fn members_of(plan: &ProcessPlan, slot: &Slot) -> std::ops::Range<usize> {
+    if slot.template {
+        0..plan.daemon_groups[slot.group].launch.spec.processes as usize
+    } else {
+        slot.member..slot.member + 1
+    }
+}
+
+/// Forks process `member` of `group` (its template when `template`), which
+/// waits `hold_off` before it starts. Returns its pid (the child never
+/// returns).
+fn fork_process(
+    sup: &Supervisor,
+    group: usize,
+    member: usize,
+    template: bool,
+    hold_off: Duration,
+) -> Option<i32> {
     let plan = &sup.plan;
     let stop = crate::daemon::monitor::signal_set();
     // SAFETY: the Apache parent is single-threaded here (post_config,
@@ -254,13 +286,27 @@ fn fork_process(sup: &Supervisor, group: usize, member: usize, hold_off: Duratio
     // every host's log before forking.
     super::log::install(plan.daemon_groups[group].owner as *mut ffi::server_rec);
     if let Some(title) = launch.spec.process_title() {
+        let title = if template {
+            format!("{title} template")
+        } else {
+            title
+        };
         // SAFETY: freshly forked from the parent, argv untouched.
         unsafe { set_process_title(sup.server, &title) };
     }
     // A panic must never unwind out of the child back into httpd's code
     // (it would carry on as a second copy of the MPM's main loop).
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::daemon::process::run(launch, hold_off, member)
+        if template {
+            launch.metrics = None;
+            launch.retitle = Some(retitle);
+            let members = (0..launch.spec.processes as usize)
+                .map(|m| super::metrics::daemon_process(group, m))
+                .collect();
+            crate::daemon::template::run(launch, hold_off, members)
+        } else {
+            crate::daemon::process::run(launch, hold_off, member)
+        }
     }));
     if outcome.is_err() {
         ::log::error!(
@@ -291,9 +337,13 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
             match reason {
                 ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
                     let was_alive = std::mem::replace(&mut slot.alive, false);
+                    let members = members_of(&sup.plan, slot);
                     if let Some(board) = super::metrics::current() {
-                        // Apache stopping it is no restart.
-                        board.process_gone(slot.group + 1, slot.member, !stopping);
+                        // Apache stopping it is no restart; a template's
+                        // processes go with it (counted by their own).
+                        for member in members.clone() {
+                            board.process_gone(slot.group + 1, member, !stopping && !slot.template);
+                        }
                     }
                     let name = &sup.plan.daemon_groups[slot.group].launch.spec.name;
                     ::log::info!(
@@ -319,10 +369,10 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                             .health
                             .state(slot.member)
                             == SlotState::Ready;
-                        let delay = match slot.failures {
-                            0 => Duration::ZERO,
-                            1 if served => Duration::ZERO,
-                            n => Duration::from_secs(1 << n.min(5)).min(MAX_BACKOFF),
+                        let delay = if slot.failures == 1 && served {
+                            Duration::ZERO
+                        } else {
+                            restart_delay(slot.failures)
                         };
                         if !delay.is_zero() {
                             ::log::warn!(
@@ -337,18 +387,20 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                             // served and then crashed is an application
                             // fault: its replacement is waited for.
                             let health = &sup.plan.daemon_groups[slot.group].launch.health;
-                            match health.state(slot.member) {
-                                SlotState::Starting | SlotState::Retrying => health.fail(
-                                    slot.member,
-                                    &format!(
-                                        "daemon process pid {} died during start-up (status {status})",
-                                        slot.pid
+                            for member in members {
+                                match health.state(member) {
+                                    SlotState::Starting | SlotState::Retrying => health.fail(
+                                        member,
+                                        &format!(
+                                            "daemon process pid {} died during start-up (status {status})",
+                                            slot.pid
+                                        ),
                                     ),
-                                ),
-                                SlotState::Ready => {
-                                    health.set(slot.member, SlotState::Starting);
+                                    SlotState::Ready => {
+                                        health.set(member, SlotState::Starting);
+                                    }
+                                    SlotState::Failed | SlotState::Unknown => {}
                                 }
-                                SlotState::Failed | SlotState::Unknown => {}
                             }
                         }
                         slot.hold_off = delay;
@@ -387,20 +439,23 @@ fn start_slot(sup: &mut Supervisor, index: usize) {
         group,
         member,
         hold_off,
+        template,
         ..
     } = sup.slots[index];
     if hold_off.is_zero() {
         // A start after a failure stays "failed" until its back-off ends.
-        sup.plan.daemon_groups[group]
-            .launch
-            .health
-            .set(member, SlotState::Starting);
+        for member in members_of(&sup.plan, &sup.slots[index]) {
+            sup.plan.daemon_groups[group]
+                .launch
+                .health
+                .set(member, SlotState::Starting);
+        }
     }
-    let Some(pid) = fork_process(sup, group, member, hold_off) else {
+    let Some(pid) = fork_process(sup, group, member, template, hold_off) else {
         sup.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
         return;
     };
-    if let Some(board) = super::metrics::current() {
+    if let Some(board) = super::metrics::current().filter(|_| !template) {
         board.process_started(group + 1, member, pid as u32);
     }
     let slot = &mut sup.slots[index];
@@ -546,9 +601,17 @@ pub unsafe fn start(
     pconf: *mut ffi::apr_pool_t,
     server: *mut ffi::server_rec,
 ) {
+    TITLE_SERVER.store(server, Ordering::Release);
     let mut slots = Vec::new();
     for (group, g) in plan.daemon_groups.iter().enumerate() {
-        for member in 0..g.launch.spec.processes as usize {
+        // A group with a template has one process here: the template.
+        let template = g.launch.spec.process_template;
+        let processes = if template {
+            1
+        } else {
+            g.launch.spec.processes as usize
+        };
+        for member in 0..processes {
             // SAFETY: pconf is live (caller's contract).
             let proc_ = unsafe { pool_box(pconf, std::mem::zeroed::<ffi::apr_proc_t>()) };
             slots.push(Slot {
@@ -561,6 +624,7 @@ pub unsafe fn start(
                 respawn_at: Some(Instant::now()),
                 hold_off: Duration::ZERO,
                 alive: false,
+                template,
             });
         }
     }

@@ -4,6 +4,7 @@
 //! (`groups.rs`), long-lived thread states per server thread, and the cache
 //! of loaded WSGI scripts.
 
+mod fork;
 mod groups;
 mod init;
 mod module;
@@ -12,6 +13,7 @@ mod shutdown;
 mod signals;
 mod thread;
 
+pub use fork::fork;
 pub use groups::{for_each_group, with_group};
 pub use init::{initialize, is_initialized, InterpError, PythonSettings};
 pub use scripts::{ScriptCache, ScriptKey};

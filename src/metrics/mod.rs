@@ -53,6 +53,18 @@ impl ProcessMetrics {
         self.board.set_threads(self.group, self.slot, threads);
     }
 
+    /// Process `pid` now serves in this slot (a template process's account
+    /// of the processes it forks).
+    pub fn started(&self, pid: u32) {
+        self.board.process_started(self.group, self.slot, pid);
+    }
+
+    /// The process serving in this slot has gone; see
+    /// [`Board::process_gone`].
+    pub fn gone(&self, count_crash: bool) {
+        self.board.process_gone(self.group, self.slot, count_crash);
+    }
+
     /// This process has `bytes` resident.
     pub fn set_resident(&self, bytes: u64) {
         self.board.set_resident(self.group, self.slot, bytes);

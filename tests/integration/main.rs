@@ -83,6 +83,7 @@ mod daemon_reload;
 mod daemon_responses;
 mod daemon_security;
 mod daemon_startup_timeout;
+mod daemon_template;
 mod daemon_timeouts;
 mod daemon_unavailable;
 mod directives;

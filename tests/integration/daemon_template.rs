@@ -1,0 +1,186 @@
+//! `process-template=On` (ours only): a daemon group's processes are forked
+//! from a template process that started Python and imported the group's
+//! start-up scripts once; a recycled process is replaced only once its
+//! successor serves, one replacement at a time per group; a changed script
+//! replaces the template, so the new code is imported.
+
+use std::collections::HashSet;
+use std::fs;
+use std::time::Duration;
+
+use crate::common::{referee_differs, wait_for};
+use crate::common::{Mpm, Running, Server};
+use crate::daemon::{field, served_pid};
+
+/// An app that leaves a mark (its pid) in `var/imports` each time its
+/// script is imported, and answers with its version and pid.
+fn marking_app(version: &str) -> String {
+    format!(
+        r#"
+import os
+with open('{{root}}/var/imports', 'a') as f:
+    f.write('%d\n' % os.getpid())
+VERSION = '{version}'
+def application(environ, start_response):
+    body = ('version=%s\npid=%d\n' % (VERSION, os.getpid())).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+"#
+    )
+}
+
+/// A group `tpl` with a template, serving `marking_app` at /app (preloaded:
+/// both groups are named).
+fn template_server(mpm: Mpm, options: &str) -> Running {
+    Server::new(mpm)
+        .file("app.wsgi", &marking_app("one"))
+        .conf(&format!(
+            "WSGIDaemonProcess tpl process-template=On display-name=%{{GROUP}} {options}\n\
+             WSGIScriptAlias /app {{root}}/app.wsgi process-group=tpl application-group=%{{GLOBAL}}\n"
+        ))
+        .start()
+}
+
+/// The pids that imported the script so far.
+fn imports(s: &Running) -> Vec<u32> {
+    fs::read_to_string(s.path("var/imports"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+/// `clients` threads send `each` requests to /app; returns every status
+/// and the pids that answered.
+fn load(s: &Running, clients: usize, each: usize) -> (Vec<u16>, HashSet<u32>) {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..each)
+                        .map(|_| {
+                            let r = s.get("/app");
+                            let pid = (r.status == 200).then(|| served_pid(&r));
+                            (r.status, pid)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        let mut pids = HashSet::new();
+        for h in handles {
+            for (status, pid) in h.join().unwrap() {
+                statuses.push(status);
+                pids.extend(pid);
+            }
+        }
+        (statuses, pids)
+    })
+}
+
+/// The log's replacement events in order: `+` a successor starting, `-`
+/// one serving in place of its predecessor.
+fn replacements(log: &str) -> String {
+    log.lines()
+        .filter_map(|l| {
+            if l.contains("WSGIRS424") {
+                Some('+')
+            } else if l.contains("WSGIRS425") && !l.contains("in place of pid 0 ") {
+                Some('-')
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Under load with maximum-requests=8 (jittered) and two processes, every
+/// MPM: no request fails, processes really are replaced many times, the
+/// script is imported once (in the template, which serves nothing), and
+/// replacements of the group never overlap: each successor serves before
+/// the next one starts.
+#[test]
+fn recycles_under_load_from_one_import_one_at_a_time() {
+    if referee_differs("process-template is ours") {
+        return;
+    }
+    for mpm in Mpm::ALL {
+        let s = template_server(
+            mpm,
+            "processes=2 threads=4 maximum-requests=8 maximum-requests-jitter=4",
+        );
+        let (statuses, pids) = load(&s, 6, 50);
+        let failed: Vec<_> = statuses.iter().filter(|&&c| c != 200).collect();
+        assert!(failed.is_empty(), "{mpm:?}: failed {failed:?}");
+        // 300 requests at most 12 per process: at least 25 processes.
+        assert!(
+            pids.len() >= 25,
+            "{mpm:?}: only {} processes served",
+            pids.len()
+        );
+        let imported = imports(&s);
+        assert_eq!(imported.len(), 1, "{mpm:?}: imported by {imported:?}");
+        assert!(!pids.contains(&imported[0]), "{mpm:?}: the template served");
+        let events = replacements(&s.error_log());
+        assert!(events.len() >= 40, "{mpm:?}: {events}");
+        let mut open = 0;
+        for e in events.chars() {
+            open += if e == '+' { 1 } else { -1 };
+            assert!(
+                (0..=1).contains(&open),
+                "{mpm:?}: overlapping replacements: {events}"
+            );
+        }
+    }
+}
+
+/// Touching the script with the template: the template is replaced and
+/// imports the new code; no request fails meanwhile.
+#[test]
+fn touch_reload_imports_the_new_code() {
+    if referee_differs("process-template is ours") {
+        return;
+    }
+    let s = template_server(Mpm::Event, "processes=2 threads=2");
+    let r = s.get("/app");
+    assert_eq!(field(&r.text(), "version").as_deref(), Some("one"));
+    s.write_file("app.wsgi", &marking_app("two"));
+    s.touch("app.wsgi");
+    let reloaded = wait_for(Duration::from_secs(30), || {
+        let r = s.get("/app");
+        assert_eq!(r.status, 200, "{}", r.text());
+        (field(&r.text(), "version").as_deref() == Some("two")).then_some(())
+    });
+    assert!(reloaded.is_some(), "the new code never served");
+    for _ in 0..20 {
+        let r = s.get("/app");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(field(&r.text(), "version").as_deref(), Some("two"));
+    }
+    assert_eq!(imports(&s).len(), 2, "{:?}", imports(&s));
+}
+
+/// restart-interval with the template: under a trickle the process is
+/// replaced, every request succeeds, and the replacement was started and
+/// serving before the old process stopped (the log says so).
+#[test]
+fn restart_interval_hands_over_to_a_ready_successor() {
+    if referee_differs("process-template is ours") {
+        return;
+    }
+    let s = template_server(Mpm::Worker, "processes=1 threads=2 restart-interval=1");
+    let first = served_pid(&s.get("/app"));
+    let replaced = wait_for(Duration::from_secs(30), || {
+        let r = s.get("/app");
+        assert_eq!(r.status, 200, "{}", r.text());
+        (served_pid(&r) != first).then_some(())
+    });
+    assert!(replaced.is_some(), "never replaced");
+    let log = s.error_log();
+    assert!(
+        log.contains(&format!("in place of pid {first} ")),
+        "no hand-over from {first}: {log}"
+    );
+}
