@@ -161,14 +161,15 @@ impl Daemon {
                 link.prepare();
             }
         }
+        let within = max == 0 || n <= max;
+        let admitted = within && (link.is_some() || !self.restarting.load(Ordering::SeqCst));
         if max > 0 && n == max {
             if link.is_some() {
                 self.poller.stop_listening();
             }
             self.request_restart(&format!("maximum requests ({max}) reached"));
         }
-        let within = max == 0 || n <= max;
-        within && (link.is_some() || !self.restarting.load(Ordering::SeqCst))
+        admitted
     }
 
     /// Open client connections, idle ones included.

@@ -184,3 +184,26 @@ fn restart_interval_hands_over_to_a_ready_successor() {
         "no hand-over from {first}: {log}"
     );
 }
+
+/// maximum-requests stays exact with the template: 20 sequential requests
+/// to one process with maximum-requests=5 are served in four runs of five
+/// by four processes, though each successor was started ahead.
+#[test]
+fn maximum_requests_stays_exact() {
+    if referee_differs("process-template is ours") {
+        return;
+    }
+    let s = template_server(Mpm::Prefork, "processes=1 threads=2 maximum-requests=5");
+    let pids: Vec<u32> = (0..20)
+        .map(|i| {
+            let r = s.get("/app");
+            assert_eq!(r.status, 200, "request {i}: {}", r.text());
+            served_pid(&r)
+        })
+        .collect();
+    for run in pids.chunks(5) {
+        assert!(run.iter().all(|&p| p == run[0]), "{pids:?}");
+    }
+    let distinct: HashSet<u32> = pids.iter().copied().collect();
+    assert_eq!(distinct.len(), 4, "{pids:?}");
+}
