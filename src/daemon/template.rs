@@ -194,7 +194,7 @@ impl Template {
             Ok(pid) => pid,
             Err(e) => {
                 log::error!(
-                    "WSGIRS426: template process (wsgi:{}) cannot fork a daemon process: {e}",
+                    "WSGIRS425: template process (wsgi:{}) cannot fork a daemon process: {e}",
                     self.name()
                 );
                 return None;
@@ -236,7 +236,7 @@ impl Template {
         };
         health.fail(slot, &msg);
         log::error!(
-            "daemon process (wsgi:{name}) pid {}: {msg}",
+            "WSGIRS430: daemon process (wsgi:{name}) pid {}: {msg}",
             std::process::id()
         );
         // SAFETY: see process::run.
@@ -363,7 +363,7 @@ impl Template {
             }
             Ask::Reload => {
                 log::info!(
-                    "WSGIRS423: template process (wsgi:{}) pid {}: a script changed; the template is replaced to import it afresh",
+                    "WSGIRS422: template process (wsgi:{}) pid {}: a script changed; the template is replaced to import it afresh",
                     self.name(),
                     self.pid
                 );
@@ -414,7 +414,7 @@ impl Template {
         };
         let old = self.places[slot].current.map_or(0, |c| c.pid);
         log::info!(
-            "WSGIRS424: (wsgi:{}) starting pid {pid} to replace pid {old} (slot {slot})",
+            "WSGIRS423: (wsgi:{}) starting pid {pid} to replace pid {old} (slot {slot})",
             self.name()
         );
         self.places[slot].successor = Some((pid, false));
@@ -449,7 +449,7 @@ impl Template {
             self.changing = None;
         }
         log::info!(
-            "WSGIRS425: (wsgi:{}) pid {pid} serves in place of pid {} (slot {slot})",
+            "WSGIRS424: (wsgi:{}) pid {pid} serves in place of pid {} (slot {slot})",
             self.name(),
             old.map_or(0, |c| c.pid)
         );
@@ -516,7 +516,7 @@ impl Template {
                 place.failures += 1;
                 let delay = restart_delay(place.failures);
                 log::warn!(
-                    "WSGIRS427: (wsgi:{name}) successor pid {pid} died before serving (status {status}); next try in {}s",
+                    "WSGIRS426: (wsgi:{name}) successor pid {pid} died before serving (status {status}); next try in {}s",
                     delay.as_secs()
                 );
                 place.respawn_at = Some(Instant::now() + delay);
@@ -533,7 +533,9 @@ impl Template {
                 continue;
             };
             place.current = None;
-            log::info!("daemon process (wsgi:{name}) pid {pid} exited (status {status})");
+            log::info!(
+                "WSGIRS428: daemon process (wsgi:{name}) pid {pid} exited (status {status})"
+            );
             if let Some(m) = self.members.get(slot).copied().flatten() {
                 m.gone(true);
             }
@@ -560,7 +562,7 @@ impl Template {
             };
             if !delay.is_zero() {
                 log::warn!(
-                    "daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
+                    "WSGIRS429: daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
                     delay.as_secs()
                 );
                 let health = &self.launch.health;
@@ -592,7 +594,7 @@ impl Template {
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         log::info!(
-            "WSGIRS428: template process (wsgi:{}) pid {} exiting: {why}",
+            "WSGIRS427: template process (wsgi:{}) pid {} exiting: {why}",
             self.name(),
             self.pid
         );

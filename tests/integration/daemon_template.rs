@@ -85,9 +85,9 @@ fn load(s: &Running, clients: usize, each: usize) -> (Vec<u16>, HashSet<u32>) {
 fn replacements(log: &str) -> String {
     log.lines()
         .filter_map(|l| {
-            if l.contains("WSGIRS424") {
+            if l.contains("WSGIRS423") {
                 Some('+')
-            } else if l.contains("WSGIRS425") && !l.contains("in place of pid 0 ") {
+            } else if l.contains("WSGIRS424") && !l.contains("in place of pid 0 ") {
                 Some('-')
             } else {
                 None
