@@ -9,6 +9,7 @@
 //!   states, loading and reloading WSGI scripts, the `mod_wsgi` Python module.
 //! - [`wsgi`]: the PEP 3333 core shared by every way a request can arrive:
 //!   environ, `wsgi.input`, `start_response`, response iteration, file_wrapper.
+//! - [`asgi`]: ASGI 3 applications on an event loop per daemon process.
 //! - [`daemon`]: daemon mode's process side: the uwsgi protocol, privilege
 //!   drop, worker threads, timeouts and recycling. The Apache parent's
 //!   supervisor and the Apache-side client live in `httpd`.
@@ -31,6 +32,7 @@
     allow(dead_code, unused_imports, clippy::missing_docs_in_private_items)
 )]
 
+pub(crate) mod asgi;
 pub(crate) mod config;
 #[cfg(test)]
 mod core_tests;

@@ -7,13 +7,15 @@ use super::args::{is_python_identifier, parse_on_off, parse_options, wrong_count
 use super::directive::Directive;
 use super::error::ConfigError;
 use super::group::{ApplicationGroup, ProcessGroup};
+use super::interface::{self, Interface};
 
 /// The `key=value` options a `WSGIScriptAlias` line may carry.
-const ALIAS_OPTIONS: [&str; 4] = [
+const ALIAS_OPTIONS: [&str; 5] = [
     "process-group",
     "application-group",
     "callable-object",
     "pass-authorization",
+    interface::OPTION,
 ];
 
 /// How an alias recognises the URIs it serves.
@@ -49,6 +51,9 @@ pub struct AliasOptions {
     pub callable_object: Option<String>,
     /// `pass-authorization=`: `HTTP_AUTHORIZATION` reaches the application.
     pub pass_authorization: Option<bool>,
+    /// `interface=`: the callable speaks WSGI or ASGI, whatever it looks
+    /// like (None: the daemon process tells by the callable).
+    pub interface: Option<Interface>,
 }
 
 /// One `WSGIScriptAlias` or `WSGIScriptAliasMatch` line.
@@ -361,8 +366,14 @@ fn parse_alias_options(d: Directive, words: &[&str]) -> Result<AliasOptions, Con
                     .ok_or_else(|| invalid("expected On or Off".into()))?;
                 options.pass_authorization = Some(flag);
             }
+            interface::OPTION => {
+                options.interface = Some(Interface::parse(option.value).map_err(invalid)?);
+            }
             _ => unreachable!("parse_options only yields names from ALIAS_OPTIONS"),
         }
+    }
+    if let Some(interface) = options.interface {
+        interface.check_daemon(d, options.process_group.as_ref())?;
     }
     Ok(options)
 }
@@ -407,6 +418,7 @@ mod tests {
                 application_group: Some(ApplicationGroup::Global),
                 callable_object: Some("app".into()),
                 pass_authorization: Some(true),
+                interface: None,
             }
         );
         assert!(a.preload);
@@ -493,7 +505,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "WSGIScriptAlias: unknown option 'proces-group=foo' (expected process-group=, \
-             application-group=, callable-object=, pass-authorization=)"
+             application-group=, callable-object=, pass-authorization=, interface=)"
         );
         let err = ScriptAlias::parse_prefix(&["/a", "/s", "/extra"]).unwrap_err();
         assert!(err.to_string().contains("unknown option '/extra'"));

@@ -276,6 +276,11 @@ impl<'a> RequestSettings<'a> {
             .unwrap_or(DEFAULT_CALLABLE_OBJECT)
     }
 
+    /// The alias's `interface=` option, if it has one.
+    pub fn interface(&self) -> Option<crate::config::Interface> {
+        self.alias.and_then(|a| a.interface)
+    }
+
     /// `WSGIPassAuthorization`, off by default.
     pub fn pass_authorization(&self) -> bool {
         self.alias
@@ -596,6 +601,7 @@ mod tests {
             callable_object: Some("alias_app".into()),
             pass_authorization: Some(false),
             application_group: None,
+            interface: None,
         };
         let effective = dir.for_request(Some(&options));
         assert_eq!(effective.callable_object(), "alias_app");

@@ -5,6 +5,7 @@ use super::args::{parse_options, script_and_options};
 use super::directive::Directive;
 use super::error::ConfigError;
 use super::group::{ApplicationGroup, ProcessGroup};
+use super::interface::{self, Interface};
 
 /// One `WSGIImportScript`: a script to load when a process of the given
 /// group starts. Both groups are fixed names (`%{GLOBAL}` or a literal),
@@ -17,6 +18,9 @@ pub struct ImportScript {
     pub process_group: ProcessGroup,
     /// `Global` for the main interpreter, else an interpreter name.
     pub application_group: ApplicationGroup,
+    /// `interface=`: the script's `application` speaks WSGI or ASGI (None:
+    /// told by the callable when a request runs it).
+    pub interface: Option<Interface>,
 }
 
 impl ImportScript {
@@ -30,9 +34,13 @@ impl ImportScript {
         )?;
         let mut process_group = None;
         let mut application_group = None;
-        for option in parse_options(d, words, &["process-group", "application-group"])? {
+        let mut interface = None;
+        let options = ["process-group", "application-group", interface::OPTION];
+        for option in parse_options(d, words, &options)? {
             let invalid = |reason: String| ConfigError::invalid(d.name(), option.word, reason);
-            if option.name == "process-group" {
+            if option.name == interface::OPTION {
+                interface = Some(Interface::parse(option.value).map_err(invalid)?);
+            } else if option.name == "process-group" {
                 let group =
                     ProcessGroup::parse(option.value).map_err(|e| invalid(e.to_string()))?;
                 if !group.is_fixed() {
@@ -57,10 +65,15 @@ impl ImportScript {
             value: (*path).to_owned(),
             option,
         };
+        let process_group = process_group.ok_or_else(|| missing("process-group"))?;
+        if let Some(interface) = interface {
+            interface.check_daemon(d, Some(&process_group))?;
+        }
         Ok(ImportScript {
             path: (*path).to_owned(),
-            process_group: process_group.ok_or_else(|| missing("process-group"))?,
+            process_group,
             application_group: application_group.ok_or_else(|| missing("application-group"))?,
+            interface,
         })
     }
 }

@@ -16,6 +16,7 @@ mod dispatch;
 mod error;
 mod group;
 mod import;
+mod interface;
 mod options_block;
 #[cfg(test)]
 mod props;
@@ -33,6 +34,7 @@ pub use directive::context;
 pub use directive::{Args, Directive, Scope, SPECS};
 pub use dispatch::{DispatchScript, HandlerScript, HANDLER_CALLABLE};
 pub use group::{ApplicationGroup, ProcessGroup, RequestFacts};
+pub use interface::Interface;
 pub use options_block::InterpreterOptionsBlock;
 pub use python_options::HashSeed;
 pub use server::ServerConfig;

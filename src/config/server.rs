@@ -312,6 +312,7 @@ mod tests {
                 path: "/srv/app.wsgi".into(),
                 process_group: ProcessGroup::Named("site".into()),
                 application_group: ApplicationGroup::Global,
+                interface: None,
             }]
         );
         assert_eq!(c.restrict_stdout, Some(true));
@@ -435,7 +436,7 @@ mod tests {
             (
                 Directive::ImportScript,
                 &["/s.wsgi", "process-group=p", "application-group=a", "callable-object=x"],
-                "WSGIImportScript: unknown option 'callable-object=x' (expected process-group=, application-group=)",
+                "WSGIImportScript: unknown option 'callable-object=x' (expected process-group=, application-group=, interface=)",
             ),
             (
                 Directive::ImportScript,
@@ -468,7 +469,7 @@ mod tests {
         assert_eq!(
             error(Directive::ScriptAlias, &["/a", "/s", "proces-group=foo"]),
             "WSGIScriptAlias: unknown option 'proces-group=foo' (expected process-group=, \
-             application-group=, callable-object=, pass-authorization=)"
+             application-group=, callable-object=, pass-authorization=, interface=)"
         );
         assert!(error(Directive::ScriptAliasMatch, &["(", "/s"])
             .starts_with("WSGIScriptAliasMatch: invalid regular expression '('"));

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 
 use super::active::{self, ActiveRequest, Answer, AnswerState};
+use super::asgi;
 use super::backend::{Body, DaemonBackend};
 use super::protocol::{self, error_response, ProtocolError, Vars};
 use super::state::Daemon;
@@ -125,6 +126,9 @@ pub enum After {
     Keep,
     /// Close it.
     Close,
+    /// An ASGI request: the event loop owns the connection now (see
+    /// `daemon::asgi`); the worker lets go of it without closing it.
+    Handed,
 }
 
 /// Serves one request on `stream`. `accepting`: the process is not exiting.
@@ -205,11 +209,15 @@ pub fn serve(
     let group = request.key.group.clone();
     // Busy from here until the request is done; timed for the metrics.
     let metrics = daemon.launch.metrics;
-    let busy = metrics.map(|m| (m.taken(queued), Instant::now()));
+    let mut busy = metrics.map(|m| (m.taken(queued), Instant::now()));
     let ran = interp::with_group(&group, |py| {
-        run(py, daemon, stream, request, answer.clone());
+        let handed = run(py, daemon, stream, request, answer.clone(), &mut busy);
         active::end(py, &daemon.slots[index]);
+        handed
     });
+    if let Ok(true) = ran {
+        return After::Handed;
+    }
     if let (Some(m), Some((_, begun))) = (metrics, &busy) {
         m.duration(begun.elapsed());
     }
@@ -364,14 +372,16 @@ struct Request<'a> {
     keep_alive: bool,
 }
 
-/// Runs a checked request: restarts the process if its script changed, else hands it to the runner.
+/// Runs a checked request: restarts the process if its script changed,
+/// else hands it to the event loop (ASGI: true) or the runner.
 fn run(
     py: Python<'_>,
     daemon: &Arc<Daemon>,
     stream: &mut UnixStream,
     request: Request<'_>,
     answer: Arc<AnswerState>,
-) {
+    busy: &mut asgi::BusyMark,
+) -> bool {
     let Request {
         vars,
         key,
@@ -390,8 +400,30 @@ fn run(
         daemon.request_restart(&format!("script '{}' changed", key.path.display()));
         if framed {
             let _ = py.detach(|| stream.write_all(&[protocol::REJECT]));
-            return;
+            return false;
         }
+    }
+    let load = || {
+        let loaded = daemon.scripts.application(py, &key, callable, mtime, false);
+        // Until an application has loaded, failed loads count against
+        // startup-timeout.
+        let seen = match loaded {
+            Ok(_) => &daemon.app_loaded,
+            Err(_) => &daemon.load_failed,
+        };
+        seen.store(true, Ordering::SeqCst);
+        loaded
+    };
+    let loaded = load();
+    if let Some(app) = asgi::application(py, daemon, vars, &key, callable, mtime, &loaded) {
+        let request = asgi::AsgiRequest {
+            vars,
+            key: &key,
+            body,
+            framed,
+            busy: busy.take(),
+        };
+        return asgi::hand_over(py, daemon, stream, app, request);
     }
     let head = vars.get("REQUEST_METHOD") == Some(b"HEAD");
     let client = vars.get_str("REMOTE_ADDR").unwrap_or_default();
@@ -422,17 +454,6 @@ fn run(
         script_reloading: reloading,
         input_chunked: vars.flag(protocol::VAR_CHUNKED),
     };
-    let load = || {
-        let loaded = daemon.scripts.application(py, &key, callable, mtime, false);
-        // Until an application has loaded, failed loads count against
-        // startup-timeout.
-        let seen = match loaded {
-            Ok(_) => &daemon.app_loaded,
-            Err(_) => &daemon.load_failed,
-        };
-        seen.store(true, Ordering::SeqCst);
-        loaded
-    };
     let environ = EnvironSpec {
         cgi: vars.public(),
         flags: &flags,
@@ -440,9 +461,10 @@ fn run(
     run_request(
         py,
         Box::new(backend),
-        load,
+        || loaded,
         environ,
         |_| Ok(()),
         &key.path.display().to_string(),
     );
+    false
 }

@@ -17,8 +17,10 @@
 //! - [`connection`]: reading and checking one request, then running it.
 //! - [`backend`]: the request's body and response on the socket.
 //! - [`active`]: the running request as the monitor sees it, and who answers.
+//! - `asgi`: ASGI requests handed to the application group's event loop.
 
 pub mod active;
+mod asgi;
 pub mod backend;
 pub mod connection;
 pub mod health;

@@ -3,7 +3,7 @@
 //! from the group socket, persistent ones as their next request arrives).
 //! The main thread then becomes the [`monitor`](super::monitor).
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -353,6 +353,14 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
         *daemon.slots[index]
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
+        if after == After::Handed {
+            // The ASGI hand-over owns the descriptor now (daemon::asgi).
+            let _ = stream.into_raw_fd();
+            let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+            gate.active -= 1;
+            daemon.idle.notify_all();
+            continue;
+        }
         let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
         // A process on its way out closes rather than parks: the client sees
         // that before its next request, instead of a reset after it.

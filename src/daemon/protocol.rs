@@ -62,6 +62,9 @@ pub const VAR_QUEUE_START: &str = "WSGI_RS_QUEUE_START";
 pub const VAR_SENDFILE: &str = "WSGI_RS_SENDFILE";
 /// `WSGIIgnoreActivity On` for this request (absent: Off).
 pub const VAR_IGNORE_ACTIVITY: &str = "WSGI_RS_IGNORE_ACTIVITY";
+/// The alias's `interface=` (`asgi` or `wsgi`); absent: the daemon tells
+/// by the callable.
+pub const VAR_INTERFACE: &str = "WSGI_RS_INTERFACE";
 
 /// Marks a daemon-generated error answer to our client (Apache then renders
 /// its own error page); stripped from application headers.

@@ -19,11 +19,12 @@ use super::metrics::Tally;
 use super::plan;
 use super::request::Request;
 use super::request_hooks::ALIAS_NOTE;
+use crate::asgi;
 use crate::config::{
-    resolve_callable_object, AliasOptions, MapHeadToGet, RequestFacts, HANDLER_CALLABLE,
+    resolve_callable_object, AliasOptions, Interface, MapHeadToGet, RequestFacts, HANDLER_CALLABLE,
 };
 use crate::daemon::protocol;
-use crate::interp;
+use crate::interp::{self, ScriptError};
 use crate::wsgi::{run_request, EnvironSpec, Outcome, WsgiFlags};
 
 /// httpd's error level.
@@ -112,6 +113,7 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
         application_group: h.application_group.clone(),
         callable_object: Some(HANDLER_CALLABLE.to_owned()),
         pass_authorization: h.pass_authorization,
+        interface: None,
     });
     let settings = dir.for_request(handler_options.as_ref().or(alias.map(|a| &a.options)));
     let callable =
@@ -235,6 +237,9 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
         if dir.ignore_activity == Some(true) {
             private.push((protocol::VAR_IGNORE_ACTIVITY, "1".to_owned()));
         }
+        if let Some(interface) = settings.interface() {
+            private.push((protocol::VAR_INTERFACE, interface.name().to_owned()));
+        }
         if let Some(tally) = tally {
             tally.route(
                 1 + plan
@@ -284,8 +289,20 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
     }
     let running = tally.as_ref().map(|t| t.running());
     // In the interpreter of the request's application group.
+    let interface = settings.interface();
     let ran = interp::with_group(&key.group, |py| {
-        let load = || plan::scripts().application(py, &key, &callable, script_mtime, reloading);
+        let load = || {
+            let app = plan::scripts().application(py, &key, &callable, script_mtime, reloading)?;
+            // ASGI needs a daemon process's event loop.
+            match interface {
+                Some(Interface::Wsgi) => Ok(app),
+                Some(Interface::Asgi) => Err(ScriptError::AsgiNeedsDaemon(filename.clone())),
+                None if asgi::is_asgi_app(&app) => {
+                    Err(ScriptError::AsgiNeedsDaemon(filename.clone()))
+                }
+                None => Ok(app),
+            }
+        };
         let environ = EnvironSpec {
             cgi: vars.iter().copied(),
             flags: &flags,

@@ -16,6 +16,6 @@ mod thread;
 pub use fork::fork;
 pub use groups::{for_each_group, with_group};
 pub use init::{initialize, is_initialized, InterpError, PythonSettings};
-pub use scripts::{ScriptCache, ScriptKey};
+pub use scripts::{ScriptCache, ScriptError, ScriptKey};
 pub use shutdown::process_stopping;
 pub use thread::{interrupt_thread, with_python, withdraw_interrupt};

@@ -51,6 +51,14 @@ pub enum ScriptError {
         /// The name looked for.
         callable: String,
     },
+    /// An ASGI application outside a daemon process (embedded mode has no
+    /// event loop to run it).
+    #[error(
+        "WSGIRS501: Target script '{0}' holds an ASGI application, which runs in daemon mode \
+         only: add process-group=NAME (a WSGIDaemonProcess group) to its WSGIScriptAlias, \
+         or set WSGIProcessGroup"
+    )]
+    AsgiNeedsDaemon(String),
 }
 
 impl ScriptError {
@@ -58,7 +66,7 @@ impl ScriptError {
     pub fn python_error(&self) -> Option<&PyErr> {
         match self {
             ScriptError::Load { err, .. } => Some(err),
-            ScriptError::MissingCallable { .. } => None,
+            ScriptError::MissingCallable { .. } | ScriptError::AsgiNeedsDaemon(_) => None,
         }
     }
 }

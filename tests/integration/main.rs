@@ -65,6 +65,7 @@ mod common;
 
 mod access_control;
 mod app_groups;
+mod asgi;
 mod auth;
 mod concurrency;
 mod config;

@@ -1,0 +1,296 @@
+//! ASGI 3 applications (FastAPI, Starlette, Django's ASGI handler) in
+//! daemon processes. Like [`crate::wsgi`], it knows nothing about Apache or
+//! daemon processes: the daemon layer hands it connections and hooks.
+//!
+//! How a request runs. Each application group of a daemon process that
+//! serves an ASGI application gets one asyncio event loop (uvloop's when
+//! uvloop is installed) on a thread of its own ([`Server::run`]). The
+//! daemon's worker threads keep doing what they do for WSGI: take a
+//! connection from the process's epoll set, read and check the request's
+//! vars (secret, restart, maximum-requests, queue timeout, a changed
+//! script). For an ASGI application the worker then hands the request
+//! over ([`Server::submit`]: the scope built here from the CGI variables,
+//! the body read so far, a duplicate of the connection's descriptor) and
+//! is free again at once; it never waits for the application. The loop
+//! owns the duplicate from then on and speaks the daemon protocol on it
+//! with non-blocking I/O through an asyncio transport: the body after the
+//! go-ahead as the application awaits `receive()`, the response as it
+//! awaits `send()`, with flow control both ways (reading pauses while the
+//! application has 256 KiB unread; `send()` of a body part waits while
+//! 64 KiB are unsent). So a process serves as many concurrent requests as
+//! its loop can hold, whatever `threads=` is; `threads=` bounds the loop's
+//! default executor (`run_in_executor(None, ...)`, `asyncio.to_thread`,
+//! asgiref's `sync_to_async`).
+//!
+//! Why the loop, not Rust, does the socket I/O: a response is produced by
+//! `await send(...)` on the loop's thread, and a write that would block
+//! must suspend that coroutine, not a thread; the loop's transports do
+//! exactly that (and uvloop's do it in C). The descriptor is duplicated so
+//! that the daemon keeps its own: when the response has ended, the loop
+//! stops reading (the client's next request stays in the socket), closes
+//! its duplicate and calls the `done` hook, which gives the connection
+//! back to the epoll set, or closes it.
+//!
+//! What else runs on the loop: the lifespan protocol (startup before an
+//! application's first request, shutdown from mod_wsgi's `process_stopping`
+//! event, so at a graceful stop), `request-timeout` (the request's task is
+//! cancelled and 504 answered if nothing was sent yet), and error
+//! answers. The Python side is `server.py`, loaded once per interpreter.
+
+mod scope;
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyCFunction, PyDict, PyModule, PyTuple};
+
+pub use scope::HttpScope;
+
+use crate::wsgi::log_script_error;
+
+/// The Python side.
+const SOURCE: &str = include_str!("server.py");
+/// Its module name in each interpreter's `sys.modules`.
+const MODULE: &str = "_wsgi_rs_asgi";
+
+/// The server module of this interpreter, loaded on first use.
+fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let modules = py.import("sys")?.getattr("modules")?;
+    if let Ok(module) = modules.get_item(MODULE) {
+        return Ok(module.cast_into::<PyModule>()?);
+    }
+    let source =
+        CString::new(SOURCE).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    PyModule::from_code(py, &source, c"<mod_wsgi_rs asgi server>", c"_wsgi_rs_asgi")
+}
+
+/// Whether `app` is an ASGI 3 application: a coroutine function, or an
+/// object whose `__call__` is one.
+pub fn is_asgi_app(app: &Bound<'_, PyAny>) -> bool {
+    module(app.py())
+        .and_then(|m| m.call_method1("is_asgi", (app,)))
+        .and_then(|r| r.is_truthy())
+        .unwrap_or(false)
+}
+
+/// The daemon protocol's bytes the server writes, given by the daemon
+/// layer (which owns the wire format).
+pub struct Wire {
+    /// The go-ahead for a framed body.
+    pub go_ahead: u8,
+    /// Ends a response, the connection staying open.
+    pub end_keep: [u8; 4],
+    /// Ends a response, the connection then closing.
+    pub end_close: [u8; 4],
+    /// Largest body frame.
+    pub max_frame: usize,
+    /// The header that marks the daemon's own error answers.
+    pub internal_header: &'static str,
+    /// The daemon's error answers: (status, framed peer) and their bytes
+    /// (500 and 504, for both kinds of peer).
+    pub errors: Vec<((u16, bool), Vec<u8>)>,
+}
+
+/// What a server is for.
+pub struct Settings {
+    /// The process group, for log lines.
+    pub group: String,
+    /// `threads=`: the default executor's size.
+    pub threads: usize,
+    /// `request-timeout` (zero: none).
+    pub request_timeout: Duration,
+}
+
+/// What the daemon does when the server reports.
+pub struct Hooks {
+    /// A lifespan startup failed: the process must stop.
+    pub startup_failed: Box<dyn Fn(&str) + Send + Sync>,
+    /// A request ran past `request-timeout` (and was cancelled).
+    pub timed_out: Box<dyn Fn() + Send + Sync>,
+}
+
+/// How the request body reaches the application.
+pub enum BodySource {
+    /// Read in full before the hand-over.
+    Memory(Vec<u8>),
+    /// Framed on the connection once the server sends the go-ahead.
+    Framed,
+    /// `left` more raw bytes on the connection after `early` (plain uwsgi
+    /// peers).
+    Plain {
+        /// Body bytes read with the vars.
+        early: Vec<u8>,
+        /// Bytes still to come.
+        left: u64,
+    },
+}
+
+/// One request handed over to the loop.
+pub struct Submission<'py> {
+    /// The ASGI application.
+    pub app: Bound<'py, PyAny>,
+    /// The loop's own descriptor of the connection.
+    pub fd: OwnedFd,
+    /// The request's scope.
+    pub scope: Bound<'py, PyDict>,
+    /// Its body.
+    pub body: BodySource,
+    /// The peer is our client (frames, end marker, keep-alive).
+    pub framed: bool,
+    /// The connection may carry the client's next request.
+    pub keep_alive: bool,
+    /// The script, for messages.
+    pub script: String,
+    /// Called once, on the loop's thread, when the loop is done with the
+    /// connection: true when it is ready for the next request.
+    pub done: Box<dyn FnOnce(bool) + Send>,
+}
+
+/// One application group's event loop and its Python server object.
+pub struct Server {
+    /// The `Server` of server.py.
+    server: Py<PyAny>,
+}
+
+/// A Python callable running `f` (pyo3 closures must be `Fn`).
+fn callable<'py, F>(py: Python<'py>, f: F) -> PyResult<Bound<'py, PyCFunction>>
+where
+    F: Fn(&Bound<'_, PyTuple>) -> PyResult<()> + Send + Sync + 'static,
+{
+    PyCFunction::new_closure(py, None, None, move |args, _kwargs| f(args))
+}
+
+/// The `log(level, message)` hook.
+fn log_hook(py: Python<'_>) -> PyResult<Bound<'_, PyCFunction>> {
+    callable(py, |args| {
+        let (level, message): (String, String) = args.extract()?;
+        let level = match level.as_str() {
+            "error" => log::Level::Error,
+            "warning" => log::Level::Warn,
+            "info" => log::Level::Info,
+            _ => log::Level::Debug,
+        };
+        log::log!(level, "{message}");
+        Ok(())
+    })
+}
+
+/// The `log_exception(message, exc)` hook: the one script-error logger.
+fn log_exception_hook(py: Python<'_>) -> PyResult<Bound<'_, PyCFunction>> {
+    callable(py, |args| {
+        let py = args.py();
+        let message: String = args.get_item(0)?.extract()?;
+        let err = PyErr::from_value(args.get_item(1)?);
+        log_script_error(py, &message, Some(&err), |line| log::error!("{line}"));
+        Ok(())
+    })
+}
+
+impl Server {
+    /// A server for the current interpreter (its loop does not run yet).
+    pub fn new(py: Python<'_>, settings: &Settings, wire: &Wire, hooks: Hooks) -> PyResult<Server> {
+        let module = module(py)?;
+        let errors = PyDict::new(py);
+        for ((status, framed), bytes) in &wire.errors {
+            errors.set_item((*status, *framed), PyBytes::new(py, bytes))?;
+        }
+        let wire = module.getattr("Wire")?.call1((
+            PyBytes::new(py, &[wire.go_ahead]),
+            PyBytes::new(py, &wire.end_keep),
+            PyBytes::new(py, &wire.end_close),
+            wire.max_frame,
+            wire.internal_header,
+            errors,
+        ))?;
+        let Hooks {
+            startup_failed,
+            timed_out,
+        } = hooks;
+        let startup_failed = callable(py, move |args| {
+            let reason: String = args.get_item(0)?.extract()?;
+            startup_failed(&reason);
+            Ok(())
+        })?;
+        let timed_out = callable(py, move |_| {
+            timed_out();
+            Ok(())
+        })?;
+        let hooks = (
+            log_hook(py)?,
+            log_exception_hook(py)?,
+            startup_failed,
+            timed_out,
+        );
+        let server = module.getattr("Server")?.call1((
+            &settings.group,
+            settings.threads,
+            settings.request_timeout.as_secs_f64(),
+            wire,
+            hooks,
+        ))?;
+        Ok(Server {
+            server: server.unbind(),
+        })
+    }
+
+    /// Runs the loop on this thread, for as long as the process lives.
+    pub fn run(&self, py: Python<'_>) -> PyResult<()> {
+        self.server.call_method0(py, "run").map(drop)
+    }
+
+    /// "uvloop" or "asyncio".
+    pub fn loop_name(&self, py: Python<'_>) -> String {
+        self.server
+            .getattr(py, "loop_name")
+            .and_then(|n| n.extract(py))
+            .unwrap_or_default()
+    }
+
+    /// Hands a request over to the loop (from any thread). On an error the
+    /// descriptor is closed and `done` is dropped uncalled.
+    pub fn submit(&self, py: Python<'_>, request: Submission<'_>) -> PyResult<()> {
+        let Submission {
+            app,
+            fd,
+            scope,
+            body,
+            framed,
+            keep_alive,
+            script,
+            done,
+        } = request;
+        let (mode, early, left) = match body {
+            BodySource::Memory(data) => (0, data, 0),
+            BodySource::Framed => (1, Vec::new(), 0),
+            BodySource::Plain { early, left } => (2, early, left),
+        };
+        let done = Mutex::new(Some(done));
+        let done = callable(py, move |args| {
+            let keep: bool = args.get_item(0)?.extract()?;
+            let taken = done.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(done) = taken {
+                done(keep);
+            }
+            Ok(())
+        })?;
+        let args = (
+            app,
+            fd.as_raw_fd(),
+            scope,
+            mode,
+            PyBytes::new(py, &early),
+            left,
+            framed,
+            keep_alive,
+            script,
+            done,
+        );
+        self.server.call_method1(py, "submit", args)?;
+        // The loop's socket object owns it now.
+        std::mem::forget(fd);
+        Ok(())
+    }
+}

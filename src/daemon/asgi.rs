@@ -1,0 +1,310 @@
+//! A daemon process's side of ASGI (see [`crate::asgi`] for the design):
+//! which requests go to the event loop, starting one loop per application
+//! group, and the hand-over itself. A handed-over request still counts as
+//! in flight for the graceful drain, as busy for the metrics and as
+//! activity, until the loop is done with its connection; the connection
+//! then goes back to the epoll set (or is closed) as a worker would.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+
+use super::backend::Body;
+use super::protocol::{self, Vars};
+use super::state::Daemon;
+use crate::asgi::{BodySource, Hooks, HttpScope, Server, Settings, Submission, Wire};
+use crate::interp::{self, ScriptError, ScriptKey};
+use crate::metrics::board::Busy;
+
+/// Each application group's server, made on its first ASGI request.
+static SERVERS: Mutex<Vec<(String, Arc<Server>)>> = Mutex::new(Vec::new());
+
+/// A request's busy mark on the metrics board and when it began.
+pub(super) type BusyMark = Option<(Busy<'static>, Instant)>;
+
+/// mod_wsgi's default callable name.
+const DEFAULT_CALLABLE: &str = "application";
+
+/// The callable name ASGI frameworks' documentation uses (`app =
+/// FastAPI()`), tried when the script has no callable of the default name.
+const ASGI_CALLABLE: &str = "app";
+
+/// The application the request goes to if it goes to the event loop: the
+/// loaded callable when the alias's `interface=asgi` says so or (without
+/// `interface=`) it is an ASGI application. A script without the default
+/// `application` but with an ASGI `app` runs that.
+pub(super) fn application<'py>(
+    py: Python<'py>,
+    daemon: &Daemon,
+    vars: &Vars,
+    key: &ScriptKey,
+    callable: &str,
+    mtime: Option<i64>,
+    loaded: &Result<Bound<'py, PyAny>, ScriptError>,
+) -> Option<Bound<'py, PyAny>> {
+    let interface = vars.get(protocol::VAR_INTERFACE);
+    if interface == Some(b"wsgi") {
+        return None;
+    }
+    match loaded {
+        Ok(app) if interface == Some(b"asgi") || crate::asgi::is_asgi_app(app) => Some(app.clone()),
+        Ok(_) => None,
+        Err(ScriptError::MissingCallable { .. }) if callable == DEFAULT_CALLABLE => {
+            let app = daemon
+                .scripts
+                .application(py, key, ASGI_CALLABLE, mtime, false)
+                .ok()
+                .filter(|app| interface == Some(b"asgi") || crate::asgi::is_asgi_app(app))?;
+            daemon.app_loaded.store(true, Ordering::SeqCst);
+            Some(app)
+        }
+        Err(_) => None,
+    }
+}
+
+/// The daemon protocol's bytes for the server.
+fn wire() -> Wire {
+    let errors = [(500, "Internal Server Error"), (504, "Gateway Timeout")]
+        .into_iter()
+        .flat_map(|(status, reason)| {
+            [true, false].map(|framed| {
+                (
+                    (status, framed),
+                    protocol::error_response(status, reason, framed),
+                )
+            })
+        })
+        .collect();
+    Wire {
+        go_ahead: protocol::CONTINUE,
+        end_keep: protocol::END_KEEP.to_le_bytes(),
+        end_close: protocol::END_CLOSE.to_le_bytes(),
+        max_frame: protocol::MAX_FRAME,
+        internal_header: protocol::INTERNAL_ERROR_HEADER,
+        errors,
+    }
+}
+
+/// The server of `group` (the application group), started with its loop
+/// thread the first time.
+fn server(py: Python<'_>, daemon: &Arc<Daemon>, group: &str) -> PyResult<Arc<Server>> {
+    // Waits detached: the holder may be running Python.
+    let mut servers = SERVERS
+        .lock_py_attached(py)
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((_, server)) = servers.iter().find(|(name, _)| name == group) {
+        return Ok(server.clone());
+    }
+    let spec = &daemon.launch.spec;
+    let settings = Settings {
+        group: spec.name.clone(),
+        threads: spec.threads as usize,
+        request_timeout: spec.request_timeout,
+    };
+    let failed = daemon.clone();
+    let metrics = daemon.launch.metrics;
+    let hooks = Hooks {
+        startup_failed: Box::new(move |reason| {
+            failed.load_failed.store(true, Ordering::SeqCst);
+            failed.request_restart(reason);
+        }),
+        timed_out: Box::new(move || {
+            if let Some(m) = metrics {
+                m.timeout();
+            }
+        }),
+    };
+    let server = Arc::new(Server::new(py, &settings, &wire(), hooks)?);
+    let running = server.clone();
+    let name = group.to_owned();
+    let label = daemon.group().to_owned();
+    std::thread::Builder::new()
+        .name("asgi-loop".into())
+        .spawn(move || {
+            let ran = interp::with_group(&name, |py| running.run(py).map_err(|e| e.to_string()));
+            log::error!(
+                "WSGIRS506: (wsgi:{label}) the ASGI event loop of application group '{name}' stopped: {:?}",
+                ran
+            );
+        })
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+    log::info!(
+        "WSGIRS505: (wsgi:{}) pid {}: ASGI event loop ({}) started for application group '{}', executor of {} thread(s)",
+        daemon.group(),
+        std::process::id(),
+        server.loop_name(py),
+        group,
+        settings.threads
+    );
+    servers.push((group.to_owned(), server.clone()));
+    Ok(server)
+}
+
+/// A handed-over request's bookkeeping, done once: when the loop calls
+/// `done`, or when the hand-over fails (drop).
+struct Handed {
+    /// The process's state.
+    daemon: Arc<Daemon>,
+    /// The daemon's own descriptor of the connection.
+    conn: Option<OwnedFd>,
+    /// Busy on the metrics board since the worker took it.
+    busy: BusyMark,
+    /// The request counts as activity.
+    counts: bool,
+}
+
+impl Handed {
+    /// The loop is done with the connection: park it for the client's next
+    /// request when `keep`, else close it; the request is over.
+    fn finish(&mut self, keep: bool) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let daemon = &self.daemon;
+        // The loop made the shared file description non-blocking; workers
+        // read with blocking calls and the socket timeout.
+        let stream = UnixStream::from(conn);
+        let keep = keep && stream.set_nonblocking(false).is_ok();
+        let conn = OwnedFd::from(stream);
+        let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+        let parked = keep
+            && !gate.closing
+            && match daemon.poller.park(conn, true) {
+                Ok(()) => true,
+                // Never parked before (a fresh connection): add it.
+                Err(conn) => daemon.poller.park(conn, false).is_ok(),
+            };
+        if !parked {
+            daemon.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+        gate.active -= 1;
+        daemon.idle.notify_all();
+        drop(gate);
+        if let (Some(m), Some((_, begun))) = (daemon.launch.metrics, &self.busy) {
+            m.duration(begun.elapsed());
+        }
+        self.busy = None;
+        if self.counts {
+            daemon.note_activity();
+        }
+    }
+}
+
+impl Drop for Handed {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+/// An ASGI request, read and checked, ready for the loop.
+pub(super) struct AsgiRequest<'a> {
+    /// Its vars.
+    pub vars: &'a Vars,
+    /// The script and application group.
+    pub key: &'a ScriptKey,
+    /// Its body as read so far.
+    pub body: Body,
+    /// The peer is our client.
+    pub framed: bool,
+    /// The metrics' busy mark, moved to the hand-over.
+    pub busy: BusyMark,
+}
+
+/// Hands the request on `stream` to its group's event loop; false (a 500
+/// answered and logged) when it could not. When it returns true the worker
+/// must let go of the descriptor without closing it: it belongs to the
+/// hand-over, which parks or closes it when the loop is done.
+pub(super) fn hand_over(
+    py: Python<'_>,
+    daemon: &Arc<Daemon>,
+    stream: &UnixStream,
+    app: Bound<'_, PyAny>,
+    request: AsgiRequest<'_>,
+) -> bool {
+    let AsgiRequest {
+        vars,
+        key,
+        body,
+        framed,
+        busy,
+    } = request;
+    let prepared = (|| -> PyResult<_> {
+        let server = server(py, daemon, &key.group)?;
+        let fd = stream.try_clone().map(OwnedFd::from)?;
+        let scope = HttpScope::from_cgi(vars.public()).to_dict(py)?;
+        Ok((server, fd, scope))
+    })();
+    let (server, fd, scope) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            handover_failed(py, daemon, vars, &e);
+            let answer = protocol::error_response(500, "Internal Server Error", framed);
+            let _ = (&*stream).write_all(&answer);
+            return false;
+        }
+    };
+    let body = match body {
+        Body::Memory { data, .. } => BodySource::Memory(data),
+        Body::Framed { .. } => BodySource::Framed,
+        Body::Plain { early, left, .. } => {
+            let early_len = early.len() as u64;
+            let mut early = early;
+            early.truncate(left.min(early_len) as usize);
+            BodySource::Plain {
+                left: left.saturating_sub(early_len),
+                early,
+            }
+        }
+    };
+    daemon.gate.lock().unwrap_or_else(|p| p.into_inner()).active += 1;
+    let handed = Mutex::new(Handed {
+        daemon: daemon.clone(),
+        // SAFETY: the worker gives up the descriptor without closing it
+        // when serve() answers After::Handed (see process.rs), which it
+        // does whenever this function returned true, as it does from here.
+        conn: Some(unsafe { OwnedFd::from_raw_fd(stream.as_raw_fd()) }),
+        busy,
+        counts: !vars.flag(protocol::VAR_IGNORE_ACTIVITY),
+    });
+    let submission = Submission {
+        app,
+        fd,
+        scope,
+        body,
+        framed,
+        keep_alive: framed,
+        script: key.path.display().to_string(),
+        done: Box::new(move |keep| {
+            handed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .finish(keep)
+        }),
+    };
+    // On an error the connection is closed (Handed's drop): the loop is
+    // gone, nothing can answer.
+    if let Err(e) = server.submit(py, submission) {
+        handover_failed(py, daemon, vars, &e);
+    }
+    true
+}
+
+/// Logs a request the loop could not be given, with the Python error.
+fn handover_failed(py: Python<'_>, daemon: &Daemon, vars: &Vars, e: &PyErr) {
+    crate::wsgi::log_script_error(
+        py,
+        &format!(
+            "WSGIRS507: (wsgi:{}) could not hand request '{}' to the ASGI event loop",
+            daemon.group(),
+            vars.get_str("REQUEST_URI").unwrap_or_default()
+        ),
+        Some(e),
+        |line| log::error!("{line}"),
+    );
+}
