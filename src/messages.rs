@@ -134,6 +134,17 @@ pub const MESSAGES: &[Message] = &[
     msg(445, Error, "Writing a response from the daemon to Apache blocked for response-socket-timeout (Apache stopped reading, usually because its client did): the request is abandoned and its thread serves again.", "Nothing to do for one slow client; raise response-socket-timeout if legitimate clients read this slowly."),
     // 460-479: slow clients.
     // 500-539: ASGI.
+    msg(500, Error, "interface=asgi on a WSGIScriptAlias or WSGIImportScript line without a daemon process group: ASGI applications run in daemon mode only, so Apache refuses to start.", "Add process-group=NAME, naming a WSGIDaemonProcess group, to the line."),
+    msg(501, Error, "A request reached an ASGI application in embedded mode (no daemon process group); it is answered 500.", "Mount the script with process-group=NAME (a WSGIDaemonProcess group) on its WSGIScriptAlias, or set WSGIProcessGroup."),
+    msg(502, Error, "An ASGI application raised while serving a request: answered 500 if its response had not started, else the connection is aborted; the traceback follows.", "Fix the application; the traceback says where it failed."),
+    msg(503, Error, "An ASGI application returned without starting its response (answered 500) or before ending it (connection aborted).", "Make the application send http.response.start and a last http.response.body without more_body."),
+    msg(504, Error, "An ASGI request ran longer than request-timeout: its task was cancelled, answered 504 when no response had started (else the connection is aborted).", "Look for what the request awaits; raise request-timeout if such requests are expected."),
+    msg(505, Level::Info, "A daemon process started the ASGI event loop of an application group; the line names the loop (uvloop or asyncio) and its executor's size (threads=).", "Nothing is wrong."),
+    msg(506, Error, "The ASGI event loop of an application group stopped; that process can no longer serve its ASGI requests.", "Look at the lines before it for the cause; restart Apache (or touch the script) to replace the process."),
+    msg(507, Error, "A request could not be handed to the ASGI event loop; it is answered 500 and the Python error follows.", "Look at the Python error; it usually means the process is out of memory or descriptors."),
+    msg(510, Error, "An ASGI application's lifespan startup failed (lifespan.startup.failed); its requests are answered 500 and the process stops to be replaced, the traceback follows when there is one.", "Fix what the startup needs (database, configuration); the message and traceback say what failed."),
+    msg(511, Level::Info, "An ASGI application raised on the lifespan scope before answering it, which per the ASGI spec means it does not support lifespan; it is served without.", "Nothing is wrong (Django's ASGI handler does this)."),
+    msg(512, Error, "An ASGI application's lifespan shutdown failed or raised while the process stopped.", "Fix the application's shutdown code; the message or traceback says what failed."),
     // 540-559: WebSockets.
 ];
 
