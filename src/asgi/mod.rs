@@ -44,8 +44,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCFunction, PyDict, PyModule, PyTuple};
+use pyo3::types::{PyBytes, PyCFunction, PyDict, PyFunction, PyModule, PyTuple, PyType};
 
 pub use scope::HttpScope;
 
@@ -67,13 +68,45 @@ fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     PyModule::from_code(py, &source, c"<mod_wsgi_rs asgi server>", c"_wsgi_rs_asgi")
 }
 
+/// `CO_COROUTINE`: the code object is an `async def`'s.
+const CO_COROUTINE: u32 = 0x80;
+
+/// Whether `f` is a coroutine function (`inspect.iscoroutinefunction`,
+/// without importing anything: this runs for every request of a WSGI
+/// application too): a bound method's function counts, and so does a
+/// callable marked by asgiref's `markcoroutinefunction`.
+fn is_coroutine_function(f: &Bound<'_, PyAny>) -> bool {
+    let py = f.py();
+    let mut f = f.clone();
+    if !f.is_instance_of::<PyFunction>() {
+        match f.getattr_opt(intern!(py, "__func__")) {
+            Ok(Some(inner)) => f = inner,
+            _ => return false,
+        }
+    }
+    if matches!(f.getattr_opt(intern!(py, "_is_coroutine")), Ok(Some(mark)) if !mark.is_none()) {
+        return true;
+    }
+    if !f.is_instance_of::<PyFunction>() {
+        return false;
+    }
+    f.getattr(intern!(py, "__code__"))
+        .and_then(|code| code.getattr(intern!(py, "co_flags")))
+        .and_then(|flags| flags.extract::<u32>())
+        .is_ok_and(|flags| flags & CO_COROUTINE != 0)
+}
+
 /// Whether `app` is an ASGI 3 application: a coroutine function, or an
-/// object whose `__call__` is one.
+/// instance whose `__call__` is one (a class is a factory, not an
+/// application).
 pub fn is_asgi_app(app: &Bound<'_, PyAny>) -> bool {
-    module(app.py())
-        .and_then(|m| m.call_method1("is_asgi", (app,)))
-        .and_then(|r| r.is_truthy())
-        .unwrap_or(false)
+    if is_coroutine_function(app) {
+        return true;
+    }
+    if app.is_instance_of::<PyType>() || app.is_instance_of::<PyFunction>() {
+        return false;
+    }
+    matches!(app.getattr_opt(intern!(app.py(), "__call__")), Ok(Some(call)) if is_coroutine_function(&call))
 }
 
 /// The daemon protocol's bytes the server writes, given by the daemon
@@ -292,5 +325,59 @@ impl Server {
         // The loop's socket object owns it now.
         std::mem::forget(fd);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+
+    use super::is_asgi_app;
+    use crate::interp::{self, PythonSettings};
+
+    #[test]
+    fn tells_asgi_applications_from_wsgi_ones() {
+        interp::initialize(&PythonSettings::default()).expect("Python starts");
+        interp::with_python(|py| {
+            let globals = PyDict::new(py);
+            py.run(
+                cr#"
+import functools
+async def coroutine_app(scope, receive, send): pass
+def wsgi_app(environ, start_response): pass
+class AsgiApp:
+    async def __call__(self, scope, receive, send): pass
+class WsgiApp:
+    def __call__(self, environ, start_response): pass
+class Marked:
+    pass
+marked = Marked()
+marked.__call__ = None
+def marked_function(scope, receive, send): pass
+import asyncio.coroutines
+marked_function._is_coroutine = asyncio.coroutines._is_coroutine
+cases = {
+    'coroutine_app': (coroutine_app, True),
+    'instance': (AsgiApp(), True),
+    'bound': (AsgiApp().__call__, True),
+    'marked': (marked_function, True),
+    'wsgi_app': (wsgi_app, False),
+    'wsgi_instance': (WsgiApp(), False),
+    'class': (AsgiApp, False),
+    'number': (42, False),
+}
+"#,
+                Some(&globals),
+                None,
+            )
+            .unwrap();
+            let cases = globals.get_item("cases").unwrap().unwrap();
+            let cases = cases.cast::<PyDict>().unwrap();
+            for (name, case) in cases.iter() {
+                let (app, expected): (Bound<'_, PyAny>, bool) = case.extract().unwrap();
+                assert_eq!(is_asgi_app(&app), expected, "{name}");
+            }
+        });
     }
 }

@@ -14,7 +14,6 @@ daemon's epoll set for the client's next request, or closes it.
 
 import asyncio
 import http
-import inspect
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,17 +32,6 @@ _LIFESPAN_ASGI = {"version": "3.0", "spec_version": "2.0"}
 BODY_MEMORY = 0  # read in full before the hand-over
 BODY_FRAMED = 1  # framed, after the go-ahead
 BODY_PLAIN = 2  # `left` raw bytes (plain uwsgi peers)
-
-
-def is_asgi(app):
-    """An ASGI 3 application: a coroutine function, or an object whose
-    __call__ is one (classes are WSGI/ASGI 2 factories, not ASGI 3 apps)."""
-    if inspect.iscoroutinefunction(app):
-        return True
-    if inspect.isclass(app) or inspect.isfunction(app) or inspect.ismethod(app):
-        return False
-    call = getattr(app, "__call__", None)
-    return call is not None and inspect.iscoroutinefunction(call)
 
 
 class ClientDisconnected(OSError):
