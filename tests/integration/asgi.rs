@@ -2,13 +2,17 @@
 //! daemon groups from real apps in the test venv (`tests/framework-apps/asgi`).
 //! Ours only: mod_wsgi does not run ASGI applications.
 
+use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::common::deploy::{with_tree, REPO};
 use crate::common::venv::venv;
-use crate::common::{referee_differs, Mpm, Running, Server};
+use crate::common::{referee_differs, wait_for, Mpm, Running, Server};
 
 /// Starts Apache with the ASGI test apps under {root}/asgi and `conf`
 /// (where `{venv}` is the test venv) after a daemon group `api` of
@@ -67,6 +71,7 @@ fn starlette_json_get_and_scope() {
     assert_eq!(v["state"], "hello from lifespan");
     assert_eq!(v["client"][0], "127.0.0.1");
     assert_eq!(v["url_for"], "http://example.org/api/items/7");
+    assert_eq!(v["loop"], "uvloop", "uvloop is in the test venv");
     let headers = v["headers"].as_array().unwrap();
     assert!(
         headers.iter().any(|h| h[0] == "x-custom" && h[1] == "Yes"),
@@ -78,4 +83,333 @@ fn starlette_json_get_and_scope() {
     assert_eq!(item.text(), r#"{"id":7}"#);
     assert_eq!(item.header("X-Item"), Some("yes"));
     assert_eq!(s.get("/api/items/x").status, 404);
+}
+
+/// The three frameworks' apps in one group.
+fn frameworks(mpm: Mpm) -> Running {
+    deploy(
+        mpm,
+        "processes=1 threads=4",
+        "WSGIApplicationGroup %{GLOBAL}\n\
+         WSGIScriptAlias /api {root}/asgi/starlette_app.py process-group=api\n\
+         WSGIScriptAlias /fast {root}/asgi/fastapi_app.py process-group=api\n\
+         WSGIScriptAlias /dj {root}/asgi/django_asgi.py process-group=api\n",
+    )
+}
+
+#[test]
+fn fastapi_and_django_asgi_json() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = frameworks(Mpm::Worker);
+    let r = s.get("/fast/items/5?q=x");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let v = json(&r);
+    assert_eq!(v["id"], 5);
+    assert_eq!(v["q"], "x");
+    assert_eq!(v["framework"], "fastapi");
+    // Validation by pydantic: a 422 from FastAPI itself.
+    assert_eq!(s.get("/fast/items/five").status, 422);
+    let r = s.request(
+        "POST",
+        "/fast/items",
+        &[("Content-Type", "application/json")],
+        br#"{"id": 3, "name": "caf\u00e9"}"#,
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    assert_eq!(json(&r)["created"]["name"], "café");
+    let v = json(&s.get("/fast/state"));
+    assert_eq!(v["db"], "connected", "lifespan state reaches request.state");
+    assert_eq!(v["root_path"], "/fast");
+
+    let r = s.get("/dj/items/7");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    let v = json(&r);
+    assert_eq!(v["framework"], "django");
+    assert_eq!(
+        v["self"], "/dj/items/7",
+        "reverse() includes the mount point"
+    );
+    assert_eq!(v["script_name"], "/dj");
+    assert_eq!(v["path_info"], "/items/7");
+    assert_eq!(s.get("/dj/nowhere").status, 404);
+    // Django's handler refuses the lifespan scope: served without it.
+    assert!(
+        s.wait_log("WSGIRS511", Duration::from_secs(10)),
+        "{}",
+        s.error_log()
+    );
+    assert!(!s.error_log().contains("WSGIRS510"), "{}", s.error_log());
+}
+
+#[test]
+fn streaming_upload_and_errors() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = starlette(Mpm::Event, "threads=2");
+    let r = s.get("/api/stream?n=50");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    let expected: String = (0..50).map(|i| format!("part {i}\n")).collect();
+    assert_eq!(r.text(), expected);
+    // 10 MiB, read by the application as it arrives.
+    let body: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let r = s.request(
+        "POST",
+        "/api/upload",
+        &[("Content-Type", "application/octet-stream")],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    let v = json(&r);
+    assert_eq!(v["size"], body.len());
+    let digest: String = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v["sha256"], digest);
+    assert!(v["chunks"].as_u64().unwrap() > 1, "read in chunks: {v}");
+    // The connection stays usable after both.
+    assert_eq!(s.get("/api/items/1").status, 200);
+    // An exception before the response starts: 500, traceback logged.
+    let r = s.get("/api/fail");
+    assert_eq!(r.status, 500);
+    assert!(s.wait_log("asgi failure on purpose", Duration::from_secs(10)));
+    let log = s.error_log();
+    assert!(log.contains("WSGIRS502"), "{log}");
+    assert!(log.contains("Traceback (most recent call last)"), "{log}");
+}
+
+#[test]
+fn client_disconnect_is_seen_by_the_app() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = starlette(Mpm::Event, "threads=2");
+    let mut conn = s.connect();
+    conn.write_all(b"GET /api/forever?id=gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < 10_000 {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        got += n;
+    }
+    drop(conn);
+    let seen = s.wait_file("var/disconnected-gone", Duration::from_secs(30));
+    assert_eq!(
+        seen.as_deref(),
+        Some("http.disconnect\n"),
+        "{}",
+        s.error_log()
+    );
+    assert_eq!(s.get("/api/items/2").status, 200);
+}
+
+#[test]
+fn many_awaiting_requests_share_four_threads() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    // Apache itself holds a thread per request it relays: room for 200.
+    let s = deploy(
+        Mpm::Event,
+        "processes=1 threads=4",
+        "ServerLimit 2\nThreadLimit 128\nThreadsPerChild 128\nStartServers 2\n\
+         MaxRequestWorkers 256\nMinSpareThreads 16\nMaxSpareThreads 256\n\
+         WSGIScriptAlias /api {root}/asgi/starlette_app.py process-group=api \
+         application-group=%{GLOBAL}\n",
+    );
+    assert_eq!(s.get("/api/items/1").status, 200, "{}", s.error_log());
+    let began = std::time::Instant::now();
+    let most = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..200)
+            .map(|_| scope.spawn(|| s.get("/api/sleep?s=0.5")))
+            .collect();
+        let mut most = 0;
+        for h in handles {
+            let r = h.join().unwrap();
+            assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+            most = most.max(json(&r)["most"].as_u64().unwrap());
+        }
+        most
+    });
+    eprintln!(
+        "200 requests awaiting 0.5 s each: {:.2} s, {most} at once",
+        began.elapsed().as_secs_f64()
+    );
+    // With a thread per awaiting request, at most 4 could overlap.
+    assert!(most >= 100, "only {most} requests awaited at once");
+}
+
+#[test]
+fn lifespan_runs_once_per_process_and_shuts_down_at_a_graceful_stop() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let mut s = starlette(Mpm::Event, "processes=1 threads=2");
+    let first = json(&s.get("/api/info"));
+    assert_eq!(first["state"], "hello from lifespan");
+    let pid = first["pid"].as_u64().unwrap();
+    for _ in 0..3 {
+        assert_eq!(json(&s.get("/api/info"))["pid"], pid);
+    }
+    let file = format!("var/lifespan-{pid}");
+    assert_eq!(std::fs::read_to_string(s.path(&file)).unwrap(), "startup\n");
+    s.graceful();
+    let stopped = wait_for(Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(s.path(&file)).ok()?;
+        (text == "startup\nshutdown\n").then_some(())
+    });
+    assert!(stopped.is_some(), "{}", s.error_log());
+}
+
+#[test]
+fn request_timeout_cancels_the_task() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = starlette(Mpm::Event, "processes=1 threads=2 request-timeout=1");
+    let first = json(&s.get("/api/info"))["pid"].clone();
+    let r = s.get("/api/sleep?s=30");
+    assert_eq!(r.status, 504, "{}", s.error_log());
+    assert!(s.wait_log("WSGIRS504", Duration::from_secs(10)));
+    // The process keeps serving.
+    assert_eq!(json(&s.get("/api/info"))["pid"], first);
+}
+
+#[test]
+fn maximum_requests_replaces_an_asgi_process() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = starlette(Mpm::Event, "processes=1 threads=2 maximum-requests=3");
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        let r = s.get("/api/info");
+        assert_eq!(r.status, 200, "{}", s.error_log());
+        pids.insert(json(&r)["pid"].as_u64().unwrap());
+    }
+    assert!(pids.len() >= 3, "{pids:?}");
+}
+
+#[test]
+fn touch_reload_under_load_fails_no_request() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = starlette(Mpm::Event, "processes=2 threads=4");
+    let before = json(&s.get("/api/info"))["pid"].as_u64().unwrap();
+    let stop = AtomicBool::new(false);
+    let (served, pids) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut served = 0;
+                    let mut pids = std::collections::BTreeSet::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        let r = s.get("/api/sleep?s=0.05");
+                        assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+                        pids.insert(json(&r)["pid"].as_u64().unwrap());
+                        served += 1;
+                    }
+                    (served, pids)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        s.touch("asgi/starlette_app.py");
+        // Load goes on until a replacement process has served.
+        let replaced = wait_for(Duration::from_secs(60), || {
+            let pid = json(&s.get("/api/info"))["pid"].as_u64().unwrap();
+            (pid != before && !Path::new(&format!("/proc/{before}")).exists()).then_some(())
+        });
+        stop.store(true, Ordering::SeqCst);
+        assert!(replaced.is_some(), "{}", s.error_log());
+        clients.into_iter().map(|c| c.join().unwrap()).fold(
+            (0, std::collections::BTreeSet::new()),
+            |(n, mut all), (m, p)| {
+                all.extend(p);
+                (n + m, all)
+            },
+        )
+    });
+    assert!(served > 0);
+    assert!(pids.len() >= 2, "{pids:?}");
+}
+
+#[test]
+fn asgi_needs_a_daemon_group() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let src = Path::new(REPO).join("tests/framework-apps/asgi");
+    let server = with_tree(Server::new(Mpm::Event), "asgi", &src)
+        .conf("WSGIScriptAlias /api {root}/asgi/starlette_app.py interface=asgi\n");
+    let (status, output) = server.start_expect_failure();
+    assert!(!status.success());
+    assert!(output.contains("WSGIScriptAlias"), "{output}");
+    assert!(output.contains("interface=asgi"), "{output}");
+    assert!(output.contains("WSGIRS500"), "{output}");
+    assert!(output.contains("process-group="), "{output}");
+    assert!(output.contains("line "), "{output}");
+    // Detected in embedded mode: 500, and the log says what to do.
+    let s = Server::new(Mpm::Event)
+        .file(
+            "app.py",
+            "async def application(scope, receive, send):\n    raise RuntimeError('never')\n",
+        )
+        .conf("WSGIScriptAlias /e {root}/app.py\n")
+        .start();
+    assert_eq!(s.get("/e").status, 500);
+    assert!(s.wait_log("WSGIRS501", Duration::from_secs(10)));
+    assert!(s.error_log().contains("process-group=NAME"));
+}
+
+/// An ASGI application the detection cannot see (its `__call__` is a plain
+/// function returning a coroutine), so only `interface=asgi` serves it.
+const HIDDEN_ASGI: &str = r#"
+class App:
+    def __call__(self, scope, receive, send):
+        return self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send):
+        if scope['type'] != 'http':
+            return
+        await send({'type': 'http.response.start', 'status': 200,
+                    'headers': [(b'content-type', b'text/plain')]})
+        await send({'type': 'http.response.body', 'body': b'asgi by option'})
+
+application = App()
+"#;
+
+#[test]
+fn interface_option_overrides_detection() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = Server::new(Mpm::Event)
+        .file("hidden.py", HIDDEN_ASGI)
+        .file(
+            "wsgi.py",
+            "def application(environ, start_response):\n    \
+             start_response('200 OK', [('Content-Type', 'text/plain')])\n    \
+             return [b'plain wsgi']\n",
+        )
+        .conf(
+            "WSGIDaemonProcess api threads=2\n\
+             WSGIScriptAlias /detected {root}/hidden.py process-group=api\n\
+             WSGIScriptAlias /forced {root}/hidden.py process-group=api interface=asgi\n\
+             WSGIScriptAlias /wsgi {root}/wsgi.py process-group=api interface=wsgi\n",
+        )
+        .start();
+    let forced = s.get("/forced");
+    assert_eq!(forced.status, 200, "{}", s.error_log());
+    assert_eq!(forced.text(), "asgi by option");
+    // Without the option it is taken for WSGI, and fails as such.
+    assert_eq!(s.get("/detected").status, 500);
+    assert_eq!(s.get("/wsgi").text(), "plain wsgi");
 }
