@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod asgi;
 mod check;
 mod daemon;
 mod generated;

@@ -163,14 +163,31 @@ module.__file__ = script
 with open(script, "rb") as source:
     code = compile(source.read(), script, "exec")
 exec(code, module.__dict__)
-if not callable(getattr(module, "application", None)):
+application = getattr(module, "application", None)
+if not callable(application):
     sys.exit("RuntimeError: %s defines no callable named 'application'" % script)
+# What the module's daemon processes also check: ASGI 3 (a coroutine
+# function, or an instance whose __call__ is one) or WSGI.
+import inspect
+call = None if inspect.isclass(application) else getattr(application, "__call__", None)
+asgi = inspect.iscoroutinefunction(application) or (
+    call is not None and inspect.iscoroutinefunction(call))
+print("interface=" + ("asgi" if asgi else "wsgi"))
 "#;
 
-/// Imports the application with `python` before Apache does; an exception
-/// becomes a failure carrying its last line. An import slower than
-/// [`IMPORT_TIMEOUT`] is only warned about.
-pub fn check_import(python: &Path, script: &Path, python_path: &[PathBuf]) -> Outcome<()> {
+/// What the import check found the application to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    /// A WSGI application (or not known: the import was too slow).
+    Wsgi,
+    /// An ASGI 3 application: daemon mode only.
+    Asgi,
+}
+
+/// Imports the application with `python` before Apache does and says
+/// whether it is ASGI; an exception becomes a failure carrying its last
+/// line. An import slower than [`IMPORT_TIMEOUT`] is only warned about.
+pub fn check_import(python: &Path, script: &Path, python_path: &[PathBuf]) -> Outcome<Interface> {
     let mut command = Command::new(python);
     command
         .arg("-c")
@@ -186,17 +203,20 @@ pub fn check_import(python: &Path, script: &Path, python_path: &[PathBuf]) -> Ou
             "install Python 3 or pass --python-home",
         )
     })?;
-    let Some((ok, _, stderr)) = result else {
+    let Some((ok, stdout, stderr)) = result else {
         log::warn!(
             "importing the application took longer than {}s; starting Apache anyway",
             IMPORT_TIMEOUT.as_secs()
         );
-        return Ok(());
+        return Ok(Interface::Wsgi);
     };
+    if ok && stdout.lines().any(|l| l == "interface=asgi") {
+        return Ok(Interface::Asgi);
+    }
     // The terminal's Ctrl-C interrupts the check too: that is the user
     // stopping wsgi-rs (the caller sees it), not the application failing.
     if ok || crate::supervise::stop_requested() {
-        return Ok(());
+        return Ok(Interface::Wsgi);
     }
     let traceback = stderr.trim_end();
     log::info!(

@@ -426,7 +426,16 @@ pub fn run(args: &ServeArgs) -> Outcome<ExitCode> {
             _ => unreachable!("only a plain script is served without a shim"),
         },
     };
-    preflight::check_import(&python, &script, &python_path)?;
+    let interface = preflight::check_import(&python, &script, &python_path)?;
+    if interface == preflight::Interface::Asgi && !daemon {
+        return Err(Failure::new(
+            format!(
+                "{} is an ASGI application, which runs in daemon mode only",
+                target.describe()
+            ),
+            "drop --embedded (daemon mode is the default)",
+        ));
+    }
     if supervise::stop_requested() {
         log::info!("stopped before Apache was started");
         return Ok(ExitCode::SUCCESS);
