@@ -248,6 +248,7 @@ fn daemon_group(
             home: spec.home.clone().or(user_home).map(Into::into),
             preloads: Vec::new(),
             default_script: None,
+            default_interface: None,
             socket_timeout,
             // mod_wsgi: unset, response writes get socket-timeout too.
             response_timeout: Some(spec.response_socket_timeout)
@@ -279,7 +280,7 @@ fn add_preloads(plan: &mut ProcessPlan, server: &Server<'_>) -> Result<(), Strin
                 &i.process_group,
                 i.application_group.clone(),
                 i.path.as_str(),
-                true,
+                Some(i.interface),
             )
         })
         .chain(config.script_aliases.iter().filter(|a| a.preload).map(|a| {
@@ -293,9 +294,10 @@ fn add_preloads(plan: &mut ProcessPlan, server: &Server<'_>) -> Result<(), Strin
                     .clone()
                     .unwrap_or(ApplicationGroup::Resource),
                 a.target.trim_end_matches('/'),
-                false,
+                None,
             )
         }));
+    // `imported`: a WSGIImportScript line, with its interface= option.
     for (process_group, app_group, path, imported) in wanted {
         let key = script_key(app_group.expand(server), path);
         match process_group {
@@ -311,8 +313,9 @@ fn add_preloads(plan: &mut ProcessPlan, server: &Server<'_>) -> Result<(), Strin
                         "WSGIImportScript/WSGIScriptAlias '{path}': no WSGIDaemonProcess group named '{name}'"
                     ));
                 };
-                if imported && group.launch.default_script.is_none() {
+                if let (Some(interface), None) = (imported, &group.launch.default_script) {
                     group.launch.default_script = Some(key.clone());
+                    group.launch.default_interface = interface;
                 }
                 group.launch.preloads.push(key);
             }
@@ -520,6 +523,7 @@ mod tests {
                     "/srv/first.wsgi",
                     "process-group=site",
                     "application-group=%{GLOBAL}",
+                    "interface=asgi",
                 ],
             ),
             (
@@ -567,6 +571,10 @@ mod tests {
         assert_eq!(
             launch.default_script,
             Some(script_key(String::new(), "/srv/first.wsgi"))
+        );
+        assert_eq!(
+            launch.default_interface,
+            Some(crate::config::Interface::Asgi)
         );
     }
 

@@ -48,7 +48,15 @@ pub(super) fn application<'py>(
     mtime: Option<i64>,
     loaded: &Result<Bound<'py, PyAny>, ScriptError>,
 ) -> Option<Bound<'py, PyAny>> {
-    let interface = vars.get(protocol::VAR_INTERFACE);
+    // The alias's option; for a request naming no script (a plain uwsgi
+    // peer's), the default application's WSGIImportScript option.
+    let default = daemon
+        .launch
+        .default_interface
+        .filter(|_| vars.get(protocol::VAR_SCRIPT).is_none());
+    let interface = vars
+        .get(protocol::VAR_INTERFACE)
+        .or(default.map(|i| i.name().as_bytes()));
     if interface == Some(b"wsgi") {
         return None;
     }

@@ -66,6 +66,8 @@ pub struct DaemonLaunch {
     /// The application a plain uwsgi peer (which names no script) gets: the
     /// group's first `WSGIImportScript`.
     pub default_script: Option<ScriptKey>,
+    /// Its `WSGIImportScript interface=`, if given.
+    pub default_interface: Option<crate::config::Interface>,
     /// How long a read or write on a connection may block.
     pub socket_timeout: Duration,
     /// How long one write of a response may block (`response-socket-timeout`,
