@@ -12,6 +12,8 @@
 //! - [`succession`]: what a process forked from a template tells it.
 //! - [`monitor`]: the main thread that applies signals, timeouts and
 //!   recycling, and the graceful exit.
+//! - [`inspect`]: the monitor's Python work, on a thread that may wait for
+//!   the GIL.
 //! - [`state`]: what workers and monitor share.
 //! - [`poller`]: the epoll set workers wait on (listener and idle connections).
 //! - [`connection`]: reading and checking one request, then running it.
@@ -24,6 +26,7 @@ mod asgi;
 pub mod backend;
 pub mod connection;
 pub mod health;
+pub mod inspect;
 pub mod monitor;
 pub mod poller;
 pub mod privileges;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 
 use super::active::AnswerState;
+use super::inspect;
 use super::state::{now_secs, Daemon};
 use crate::interp;
 use crate::metrics::Reason;
@@ -143,39 +144,52 @@ pub(super) fn shutdown_reason(why: &str) -> &'static str {
         .map_or("shutdown_signal", |(_, reason)| reason)
 }
 
-/// Whether Python has been responsive lately: the monitor only takes the
-/// GIL then, so a stuck GIL can never stall signals and timeouts.
+/// Whether Python has been responsive lately: the monitor only asks for
+/// Python work then.
 fn gil_is_responsive(daemon: &Daemon) -> bool {
     now_secs().saturating_sub(daemon.heartbeat.load(Ordering::Relaxed)) <= 2
 }
 
-/// The Python stack of the thread `thread_id`, for the request-timeout log.
-fn python_stack(daemon: &Daemon, thread_id: u64) -> Vec<String> {
+/// How long the monitor waits for Python work done by the inspector.
+const PATIENCE: Duration = Duration::from_secs(2);
+
+/// The Python stack of the thread `thread_id`, read in its interpreter
+/// (where waiting for the GIL makes a busy thread yield it) by the
+/// inspector, so the monitor never waits on the GIL for it.
+fn python_stack(daemon: &Daemon, thread_id: u64, app_group: &str) -> Vec<String> {
     if !gil_is_responsive(daemon) {
         return vec!["(the GIL is held elsewhere; stack unavailable)".into()];
     }
-    interp::with_python(|py| {
-        let run = || -> PyResult<Vec<String>> {
-            let frames = py.import("sys")?.call_method0("_current_frames")?;
-            let Some(frame) = frames.get_item(thread_id).ok() else {
-                return Ok(vec!["(no Python frame for the thread)".into()]);
+    let group = app_group.to_owned();
+    let read = inspect::run(PATIENCE, move || {
+        interp::with_group(&group, |py| {
+            let run = || -> PyResult<Vec<String>> {
+                let frames = py.import("sys")?.call_method0("_current_frames")?;
+                let Some(frame) = frames.get_item(thread_id).ok() else {
+                    return Ok(vec!["(no Python frame for the thread)".into()]);
+                };
+                let lines: Vec<String> = py
+                    .import("traceback")?
+                    .call_method1("format_stack", (frame,))?
+                    .extract()?;
+                Ok(lines
+                    .iter()
+                    .flat_map(|l| {
+                        l.trim_end()
+                            .split('\n')
+                            .map(str::to_owned)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect())
             };
-            let lines: Vec<String> = py
-                .import("traceback")?
-                .call_method1("format_stack", (frame,))?
-                .extract()?;
-            Ok(lines
-                .iter()
-                .flat_map(|l| {
-                    l.trim_end()
-                        .split('\n')
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .collect())
-        };
-        run().unwrap_or_else(|e| vec![format!("(stack unavailable: {e})")])
-    })
+            run().unwrap_or_else(|e| vec![format!("(stack unavailable: {e})")])
+        })
+    });
+    match read {
+        Ok(Ok(lines)) => lines,
+        Ok(Err(e)) => vec![format!("(stack unavailable: {e})")],
+        Err(e) => vec![format!("(stack unavailable: {e})")],
+    }
 }
 
 /// When a request counts as stuck: mod_wsgi 6 judges each thread by
@@ -207,7 +221,7 @@ struct Stuck {
 /// replaced at once (`interrupt-timeout=0`) or `mod_wsgi.RequestTimeout`
 /// is raised in the thread and the process is replaced only if the request
 /// is still running `interrupt-timeout` later.
-fn check_request_timeouts(daemon: &Daemon) {
+fn check_request_timeouts(daemon: &Arc<Daemon>) {
     let spec = &daemon.launch.spec;
     if spec.request_timeout.is_zero() {
         return;
@@ -215,27 +229,42 @@ fn check_request_timeouts(daemon: &Daemon) {
     let fire = fire_point(spec.request_timeout, spec.threads);
     let grace = spec.interrupt_timeout;
     for (index, slot) in daemon.slots.iter().enumerate() {
-        let (stuck, expired) = {
+        let (stuck, first, expired) = {
             let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
             let Some(req) = guard.as_ref() else { continue };
             let ran = req.started.elapsed();
-            let stuck =
-                (ran > fire && !req.timed_out.swap(true, Ordering::SeqCst)).then(|| Stuck {
-                    index,
-                    thread_id: req.thread_id,
-                    uri: req.uri.clone(),
-                    app_group: req.app_group.clone(),
-                    answer: req.answer.clone(),
-                    answered: req.answer_timeout(),
-                });
+            let first = ran > fire && !req.timed_out.swap(true, Ordering::SeqCst);
+            // Not raised yet (the GIL was busy): tried again every tick
+            // until the grace ends.
+            let pending = !first
+                && !grace.is_zero()
+                && req.timed_out.load(Ordering::SeqCst)
+                && !req.interrupted.load(Ordering::SeqCst)
+                && !req.abandoned.load(Ordering::SeqCst);
+            let stuck = (first || pending).then(|| Stuck {
+                index,
+                thread_id: req.thread_id,
+                uri: req.uri.clone(),
+                app_group: req.app_group.clone(),
+                answer: req.answer.clone(),
+                answered: first && req.answer_timeout(),
+            });
             let expired = !grace.is_zero()
                 && ran > fire + grace
                 && req.timed_out.load(Ordering::SeqCst)
                 && !req.abandoned.swap(true, Ordering::SeqCst);
-            (stuck, expired.then(|| (req.thread_id, req.uri.clone())))
+            (
+                stuck,
+                first,
+                expired.then(|| (req.thread_id, req.uri.clone())),
+            )
         };
-        if let Some(stuck) = stuck {
-            request_timed_out(daemon, fire, &stuck);
+        match stuck {
+            Some(stuck) if first => request_timed_out(daemon, fire, &stuck),
+            Some(stuck) => {
+                interrupt(daemon, &stuck);
+            }
+            None => {}
         }
         if let Some((thread_id, uri)) = expired {
             log::error!(
@@ -250,7 +279,7 @@ fn check_request_timeouts(daemon: &Daemon) {
 }
 
 /// Logs a request past its fire point with its stack, then recovers.
-fn request_timed_out(daemon: &Daemon, fire: Duration, stuck: &Stuck) {
+fn request_timed_out(daemon: &Arc<Daemon>, fire: Duration, stuck: &Stuck) {
     let grace = daemon.launch.spec.interrupt_timeout;
     let recovery = if grace.is_zero() {
         "replacing the process".to_owned()
@@ -274,44 +303,50 @@ fn request_timed_out(daemon: &Daemon, fire: Duration, stuck: &Stuck) {
     if let Some(metrics) = &daemon.launch.metrics {
         metrics.timeout();
     }
-    for line in python_stack(daemon, stuck.thread_id) {
+    for line in python_stack(daemon, stuck.thread_id, &stuck.app_group) {
         log::error!("{line}");
     }
     if grace.is_zero() {
         daemon.request_restart("request timeout");
-    } else {
-        interrupt(daemon, stuck);
-    }
-}
-
-/// Raises `mod_wsgi.RequestTimeout` in the stuck request's thread, if the
-/// request is still running. Under the GIL of its interpreter and its
-/// slot's lock, as `active::end` ends it, so it reaches no other request.
-/// A GIL held elsewhere is left alone: deadlock-timeout is for that, and
-/// meanwhile the grace runs out.
-fn interrupt(daemon: &Daemon, stuck: &Stuck) {
-    if !gil_is_responsive(daemon) {
-        return;
-    }
-    let raised = interp::with_group(&stuck.app_group, |py| {
-        let guard = daemon.slots[stuck.index]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match guard.as_ref() {
-            Some(req) if req.answers_with(&stuck.answer) => {
-                req.interrupted.store(true, Ordering::SeqCst);
-                interp::interrupt_thread(py, req.thread_id)
-            }
-            _ => false,
-        }
-    });
-    if !matches!(raised, Ok(true)) {
+    } else if !interrupt(daemon, stuck) {
         log::debug!(
-            "(wsgi:{}) thread {}: no running request to interrupt",
+            "(wsgi:{}) thread {}: not interrupted yet (the GIL is busy, or the request ended); trying again",
             daemon.group(),
             stuck.thread_id
         );
     }
+}
+
+/// Raises `mod_wsgi.RequestTimeout` in the stuck request's thread, if the
+/// request is still running; true when it was raised. Done by the
+/// inspector under the GIL of the request's interpreter and its slot's
+/// lock, as `active::end` ends it, so it reaches no other request. While
+/// the GIL does not come, the monitor tries again each tick; a GIL held for
+/// good is deadlock-timeout's, and meanwhile the grace runs out.
+fn interrupt(daemon: &Arc<Daemon>, stuck: &Stuck) -> bool {
+    if !gil_is_responsive(daemon) {
+        return false;
+    }
+    let (d, index, group, answer) = (
+        daemon.clone(),
+        stuck.index,
+        stuck.app_group.clone(),
+        stuck.answer.clone(),
+    );
+    let raised = inspect::run(PATIENCE, move || {
+        interp::with_group(&group, |py| {
+            let guard = d.slots[index].lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(req) if req.answers_with(&answer) => {
+                    let raised = interp::interrupt_thread(py, req.thread_id);
+                    req.interrupted.store(raised, Ordering::SeqCst);
+                    raised
+                }
+                _ => false,
+            }
+        })
+    });
+    matches!(raised, Ok(Ok(true)))
 }
 
 /// Logs, once per request, the Python stack of each request running past
@@ -330,12 +365,17 @@ fn check_slow_requests(daemon: &Daemon) {
                     if req.started.elapsed() > limit
                         && !req.reported_slow.swap(true, Ordering::SeqCst) =>
                 {
-                    Some((req.thread_id, req.started.elapsed(), req.uri.clone()))
+                    Some((
+                        req.thread_id,
+                        req.started.elapsed(),
+                        req.uri.clone(),
+                        req.app_group.clone(),
+                    ))
                 }
                 _ => None,
             }
         };
-        if let Some((thread_id, ran, uri)) = slow {
+        if let Some((thread_id, ran, uri, app_group)) = slow {
             log::warn!(
                 "WSGIRS116: (wsgi:{}) slow request: pid {} thread {thread_id}: '{uri}' has run {:.1}s, longer than WSGISlowRequests {}s; Python stack:",
                 daemon.group(),
@@ -343,7 +383,7 @@ fn check_slow_requests(daemon: &Daemon) {
                 ran.as_secs_f64(),
                 limit.as_secs_f64()
             );
-            for line in python_stack(daemon, thread_id) {
+            for line in python_stack(daemon, thread_id, &app_group) {
                 log::warn!("{line}");
             }
         }

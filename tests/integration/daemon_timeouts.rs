@@ -13,8 +13,9 @@ use crate::common::{referee_differs, wait_for, Mpm, Running, Server};
 use crate::daemon::{daemon_pids, served_pid, wait_daemons};
 
 /// `/spin` runs Python between short sleeps until interrupted (and notes
-/// that it was, then re-raises); `/block` sleeps in one C call; `/big`
-/// streams 64 MiB; anything else reports the pid.
+/// that it was, then re-raises); `/block` sleeps in one C call;
+/// `/hold-gil` waits forever in C with the GIL held; `/big` streams 64 MiB;
+/// anything else reports the pid.
 const APP: &str = r#"
 import os, time, mod_wsgi
 def mark(name):
@@ -34,6 +35,11 @@ def application(environ, start_response):
     if path == '/block':
         mark('blocking')
         time.sleep(120)
+    if path == '/hold-gil':
+        mark('holding')
+        # PyDLL keeps the GIL across the call, and pause() never returns.
+        import ctypes
+        ctypes.PyDLL(None).pause()
     if path == '/big':
         mark('streaming')
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
@@ -159,6 +165,44 @@ fn thread_blocked_in_c_gets_its_process_replaced() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_ne!(served_pid(&r), before);
     assert!(!s.path("var/unwound").exists());
+}
+
+/// A request holding the GIL in C for ever, past request-timeout: no
+/// exception can reach it and no stack can be read, yet the monitor, which
+/// never waits for the GIL itself, goes on and deadlock-timeout replaces
+/// the process.
+#[test]
+fn gil_held_in_c_past_request_timeout_is_found_by_deadlock_timeout() {
+    if referee_differs("mod_wsgi 4.9.4 has no interrupt-timeout") {
+        return;
+    }
+    let s = server(
+        Mpm::Prefork,
+        "held",
+        "processes=1 threads=2 request-timeout=1 interrupt-timeout=30 deadlock-timeout=3",
+    );
+    let before = served_pid(&s.get("/app"));
+    let stuck = std::thread::scope(|scope| {
+        let stuck = scope.spawn(|| s.get("/app/hold-gil"));
+        wait_mark(&s, "holding");
+        let after = wait_for(Duration::from_secs(60), || {
+            let now = daemon_pids(&s, "held");
+            (now.len() == 1 && now[0] != before).then(|| now[0])
+        });
+        assert!(
+            after.is_some(),
+            "process {before} holding the GIL not replaced: {:?}\n{}",
+            daemon_pids(&s, "held"),
+            s.error_log()
+        );
+        stuck.join().unwrap()
+    });
+    // 504 from the request timeout, or 502 if the process died first.
+    assert!([502, 504].contains(&stuck.status), "{}", stuck.text());
+    assert!(s.error_log().contains("deadlocked"), "{}", s.error_log());
+    let r = s.get("/app");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_ne!(served_pid(&r), before);
 }
 
 /// response-socket-timeout=1: a client that stops reading a 64 MiB
