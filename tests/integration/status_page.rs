@@ -3,11 +3,12 @@
 //! metrics and its table lists a request blocked in a daemon process. Ours
 //! only: mod_wsgi has no such handler.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{referee_differs, wait_for, Running, Server};
+use crate::common::{http, referee_differs, wait_for, Response, Running, Server};
 use crate::daemon::wait_daemons;
 
 /// `/block` waits (at most a minute) until the file `var/release` exists.
@@ -25,16 +26,30 @@ def application(environ, start_response):
 "#;
 
 /// Embedded mode at /emb, daemon group `dg` at /dmn, the page at /status.
+/// The group's socket-timeout outlasts Chromium's runs on a loaded machine,
+/// which the blocked request waits through.
 fn server() -> Running {
     Server::new(crate::common::Mpm::Event)
         .file("app.wsgi", APP)
         .conf(
-            "WSGIDaemonProcess dg processes=1 threads=2 display-name=%{GROUP}\n\
+            "WSGIDaemonProcess dg processes=1 threads=2 socket-timeout=120 display-name=%{GROUP}\n\
              WSGIScriptAlias /emb {root}/app.wsgi\n\
              WSGIScriptAlias /dmn {root}/app.wsgi process-group=dg\n\
              <Location /status>\n    SetHandler wsgi-rs-status\n    Require ip 127.0.0.1\n</Location>\n",
         )
         .start()
+}
+
+/// GET `path` on a connection that waits up to two minutes for the answer
+/// (the harness gives up after 10 s of silence): the blocked request waits
+/// through Chromium's runs, however long a loaded machine makes them.
+fn get_patiently(s: &Running, path: &str) -> Response {
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    c.write_all(&http::build_request("GET", path, s.port, &[], b""))
+        .unwrap();
+    let (data, reset) = http::read_to_eof(&mut c);
+    http::parse_response(&data, false, reset)
 }
 
 /// Runs headless Chromium on `url` with `args`; its stdout.
@@ -111,7 +126,7 @@ fn status_page_draws_live_metrics_in_chromium() {
     }
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let blocked = scope.spawn(|| s.get("/dmn/block?who=%3Cme%3E"));
+        let blocked = scope.spawn(|| get_patiently(&s, "/dmn/block?who=%3Cme%3E"));
         let listed = wait_for(Duration::from_secs(30), || {
             let r = s.get("/status?format=running");
             let text = r.text();
