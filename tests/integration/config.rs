@@ -117,6 +117,14 @@ fn daemon_process_errors_name_directive_value_file_and_line() {
         ("WSGIDaemonProcess app threads=many", "many"),
         ("WSGIDaemonProcess app maximum-requests=-5", "-5"),
         (
+            "WSGIDaemonProcess app maximum-memory=512M",
+            "maximum-memory=512M",
+        ),
+        (
+            "WSGIDaemonProcess app maximum-memory=1000",
+            "at least 1048576 bytes",
+        ),
+        (
             "WSGIDaemonProcess app\nWSGIDaemonProcess app threads=1",
             "app",
         ),
