@@ -51,11 +51,16 @@ def application(environ, start_response):
 "#;
 
 fn server(mpm: Mpm, group: &str, options: &str) -> Running {
+    server_in(mpm, group, options, "")
+}
+
+/// `server` with more options for the alias (an application group).
+fn server_in(mpm: Mpm, group: &str, options: &str, alias: &str) -> Running {
     Server::new(mpm)
         .file("app.wsgi", APP)
         .conf(&format!(
             "WSGIDaemonProcess {group} {options} display-name=%{{GROUP}}\n\
-             WSGIScriptAlias /app {{root}}/app.wsgi process-group={group}\n"
+             WSGIScriptAlias /app {{root}}/app.wsgi process-group={group} {alias}\n"
         ))
         .start()
 }
@@ -75,16 +80,27 @@ fn wait_mark(s: &Running, name: &str) {
 /// A request spinning in Python past request-timeout is answered 504, its
 /// thread gets mod_wsgi.RequestTimeout and unwinds, and the same process
 /// (same pid) serves the other thread's requests meanwhile and both
-/// threads' requests afterwards: nothing is restarted.
+/// threads' requests afterwards: nothing is restarted. In the default
+/// application group's sub-interpreter, and in the main one.
 #[test]
 fn interrupted_request_is_504_and_the_process_lives() {
+    interrupted_request_in("");
+}
+
+#[test]
+fn interrupted_request_in_the_main_interpreter() {
+    interrupted_request_in("application-group=%{GLOBAL}");
+}
+
+fn interrupted_request_in(alias: &str) {
     if referee_differs("mod_wsgi 4.9.4 has no interrupt-timeout") {
         return;
     }
-    let s = server(
+    let s = server_in(
         Mpm::Event,
         "keep",
         "processes=1 threads=2 request-timeout=1 interrupt-timeout=30",
+        alias,
     );
     let pid = served_pid(&s.get("/app"));
     let stuck = std::thread::scope(|scope| {
