@@ -300,15 +300,7 @@ impl Server {
             BodySource::Framed => (1, Vec::new(), 0),
             BodySource::Plain { early, left } => (2, early, left),
         };
-        let done = Mutex::new(Some(done));
-        let done = callable(py, move |args| {
-            let keep: bool = args.get_item(0)?.extract()?;
-            let taken = done.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(done) = taken {
-                done(keep);
-            }
-            Ok(())
-        })?;
+        let done = done_hook(py, done)?;
         let args = (
             app,
             fd.as_raw_fd(),
@@ -326,6 +318,42 @@ impl Server {
         std::mem::forget(fd);
         Ok(())
     }
+
+    /// Hands a connection that leaves HTTP (a WebSocket) to the loop, from
+    /// any thread: `start(state)` makes the coroutine that serves it, run
+    /// after the application's lifespan startup (state None if that
+    /// failed); what it raises is logged under `failure`; `done(false)`
+    /// follows.
+    pub fn submit_task(
+        &self,
+        py: Python<'_>,
+        app: &Bound<'_, PyAny>,
+        start: Bound<'_, PyAny>,
+        script: String,
+        failure: String,
+        done: Box<dyn FnOnce(bool) + Send>,
+    ) -> PyResult<()> {
+        let done = done_hook(py, done)?;
+        self.server
+            .call_method1(py, "submit_task", (app, start, script, failure, done))
+            .map(drop)
+    }
+}
+
+/// The `done(keep)` Python callable running `done` once.
+fn done_hook<'py>(
+    py: Python<'py>,
+    done: Box<dyn FnOnce(bool) + Send>,
+) -> PyResult<Bound<'py, PyCFunction>> {
+    let done = Mutex::new(Some(done));
+    callable(py, move |args| {
+        let keep: bool = args.get_item(0)?.extract()?;
+        let taken = done.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(done) = taken {
+            done(keep);
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -101,6 +101,14 @@ class Server:
             self._begin, app, fd, scope, body_mode, body, left, framed, keep_alive, script, done
         )
 
+    def submit_task(self, app, start, script, failure, done):
+        """Hands over a connection that leaves the HTTP protocol (a
+        WebSocket, src/daemon/websocket) from any thread: after the
+        application's lifespan startup, awaits `start(state)` (state None
+        when the startup failed), logs what it raises under `failure`, then
+        calls done(False): such a connection never carries another request."""
+        self.loop.call_soon_threadsafe(self._begin_task, app, start, script, failure, done)
+
     def preload(self, app, script):
         """Runs the application's lifespan startup before any request (any
         thread); returns at once."""
@@ -108,6 +116,20 @@ class Server:
 
     def _begin(self, *args):
         self.loop.create_task(self._serve(*args))
+
+    def _begin_task(self, *args):
+        self.loop.create_task(self._task(*args))
+
+    async def _task(self, app, start, script, failure, done):
+        try:
+            lifespan = self._lifespan(app, script)
+            if not lifespan.ready.done():
+                await asyncio.shield(lifespan.ready)
+            await start(lifespan.state.copy() if lifespan.ready.result() else None)
+        except Exception as exc:
+            self.log_exception(failure, exc)
+        finally:
+            done(False)
 
     def _lifespan(self, app, script):
         lifespan = self.lifespans.get(id(app))

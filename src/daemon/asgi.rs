@@ -18,6 +18,7 @@ use pyo3::sync::MutexExt;
 use super::backend::Body;
 use super::protocol::{self, Vars};
 use super::state::Daemon;
+use super::websocket;
 use crate::asgi::{BodySource, Hooks, HttpScope, Server, Settings, Submission, Wire};
 use crate::interp::{self, ScriptError, ScriptKey};
 use crate::metrics::board::Busy;
@@ -257,6 +258,24 @@ pub(super) fn hand_over(
             return false;
         }
     };
+    // A WebSocket leaves HTTP: a task of its own serves the connection.
+    let how = if websocket::requested(vars) {
+        match websocket::prepare(py, daemon.group(), &app, &scope, vars, fd) {
+            Ok(Ok(task)) => Handover::WebSocket(task),
+            Ok(Err(answer)) => {
+                let _ = (&*stream).write_all(&answer);
+                return false;
+            }
+            Err(e) => {
+                handover_failed(py, daemon, vars, &e);
+                let answer = protocol::error_response(500, "Internal Server Error", framed);
+                let _ = (&*stream).write_all(&answer);
+                return false;
+            }
+        }
+    } else {
+        Handover::Http(fd)
+    };
     let body = match body {
         Body::Memory { data, .. } => BodySource::Memory(data),
         Body::Framed { .. } => BodySource::Framed,
@@ -280,27 +299,45 @@ pub(super) fn hand_over(
         busy,
         counts: !vars.flag(protocol::VAR_IGNORE_ACTIVITY),
     });
-    let submission = Submission {
-        app,
-        fd,
-        scope,
-        body,
-        framed,
-        keep_alive: framed,
-        script: key.path.display().to_string(),
-        done: Box::new(move |keep| {
-            handed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .finish(keep)
-        }),
+    let script = key.path.display().to_string();
+    let done: Box<dyn FnOnce(bool) + Send> = Box::new(move |keep| {
+        handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish(keep)
+    });
+    let submitted = match how {
+        Handover::WebSocket(task) => {
+            server.submit_task(py, &app, task.start, script, task.failure, done)
+        }
+        Handover::Http(fd) => server.submit(
+            py,
+            Submission {
+                app,
+                fd,
+                scope,
+                body,
+                framed,
+                keep_alive: framed,
+                script,
+                done,
+            },
+        ),
     };
     // On an error the connection is closed (Handed's drop): the loop is
     // gone, nothing can answer.
-    if let Err(e) = server.submit(py, submission) {
+    if let Err(e) = submitted {
         handover_failed(py, daemon, vars, &e);
     }
     true
+}
+
+/// What the loop gets.
+enum Handover<'py> {
+    /// An HTTP request, on the loop's own descriptor of the connection.
+    Http(OwnedFd),
+    /// A WebSocket, which owns that descriptor.
+    WebSocket(websocket::Task<'py>),
 }
 
 /// Logs a request the loop could not be given, with the Python error.

@@ -20,6 +20,8 @@
 //! - [`backend`]: the request's body and response on the socket.
 //! - [`active`]: the running request as the monitor sees it, and who answers.
 //! - `asgi`: ASGI requests handed to the application group's event loop.
+//! - [`websocket`]: the ASGI `websocket` scope on a connection Apache
+//!   tunnels to us.
 
 pub mod active;
 mod asgi;
@@ -37,6 +39,7 @@ mod protocol_props;
 pub mod state;
 pub mod succession;
 pub mod template;
+pub mod websocket;
 
 use std::path::PathBuf;
 use std::time::Duration;

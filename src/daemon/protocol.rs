@@ -31,6 +31,13 @@
 //!   then never acted on, and the client may safely send the request again.
 //! - `WSGI_RS_CHUNKED=1` only says the client's request had no length
 //!   (`wsgi.input_terminated`).
+//! - `WSGI_RS_UPGRADE=websocket` says the client asked for a WebSocket and
+//!   our client can tunnel it. A daemon that accepts answers a
+//!   `HTTP/1.1 101` head, unframed, and from then on the connection carries
+//!   the WebSocket's raw bytes both ways until either side closes it (see
+//!   `httpd::daemon_client::tunnel` and `daemon::websocket`). Any other answer is
+//!   an ordinary framed response. Without the var the daemon never answers
+//!   101, so plain peers, which cannot tunnel, never see one.
 
 use std::io;
 use std::ops::Range;
@@ -45,6 +52,8 @@ pub const VAR_CLIENT: &str = "WSGI_RS_CLIENT";
 pub const VAR_EXPECT: &str = "WSGI_RS_EXPECT";
 /// The client's body was chunked.
 pub const VAR_CHUNKED: &str = "WSGI_RS_CHUNKED";
+/// The request asks for a WebSocket, and our client can tunnel it.
+pub const VAR_UPGRADE: &str = "WSGI_RS_UPGRADE";
 /// The WSGI script to run.
 pub const VAR_SCRIPT: &str = "WSGI_RS_SCRIPT";
 /// Its application group.

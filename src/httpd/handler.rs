@@ -255,6 +255,7 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
             chunked,
             content_length: declared.unwrap_or(0),
             error_override: dir.error_override == Some(true),
+            upgrade: daemon_client::is_websocket_request(req),
         };
         return daemon_client::forward(req, group, forward, group.launch.socket_timeout);
     }

@@ -296,3 +296,84 @@ int wsgi_rs_config_names(const char *word)
 {
     return config_names(ap_conftree, word);
 }
+
+/* A WebSocket tunnel (src/httpd/daemon_client/tunnel.rs), as mod_proxy_http
+ * runs one after a backend's 101: the interim 101 goes out with
+ * r->headers_out, then the connection belongs to the tunnel. The request's
+ * filters become the connection's (the HTTP filters must not see the
+ * tunnelled bytes, and the request's end then passes nothing through them),
+ * mod_reqtimeout stops timing the connection (an idle socket is no slow
+ * request), and the connection is not kept alive afterwards. Returns the
+ * client socket's descriptor, for polling, and its timeout; -1 when it has
+ * none. */
+int wsgi_rs_tunnel_begin(request_rec *r, const char *status_line, apr_interval_time_t *timeout)
+{
+    conn_rec *c = r->connection;
+    apr_socket_t *sock = ap_get_conn_socket(c);
+    apr_os_sock_t fd = -1;
+
+    r->status = HTTP_SWITCHING_PROTOCOLS;
+    r->status_line = status_line;
+    ap_send_interim_response(r, 1);
+    r->output_filters = c->output_filters;
+    r->proto_output_filters = c->output_filters;
+    r->input_filters = c->input_filters;
+    r->proto_input_filters = c->input_filters;
+    ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
+    c->keepalive = AP_CONN_CLOSE;
+    *timeout = -1;
+    if (sock == NULL || apr_os_sock_get(&fd, sock) != APR_SUCCESS)
+        return -1;
+    apr_socket_timeout_get(sock, timeout);
+    return fd;
+}
+
+/* Reads what the client sent, without waiting, through the connection's
+ * input filters (so TLS is undone and bytes already buffered behind the
+ * request come first). 1: *got bytes read; 0: nothing yet; -1: the client
+ * closed the connection or reading it failed. */
+int wsgi_rs_tunnel_read(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_size_t len,
+                        apr_size_t *got)
+{
+    apr_status_t rv;
+    int eos = 0;
+
+    *got = 0;
+    rv = ap_get_brigade(r->connection->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ,
+                        len);
+    if (rv == APR_SUCCESS) {
+        for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            if (APR_BUCKET_IS_EOS(b)) {
+                eos = 1;
+                apr_bucket_delete(b);
+                break;
+            }
+        }
+        *got = len;
+        rv = apr_brigade_flatten(bb, buf, got);
+    }
+    apr_brigade_cleanup(bb);
+    if (APR_STATUS_IS_EAGAIN(rv))
+        return 0;
+    if (rv != APR_SUCCESS)
+        return -1;
+    if (*got == 0)
+        return eos ? -1 : 0;
+    return 1;
+}
+
+/* Sends bytes to the client through the connection's output filters, at
+ * once (flushed). */
+apr_status_t wsgi_rs_tunnel_write(request_rec *r, apr_bucket_brigade *bb, const char *data,
+                                  apr_size_t len)
+{
+    apr_status_t rv;
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(data, len, ba));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(ba));
+    rv = ap_pass_brigade(r->connection->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    return rv;
+}

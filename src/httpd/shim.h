@@ -68,5 +68,10 @@ int wsgi_rs_finfo_filetype(const request_rec *r);
 const char *wsgi_rs_proxy_uds_path(request_rec *r);
 const char *wsgi_rs_remote_host(request_rec *r);
 int wsgi_rs_config_names(const char *word);
+int wsgi_rs_tunnel_begin(request_rec *r, const char *status_line, apr_interval_time_t *timeout);
+int wsgi_rs_tunnel_read(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_size_t len,
+                        apr_size_t *got);
+apr_status_t wsgi_rs_tunnel_write(request_rec *r, apr_bucket_brigade *bb, const char *data,
+                                  apr_size_t len);
 
 #endif

@@ -111,3 +111,4 @@ mod status_page;
 mod stdio;
 mod threads;
 mod trusted_proxies;
+mod websocket;

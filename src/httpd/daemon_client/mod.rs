@@ -9,6 +9,7 @@
 mod availability;
 mod connect;
 mod relay;
+mod tunnel;
 
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -23,6 +24,7 @@ use crate::daemon::protocol::{self, ProtocolError};
 use crate::wsgi::{Backend, BodyError};
 use connect::{connect, put_idle, take_idle};
 use relay::{attempt, Attempt, Outgoing};
+pub use tunnel::is_websocket_request;
 
 /// Bodies up to this size are read before connecting and sent with the
 /// request head in one write; larger or chunked ones wait for the daemon's
@@ -61,6 +63,8 @@ pub struct Forward<'a> {
     /// `WSGIErrorOverride On`: an error status from the application is
     /// answered with Apache's error document instead of its body.
     pub error_override: bool,
+    /// The client asks for a WebSocket ([`is_websocket_request`]).
+    pub upgrade: bool,
 }
 
 /// An HTTP status as the handler's return value.
@@ -112,6 +116,7 @@ fn forward_with(
         streamed,
         early_body: if streamed { &body } else { &[] },
         error_override: fwd.error_override,
+        upgrade: fwd.upgrade.then_some(socket_timeout),
     };
     send_with_retries(
         req,
@@ -176,6 +181,9 @@ fn encode_packet(
     private.push((protocol::VAR_QUEUE_START.as_bytes(), queue_start.as_bytes()));
     if streamed {
         private.push((protocol::VAR_EXPECT.as_bytes(), b"1"));
+    }
+    if fwd.upgrade {
+        private.push((protocol::VAR_UPGRADE.as_bytes(), b"websocket"));
     }
     packet.clear();
     match protocol::encode_request_into(packet, fwd.vars.iter().copied().chain(private)) {

@@ -10,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use super::availability::{await_answer, Awaited};
+use super::tunnel;
 use super::{status, APLOG_ERR, BLOCK};
 use crate::daemon::protocol;
 use crate::httpd::backend::ApacheBackend;
@@ -116,6 +117,9 @@ pub(super) struct Outgoing<'a> {
     pub(super) early_body: &'a [u8],
     /// `WSGIErrorOverride`: Apache renders the application's error responses.
     pub(super) error_override: bool,
+    /// The request asks for a WebSocket: a 101 answer starts a tunnel, idle
+    /// for at most this long (the group's socket-timeout).
+    pub(super) upgrade: Option<Duration>,
 }
 
 /// One try of the request on `stream`: send it, then relay the answer.
@@ -187,7 +191,7 @@ pub(super) fn attempt(
             in_sync = false;
         }
     }
-    let (code, kept) = relay_response(req, apache, &mut reader, name, request.error_override);
+    let (code, kept) = relay_response(req, apache, &mut reader, name, request);
     let keep = (kept && in_sync).then_some(stream);
     Attempt::Done(code, keep)
 }
@@ -277,7 +281,7 @@ fn relay_response(
     apache: &mut ApacheBackend,
     reader: &mut Reader<'_>,
     name: &str,
-    error_override: bool,
+    request: &Outgoing<'_>,
 ) -> (c_int, bool) {
     let head_len = loop {
         let avail = reader.available();
@@ -314,7 +318,13 @@ fn relay_response(
         // The daemon already logged the cause; Apache renders the error.
         return (parsed.status as c_int, false);
     }
-    if error_override && (400..600).contains(&parsed.status) {
+    if parsed.status == 101 {
+        return (
+            switch_protocols(req, apache, reader, &parsed, name, request),
+            false,
+        );
+    }
+    if request.error_override && (400..600).contains(&parsed.status) {
         // Like ProxyErrorOverride: Apache answers with its error document
         // for the status; the application's headers and body are dropped
         // (read off, so the connection stays usable).
@@ -368,6 +378,41 @@ fn relay_response(
             left -= n;
         }
     }
+}
+
+/// The daemon accepted a protocol switch: the tunnel runs, if the request
+/// asked for one (else the answer is malformed: 502).
+fn switch_protocols(
+    req: &Request<'_>,
+    apache: &mut ApacheBackend,
+    reader: &mut Reader<'_>,
+    head: &protocol::ResponseHead,
+    name: &str,
+    request: &Outgoing<'_>,
+) -> c_int {
+    // As mod_proxy_http checks a backend's 101: only to a request that
+    // asked for it, and to the protocol it asked for.
+    let websocket = head
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("upgrade") && v.eq_ignore_ascii_case("websocket"));
+    let Some(socket_timeout) = request.upgrade.filter(|_| websocket) else {
+        req.log(
+            APLOG_ERR,
+            &format!("WSGIRS542: daemon process '{name}' answered 101 to a request that asked for no such protocol switch"),
+        );
+        return status(ffi::HTTP_BAD_GATEWAY);
+    };
+    let early = reader.available().to_vec();
+    tunnel::run(
+        req,
+        apache,
+        reader.stream,
+        head,
+        &early,
+        name,
+        socket_timeout,
+    )
 }
 
 /// Reads and drops a framed response body; whether the connection is ready
