@@ -135,6 +135,8 @@ pub struct Settings {
     pub threads: usize,
     /// `request-timeout` (zero: none).
     pub request_timeout: Duration,
+    /// `shutdown-timeout`: how long the lifespan shutdown may take.
+    pub shutdown_timeout: Duration,
 }
 
 /// What the daemon does when the server reports.
@@ -261,6 +263,7 @@ impl Server {
             &settings.group,
             settings.threads,
             settings.request_timeout.as_secs_f64(),
+            settings.shutdown_timeout.as_secs_f64(),
             wire,
             hooks,
         ))?;
@@ -336,6 +339,14 @@ impl Server {
         let done = done_hook(py, done)?;
         self.server
             .call_method1(py, "submit_task", (app, start, script, failure, done))
+            .map(drop)
+    }
+
+    /// Starts the application's lifespan (its startup) on the loop, before
+    /// any request; returns at once.
+    pub fn preload(&self, py: Python<'_>, app: &Bound<'_, PyAny>, script: &str) -> PyResult<()> {
+        self.server
+            .call_method1(py, "preload", (app, script))
             .map(drop)
     }
 }

@@ -15,6 +15,7 @@ daemon's epoll set for the client's next request, or closes it.
 import asyncio
 import http
 import socket
+import concurrent.futures
 from concurrent.futures import ThreadPoolExecutor
 
 _FRAME_HEAD = 4
@@ -61,10 +62,11 @@ class Wire:
 class Server:
     """One application group's event loop and what runs on it."""
 
-    def __init__(self, group, threads, request_timeout, wire, hooks):
+    def __init__(self, group, threads, request_timeout, shutdown_timeout, wire, hooks):
         self.group = group
         self.wire = wire
         self.request_timeout = request_timeout
+        self.shutdown_timeout = shutdown_timeout
         # hooks: log(level, message), log_exception(message, exc),
         # startup_failed(reason), timed_out().
         self.log, self.log_exception, self.startup_failed, self.timed_out = hooks
@@ -163,7 +165,14 @@ class Server:
             return
         future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
         try:
-            future.result()
+            future.result(self.shutdown_timeout or None)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            self.log(
+                "error",
+                "WSGIRS512: (wsgi:%s) ASGI lifespan shutdown did not finish within %gs"
+                % (self.group, self.shutdown_timeout),
+            )
         except Exception as exc:
             self.log_exception(
                 "WSGIRS512: (wsgi:%s) ASGI lifespan shutdown failed." % self.group, exc

@@ -20,6 +20,7 @@ use super::protocol::{self, Vars};
 use super::state::Daemon;
 use super::websocket;
 use crate::asgi::{BodySource, Hooks, HttpScope, Server, Settings, Submission, Wire};
+use crate::config::Interface;
 use crate::interp::{self, ScriptError, ScriptKey};
 use crate::metrics::board::Busy;
 
@@ -115,6 +116,7 @@ fn server(py: Python<'_>, daemon: &Arc<Daemon>, group: &str) -> PyResult<Arc<Ser
         group: spec.name.clone(),
         threads: spec.threads as usize,
         request_timeout: spec.request_timeout,
+        shutdown_timeout: spec.shutdown_timeout,
     };
     let failed = daemon.clone();
     let metrics = daemon.launch.metrics;
@@ -352,4 +354,50 @@ fn handover_failed(py: Python<'_>, daemon: &Daemon, vars: &Vars, e: &PyErr) {
         Some(e),
         |line| log::error!("{line}"),
     );
+}
+
+/// Starts the lifespan of each ASGI application among the group's start-up
+/// scripts (`WSGIImportScript`, aliases naming both groups), so its startup
+/// runs before the process serves; a script loaded on demand starts it
+/// before its first request instead. Only `application` and `app` are
+/// looked at (a start-up script has no alias to name another callable).
+pub(super) fn start_lifespans(daemon: &Arc<Daemon>) {
+    for key in &daemon.launch.preloads {
+        let interface = daemon
+            .launch
+            .default_interface
+            .filter(|_| daemon.launch.default_script.as_ref() == Some(key));
+        if interface == Some(Interface::Wsgi) {
+            continue;
+        }
+        let started = interp::with_group(&key.group, |py| -> PyResult<()> {
+            // A failed load was logged by the preload.
+            let Ok(module) = daemon.scripts.module(py, key, None, false) else {
+                return Ok(());
+            };
+            let app = [DEFAULT_CALLABLE, ASGI_CALLABLE].iter().find_map(|name| {
+                module.getattr_opt(*name).ok().flatten().filter(|app| {
+                    interface == Some(Interface::Asgi) || crate::asgi::is_asgi_app(app)
+                })
+            });
+            match app {
+                Some(app) => server(py, daemon, &key.group)?.preload(
+                    py,
+                    &app,
+                    &key.path.display().to_string(),
+                ),
+                None => Ok(()),
+            }
+        });
+        let failed = match started {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        log::error!(
+            "WSGIRS508: (wsgi:{}) could not start the ASGI lifespan of '{}': {failed}",
+            daemon.group(),
+            key.path.display()
+        );
+    }
 }

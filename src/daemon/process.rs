@@ -218,6 +218,7 @@ pub(super) fn serve(
     if load_failed || !ok {
         daemon.load_failed.store(true, Ordering::SeqCst);
     }
+    super::asgi::start_lifespans(&daemon);
     log::info!(
         "daemon process (wsgi:{}) pid {} started with {threads} thread(s)",
         daemon.group(),

@@ -3,6 +3,7 @@
 //! Ours only: mod_wsgi does not run ASGI applications.
 
 use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -10,9 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::common::deploy::{with_tree, REPO};
+use crate::common::deploy::{is_root, with_tree, REPO};
 use crate::common::venv::venv;
 use crate::common::{referee_differs, wait_for, Mpm, Running, Server};
+use crate::daemon::uwsgi_packet;
 
 /// Starts Apache with the ASGI test apps under {root}/asgi and `conf`
 /// (where `{venv}` is the test venv) after a daemon group `api` of
@@ -251,6 +253,15 @@ fn lifespan_runs_once_per_process_and_shuts_down_at_a_graceful_stop() {
         return;
     }
     let mut s = starlette(Mpm::Event, "processes=1 threads=2");
+    // The alias names both groups, so the script loads with the process,
+    // and its lifespan starts then, before any request.
+    let started = wait_for(Duration::from_secs(30), || {
+        std::fs::read_dir(s.path("var"))
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("lifespan-"))
+    });
+    assert!(started.is_some(), "{}", s.error_log());
     let first = json(&s.get("/api/info"));
     assert_eq!(first["state"], "hello from lifespan");
     let pid = first["pid"].as_u64().unwrap();
@@ -412,4 +423,135 @@ fn interface_option_overrides_detection() {
     // Without the option it is taken for WSGI, and fails as such.
     assert_eq!(s.get("/detected").status, 500);
     assert_eq!(s.get("/wsgi").text(), "plain wsgi");
+}
+
+/// A line of the text `field=value` lines, by name.
+fn field(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value of the Prometheus sample `line_start` (name and labels as
+/// written), 0 when absent.
+fn sample(metrics: &str, line_start: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The group's default application is ASGI by `WSGIImportScript ...
+/// interface=asgi`: Apache's mod_proxy_uwsgi gets it (plain uwsgi, body by
+/// CONTENT_LENGTH, plain response); a request without this Apache's secret
+/// is refused before any application runs; the metrics count the group's
+/// ASGI requests.
+#[test]
+fn uwsgi_peers_secret_and_metrics() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let src = Path::new(REPO).join("tests/framework-apps/asgi");
+    let venv = venv().display().to_string();
+    let s = with_tree(Server::new(Mpm::Event), "asgi", &src)
+        .conf(&format!(
+            "LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n\
+             LoadModule proxy_uwsgi_module /usr/lib/apache2/modules/mod_proxy_uwsgi.so\n\
+             WSGISocketPrefix {{root}}/sock/wsgi\n\
+             WSGIDaemonProcess api threads=2 python-home={venv}\n\
+             WSGIImportScript {{root}}/asgi/peer_app.py process-group=api \
+             application-group=%{{GLOBAL}} interface=asgi\n\
+             WSGIScriptAlias /api {{root}}/asgi/peer_app.py process-group=api \
+             application-group=%{{GLOBAL}} interface=asgi\n\
+             ProxyPass /px unix:{{root}}/sock/wsgi.api.sock|uwsgi://localhost/\n\
+             <Location /metrics>\n    SetHandler wsgi-rs-metrics\n</Location>\n"
+        ))
+        .start();
+    // Through our own client.
+    for i in 0..3 {
+        let r = s.get(&format!("/api/ours?q{i}"));
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+        assert_eq!(field(&r.text(), "path").as_deref(), Some("/api/ours"));
+        assert_eq!(field(&r.text(), "leaked").as_deref(), Some(""));
+    }
+    // Through mod_proxy_uwsgi: GET, then a 200 KiB POST read by length.
+    let r = s.get("/px/some/where?x=1");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    assert_eq!(field(&r.text(), "query").as_deref(), Some("x=1"));
+    assert_eq!(field(&r.text(), "leaked").as_deref(), Some(""));
+    let data: Vec<u8> = (0..200 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let r = s.request(
+        "POST",
+        "/px/upload?big",
+        &[("Content-Type", "application/octet-stream")],
+        &data,
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    assert_eq!(field(&r.text(), "method").as_deref(), Some("POST"));
+    assert_eq!(
+        field(&r.text(), "length"),
+        Some(data.len().to_string()),
+        "{}",
+        r.text()
+    );
+    let digest: String = Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(field(&r.text(), "sha"), Some(digest));
+    // Straight to the socket, naming the script but without the secret.
+    let script = s.path("asgi/peer_app.py").display().to_string();
+    let vars = [
+        ("REQUEST_METHOD", "GET"),
+        ("QUERY_STRING", "forged"),
+        ("SCRIPT_NAME", "/api"),
+        ("PATH_INFO", "/x"),
+        ("REQUEST_URI", "/api/x?forged"),
+        ("SERVER_NAME", "127.0.0.1"),
+        ("SERVER_PORT", "80"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("WSGI_RS_SCRIPT", &script),
+        ("WSGI_RS_INTERFACE", "asgi"),
+    ];
+    let mut stream = UnixStream::connect(s.path("sock/wsgi.api.sock")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(&uwsgi_packet(&vars)).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(!s.path("var/ran-forged").exists(), "the application ran");
+    // The group's requests and their durations are counted.
+    let counted = wait_for(Duration::from_secs(30), || {
+        let m = s.get("/metrics").text();
+        let requests = sample(&m, "wsgi_rs_requests_total{group=\"api\",code=\"200\"}");
+        let timed = sample(&m, "wsgi_rs_request_duration_seconds_count{group=\"api\"}");
+        (requests >= 3.0 && timed >= 5.0).then_some(())
+    });
+    assert!(counted.is_some(), "{}", s.get("/metrics").text());
+}
+
+#[test]
+fn an_asgi_group_runs_as_its_user() {
+    if referee_differs("mod_wsgi does not run ASGI applications") || !is_root() {
+        return; // only root can switch users
+    }
+    let s = starlette(
+        Mpm::Event,
+        "threads=2 user=nobody group=nogroup home={root}",
+    );
+    let r = s.get("/api/info");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
+    let nobody = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap();
+    let nobody: u64 = String::from_utf8_lossy(&nobody.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(json(&r)["uid"], nobody);
 }

@@ -54,6 +54,7 @@ async def info(request: Request):
             "url_for": str(request.url_for("item", n=7)),
             "loop": type(asyncio.get_running_loop()).__module__,
             "pid": os.getpid(),
+            "uid": os.getuid(),
         }
     )
 
