@@ -197,6 +197,7 @@ class Lifespan:
         self.stopped = loop.create_future()
         self.inbox = asyncio.Queue()
         self.failed = None
+        self.logged = False
         self.supported = True
         self.task = loop.create_task(self._run())
 
@@ -208,9 +209,10 @@ class Lifespan:
             await self.app(scope, self.inbox.get, self._send)
         except BaseException as exc:
             if self.failed is not None:
+                self.logged = True
                 server.log_exception(
-                    "WSGIRS510: (wsgi:%s) ASGI lifespan startup of '%s' failed: %s"
-                    % (server.group, self.script, self.failed),
+                    "WSGIRS510: (wsgi:%s) ASGI lifespan startup of '%s' failed; the process "
+                    "stops." % (server.group, self.script),
                     exc,
                 )
             elif not self.ready.done():
@@ -230,6 +232,16 @@ class Lifespan:
                     exc,
                 )
         finally:
+            if self.failed is not None and not self.logged:
+                # startup.failed without an exception: its message, line by line.
+                lines = str(self.failed).rstrip().splitlines() or ["(no message)"]
+                server.log(
+                    "error",
+                    "WSGIRS510: (wsgi:%s) ASGI lifespan startup of '%s' failed; the process "
+                    "stops: %s" % (server.group, self.script, lines[0]),
+                )
+                for line in lines[1:]:
+                    server.log("error", line)
             if not self.ready.done():
                 self.supported = False
                 self.ready.set_result(True)
@@ -243,14 +255,11 @@ class Lifespan:
             if not self.ready.done():
                 self.ready.set_result(True)
         elif kind == "lifespan.startup.failed":
+            # Logged when the application raises (with the traceback) or
+            # returns.
             self.failed = message.get("message", "") or "(no message)"
             if not self.ready.done():
                 self.ready.set_result(False)
-            server.log(
-                "error",
-                "WSGIRS510: (wsgi:%s) ASGI lifespan startup of '%s' failed: %s; the process "
-                "stops" % (server.group, self.script, self.failed),
-            )
             server.startup_failed("ASGI lifespan startup failed")
         elif kind == "lifespan.shutdown.complete":
             if not self.stopped.done():

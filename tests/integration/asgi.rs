@@ -555,3 +555,69 @@ fn an_asgi_group_runs_as_its_user() {
         .unwrap();
     assert_eq!(json(&r)["uid"], nobody);
 }
+
+#[test]
+fn failures_after_the_start_and_large_streamed_responses() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = starlette(Mpm::Worker, "threads=2");
+    // An exception after the response started: the client sees it cut short.
+    let r = s.get("/api/fail-midway");
+    assert_eq!(r.status, 200);
+    assert!(!r.complete, "an aborted response must not look complete");
+    assert!(r.text().starts_with("first part\n"), "{}", r.text());
+    assert!(s.wait_log(
+        "asgi failure after the response started",
+        Duration::from_secs(10)
+    ));
+    assert!(s.error_log().contains("after the response started"));
+    // 32 MiB streamed through the daemon's flow control, intact.
+    let r = s.get("/api/big?mb=32");
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    assert!(r.complete);
+    assert_eq!(r.body.len(), 32 << 20);
+    let part: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+    assert!(r.body.chunks(1 << 20).all(|c| c == part.as_slice()));
+    // HEAD: the head only.
+    let r = s.request("HEAD", "/api/big?mb=2", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    assert_eq!(s.get("/api/items/3").status, 200);
+}
+
+#[test]
+fn a_failing_lifespan_startup_stops_the_process() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let s = deploy(
+        Mpm::Event,
+        "processes=1 threads=2",
+        "WSGIScriptAlias /bad {root}/asgi/failing_lifespan.py process-group=api \
+         application-group=%{GLOBAL}\n",
+    );
+    let r = s.get("/bad/");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(s.wait_log("WSGIRS510", Duration::from_secs(10)));
+    assert!(s.wait_log("the database is not there", Duration::from_secs(10)));
+    assert!(
+        s.wait_log(
+            "will restart: ASGI lifespan startup failed",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        s.error_log()
+    );
+    let log = s.error_log();
+    assert!(!log.contains("never served"));
+    // Logged like a script that fails to import: the message, then the
+    // traceback, each on its own line.
+    let line = log.lines().find(|l| l.contains("WSGIRS510")).unwrap();
+    assert!(line.ends_with("failed; the process stops."), "{line}");
+    assert!(log.contains("Traceback (most recent call last)"), "{log}");
+    assert!(
+        log.contains("ConnectionError: the database is not there"),
+        "{log}"
+    );
+}

@@ -125,6 +125,27 @@ async def fail(request: Request):
     raise RuntimeError("asgi failure on purpose")
 
 
+async def fail_midway(request: Request):
+    async def parts():
+        yield b"first part\n"
+        raise RuntimeError("asgi failure after the response started")
+
+    return StreamingResponse(parts(), media_type="text/plain")
+
+
+async def big(request: Request):
+    """Streams `mb` MiB in 1 MiB parts, each await waiting while the
+    client is slow to read (flow control), then a checksum trailer line."""
+    mb = int(request.query_params.get("mb", "1"))
+    part = bytes(range(256)) * 4096
+
+    async def parts():
+        for _ in range(mb):
+            yield part
+
+    return StreamingResponse(parts(), media_type="application/octet-stream")
+
+
 app = Starlette(
     routes=[
         Route("/info", info),
@@ -134,6 +155,8 @@ app = Starlette(
         Route("/forever", forever),
         Route("/upload", upload, methods=["POST"]),
         Route("/fail", fail),
+        Route("/fail-midway", fail_midway),
+        Route("/big", big, methods=["GET", "HEAD"]),
     ],
     lifespan=lifespan,
 )
