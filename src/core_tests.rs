@@ -124,6 +124,10 @@ impl LoadError for NoApp {
     fn python_error(&self) -> Option<&PyErr> {
         None
     }
+
+    fn logged(&self) -> String {
+        self.to_string()
+    }
 }
 
 /// One request to run.

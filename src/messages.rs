@@ -37,8 +37,8 @@ impl Level {
     /// The level as Apache's error log names it (`[wsgi_rs:warn]`).
     pub fn apache_name(self) -> &'static str {
         match self {
-            Error => "error",
-            Warn => "warn",
+            Level::Error => "error",
+            Level::Warn => "warn",
             Level::Info => "info",
             Level::Debug => "debug",
         }
@@ -68,8 +68,6 @@ const fn msg(id: u16, level: Level, meaning: &'static str, remedy: &'static str)
     }
 }
 
-use Level::{Error, Warn};
-
 /// Remedy of every compatibility notice.
 const REMOVE_DIRECTIVE: &str = "Nothing is wrong; remove the directive (or the value) to \
      silence the notice.";
@@ -78,7 +76,9 @@ const REMOVE_OPTION: &str = "Nothing is wrong; remove the option from WSGIDaemon
      silence the notice.";
 
 /// Every message, in number order.
-pub const MESSAGES: &[Message] = &[
+pub const MESSAGES: &[Message] = {
+    use Level::{Debug, Error, Info, Warn};
+    &[
     // 100-199: start-up notices of directives accepted for compatibility.
     msg(100, Warn, "A directive accepted for compatibility has no effect here; the line names the directive and says why.", REMOVE_DIRECTIVE),
     msg(101, Warn, "WSGIVerboseDebugging On has no effect: debugging messages are enabled with LogLevel wsgi_rs:debug.", REMOVE_DIRECTIVE),
@@ -97,6 +97,7 @@ pub const MESSAGES: &[Message] = &[
     msg(114, Warn, "WSGISocketRotation On has no effect: daemon socket names never change across restarts.", REMOVE_DIRECTIVE),
     msg(115, Warn, "WSGIServerMetrics On collects the metrics, but mod_wsgi.server_metrics() still answers None (Apache's scoreboard is not read).", "Nothing is wrong; read the metrics from SetHandler wsgi-rs-metrics."),
     msg(116, Warn, "A daemon-mode request has run longer than WSGISlowRequests; the line names group, pid, thread and URL, and the Python stack follows.", "Look at the stack for what the request waits on; raise WSGISlowRequests if such requests are expected."),
+    msg(117, Warn, "WSGIGroupAuthoritative has no effect under Apache 2.4 (nor has it with mod_wsgi there): <RequireAny>/<RequireAll> decide whether another Require line may grant what Require wsgi-group refused.", "Express the policy with <RequireAny>/<RequireAll>, then remove the directive."),
     // 200-299: WSGIDaemonProcess options accepted for compatibility (200 + the option's index).
     // 221 was interrupt-timeout='s notice before the option took effect.
     msg(223, Warn, "WSGIDaemonProcess eviction-timeout= has no effect: graceful-timeout applies to every graceful restart.", REMOVE_OPTION),
@@ -114,6 +115,51 @@ pub const MESSAGES: &[Message] = &[
     msg(245, Warn, "WSGIDaemonProcess newrelic-environment= has no effect: the New Relic integration was removed in mod_wsgi 6.", REMOVE_OPTION),
     // 300-399: the core (start-up, supervisor, daemon processes, requests).
     msg(300, Error, "The Apache parent could not map the shared memory for the metrics; metrics are off for this run.", "Check the memory limits of the Apache parent (ulimit -v, the container's memory) and restart Apache."),
+    msg(301, Error, "The configuration could not be resolved at start-up (a WSGIDaemonProcess user or group that does not exist or is root, a script naming a daemon group nobody defined); Apache does not start.", "Correct what the line names and start Apache again."),
+    msg(302, Error, "The listening socket of a daemon process group could not be created; Apache does not start.", "Check that the directory of WSGISocketPrefix exists and is writable by root, and that no other server uses the path."),
+    msg(303, Error, "The shared health records of a daemon process group could not be mapped; Apache does not start.", "Check the memory limits of the Apache parent and restart Apache."),
+    msg(304, Debug, "Start-up: how many daemon process groups this Apache starts.", "None; for information."),
+    msg(305, Error, "A script of WSGIImportScript (or WSGIScriptAlias with both process-group= and application-group=) could not be preloaded in an Apache child; its traceback follows. Requests load it again when they come.", "Correct the script (the traceback says where); the next request, or a touch of the script, loads it again."),
+    msg(306, Error, "A panic (a bug of mod_wsgi_rs) was caught at the boundary with Apache; the request or hook answered an error and the process goes on.", "Report it with the line and what led to it."),
+    msg(310, Error, "The Apache parent could not fork a daemon process.", "Check the process and memory limits (ulimit -u, the container's pids limit, free memory)."),
+    msg(311, Error, "A daemon process hit an internal error (a bug of mod_wsgi_rs) and exits; the supervisor starts another.", "Report it with the lines before it."),
+    msg(312, Info, "A daemon process exited, with its status; unless Apache is stopping, the supervisor starts another.", "None when the exit was asked for (recycling, reload, restart); otherwise see the lines before it from the same pid."),
+    msg(313, Warn, "A daemon process group keeps dying at start-up; its next start is delayed (doubling up to a minute) and requests are answered 503 meanwhile.", "See the start-up error of the group (WSGIRS330, a preload's traceback) and correct it."),
+    msg(314, Warn, "A daemon process did not stop within its shutdown time and was killed.", "See what its requests were doing (WSGIRS337, the status page); raise shutdown-timeout= if they need longer."),
+    msg(330, Error, "A daemon process could not start (privileges, Python, its socket); it exits and the supervisor retries with back-off.", "Correct the cause the line names (user=, group=, home=, python-home=, the permissions of the socket directory)."),
+    msg(331, Warn, "A resource limit of WSGIDaemonProcess (memory-limit=, virtual-memory-limit=, cpu-time-limit=, stack-size=) could not be set; the process runs without it.", "Check the hard limits Apache itself runs under (ulimit -H) and lower the option below them."),
+    msg(332, Error, "A daemon process could not preload a script of WSGIImportScript; its traceback follows. The process keeps running and loads the script with the first request.", "Correct the script (the traceback says where); touching it reloads it."),
+    msg(333, Info, "A daemon process started, with its number of threads.", "None; for information."),
+    msg(334, Error, "A daemon process could not start its heartbeat thread; the Apache parent cannot tell it is alive.", "Check the thread limits of the daemon user (ulimit -u)."),
+    msg(335, Warn, "A daemon process failed to accept a connection from Apache (it retries).", "Check the file descriptor limit (ulimit -n) and the load."),
+    msg(336, Error, "A daemon process hit an internal error (a bug of mod_wsgi_rs) while serving a request; the request was answered 500 and the process goes on.", "Report it with the lines before it."),
+    msg(337, Warn, "A daemon process exits with requests still running: they timed out or outlived its shutdown or graceful time.", "Look at what those requests wait on; raise the timeout that applies if they need longer."),
+    msg(338, Info, "A daemon process exits, and why (maximum requests, inactivity, restart interval, reload, shutdown).", "None; for information."),
+    msg(340, Error, "A daemon process's Python interpreter has been deadlocked (the GIL not released) for longer than deadlock-timeout=; the process restarts.", "Find the C extension or code that holds the GIL (a stack from the slow-request report helps)."),
+    msg(341, Info, "A daemon process will restart once its requests finish, and why (maximum requests, reload, signal).", "None; for information."),
+    msg(342, Debug, "A daemon process read an unreadable request from its socket and closed the connection.", "None unless it repeats; then check what else connects to the daemon socket."),
+    msg(343, Error, "A daemon process could not enter the Python interpreter of the request's application group; the request was answered 500.", "See the Python error the line names (WSGIRS391)."),
+    msg(344, Warn, "A daemon process refused a request that did not come from this Apache (wrong or missing secret); it was answered 403.", "Check what else connects to the daemon socket (WSGISocketPrefix's directory should be private)."),
+    msg(345, Debug, "Apache sent a request body before the daemon process asked for it; the connection was closed.", "None unless it repeats; then report it."),
+    msg(346, Debug, "A daemon process could not read a request's body from Apache (the client went away, or Apache timed out).", "None; the client is gone."),
+    msg(347, Error, "A request reached a daemon process without naming a WSGI script, and the group has no WSGIImportScript to fall back on.", "Route the request with WSGIScriptAlias, or give the group a WSGIImportScript."),
+    msg(348, Error, "A daemon-mode request waited longer than queue-timeout= for a daemon thread and was answered 503.", "Add processes= or threads= to the group, or find what keeps its threads busy (the status page)."),
+    msg(349, Debug, "A request past request-timeout could not be interrupted with mod_wsgi.RequestTimeout yet (its interpreter's GIL is busy, or the request has just ended); the monitor tries again.", "None; for information."),
+    msg(350, Error, "An atexit callback of the application raised while Python shut down; the traceback's text is on the line.", "Correct the callback."),
+    msg(351, Info, "The Python switch interval was set from switch-interval= or WSGISwitchInterval.", "None; for information."),
+    msg(352, Error, "The Python sub-interpreter of an application group could not be created; its requests are answered 500.", "See the Python error; an extension module that refuses sub-interpreters needs WSGIApplicationGroup %{GLOBAL}."),
+    msg(353, Info, "A Python sub-interpreter was created for an application group.", "None; for information."),
+    msg(370, Error, "The WSGI application raised while it handled a request (or while its response was sent or closed); the traceback follows.", "Correct the application (the traceback says where)."),
+    msg(371, Error, "A WSGI script could not be loaded: importing it raised; the traceback follows. The request was answered 500.", "Correct the script (the traceback says where); the next request loads it again."),
+    msg(372, Error, "A WSGI script has no callable of the name WSGICallableObject (or callable-object=) gives; the request was answered 500.", "Define the callable (`application` by default) or name the one the script has."),
+    msg(373, Error, "The WSGI environ of a request (or of an access script's call) could not be built; the traceback follows.", "Report it with the request that caused it."),
+    msg(374, Error, "The start_response callable of a request could not be created; the traceback follows.", "Report it."),
+    msg(375, Error, "The WSGI application returned without calling start_response; the request was answered 500.", "Correct the application: it must call start_response before (or while) it returns its body."),
+    msg(376, Info, "The client closed the connection while the application's response was being sent; the rest was dropped.", "None; the client went away."),
+    msg(377, Error, "The application produced fewer bytes than the Content-Length it declared; the connection was aborted so the client does not take the body as complete.", "Correct the application's Content-Length (or leave it out)."),
+    msg(378, Error, "A callback subscribed with mod_wsgi.subscribe_events() raised; the traceback follows. The other callbacks still ran.", "Correct the callback."),
+    msg(390, Error, "Python could not be initialised in this process; requests to it are answered 500.", "Check WSGIPythonHome (or python-home=): it must be a virtualenv or installation of the Python mod_wsgi_rs was built with."),
+    msg(391, Error, "Python was initialised but setting it up failed (the mod_wsgi module, the settings, or a sub-interpreter); requests to it are answered 500.", "See the Python error on the line."),
     // 400-419: graceful restarts.
     // 420-439: recycling daemon processes.
     msg(420, Error, "A daemon group's template process (process-template=On) could not start; the line gives the cause, and the group's requests are answered as for a group that cannot start.", "Fix the cause (user, home, python-home, chroot); the Apache parent tries again with back-off."),
@@ -152,7 +198,39 @@ pub const MESSAGES: &[Message] = &[
     msg(542, Error, "A daemon process answered 101 Switching Protocols to a request that did not ask for a WebSocket (or without Upgrade: websocket); the client gets 502.", "A WSGI application must not answer 101; WebSockets are served by ASGI applications."),
     msg(543, Level::Info, "A WebSocket request's handshake was malformed (no valid Sec-WebSocket-Key, or a version other than 13): answered 400 without running the application.", "Nothing to do on the server: the client is not a conforming WebSocket client."),
     msg(544, Error, "An ASGI application raised while serving a WebSocket; the traceback follows. Before the handshake was accepted the client got 500, after it the close code 1011.", "Fix the application; the traceback names the line."),
-];
+    // 560-599: requests in Apache's children.
+    msg(560, Error, "A request for a WSGI script in a directory without Options ExecCGI was refused with 403.", "Add Options ExecCGI to the directory (WSGIScriptAlias does not need it)."),
+    msg(561, Error, "A request tried to run a directory as a WSGI application and was refused with 403.", "Correct the WSGIScriptAlias target or the URL."),
+    msg(562, Error, "The WSGI script a request maps to does not exist or cannot be read; the request was answered 404.", "Check the path of WSGIScriptAlias and that Apache's user can read the file."),
+    msg(563, Info, "A request with a chunked body was answered 411 because WSGIChunkedRequest is Off.", "Set WSGIChunkedRequest On where the application reads chunked bodies."),
+    msg(564, Error, "A request names a daemon process group (WSGIProcessGroup) that no WSGIDaemonProcess of this server defines; it was answered 500.", "Define the group, or correct the name."),
+    msg(565, Error, "A request would run in embedded mode but WSGIRestrictEmbedded On forbids it; it was answered 500.", "Delegate the application to a daemon process group with WSGIProcessGroup."),
+    msg(566, Error, "The request may not use the daemon process group it names: WSGIRestrictProcess does not list it; it was answered 403.", "Add the group to WSGIRestrictProcess or route the request to an allowed group."),
+    msg(567, Error, "The WSGIDispatchScript raised; the traceback follows. The request was answered 500.", "Correct the dispatch script."),
+    msg(568, Error, "A function of the WSGIDispatchScript returned a value that cannot be used (wrong type, or a group that does not exist); the request was answered 500.", "Correct the dispatch script."),
+    msg(570, Error, "AuthBasicProvider or AuthDigestProvider names wsgi, but no WSGIAuthUserScript applies to the request.", "Add WSGIAuthUserScript for the location, or remove the wsgi provider."),
+    msg(571, Error, "Require wsgi-group is used, but no WSGIAuthGroupScript applies to the request.", "Add WSGIAuthGroupScript for the location, or remove the Require line."),
+    msg(572, Error, "A user was refused by Require wsgi-group: WSGIAuthGroupScript did not put them in any of the groups.", "None when the refusal is right; otherwise correct the groups the script returns."),
+    msg(573, Error, "A client was refused by WSGIAccessScript (allow_access() returned False); it was answered 403.", "None when the refusal is right; otherwise correct the script."),
+    msg(574, Error, "An access control script (WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript) lacks the function the request needs.", "Define the function (allow_access, check_password, get_realm_hash or groups_for_user)."),
+    msg(575, Error, "A function of an access control script raised; the traceback follows. The request was refused.", "Correct the script."),
+    msg(576, Error, "A function of an access control script returned a value of the wrong type; the request was refused.", "Return what the line says the function must return."),
+    msg(580, Info, "Reading a request's body from the client failed (the client went away or was too slow); the request was answered 400.", "None; the client is gone."),
+    msg(581, Error, "A request's variables are too large for the daemon protocol (more than 64 KiB of headers); it was answered 500.", "Find the client that sends such headers; LimitRequestFieldSize keeps them smaller."),
+    msg(582, Error, "A request could not be encoded for its daemon process; it was answered 500.", "Report it with the request that caused it."),
+    msg(583, Debug, "A daemon process was restarting when the request came; the request is tried again on another.", "None; for information."),
+    msg(584, Error, "The daemon processes of a group kept refusing the request (all restarting) until connect-timeout=; it was answered 503.", "See why the group restarts (WSGIRS338, WSGIRS341); raise connect-timeout= if restarts take longer."),
+    msg(585, Error, "An Apache child could not connect to the daemon process group's socket within connect-timeout=; the request was answered 503.", "Check that the group runs (WSGIRS330, WSGIRS313) and is not overloaded (listen-backlog=, processes=, threads=)."),
+    msg(586, Error, "The daemon process group cannot start, so the request was answered 503 at once; the line gives the cause recorded at start-up.", "Correct the cause the line names."),
+    msg(587, Debug, "Sending a request to its daemon process failed; the request is tried again or answered 502.", "None unless it repeats; then see the daemon's lines for that time."),
+    msg(588, Error, "Reading the response from the daemon process failed; the request was answered 502.", "See the daemon's lines for that time (a crash, WSGIRS440)."),
+    msg(589, Error, "The daemon process closed the connection before it sent complete response headers (it may have crashed); the request was answered 502.", "See the daemon's lines for that time (a crash, a timeout, WSGIRS337)."),
+    msg(590, Error, "The daemon process did not send the response headers within socket-timeout=; the request was answered 504.", "Find what the application waits on; raise socket-timeout= if such requests are expected."),
+    msg(591, Error, "A response header from the daemon process is longer than Apache accepts; the request was answered 500.", "Correct the application's response headers."),
+    msg(592, Error, "A response header from the daemon process is malformed; the request was answered 502.", "Report it with the application's response."),
+    msg(593, Error, "The response from the daemon process ended before it was complete; the client's connection was aborted.", "See the daemon's lines for that time (a crash, a timeout, WSGIRS337)."),
+    ]
+};
 
 /// The table entry of `WSGIRS{id}`.
 pub fn lookup(id: u16) -> Option<&'static Message> {
@@ -171,6 +249,7 @@ pub const RANGES: &[(u16, u16, &str)] = &[
     (460, 479, "Slow clients"),
     (500, 539, "ASGI applications"),
     (540, 559, "WebSockets"),
+    (560, 599, "Requests in Apache's children: the handler, access control, the dispatch script, forwarding to daemon processes"),
 ];
 
 /// The reference part of `docs/messages.md`: one section per range, one

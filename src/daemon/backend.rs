@@ -375,9 +375,13 @@ impl Backend for DaemonBackend {
     }
 
     fn log(&self, level: LogLevel, msg: &str) {
+        // Our messages keep their id first; the application's lines (and a
+        // traceback's) are logged as written.
+        let (id, text) = split_id(msg);
+        // Pass-through: the message was made (with its id) by the caller.
         log::log!(
             level.to_log(),
-            "(wsgi:{}) [client {}] {msg}",
+            "{id}(wsgi:{}) [client {}] {text}",
             self.group,
             self.client
         );
@@ -423,5 +427,37 @@ impl Backend for DaemonBackend {
                 }
             }
         }
+    }
+}
+
+/// `("WSGIRSnnn: ", rest)` for a message that starts with its id, else
+/// `("", msg)`.
+fn split_id(msg: &str) -> (&str, &str) {
+    let id_len = "WSGIRSnnn: ".len();
+    let is_id = msg.len() >= id_len
+        && msg.starts_with("WSGIRS")
+        && msg.as_bytes()[6..9].iter().all(u8::is_ascii_digit)
+        && msg[9..].starts_with(": ");
+    if is_id {
+        msg.split_at(id_len)
+    } else {
+        ("", msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_id;
+
+    #[test]
+    fn our_id_is_split_off_and_other_text_kept() {
+        assert_eq!(
+            split_id("WSGIRS370: Exception occurred"),
+            ("WSGIRS370: ", "Exception occurred")
+        );
+        assert_eq!(split_id("WSGIRS37: x"), ("", "WSGIRS37: x"));
+        assert_eq!(split_id("WSGIRS3700: x"), ("", "WSGIRS3700: x"));
+        assert_eq!(split_id("printed by the app"), ("", "printed by the app"));
+        assert_eq!(split_id(""), ("", ""));
     }
 }

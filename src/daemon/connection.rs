@@ -143,7 +143,10 @@ pub fn serve(
         Ok(Some(head)) => head,
         Ok(None) => return After::Close,
         Err(e) => {
-            log::debug!("(wsgi:{}) unreadable request: {e}", daemon.group());
+            log::debug!(
+                "WSGIRS342: (wsgi:{}) unreadable request: {e}",
+                daemon.group()
+            );
             return After::Close;
         }
     };
@@ -226,7 +229,7 @@ pub fn serve(
         daemon.note_activity();
     }
     if let Err(e) = ran {
-        log::error!("(wsgi:{}) {e}", daemon.group());
+        log::error!("WSGIRS343: (wsgi:{}) {e}", daemon.group());
         let _ = stream.write_all(&error_response(500, "Internal Server Error", framed));
         return After::Close;
     }
@@ -250,7 +253,7 @@ fn trusted_vars(daemon: &Daemon, stream: &mut UnixStream, vars: Vars) -> Option<
     );
     if admitted.is_none() {
         log::warn!(
-            "(wsgi:{}) refused a request that did not come from this Apache (wrong or missing secret)",
+            "WSGIRS344: (wsgi:{}) refused a request that did not come from this Apache (wrong or missing secret)",
             daemon.group()
         );
         let _ = stream.write_all(&error_response(403, "Forbidden", framed));
@@ -280,7 +283,10 @@ fn request_body(
     }
     if vars.flag(protocol::VAR_EXPECT) {
         if !already.is_empty() {
-            log::debug!("(wsgi:{}) body sent before the go-ahead", daemon.group());
+            log::debug!(
+                "WSGIRS345: (wsgi:{}) body sent before the go-ahead",
+                daemon.group()
+            );
             return None;
         }
         return Some(Body::Framed {
@@ -292,7 +298,10 @@ fn request_body(
     match read_inline_body(stream, already) {
         Ok(data) => Some(Body::Memory { data, at: 0 }),
         Err(e) => {
-            log::debug!("(wsgi:{}) unreadable request body: {e}", daemon.group());
+            log::debug!(
+                "WSGIRS346: (wsgi:{}) unreadable request body: {e}",
+                daemon.group()
+            );
             None
         }
     }
@@ -312,7 +321,7 @@ fn script_of(daemon: &Daemon, vars: &Vars) -> Option<ScriptKey> {
             let key = daemon.launch.default_script.clone();
             if key.is_none() {
                 log::error!(
-                    "(wsgi:{}) a request named no WSGI script and the group has no WSGIImportScript",
+                    "WSGIRS347: (wsgi:{}) a request named no WSGI script and the group has no WSGIImportScript",
                     daemon.group()
                 );
             }
@@ -347,7 +356,7 @@ fn waited_too_long(daemon: &Daemon, queued: Option<Duration>) -> bool {
         return false;
     }
     log::error!(
-        "(wsgi:{}) queue timeout: request waited {:.1}s for a daemon thread",
+        "WSGIRS348: (wsgi:{}) queue timeout: request waited {:.1}s for a daemon thread",
         daemon.group(),
         waited.as_secs_f64()
     );

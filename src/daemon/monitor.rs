@@ -104,7 +104,7 @@ fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
     let clean = drain(daemon, limit);
     if !(clean && gil_is_responsive(daemon)) {
         log::warn!(
-            "daemon process (wsgi:{}) pid {}: exiting with requests still running (timed out, or longer than {}s)",
+            "WSGIRS337: daemon process (wsgi:{}) pid {}: exiting with requests still running (timed out, or longer than {}s)",
             daemon.group(),
             std::process::id(),
             limit.as_secs()
@@ -117,7 +117,7 @@ fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
         interp::process_stopping(shutdown_reason(why), destroy);
     }
     log::info!(
-        "daemon process (wsgi:{}) pid {} exiting: {why}",
+        "WSGIRS338: daemon process (wsgi:{}) pid {} exiting: {why}",
         daemon.group(),
         std::process::id()
     );
@@ -310,7 +310,7 @@ fn request_timed_out(daemon: &Arc<Daemon>, fire: Duration, stuck: &Stuck) {
         daemon.request_restart("request timeout");
     } else if !interrupt(daemon, stuck) {
         log::debug!(
-            "(wsgi:{}) thread {}: not interrupted yet (the GIL is busy, or the request ended); trying again",
+            "WSGIRS349: (wsgi:{}) thread {}: not interrupted yet (the GIL is busy, or the request ended); trying again",
             daemon.group(),
             stuck.thread_id
         );
@@ -460,7 +460,7 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
                 > spec.deadlock_timeout.as_secs()
         {
             log::error!(
-                "daemon process (wsgi:{}) pid {}: Python interpreter deadlocked for more than {}s, restarting",
+                "WSGIRS340: daemon process (wsgi:{}) pid {}: Python interpreter deadlocked for more than {}s, restarting",
                 daemon.group(),
                 std::process::id(),
                 spec.deadlock_timeout.as_secs()

@@ -32,7 +32,7 @@ pub fn run(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> ! {
         Err(msg) => {
             health.fail(slot, &msg);
             log::error!(
-                "daemon process (wsgi:{name}) pid {}: {msg}",
+                "WSGIRS330: daemon process (wsgi:{name}) pid {}: {msg}",
                 std::process::id()
             );
             1
@@ -54,7 +54,7 @@ fn apply_limits(launch: &DaemonLaunch) {
         // SAFETY: setrlimit reads the struct we pass.
         if unsafe { libc::setrlimit(resource, &lim) } != 0 {
             log::warn!(
-                "(wsgi:{}) setrlimit failed: {}",
+                "WSGIRS331: (wsgi:{}) setrlimit failed: {}",
                 spec.name,
                 std::io::Error::last_os_error()
             );
@@ -177,14 +177,14 @@ pub(super) fn preload(
         // Each script loads in the interpreter of its application group.
         let loaded = interp::with_group(&key.group, |py| {
             scripts.module(py, key, None, false).map(drop).map_err(|e| {
-                let message = format!("(wsgi:{name}) failed to preload script: {e}");
+                let message = format!("WSGIRS332: (wsgi:{name}) failed to preload script: {e}");
                 log_script_error(py, &message, e.python_error(), |line| log::error!("{line}"));
             })
         });
         match loaded {
             Ok(Ok(())) => continue,
             Ok(Err(())) => {}
-            Err(e) => log::error!("(wsgi:{name}) failed to preload script: {e}"),
+            Err(e) => log::error!("WSGIRS332: (wsgi:{name}) failed to preload script: {e}"),
         }
         ok = false;
     }
@@ -220,7 +220,7 @@ pub(super) fn serve(
     }
     super::asgi::start_lifespans(&daemon);
     log::info!(
-        "daemon process (wsgi:{}) pid {} started with {threads} thread(s)",
+        "WSGIRS333: daemon process (wsgi:{}) pid {} started with {threads} thread(s)",
         daemon.group(),
         std::process::id()
     );
@@ -279,7 +279,7 @@ fn spawn_heartbeat(daemon: &Arc<Daemon>) {
         });
     if let Err(e) = spawned {
         log::error!(
-            "(wsgi:{}) cannot start the heartbeat thread: {e}",
+            "WSGIRS334: (wsgi:{}) cannot start the heartbeat thread: {e}",
             daemon.group()
         );
     }
@@ -317,7 +317,7 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
                     drop(gate);
                     if err.kind() != std::io::ErrorKind::WouldBlock {
                         // EMFILE and friends: the listener stays readable.
-                        log::warn!("(wsgi:{}) accept failed: {err}", daemon.group());
+                        log::warn!("WSGIRS335: (wsgi:{}) accept failed: {err}", daemon.group());
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     continue;
@@ -345,7 +345,7 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
         }));
         let after = served.unwrap_or_else(|_| {
             log::error!(
-                "(wsgi:{}) internal error while serving a request",
+                "WSGIRS336: (wsgi:{}) internal error while serving a request",
                 daemon.group()
             );
             After::Close

@@ -113,7 +113,7 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner());
         if r.is_none() {
             log::info!(
-                "daemon process (wsgi:{}) pid {} will restart: {reason}",
+                "WSGIRS341: daemon process (wsgi:{}) pid {} will restart: {reason}",
                 self.launch.spec.name,
                 std::process::id()
             );

@@ -111,7 +111,7 @@ fn run_script<T>(
     ) -> Result<T, AuthFailure>,
 ) -> Option<T> {
     if let Err(e) = ensure_python() {
-        req.log(APLOG_ERR, &e.to_string());
+        req.log(APLOG_ERR, &e.logged());
         return None;
     }
     let group = script.application_group.expand(&Facts { req });
@@ -130,7 +130,7 @@ fn run_script<T>(
         let module = match plan::scripts().module(py, &key, None, reloading) {
             Ok(module) => module,
             Err(e) => {
-                log_script_error(py, &e.to_string(), e.python_error(), |line| {
+                log_script_error(py, &e.logged(), e.python_error(), |line| {
                     exchange.log(py, LogLevel::Error, line)
                 });
                 return None;
@@ -143,7 +143,12 @@ fn run_script<T>(
         let environ = match auth_environ(py, &refs, &group) {
             Ok(environ) => environ,
             Err(err) => {
-                log_exception(py, exchange, "Could not build the environ", &err);
+                log_exception(
+                    py,
+                    exchange,
+                    "WSGIRS373: Could not build the WSGI environ",
+                    &err,
+                );
                 return None;
             }
         };
@@ -162,7 +167,7 @@ fn run_script<T>(
         }
     });
     ran.unwrap_or_else(|e| {
-        req.log(APLOG_ERR, &e.to_string());
+        req.log(APLOG_ERR, &e.logged());
         None
     })
 }
@@ -173,7 +178,7 @@ fn user_script<'r>(req: &Request<'r>, provider: &str) -> Option<&'r AccessScript
     if script.is_none() {
         req.log(
             APLOG_ERR,
-            &format!("{provider} wsgi is used here, but no WSGIAuthUserScript applies"),
+            &format!("WSGIRS570: {provider} wsgi is used here, but no WSGIAuthUserScript applies"),
         );
     }
     script
@@ -265,7 +270,7 @@ pub extern "C" fn wsgi_rs_check_authorization(
         let Some(script) = req.dir_config().auth_group_script.as_ref() else {
             req.log(
                 APLOG_ERR,
-                "Require wsgi-group is used here, but no WSGIAuthGroupScript applies",
+                "WSGIRS571: Require wsgi-group is used here, but no WSGIAuthGroupScript applies",
             );
             return AUTHZ_GENERAL_ERROR;
         };
@@ -282,7 +287,7 @@ pub extern "C" fn wsgi_rs_check_authorization(
         req.log(
             APLOG_ERR,
             &format!(
-                "Authorization of user '{}' to access '{}' failed. User is not a member of \
+                "WSGIRS572: Authorization of user '{}' to access '{}' failed. User is not a member of \
                  designated groups.",
                 latin1_string(user),
                 latin1_string(req.uri())
@@ -316,7 +321,7 @@ pub extern "C" fn wsgi_rs_access_checker(r: *mut ffi::request_rec) -> c_int {
                     req.log(
                         APLOG_ERR,
                         &format!(
-                            "Client denied by WSGIAccessScript '{}': {}",
+                            "WSGIRS573: Client denied by WSGIAccessScript '{}': {}",
                             script.path,
                             latin1_string(req.uri())
                         ),

@@ -15,7 +15,7 @@ pub fn guard<R>(entry: &str, on_panic: R, body: impl FnOnce() -> R) -> R {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            ::log::error!("internal error in {entry}: {what}");
+            ::log::error!("WSGIRS306: internal error in {entry}: {what}");
             on_panic
         }
     }

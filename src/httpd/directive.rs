@@ -51,7 +51,8 @@ fn validate_daemon_process(config: &ServerConfig) -> Result<(), String> {
 pub(super) static GROUP_AUTHORITATIVE_USED: AtomicBool = AtomicBool::new(false);
 
 /// Said once when `WSGIGroupAuthoritative` appears.
-pub(super) const GROUP_AUTHORITATIVE_WARNING: &str = "WSGIGroupAuthoritative has no effect \
+pub(super) const GROUP_AUTHORITATIVE_WARNING: &str =
+    "WSGIRS117: WSGIGroupAuthoritative has no effect \
     under Apache 2.4 (nor has it with mod_wsgi there): whether another Require line may grant \
     what `Require wsgi-group` refused is decided by <RequireAny>/<RequireAll>";
 

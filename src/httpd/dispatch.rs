@@ -72,7 +72,7 @@ pub fn check_restricted(
     req.log(
         APLOG_ERR,
         &format!(
-            "Daemon process called '{process_group}' cannot be accessed by this WSGI \
+            "WSGIRS566: Daemon process called '{process_group}' cannot be accessed by this WSGI \
              application as not a member of allowed groups (WSGIRestrictProcess)"
         ),
     );
@@ -95,7 +95,7 @@ pub fn run_dispatch_script(
     route: &mut Route,
 ) -> Result<(), c_int> {
     if let Err(e) = ensure_python() {
-        req.log(APLOG_ERR, &e.to_string());
+        req.log(APLOG_ERR, &e.logged());
         return Err(server_error());
     }
     let group = match &script.application_group {
@@ -105,7 +105,7 @@ pub fn run_dispatch_script(
     let key = plan::script_key(group.clone(), &script.path);
     let context = || {
         format!(
-            "Exception occurred processing WSGI dispatch script '{}'.",
+            "WSGIRS567: Exception occurred processing WSGI dispatch script '{}'.",
             script.path
         )
     };
@@ -114,12 +114,7 @@ pub fn run_dispatch_script(
         let module = match plan::scripts().module(py, &key, None, reloading) {
             Ok(m) => m,
             Err(e) => {
-                log_failure(
-                    req,
-                    py,
-                    &format!("WSGIDispatchScript: {e}"),
-                    e.python_error(),
-                );
+                log_failure(req, py, &e.logged(), e.python_error());
                 return Err(server_error());
             }
         };
@@ -144,13 +139,14 @@ pub fn run_dispatch_script(
             Ok(chosen)
         };
         call().map_err(|e| {
+            // Pass-through: context() starts with its id.
             log_failure(req, py, &context(), Some(&e));
             server_error()
         })
     });
     let chosen = ran
         .map_err(|e| {
-            req.log(APLOG_ERR, &format!("WSGIDispatchScript: {e}"));
+            req.log(APLOG_ERR, &e.logged());
             server_error()
         })
         .and_then(|chosen| chosen)?;
@@ -159,7 +155,7 @@ pub fn run_dispatch_script(
         req.log(
             APLOG_ERR,
             &format!(
-                "WSGIDispatchScript '{}': {what}() returned '{value}': {why}",
+                "WSGIRS568: WSGIDispatchScript '{}': {what}() returned '{value}': {why}",
                 script.path
             ),
         );

@@ -85,7 +85,7 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
     if handler_script.is_none() && alias.is_none() && !req.exec_cgi_allowed() {
         req.log(
             APLOG_ERR,
-            &format!("Options ExecCGI is off in this directory: {filename}"),
+            &format!("WSGIRS560: Options ExecCGI is off in this directory: {filename}"),
         );
         return status(ffi::HTTP_FORBIDDEN);
     }
@@ -95,14 +95,14 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
         ffi::apr_filetype_e::APR_DIR => {
             req.log(
                 APLOG_ERR,
-                &format!("Attempt to invoke directory as WSGI application: {filename}"),
+                &format!("WSGIRS561: Attempt to invoke directory as WSGI application: {filename}"),
             );
             return status(ffi::HTTP_FORBIDDEN);
         }
         _ => {
             req.log(
                 APLOG_ERR,
-                &format!("Target WSGI script not found or unable to stat: {filename}"),
+                &format!("WSGIRS562: Target WSGI script not found or unable to stat: {filename}"),
             );
             return status(ffi::HTTP_NOT_FOUND);
         }
@@ -129,7 +129,7 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
     if chunked && !settings.chunked_request() {
         req.log(
             ffi::APLOG_INFO as i32,
-            "Chunked request body refused (411): enable it with WSGIChunkedRequest On",
+            "WSGIRS563: Chunked request body refused (411): enable it with WSGIChunkedRequest On",
         );
         return status(ffi::HTTP_LENGTH_REQUIRED);
     }
@@ -213,7 +213,7 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
         else {
             req.log(
                 APLOG_ERR,
-                &format!("No WSGI daemon process called '{process_group}' has been configured: {filename}"),
+                &format!("WSGIRS564: No WSGI daemon process called '{process_group}' has been configured: {filename}"),
             );
             return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
         };
@@ -262,12 +262,12 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
     if plan.restrict_embedded {
         req.log(
             APLOG_ERR,
-            &format!("Embedded mode of mod_wsgi_rs disabled by runtime configuration (WSGIRestrictEmbedded On): {filename}"),
+            &format!("WSGIRS565: Embedded mode of mod_wsgi_rs disabled by runtime configuration (WSGIRestrictEmbedded On): {filename}"),
         );
         return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
     }
     if let Err(e) = ensure_python() {
-        req.log(APLOG_ERR, &e.to_string());
+        req.log(APLOG_ERR, &e.logged());
         return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
     }
     let flags = WsgiFlags {
@@ -326,7 +326,7 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
         Ok(Outcome::Failed) => status(ffi::HTTP_INTERNAL_SERVER_ERROR),
         Ok(Outcome::BodyRefused) => ffi::AP_FILTER_ERROR,
         Err(e) => {
-            req.log(APLOG_ERR, &e.to_string());
+            req.log(APLOG_ERR, &e.logged());
             status(ffi::HTTP_INTERNAL_SERVER_ERROR)
         }
     }

@@ -80,7 +80,7 @@ pub extern "C" fn wsgi_rs_post_config(
             let mut plan = match unsafe { build_plan(s, pconf) } {
                 Ok(plan) => plan,
                 Err(msg) => {
-                    ::log::error!("{msg}");
+                    ::log::error!("WSGIRS301: {msg}");
                     return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
                 }
             };
@@ -91,6 +91,7 @@ pub extern "C" fn wsgi_rs_post_config(
                 == ffi::AP_SQ_MS_CREATE_PRE_CONFIG as c_int;
             let group_authoritative = &super::directive::GROUP_AUTHORITATIVE_USED;
             if group_authoritative.swap(false, Ordering::Relaxed) && !dry_run {
+                // Pass-through: the warning starts with its id.
                 ::log::warn!("{}", super::directive::GROUP_AUTHORITATIVE_WARNING);
             }
             if !dry_run {
@@ -122,7 +123,10 @@ pub extern "C" fn wsgi_rs_post_config(
                 ) {
                     Ok(fd) => group.launch.listener_fd = fd,
                     Err(e) => {
-                        ::log::error!("WSGIDaemonProcess {}: {e}", group.launch.spec.name);
+                        ::log::error!(
+                            "WSGIRS302: WSGIDaemonProcess {}: {e}",
+                            group.launch.spec.name
+                        );
                         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
                     }
                 }
@@ -132,7 +136,7 @@ pub extern "C" fn wsgi_rs_post_config(
                     Ok(health) => group.launch.health = health,
                     Err(e) => {
                         ::log::error!(
-                            "WSGIDaemonProcess {}: cannot map its health records: {e}",
+                            "WSGIRS303: WSGIDaemonProcess {}: cannot map its health records: {e}",
                             group.launch.spec.name
                         );
                         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
@@ -140,7 +144,7 @@ pub extern "C" fn wsgi_rs_post_config(
                 }
             }
             ::log::debug!(
-                "mod_wsgi_rs {}: starting {} daemon process group(s)",
+                "WSGIRS304: mod_wsgi_rs {}: starting {} daemon process group(s)",
                 env!("CARGO_PKG_VERSION"),
                 plan.daemon_groups.len()
             );
@@ -210,14 +214,15 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
             return;
         }
         if let Err(e) = ensure_python() {
-            ::log::error!("{e}");
+            let line = e.logged();
+            ::log::error!("{line}");
             return;
         }
         for key in &plan.preloads {
             // Each script loads in the interpreter of its application group.
             let loaded = interp::with_group(&key.group, |py| {
                 if let Err(e) = plan::scripts().module(py, key, None, true) {
-                    let message = format!("Failed to preload WSGI script: {e}");
+                    let message = format!("WSGIRS305: Failed to preload WSGI script: {e}");
                     log_script_error(py, &message, e.python_error(), |line| {
                         ::log::error!("{line}")
                     });
@@ -225,7 +230,7 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
             });
             if let Err(e) = loaded {
                 ::log::error!(
-                    "Failed to preload WSGI script '{}': {e}",
+                    "WSGIRS305: Failed to preload WSGI script '{}': {e}",
                     key.path.display()
                 );
             }

@@ -253,7 +253,7 @@ fn fork_process(
     };
     if pid < 0 {
         ::log::error!(
-            "cannot fork daemon process: {}",
+            "WSGIRS310: cannot fork daemon process: {}",
             std::io::Error::last_os_error()
         );
         return None;
@@ -310,7 +310,7 @@ fn fork_process(
     }));
     if outcome.is_err() {
         ::log::error!(
-            "daemon process pid {}: internal error, exiting",
+            "WSGIRS311: daemon process pid {}: internal error, exiting",
             std::process::id()
         );
     }
@@ -347,7 +347,7 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                     }
                     let name = &sup.plan.daemon_groups[slot.group].launch.spec.name;
                     ::log::info!(
-                        "daemon process (wsgi:{name}) pid {} exited (status {status})",
+                        "WSGIRS312: daemon process (wsgi:{name}) pid {} exited (status {status})",
                         slot.pid
                     );
                     if !stopping {
@@ -376,7 +376,7 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                         };
                         if !delay.is_zero() {
                             ::log::warn!(
-                                "daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
+                                "WSGIRS313: daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
                                 delay.as_secs()
                             );
                             // A process that died before it served failed
@@ -544,7 +544,7 @@ unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
             std::thread::sleep(Duration::from_millis(20));
         }
         for pid in waiting {
-            ::log::warn!("daemon process pid {pid} did not stop in time; killing it");
+            ::log::warn!("WSGIRS314: daemon process pid {pid} did not stop in time; killing it");
             // SAFETY: as above; blocking reap after SIGKILL is prompt.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);

@@ -246,7 +246,7 @@ fn interpreter(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
     }
     let result = create(py, group);
     if let Err(e) = &result {
-        log::error!("Cannot create the Python sub-interpreter of application group '{group}': {e}");
+        log::error!("WSGIRS352: Cannot create the Python sub-interpreter of application group '{group}': {e}");
     }
     *made = Some(result.clone());
     result
@@ -286,7 +286,7 @@ fn create(py: Python<'_>, group: &str) -> Result<Interp, InterpError> {
     };
     // The state that created the interpreter is this thread's state in it.
     STATES.with(|s| s.borrow_mut().insert(interp.state, state as usize));
-    log::info!("Created Python sub-interpreter for application group '{group}'");
+    log::info!("WSGIRS353: Created Python sub-interpreter for application group '{group}'");
     Ok(interp)
 }
 

@@ -59,6 +59,17 @@ pub enum InterpError {
     Setup(String),
 }
 
+impl InterpError {
+    /// The error as a log line of its own, with its id.
+    pub fn logged(&self) -> String {
+        let id = match self {
+            InterpError::Init(_) => "WSGIRS390",
+            InterpError::Setup(_) => "WSGIRS391",
+        };
+        format!("{id}: {self}")
+    }
+}
+
 /// The outcome of initialising Python in this process.
 static STATE: OnceLock<Result<(), InterpError>> = OnceLock::new();
 /// The settings Python was started with: sub-interpreters get the same.
@@ -219,7 +230,7 @@ fn set_switch_interval(py: Python<'_>, settings: &PythonSettings) -> Result<(), 
     py.import("sys")
         .and_then(|sys| sys.call_method1("setswitchinterval", (interval,)))
         .map_err(|e| format!("sys.setswitchinterval({interval}) failed: {e}"))?;
-    log::info!("Python switch interval set to {interval} seconds");
+    log::info!("WSGIRS351: Python switch interval set to {interval} seconds");
     Ok(())
 }
 

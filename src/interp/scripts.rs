@@ -62,6 +62,18 @@ pub enum ScriptError {
 }
 
 impl ScriptError {
+    /// The error as the first line of a script error (its traceback
+    /// follows), with its id.
+    pub fn logged(&self) -> String {
+        let id = match self {
+            ScriptError::Load { .. } => "WSGIRS371",
+            ScriptError::MissingCallable { .. } => "WSGIRS372",
+            // Its text starts with its id.
+            ScriptError::AsgiNeedsDaemon(_) => return self.to_string(),
+        };
+        format!("{id}: {self}")
+    }
+
     /// The Python exception behind the failure, for its traceback.
     pub fn python_error(&self) -> Option<&PyErr> {
         match self {
@@ -74,6 +86,10 @@ impl ScriptError {
 impl crate::wsgi::LoadError for ScriptError {
     fn python_error(&self) -> Option<&PyErr> {
         ScriptError::python_error(self)
+    }
+
+    fn logged(&self) -> String {
+        ScriptError::logged(self)
     }
 }
 

@@ -25,7 +25,7 @@ pub fn process_stopping(reason: &str, destroy: bool) {
             .import("atexit")
             .and_then(|m| m.call_method0("_run_exitfuncs"))
         {
-            log::error!("atexit callback failed in application group '{group}': {e}");
+            log::error!("WSGIRS350: atexit callback failed in application group '{group}': {e}");
         }
     });
 }

@@ -148,3 +148,210 @@ fn docs_list_the_table() {
         );
     }
 }
+
+/// The start of each log call in `text`: the `log` crate's macros, the
+/// request loggers' `.log(` methods and the functions that log a script
+/// error's first line and its traceback.
+fn log_calls(text: &str) -> Vec<(usize, &'static str)> {
+    const STARTS: [&str; 10] = [
+        "log::error!(",
+        "log::warn!(",
+        "log::info!(",
+        "log::debug!(",
+        "log::trace!(",
+        "log::log!(",
+        ".log(",
+        "log_script_error(",
+        "log_exception(",
+        "log_failure(",
+    ];
+    let mut calls: Vec<(usize, &'static str)> = STARTS
+        .iter()
+        .flat_map(|start| text.match_indices(start).map(|(at, _)| (at, *start)))
+        .filter(|(at, _)| !text[..*at].ends_with("fn "))
+        .collect();
+    calls.sort();
+    calls
+}
+
+/// The arguments of the call whose `(` ends at `open`, split at top-level
+/// commas (string and char literals and nested brackets skipped).
+fn call_args(text: &str, open: usize) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i, mut start) = (0usize, open, open);
+    let mut args = Vec::new();
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth == 0 => {
+                args.push(text[start..i].trim());
+                break;
+            }
+            b')' | b']' | b'}' => depth -= 1,
+            b',' if depth == 0 => {
+                args.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    args.retain(|a| !a.is_empty());
+    args
+}
+
+/// The first string literal in `arg`, without its quotes.
+fn first_literal(arg: &str) -> Option<&str> {
+    let open = arg.find('"')?;
+    let rest = &arg[open + 1..];
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() && bytes[i] != b'"' {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    Some(&rest[..i.min(rest.len())])
+}
+
+/// The level a call logs at, when it is written in the call.
+fn call_level(start: &str, args: &[&str]) -> Option<Level> {
+    let word = match start {
+        "log::error!(" => return Some(Level::Error),
+        "log::warn!(" => return Some(Level::Warn),
+        "log::info!(" => return Some(Level::Info),
+        "log::debug!(" | "log::trace!(" => return Some(Level::Debug),
+        "log_script_error(" | "log_exception(" | "log_failure(" => return Some(Level::Error),
+        _ => args
+            .iter()
+            .find(|a| a.contains("APLOG_") || a.contains("LogLevel::"))?,
+    };
+    [
+        ("ERR", Level::Error),
+        ("Error", Level::Error),
+        ("WARN", Level::Warn),
+        ("Warn", Level::Warn),
+        ("INFO", Level::Info),
+        ("NOTICE", Level::Info),
+        ("Info", Level::Info),
+        ("Notice", Level::Info),
+        ("DEBUG", Level::Debug),
+        ("Debug", Level::Debug),
+    ]
+    .into_iter()
+    .find(|(name, _)| word.contains(name))
+    .map(|(_, level)| level)
+}
+
+/// Whether `arg` only passes on a line made elsewhere: a variable (`line`,
+/// `&msg`), a literal that is one placeholder (`"{line}"`), or an error's
+/// `logged()` line (which starts with the id the error's type gives it).
+fn passes_on(arg: &str) -> bool {
+    let inner = arg.trim_start_matches('&');
+    let inner = inner.strip_suffix(".logged()").unwrap_or(inner);
+    let name = inner
+        .strip_prefix("\"{")
+        .and_then(|s| s.strip_suffix("}\""))
+        .unwrap_or(inner);
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// What is wrong with the log calls of one source file: a message that
+/// does not start with `WSGIRSnnn: ` (and passes on nothing), or an id
+/// logged at another level than its row says.
+fn log_call_problems(file: &str, text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (at, start) in log_calls(text) {
+        let line = text[..at].lines().count().max(1);
+        let args = call_args(text, at + start.len());
+        let message = match start {
+            ".log(" => args.last().copied(),
+            "log_script_error(" => args.get(1).copied(),
+            "log_exception(" | "log_failure(" => args.get(2).copied(),
+            _ => args.iter().copied().find(|a| a.starts_with('"')),
+        };
+        let Some(message) = message else { continue };
+        let above = text[..at].lines().rev().nth(1).unwrap_or("");
+        if passes_on(message) || above.contains("// Pass-through:") {
+            continue;
+        }
+        let literal = first_literal(message).unwrap_or("");
+        let id = ids_in(literal)
+            .first()
+            .filter(|(at, _)| *at == 0 && literal[9..].starts_with(": "))
+            .map(|(_, id)| *id);
+        let Some(id) = id else {
+            problems.push(format!(
+                "{file}:{line}: no 'WSGIRSnnn: ' at the start of {message}"
+            ));
+            continue;
+        };
+        if let (Some(level), Some(entry)) = (call_level(start, &args), lookup(id)) {
+            if level != entry.level {
+                problems.push(format!(
+                    "{file}:{line}: WSGIRS{id} logged at {}, its row says {}",
+                    level.apache_name(),
+                    entry.level.apache_name()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Every log call of the module starts its message with a registered
+/// `WSGIRSnnn: ` at the table's level, or passes on a line made elsewhere
+/// (a traceback's line after the one with the id, the application's own
+/// output, an error's `logged()` line), which a `// Pass-through:` comment
+/// right above the call says when it is not plain. The launcher
+/// (`src/bin/`) writes to the terminal, not to Apache's error log.
+#[test]
+fn every_log_call_names_its_id() {
+    let problems: Vec<String> = sources()
+        .iter()
+        .filter(|(file, _)| file.ends_with(".rs") && !file.starts_with("src/bin/"))
+        .flat_map(|(file, text)| log_call_problems(file, text))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "log calls to correct (see src/messages.rs):\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The check above finds what it should, and only that.
+#[test]
+fn the_log_call_check_sees_a_missing_id_and_a_wrong_level() {
+    let text = r#"
+        log::warn!("WSGIRS116: (wsgi:{}) slow", group);
+        log::error!("{line}");
+        req.log(APLOG_ERR, &format!("no id here: {e}"));
+        req.log(ffi::APLOG_DEBUG as i32, &format!("WSGIRS300: {e}, {}", f(x)));
+        exchange.log(py, LogLevel::Error, line);
+        req.log(APLOG_ERR, &e.logged());
+        log_script_error(py, &message, e.python_error(), |line| log::error!("{line}"));
+        // Pass-through: made elsewhere.
+        log::log!(level, "(wsgi:{}) {msg}", group);
+        log::info!(
+            "daemon started"
+        );
+    "#;
+    let problems = log_call_problems("x.rs", text);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("x.rs:4: no 'WSGIRSnnn: '"),
+        "{problems:#?}"
+    );
+    assert_eq!(
+        problems[1],
+        "x.rs:5: WSGIRS300 logged at debug, its row says error"
+    );
+    assert!(
+        problems[2].starts_with("x.rs:11: no 'WSGIRSnnn: '"),
+        "{problems:#?}"
+    );
+}

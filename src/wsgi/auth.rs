@@ -45,17 +45,17 @@ impl AuthFailure {
     pub fn describe(&self, script: &str) -> String {
         match self {
             AuthFailure::Missing(function) => {
-                format!("WSGI access control script '{script}' does not provide '{function}()'.")
+                format!("WSGIRS574: WSGI access control script '{script}' does not provide '{function}()'.")
             }
             AuthFailure::Raised(function, _) => {
-                format!("Exception occurred calling '{function}()' of WSGI access control script '{script}'.")
+                format!("WSGIRS575: Exception occurred calling '{function}()' of WSGI access control script '{script}'.")
             }
             AuthFailure::BadResult {
                 function,
                 expected,
                 got,
             } => format!(
-                "'{function}()' of WSGI access control script '{script}' returned {got}; it must \
+                "WSGIRS576: '{function}()' of WSGI access control script '{script}' returned {got}; it must \
                  return {expected}."
             ),
         }

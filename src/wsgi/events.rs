@@ -140,7 +140,7 @@ fn call_each(
                 }
             }
             Err(e) => {
-                let message = "Exception occurred within event callback.";
+                let message = "WSGIRS378: Exception occurred within event callback.";
                 log_script_error(py, message, Some(&e), |line| match exchange {
                     Some(ex) => ex.log(py, LogLevel::Error, line),
                     None => log::error!("{line}"),

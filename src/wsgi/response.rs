@@ -125,12 +125,12 @@ pub(super) fn fail(
             exchange.log(
                 py,
                 LogLevel::Info,
-                &format!("{context} Client closed the connection: {e}"),
+                &format!("WSGIRS376: {context} Client closed the connection: {e}"),
             );
             Outcome::Done
         }
         Failure::App(e) => {
-            log_exception(py, exchange, context, &e);
+            log_exception(py, exchange, &format!("WSGIRS370: {context}"), &e);
             super::events::request_exception(py, exchange, &e);
             let mut state = exchange.lock(py);
             if state.response.body_refused {
@@ -153,7 +153,12 @@ pub(super) fn finish(py: Python<'_>, exchange: &Exchange) -> Outcome {
     let mut state = exchange.lock(py);
     if let Err(e) = ensure_started(&mut state) {
         drop(state);
-        log_exception(py, exchange, "WSGI application returned no response", &e);
+        log_exception(
+            py,
+            exchange,
+            "WSGIRS375: WSGI application returned no response",
+            &e,
+        );
         return Outcome::Failed;
     }
     let short = match state.response.content_length {
@@ -164,7 +169,7 @@ pub(super) fn finish(py: Python<'_>, exchange: &Exchange) -> Outcome {
     };
     if short {
         let msg = format!(
-            "Truncated response: the application declared Content-Length {} but produced {} bytes",
+            "WSGIRS377: Truncated response: the application declared Content-Length {} but produced {} bytes",
             state.response.content_length.unwrap_or(0),
             state.response.bytes_sent
         );

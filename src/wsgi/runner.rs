@@ -26,6 +26,9 @@ use super::start_response::StartResponse;
 pub trait LoadError: Display {
     /// The Python exception behind the failure, for its traceback.
     fn python_error(&self) -> Option<&PyErr>;
+
+    /// The first line of the log, with its `WSGIRSnnn` id.
+    fn logged(&self) -> String;
 }
 
 /// Runs one request from start to end and returns how it ended; the
@@ -52,7 +55,7 @@ where
         let app = match load() {
             Ok(app) => app,
             Err(e) => {
-                log_script_error(py, &e.to_string(), e.python_error(), |line| {
+                log_script_error(py, &e.logged(), e.python_error(), |line| {
                     exchange.log(py, LogLevel::Error, line)
                 });
                 return Outcome::Failed;
@@ -67,7 +70,12 @@ where
         let environ = match environ {
             Ok(environ) => environ,
             Err(e) => {
-                log_exception(py, exchange, "Could not build the WSGI environ", &e);
+                log_exception(
+                    py,
+                    exchange,
+                    "WSGIRS373: Could not build the WSGI environ",
+                    &e,
+                );
                 return Outcome::Failed;
             }
         };
@@ -149,7 +157,12 @@ pub fn run_application(
     let start_response = match Bound::new(py, StartResponse::new(exchange.clone())) {
         Ok(s) => s,
         Err(e) => {
-            log_exception(py, exchange, "could not create start_response", &e);
+            log_exception(
+                py,
+                exchange,
+                "WSGIRS374: could not create start_response",
+                &e,
+            );
             return Outcome::Failed;
         }
     };
@@ -191,7 +204,7 @@ fn call_and_deliver(
     match (delivered, closed) {
         (Err(f), closed) => {
             if let Err(e) = closed {
-                log_exception(py, exchange, &context(), &e);
+                log_exception(py, exchange, &format!("WSGIRS370: {}", context()), &e);
                 super::events::request_exception(py, exchange, &e);
             }
             fail(py, exchange, &context(), f)

@@ -26,7 +26,7 @@ fn unavailable(req: &Request<'_>, group: &DaemonGroup, cause: &str) -> c_int {
     req.log(
         APLOG_ERR,
         &format!(
-            "WSGI daemon process group '{}' cannot start, request answered 503: {cause}",
+            "WSGIRS586: WSGI daemon process group '{}' cannot start, request answered 503: {cause}",
             group.launch.spec.name
         ),
     );

@@ -148,7 +148,7 @@ fn read_small_body(
                 Err(e) => {
                     req.log(
                         ffi::APLOG_INFO as i32,
-                        &format!("reading the request body failed: {e}"),
+                        &format!("WSGIRS580: reading the request body failed: {e}"),
                     );
                     return Err(status(ffi::HTTP_BAD_REQUEST));
                 }
@@ -191,12 +191,15 @@ fn encode_packet(
         Err(e @ (ProtocolError::VarsTooLarge(_) | ProtocolError::VarTooLong)) => {
             req.log(
                 APLOG_ERR,
-                &format!("request cannot be passed to daemon process '{name}': {e}"),
+                &format!("WSGIRS581: request cannot be passed to daemon process '{name}': {e}"),
             );
             return Err(status(ffi::HTTP_INTERNAL_SERVER_ERROR));
         }
         Err(e) => {
-            req.log(APLOG_ERR, &e.to_string());
+            req.log(
+                APLOG_ERR,
+                &format!("WSGIRS582: request not forwarded to daemon process '{name}': {e}"),
+            );
             return Err(status(ffi::HTTP_INTERNAL_SERVER_ERROR));
         }
     }
@@ -263,7 +266,7 @@ fn send_with_retries(
             Attempt::Rejected => {
                 req.log(
                     ffi::APLOG_DEBUG as i32,
-                    &format!("daemon process '{name}' is restarting; retrying request"),
+                    &format!("WSGIRS583: daemon process '{name}' is restarting; retrying request"),
                 );
                 if Instant::now() >= deadline {
                     break;
@@ -275,7 +278,7 @@ fn send_with_retries(
     }
     req.log(
         APLOG_ERR,
-        &format!("WSGI daemon process '{name}' kept rejecting the request"),
+        &format!("WSGIRS584: WSGI daemon process '{name}' kept rejecting the request"),
     );
     status(ffi::HTTP_SERVICE_UNAVAILABLE)
 }
@@ -299,7 +302,7 @@ fn open_connection(
             req.log(
                 APLOG_ERR,
                 &format!(
-                    "Unable to connect to WSGI daemon process '{}' on '{}' within {}s: {e}",
+                    "WSGIRS585: Unable to connect to WSGI daemon process '{}' on '{}' within {}s: {e}",
                     group.launch.spec.name,
                     group.socket_path.display(),
                     group.connect_timeout.as_secs()

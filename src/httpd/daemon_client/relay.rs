@@ -143,7 +143,7 @@ pub(super) fn attempt(
         // The daemon may have answered (rejected) before reading it all.
         req.log(
             ffi::APLOG_DEBUG as i32,
-            &format!("sending request to daemon '{name}': {e}"),
+            &format!("WSGIRS587: sending request to daemon '{name}': {e}"),
         );
     }
     if let Some((group, socket_timeout)) = watch {
@@ -167,7 +167,7 @@ pub(super) fn attempt(
         Err(e) => {
             req.log(
                 APLOG_ERR,
-                &format!("reading from daemon process '{name}' failed: {e}"),
+                &format!("WSGIRS588: reading from daemon process '{name}' failed: {e}"),
             );
             return Attempt::Done(status(ffi::HTTP_BAD_GATEWAY), None);
         }
@@ -200,7 +200,7 @@ pub(super) fn attempt(
 fn daemon_closed(req: &Request<'_>, name: &str) -> c_int {
     req.log(
         APLOG_ERR,
-        &format!("Truncated or oversized response headers received from daemon process '{name}': the process closed the connection (it may have crashed)"),
+        &format!("WSGIRS589: Truncated or oversized response headers received from daemon process '{name}': the process closed the connection (it may have crashed)"),
     );
     status(ffi::HTTP_BAD_GATEWAY)
 }
@@ -209,7 +209,7 @@ fn daemon_closed(req: &Request<'_>, name: &str) -> c_int {
 fn timed_out(req: &Request<'_>, name: &str) -> c_int {
     req.log(
         APLOG_ERR,
-        &format!("Timeout when reading response headers from daemon process '{name}'"),
+        &format!("WSGIRS590: Timeout when reading response headers from daemon process '{name}'"),
     );
     status(ffi::HTTP_GATEWAY_TIME_OUT)
 }
@@ -261,7 +261,7 @@ fn stream_body(
             Err(e) => {
                 req.log(
                     ffi::APLOG_INFO as i32,
-                    &format!("reading the request body failed: {e}"),
+                    &format!("WSGIRS580: reading the request body failed: {e}"),
                 );
                 let _ = stream.shutdown(std::net::Shutdown::Both);
                 return BodySent::Failed(status(ffi::HTTP_BAD_REQUEST));
@@ -291,7 +291,7 @@ fn relay_response(
         if avail.len() > protocol::MAX_HEAD {
             req.log(
                 APLOG_ERR,
-                &format!("response header from daemon process '{name}' is too long"),
+                &format!("WSGIRS591: response header from daemon process '{name}' is too long"),
             );
             return (status(ffi::HTTP_INTERNAL_SERVER_ERROR), false);
         }
@@ -305,7 +305,7 @@ fn relay_response(
     let Some(parsed) = protocol::parse_response_head(&reader.available()[..head_len]) else {
         req.log(
             APLOG_ERR,
-            &format!("malformed response header from daemon process '{name}'"),
+            &format!("WSGIRS592: malformed response header from daemon process '{name}'"),
         );
         return (status(ffi::HTTP_BAD_GATEWAY), false);
     };
@@ -485,7 +485,7 @@ fn truncated(
     }
     req.log(
         APLOG_ERR,
-        &format!("response from daemon process '{name}' ended before it was complete ({e}); aborting the connection"),
+        &format!("WSGIRS593: response from daemon process '{name}' ended before it was complete ({e}); aborting the connection"),
     );
     apache.abort();
     ffi::OK as c_int
