@@ -96,6 +96,7 @@ mod http2;
 mod input;
 mod logging;
 mod mercurial;
+mod messages;
 mod metrics;
 mod module_api;
 mod output;
