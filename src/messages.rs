@@ -149,6 +149,7 @@ pub const MESSAGES: &[Message] = {
     msg(351, Info, "The Python switch interval was set from switch-interval= or WSGISwitchInterval.", "None; for information."),
     msg(352, Error, "The Python sub-interpreter of an application group could not be created; its requests are answered 500.", "See the Python error; an extension module that refuses sub-interpreters needs WSGIApplicationGroup %{GLOBAL}."),
     msg(353, Info, "A Python sub-interpreter was created for an application group.", "None; for information."),
+    msg(354, Error, "A daemon process could not start the thread that takes Python stacks and interrupts timed-out requests for its monitor; slow-request and request-timeout reports come without stacks, and timed-out requests are not interrupted.", "Check the thread limits of the daemon user (ulimit -u)."),
     msg(370, Error, "The WSGI application raised while it handled a request (or while its response was sent or closed); the traceback follows.", "Correct the application (the traceback says where)."),
     msg(371, Error, "A WSGI script could not be loaded: importing it raised; the traceback follows. The request was answered 500.", "Correct the script (the traceback says where); the next request loads it again."),
     msg(372, Error, "A WSGI script has no callable of the name WSGICallableObject (or callable-object=) gives; the request was answered 500.", "Define the callable (`application` by default) or name the one the script has."),

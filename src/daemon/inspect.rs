@@ -55,7 +55,7 @@ fn inspector() -> Option<&'static Inspector> {
                         job();
                     }
                 })
-                .map_err(|e| log::error!("cannot start the inspector thread: {e}"))
+                .map_err(|e| log::error!("WSGIRS354: cannot start the inspector thread: {e}"))
                 .ok()?;
             Some(Inspector {
                 jobs: Mutex::new(jobs),
