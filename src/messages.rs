@@ -75,7 +75,9 @@ const REMOVE_DIRECTIVE: &str = "Nothing is wrong; remove the directive (or the v
 const REMOVE_OPTION: &str = "Nothing is wrong; remove the option from WSGIDaemonProcess to \
      silence the notice.";
 
-/// Every message, in number order.
+/// Every message, in number order. (`Level::Info` and plain `Info` both
+/// read well in a row: neither is refused.)
+#[allow(unused_qualifications)]
 pub const MESSAGES: &[Message] = {
     use Level::{Debug, Error, Info, Warn};
     &[
@@ -195,9 +197,9 @@ pub const MESSAGES: &[Message] = {
     msg(512, Error, "An ASGI application's lifespan shutdown failed or raised while the process stopped.", "Fix the application's shutdown code; the message or traceback says what failed."),
     // 540-559: WebSockets.
     msg(540, Error, "A WebSocket the daemon accepted could not be tunnelled: the client's connection has no socket Apache can poll (a connection filter replaced it).", "Serve WebSockets from a virtual host without connection-replacing modules; the client gets its 101 and then a closed connection."),
-    msg(541, Level::Info, "A WebSocket tunnel ended other than by either side closing: idle past Timeout (or the daemon group's socket-timeout, the larger), the client gone while data was sent to it, or the daemon connection failing; the line says which.", "Nothing to do for idle sockets (the application may send pings to keep them open, or raise Timeout/socket-timeout); a failing daemon connection is logged by the daemon too."),
+    msg(541, Info, "A WebSocket tunnel ended other than by either side closing: idle past Timeout (or the daemon group's socket-timeout, the larger), the client gone while data was sent to it, or the daemon connection failing; the line says which.", "Nothing to do for idle sockets (the application may send pings to keep them open, or raise Timeout/socket-timeout); a failing daemon connection is logged by the daemon too."),
     msg(542, Error, "A daemon process answered 101 Switching Protocols to a request that did not ask for a WebSocket (or without Upgrade: websocket); the client gets 502.", "A WSGI application must not answer 101; WebSockets are served by ASGI applications."),
-    msg(543, Level::Info, "A WebSocket request's handshake was malformed (no valid Sec-WebSocket-Key, or a version other than 13): answered 400 without running the application.", "Nothing to do on the server: the client is not a conforming WebSocket client."),
+    msg(543, Info, "A WebSocket request's handshake was malformed (no valid Sec-WebSocket-Key, or a version other than 13): answered 400 without running the application.", "Nothing to do on the server: the client is not a conforming WebSocket client."),
     msg(544, Error, "An ASGI application raised while serving a WebSocket; the traceback follows. Before the handshake was accepted the client got 500, after it the close code 1011.", "Fix the application; the traceback names the line."),
     // 560-599: requests in Apache's children.
     msg(560, Error, "A request for a WSGI script in a directory without Options ExecCGI was refused with 403.", "Add Options ExecCGI to the directory (WSGIScriptAlias does not need it)."),
