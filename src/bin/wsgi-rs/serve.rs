@@ -436,6 +436,17 @@ pub fn run(args: &ServeArgs) -> Outcome<ExitCode> {
             "drop --embedded (daemon mode is the default)",
         ));
     }
+    if interface == preflight::Interface::Asgi && apache::module_symbol(&module) != "wsgi_rs_module"
+    {
+        return Err(Failure::new(
+            format!(
+                "{} is an ASGI application, which {} cannot serve",
+                target.describe(),
+                module.display()
+            ),
+            "serve it with mod_wsgi_rs (leave out --module)",
+        ));
+    }
     if supervise::stop_requested() {
         log::info!("stopped before Apache was started");
         return Ok(ExitCode::SUCCESS);
