@@ -3,7 +3,7 @@
 //! 504 when the request runs past `request-timeout`. Exactly one of them
 //! does, decided by one atomic [`AnswerState`]. The monitor may also raise
 //! `mod_wsgi.RequestTimeout` in the request's thread; it does so under the
-//! GIL and the slot's lock, and [`end`] closes the slot under both, so the
+//! GIL and the slot's lock, and [`Ending`] closes the slot under both, so the
 //! exception can only reach the request it was meant for.
 
 use std::io::Write;
@@ -137,14 +137,22 @@ impl ActiveRequest {
     }
 }
 
-/// Ends the request in `slot` as its worker leaves the application, under
-/// the GIL of the request's interpreter, so the monitor cannot interrupt
-/// the thread any more; an interruption not delivered yet is withdrawn,
-/// so it cannot hit the thread's next request.
-pub(super) fn end(py: Python<'_>, slot: &Mutex<Option<ActiveRequest>>) {
-    let ended = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if ended.is_some_and(|req| req.interrupted.load(Ordering::SeqCst)) {
-        interp::withdraw_interrupt(py);
+/// Ends the request in its slot when dropped, as its worker leaves the
+/// application (however it leaves: a panic too), under the GIL of the
+/// request's interpreter, so the monitor cannot interrupt the thread any
+/// more; an interruption not delivered yet is withdrawn, so it cannot hit
+/// the thread's next request.
+pub(super) struct Ending<'a, 'py>(
+    pub(super) Python<'py>,
+    pub(super) &'a Mutex<Option<ActiveRequest>>,
+);
+
+impl Drop for Ending<'_, '_> {
+    fn drop(&mut self) {
+        let ended = self.1.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if ended.is_some_and(|req| req.interrupted.load(Ordering::SeqCst)) {
+            interp::withdraw_interrupt(self.0);
+        }
     }
 }
 

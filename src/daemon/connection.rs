@@ -214,9 +214,8 @@ pub fn serve(
     let metrics = daemon.launch.metrics;
     let mut busy = metrics.map(|m| (m.taken(queued), Instant::now()));
     let ran = interp::with_group(&group, |py| {
-        let handed = run(py, daemon, stream, request, answer.clone(), &mut busy);
-        active::end(py, &daemon.slots[index]);
-        handed
+        let _ending = active::Ending(py, &daemon.slots[index]);
+        run(py, daemon, stream, request, answer.clone(), &mut busy)
     });
     if let Ok(true) = ran {
         return After::Handed;

@@ -68,30 +68,36 @@ fn stuck_requests(daemon: &Daemon) -> usize {
 /// Stops taking connections and waits up to `limit` for in-flight ones,
 /// except those stuck past the request timeout (see [`stuck_requests`]):
 /// waiting for them would only keep their replacement from starting. True
-/// when nothing at all is left running.
-fn drain(daemon: &Daemon, limit: Duration) -> bool {
+/// when nothing at all is left running. Request timeouts go on applying
+/// meanwhile: a request may reach its fire point, or its interruption may
+/// unwind or run out of grace, during the drain.
+fn drain(daemon: &Arc<Daemon>, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
-    gate.closing = true;
-    daemon.poller.stop_listening();
-    while gate.active > 0 {
+    {
+        let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+        gate.closing = true;
+        daemon.poller.stop_listening();
+    }
+    loop {
+        // Not under the gate's lock: this may wait (boundedly) for the
+        // inspector, and workers take the lock as they finish.
+        check_request_timeouts(daemon);
+        let gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+        if gate.active == 0 {
+            return true;
+        }
         let now = Instant::now();
         if now >= deadline || gate.active <= stuck_requests(daemon) {
             return false;
         }
         // Woken when a request ends; the short bound notices timeouts.
         let wait = (deadline - now).min(Duration::from_millis(100));
-        gate = daemon
-            .idle
-            .wait_timeout(gate, wait)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        drop(daemon.idle.wait_timeout(gate, wait));
     }
-    true
 }
 
 /// Drains within `limit`, runs the application's atexit callbacks when that was clean, and exits.
-fn exit_process(daemon: &Daemon, limit: Duration, why: &str) -> ! {
+fn exit_process(daemon: &Arc<Daemon>, limit: Duration, why: &str) -> ! {
     // Counted as decided, not as done: the drain may take a while. A
     // process forked from a template counted it when it asked to be
     // replaced.
@@ -320,7 +326,7 @@ fn request_timed_out(daemon: &Arc<Daemon>, fire: Duration, stuck: &Stuck) {
 /// Raises `mod_wsgi.RequestTimeout` in the stuck request's thread, if the
 /// request is still running; true when it was raised. Done by the
 /// inspector under the GIL of the request's interpreter and its slot's
-/// lock, as `active::end` ends it, so it reaches no other request. While
+/// lock, as `active::Ending` ends it, so it reaches no other request. While
 /// the GIL does not come, the monitor tries again each tick; a GIL held for
 /// good is deadlock-timeout's, and meanwhile the grace runs out.
 fn interrupt(daemon: &Arc<Daemon>, stuck: &Stuck) -> bool {

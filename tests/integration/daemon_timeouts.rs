@@ -183,6 +183,50 @@ fn thread_blocked_in_c_gets_its_process_replaced() {
     assert!(!s.path("var/unwound").exists());
 }
 
+/// The request timeout goes on while a process drains for a restart: the
+/// request that reached maximum-requests blocks in C, is answered 504 and
+/// interrupted during the drain, and once its grace is over the process
+/// exits without waiting out graceful-timeout (60 s).
+#[test]
+fn request_timeout_applies_while_draining() {
+    if referee_differs("mod_wsgi 4.9.4 has no interrupt-timeout") {
+        return;
+    }
+    let s = server(
+        Mpm::Worker,
+        "draining",
+        "processes=1 threads=2 maximum-requests=2 graceful-timeout=60 \
+         request-timeout=1 interrupt-timeout=2",
+    );
+    let before = served_pid(&s.get("/app"));
+    // The second request reaches maximum-requests: the process drains.
+    let r = s.get("/app/block");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(
+        s.wait_log("WSGIRS441", Duration::from_secs(30)),
+        "the grace's end is not logged:\n{}",
+        s.error_log()
+    );
+    let log = s.error_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WSGIRS440") && l.contains("'/app/block'")),
+        "{log}"
+    );
+    let after = wait_for(Duration::from_secs(30), || {
+        let now = daemon_pids(&s, "draining");
+        (now.len() == 1 && now[0] != before).then(|| now[0])
+    });
+    assert!(
+        after.is_some(),
+        "process {before} still draining: {:?}",
+        daemon_pids(&s, "draining")
+    );
+    let r = s.get("/app");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_ne!(served_pid(&r), before);
+}
+
 /// A request holding the GIL in C for ever, past request-timeout: no
 /// exception can reach it and no stack can be read, yet the monitor, which
 /// never waits for the GIL itself, goes on and deadlock-timeout replaces

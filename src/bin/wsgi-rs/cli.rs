@@ -129,8 +129,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub maximum_requests: Option<u64>,
 
-    /// Restart a daemon process whose request runs longer than this many
-    /// seconds (daemon mode only).
+    /// Answer 504 to a request running longer than this many seconds (per
+    /// thread, scaled by 1 + ln threads, as request-timeout=) and restart
+    /// its daemon process (daemon mode only).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: Option<u64>,
 
