@@ -207,3 +207,58 @@ fn maximum_requests_stays_exact() {
     let distinct: HashSet<u32> = pids.iter().copied().collect();
     assert_eq!(distinct.len(), 4, "{pids:?}");
 }
+
+/// The template switches user, home and umask before Python starts, so the
+/// processes forked from it run as the configured user; an application
+/// group other than `%{GLOBAL}` (a sub-interpreter, which CPython does not
+/// carry across a fork) is made in each process and works there.
+#[test]
+fn forked_processes_keep_identity_and_sub_interpreters() {
+    if referee_differs("process-template is ours") {
+        return;
+    }
+    let app = r#"
+import os, mod_wsgi
+def application(environ, start_response):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    body = ('uid=%d\ngid=%d\ncwd=%s\numask=%04o\ngroup=%s\nppid=%d\npid=%d\n' % (
+        os.getuid(), os.getgid(), os.getcwd(), mask,
+        environ['mod_wsgi.application_group'], os.getppid(), os.getpid(),
+    )).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+    let s = Server::new(Mpm::Event)
+        .file("id.wsgi", app)
+        .file("home/README", "the daemon's home\n")
+        .conf(
+            "WSGIDaemonProcess ident user=nobody group=nogroup home={root}/home umask=0077 \
+             threads=2 process-template=On display-name=%{GROUP}\n\
+             WSGIScriptAlias /id {root}/id.wsgi process-group=ident\n",
+        )
+        .start();
+    let r = s.get("/id");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.text();
+    let get = |k: &str| field(&body, k).unwrap_or_else(|| panic!("no {k} in {body}"));
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let nobody = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("nobody:x:"))
+        .and_then(|rest| rest.split(':').next())
+        .expect("no nobody in /etc/passwd");
+    assert_eq!(get("uid"), nobody, "{body}");
+    assert_eq!(get("cwd"), s.path("home").display().to_string());
+    assert_eq!(get("umask"), "0077");
+    assert!(
+        !get("group").is_empty(),
+        "ran in the main interpreter: {body}"
+    );
+    // Forked by the template (a child of Apache), not by Apache itself.
+    let ppid: u32 = get("ppid").parse().unwrap();
+    assert_ne!(ppid, s.pid(), "{body}");
+    assert!(s.child_pids().contains(&ppid), "{body}");
+    let title = fs::read_to_string(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+    assert!(title.starts_with("(wsgi:ident) template"), "{title:?}");
+}
