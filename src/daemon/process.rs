@@ -326,10 +326,23 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
                 // SAFETY: accept4 returned a fresh descriptor we now own.
                 (unsafe { OwnedFd::from_raw_fd(fd) }, false)
             }
-            // SAFETY: parked connections belong to the epoll set until their
-            // one-shot event hands them to exactly one worker: this one.
-            // While closing, its request is answered "retry elsewhere".
-            Ready::Connection(fd) => (unsafe { OwnedFd::from_raw_fd(fd) }, true),
+            Ready::Connection(fd) => {
+                // SAFETY: parked connections belong to the epoll set until
+                // their one-shot event hands them to exactly one worker:
+                // this one.
+                let conn = unsafe { OwnedFd::from_raw_fd(fd) };
+                if !accepting {
+                    // Closing: the connection is closed with its request
+                    // unread, which our client sees as a stale kept
+                    // connection and retries at once elsewhere. Reading it
+                    // to answer "retry elsewhere" would race the exit: a
+                    // request read just before it would be lost (502).
+                    drop(conn);
+                    daemon.connections.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
+                (conn, true)
+            }
         };
         gate.active += 1;
         drop(gate);
