@@ -99,6 +99,7 @@ mod mercurial;
 mod messages;
 mod metrics;
 mod module_api;
+mod multihost;
 mod output;
 mod python_home;
 mod python_options;

@@ -1,13 +1,15 @@
 //! The harness shared by every integration test: a private Apache per test
 //! (`server`), a raw HTTP/1.1 client (`http`), WSGI apps used by several
 //! test files (`apps`), the framework virtualenv (`venv`) and helpers for
-//! deploying whole applications and site files (`deploy`), and waiting on
-//! conditions and skipping what the referee does differently (`wait`).
+//! deploying whole applications and site files (`deploy`), back ends in
+//! network namespaces of their own (`netns`), and waiting on conditions and
+//! skipping what the referee does differently (`wait`).
 #![allow(dead_code)]
 
 pub mod apps;
 pub mod deploy;
 pub mod http;
+pub mod netns;
 pub mod server;
 pub mod venv;
 pub mod wait;
