@@ -12,6 +12,7 @@ packages=(
     python3-cryptography         # a PyO3 extension module that refuses sub-interpreters, in tests
     chromium                     # the wsgi-rs-status page is rendered headless, in tests
     dpkg-dev binutils            # cargo deb: dpkg-shlibdeps for Depends, objcopy for -dbgsym
+    iproute2                     # ip netns: back ends on hosts of their own, in the multi-host test
     curl ca-certificates
 )
 
