@@ -31,12 +31,13 @@ fn main() {
             "ap_(add_common_vars|add_cgi_vars|allow_options|get_server_port|mpm_query|\
              get_limit_req_body|set_content_type|check_cmd_context|set_content_length|\
              get_server_name|server_root_relative|get_remote_host|state_query|close_listeners|\
-             runtime_dir_relative|add_version_component|run_generate_log_id)",
+             runtime_dir_relative|add_version_component|run_generate_log_id|exists_config_define)",
         )
         .allowlist_function(
             "apr_(table_get|table_set|table_setn|table_add|table_unset|table_elts|pstrdup|\
              pstrmemdup|palloc|pool_cleanup_register|pool_cleanup_null|pool_userdata_get|\
-             pool_userdata_set|strerror|proc_other_child_register|proc_other_child_unregister)",
+             pool_userdata_set|strerror|proc_other_child_register|proc_other_child_unregister|\
+             pool_create_ex|pool_destroy)",
         )
         .allowlist_type("authn_status|authz_status|module_struct|command_rec|apr_proc_t|process_rec|unixd_config_rec|request_rec|server_rec|conn_rec|cmd_parms|apr_table_entry_t|apr_filetype_e")
         .constified_enum_module("apr_filetype_e|authn_status|authz_status")

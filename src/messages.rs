@@ -164,6 +164,11 @@ pub const MESSAGES: &[Message] = {
     msg(390, Error, "Python could not be initialised in this process; requests to it are answered 500.", "Check WSGIPythonHome (or python-home=): it must be a virtualenv or installation of the Python mod_wsgi_rs was built with."),
     msg(391, Error, "Python was initialised but setting it up failed (the mod_wsgi module, the settings, or a sub-interpreter); requests to it are answered 500.", "See the Python error on the line."),
     // 400-419: graceful restarts.
+    msg(400, Level::Info, "Apache restarts (graceful or not): the daemon processes of the previous generation keep serving, on the same sockets, until the new generation's processes of their group are ready.", "Nothing is wrong."),
+    msg(401, Level::Info, "A daemon process of an earlier generation is asked to stop (it finishes its requests first): its group's new processes are ready, or its group was removed from the configuration and no Apache child of an earlier generation is left.", "Nothing is wrong."),
+    msg(402, Level::Info, "A daemon process of an earlier generation exited after a restart.", "Nothing is wrong; a non-zero status means it did not finish its requests within shutdown-timeout."),
+    msg(403, Error, "Under httpd -X the process that supervises the daemon processes could not be forked; daemon groups do not run.", "Check the process limits (ulimit -u) and start again."),
+    msg(404, Level::Info, "Under httpd -X a supervisor process of its own starts, reaps and replaces the daemon processes, and stops them when the -X process exits.", "Nothing is wrong."),
     // 420-439: recycling daemon processes.
     msg(420, Error, "A daemon group's template process (process-template=On) could not start; the line gives the cause, and the group's requests are answered as for a group that cannot start.", "Fix the cause (user, home, python-home, chroot); the Apache parent tries again with back-off."),
     msg(421, Info, "A daemon group's template process has started Python (and imported the group's start-up scripts of the main interpreter) and forks the group's processes.", "Nothing to do."),

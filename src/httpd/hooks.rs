@@ -109,14 +109,15 @@ pub extern "C" fn wsgi_rs_post_config(
                 // children or daemon processes.
                 unsafe { super::metrics::create(&plan, pconf) };
             }
-            if dry_run || plan.daemon_groups.is_empty() {
+            if dry_run {
                 plan::publish(plan);
                 return ffi::OK as c_int;
             }
             let apache = apache_user();
             for group in &mut plan.daemon_groups {
                 let backlog = group.launch.spec.listen_backlog;
-                match supervisor::create_listener(
+                // Kept from the previous generation after a restart.
+                match supervisor::listener(
                     &group.socket_path,
                     backlog,
                     apache.root.then_some((apache.uid, apache.gid)),
@@ -149,6 +150,8 @@ pub extern "C" fn wsgi_rs_post_config(
                 plan.daemon_groups.len()
             );
             let plan = plan::publish(plan);
+            // Even without groups: after a restart, those of the previous
+            // generation still serve its children.
             // SAFETY: parent's post_config with its live pconf and main server.
             unsafe { supervisor::start(plan, pconf, s) };
             ffi::OK as c_int
@@ -196,17 +199,12 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
             // closes their inherited copies.
             unsafe { libc::close(fd) };
         }
+        // Under `httpd -X` too: a supervisor process of its own supervises
+        // the daemon processes there.
         for group in &plan.daemon_groups {
-            // Not under `httpd -X`, where this process also supervises.
-            if group.launch.parent_pid != std::process::id() as i32 {
-                group.launch.health.read_only();
-            }
+            group.launch.health.read_only();
         }
-        if plan
-            .daemon_groups
-            .first()
-            .is_some_and(|g| g.launch.parent_pid != std::process::id() as i32)
-        {
+        if !plan.daemon_groups.is_empty() {
             supervisor::reset_child_exit_signal();
         }
         if plan.preloads.is_empty() {

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <stdint.h>
 #include <unistd.h>
+#include <signal.h>
+#include "scoreboard.h"
 
 static const authn_provider wsgi_rs_authn_provider = {
     &wsgi_rs_check_password,
@@ -376,4 +378,32 @@ apr_status_t wsgi_rs_tunnel_write(request_rec *r, apr_bucket_brigade *bb, const 
     rv = ap_pass_brigade(r->connection->output_filters, bb);
     apr_brigade_cleanup(bb);
     return rv;
+}
+
+/* Whether an Apache child of an earlier generation (one a graceful restart
+ * asked to finish and go) still runs: the scoreboard is httpd's record of
+ * its children, shared with every process forked from the parent. */
+int wsgi_rs_older_children_alive(void)
+{
+    int limit = 0, generation = 0, i;
+    if (!ap_scoreboard_image
+        || ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS
+        || ap_mpm_query(AP_MPMQ_GENERATION, &generation) != APR_SUCCESS) {
+        return 0;
+    }
+    for (i = 0; i < limit; i++) {
+        process_score *ps = ap_get_scoreboard_process(i);
+        if (ps && ps->pid > 0 && ps->generation != generation && kill(ps->pid, 0) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the MPM is restarting (rather than stopping): its signal handler
+ * set restart_pending, which stays set while it reclaims its children. */
+int wsgi_rs_restart_pending(void)
+{
+    ap_unixd_mpm_retained_data *retained = ap_unixd_mpm_get_retained_data();
+    return retained ? retained->restart_pending : 0;
 }

@@ -73,5 +73,7 @@ int wsgi_rs_tunnel_read(request_rec *r, apr_bucket_brigade *bb, char *buf, apr_s
                         apr_size_t *got);
 apr_status_t wsgi_rs_tunnel_write(request_rec *r, apr_bucket_brigade *bb, const char *data,
                                   apr_size_t len);
+int wsgi_rs_older_children_alive(void);
+int wsgi_rs_restart_pending(void);
 
 #endif

@@ -3,18 +3,27 @@
 //! (which never starts Python itself), and their supervision: a process that
 //! dies is started again (with back-off when it keeps dying young), and
 //! every process is stopped and reaped, and every socket removed, when
-//! Apache stops or restarts.
+//! Apache stops. What a restart does is in [`handover`]: the sockets stay
+//! and the processes of the old generation serve until the new
+//! generation's are ready.
 
-use std::ffi::{c_int, c_void, CString};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+mod handover;
+mod one_process;
+mod registration;
+mod socket;
+mod title;
+
+use registration::{register, unregister};
+pub use socket::{create_listener, listener, unix_addr, SocketError};
+use title::set_process_title;
+
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::ffi;
 use super::plan::{DaemonGroup, ProcessPlan};
-use super::pool::pool_box;
 use crate::daemon::health::SlotState;
 use crate::daemon::succession::{restart_delay, YOUNG};
 
@@ -26,8 +35,10 @@ struct Slot {
     member: usize,
     /// The running process, or 0.
     pid: i32,
-    /// The record httpd tracks it with.
-    proc_: *mut ffi::apr_proc_t,
+    /// The record httpd tracks it with (boxed: httpd keeps its address).
+    proc_: Box<ffi::apr_proc_t>,
+    /// The pool its other-child registration lives in, or null.
+    registration: *mut ffi::apr_pool_t,
     /// When it was started.
     started: Instant,
     /// Consecutive deaths within [`YOUNG`] of starting.
@@ -58,8 +69,20 @@ struct Supervisor {
     slots: Vec<Slot>,
     /// Apache is stopping: no respawns.
     stopping: bool,
-    /// Processes signalled to stop but not yet reaped.
-    stopped: Vec<i32>,
+    /// Between two configuration generations: pconf was cleared for a
+    /// restart and the next post_config has not adopted the processes yet.
+    parked: bool,
+    /// Processes of earlier generations still serving (see [`handover`]).
+    retiring: Vec<handover::Retiring>,
+    /// Listeners of earlier generations' groups that no group of this
+    /// generation took over, by socket path: their processes still serve
+    /// the old generation's children.
+    orphans: Vec<(std::path::PathBuf, i32)>,
+    /// The process watching for the moment retiring processes may stop.
+    watcher: Option<handover::Watcher>,
+    /// This process is `httpd -X`'s supervisor ([`one_process`]): it reaps
+    /// its children itself instead of through httpd's other-child list.
+    standalone: bool,
 }
 
 // SAFETY: the supervisor is only touched by the Apache parent's main thread
@@ -73,135 +96,6 @@ static SUPERVISOR: Mutex<Option<Supervisor>> = Mutex::new(None);
 /// The main server, for the process titles of a template's processes
 /// (read in forked children, where the supervisor's lock may be held).
 static TITLE_SERVER: AtomicPtr<ffi::server_rec> = AtomicPtr::new(std::ptr::null_mut());
-
-/// Why a group's socket could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    /// The path does not fit a UNIX socket address.
-    #[error("daemon socket path '{0}' is too long for a UNIX socket")]
-    TooLong(String),
-    /// A syscall failed.
-    #[error("cannot create daemon socket '{path}': {call}: {err}")]
-    Call {
-        /// The socket path.
-        path: String,
-        /// The call.
-        call: &'static str,
-        /// The error.
-        err: std::io::Error,
-    },
-}
-
-/// The `sockaddr_un` for `path`, or None when the path is too long.
-pub fn unix_addr(path: &Path) -> Option<libc::sockaddr_un> {
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() {
-        return None;
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
-    }
-    Some(addr)
-}
-
-/// Creates the group's listener: only the Apache child user may connect.
-pub fn create_listener(
-    path: &Path,
-    backlog: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<i32, SocketError> {
-    let shown = path.display().to_string();
-    let fail = |call, err| SocketError::Call {
-        path: shown.clone(),
-        call,
-        err,
-    };
-    let bytes = path.as_os_str().as_bytes();
-    let Some(addr) = unix_addr(path) else {
-        return Err(SocketError::TooLong(shown));
-    };
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::remove_file(path);
-    let c_path = CString::new(bytes).map_err(|_| SocketError::TooLong(shown.clone()))?;
-    // SAFETY: plain socket syscalls on a descriptor we own; the path and
-    // address are valid for the calls.
-    unsafe {
-        // Close-on-exec: daemons inherit it by fork; nothing the parent
-        // execs (piped loggers, RewriteMap programs) may accept on it.
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(fail("socket", std::io::Error::last_os_error()));
-        }
-        let close_with = |call, fd| {
-            let err = std::io::Error::last_os_error();
-            libc::close(fd);
-            Err(fail(call, err))
-        };
-        // Nobody may connect between bind and chmod/chown.
-        let old_mask = libc::umask(0o177);
-        let rc = libc::bind(
-            fd,
-            (&addr as *const libc::sockaddr_un).cast(),
-            size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        );
-        libc::umask(old_mask);
-        if rc != 0 {
-            return close_with("bind", fd);
-        }
-        if let Some((uid, gid)) = owner {
-            if libc::lchown(c_path.as_ptr(), uid, gid) != 0 {
-                return close_with("chown", fd);
-            }
-        }
-        if libc::chmod(c_path.as_ptr(), 0o600) != 0 {
-            return close_with("chmod", fd);
-        }
-        if libc::listen(fd, backlog.max(1) as c_int) != 0 {
-            return close_with("listen", fd);
-        }
-        // Every process of the group polls the same listener; whoever
-        // loses the race for a connection must not block in accept().
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        Ok(fd)
-    }
-}
-
-/// Overwrites the process title (what `ps` shows) with `title`.
-///
-/// # Safety
-/// `server` must be the live main server; the process must be a fork of the
-/// Apache parent whose argv memory is still in place.
-unsafe fn set_process_title(server: *mut ffi::server_rec, title: &str) {
-    // SAFETY: caller's contract; argv strings are contiguous in the
-    // process's initial stack area, which we only overwrite within bounds.
-    unsafe {
-        let process = (*server).process;
-        if process.is_null() || (*process).argc < 1 {
-            return;
-        }
-        let argv = (*process).argv;
-        let argc = (*process).argc as usize;
-        let start = *argv as *mut u8;
-        let last = *argv.add(argc - 1);
-        let end = (last as *mut u8).add(libc::strlen(last) + 1);
-        let room = end.offset_from(start) as usize;
-        if room < 2 {
-            return;
-        }
-        std::ptr::write_bytes(start, 0, room);
-        let n = title.len().min(room - 1);
-        std::ptr::copy_nonoverlapping(title.as_ptr(), start, n);
-        if let Ok(c) = CString::new(&title.as_bytes()[..title.len().min(15)]) {
-            libc::prctl(libc::PR_SET_NAME, c.as_ptr());
-        }
-    }
-}
 
 /// Sets the title of a process forked from a template (see
 /// `set_process_title`).
@@ -276,8 +170,15 @@ fn fork_process(
                 g.launch.health.seal();
             }
         }
+        for (_, fd) in &sup.orphans {
+            libc::close(*fd);
+        }
     }
     let mut launch = plan.daemon_groups[group].launch.clone();
+    // The process that forked it supervises it: the Apache parent, or
+    // under `httpd -X` the supervisor process (see one_process).
+    // SAFETY: getppid cannot fail.
+    launch.parent_pid = unsafe { libc::getppid() };
     launch.metrics = super::metrics::daemon_process(group, member);
     // Like mod_wsgi, a group logs (its own messages and its requests'
     // wsgi.errors, stderr and logging output) to the error log of the server
@@ -319,118 +220,169 @@ fn fork_process(
     unsafe { libc::_exit(1) }
 }
 
-/// httpd's other-child callback: a daemon process died or Apache restarts.
+/// The supervisor, locked.
+fn lock() -> std::sync::MutexGuard<'static, Option<Supervisor>> {
+    SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// httpd's other-child callback: a daemon process died, Apache restarts,
+/// or a registration goes (its pool is destroyed, or we unregistered it).
 unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int) {
     super::boundary::guard("daemon maintenance", (), || {
-        let index = data as usize;
+        let key = data as usize;
         let reason = reason as u32;
+        let died = matches!(reason, ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST);
         // apr_proc_other_child_unregister calls back into this function
         // (with REASON_UNREGISTER), so it is only ever called with the
         // supervisor lock released.
-        let unregister = {
-            let mut guard = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner());
+        let registration = {
+            let mut guard = lock();
             let Some(sup) = guard.as_mut() else { return };
-            let stopping = sup.stopping;
-            let Some(slot) = sup.slots.get_mut(index) else {
-                return;
-            };
-            match reason {
-                ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST => {
-                    let was_alive = std::mem::replace(&mut slot.alive, false);
-                    let members = members_of(&sup.plan, slot);
-                    if let Some(board) = super::metrics::current() {
-                        // Apache stopping it is no restart; a template's
-                        // processes go with it (counted by their own).
-                        for member in members.clone() {
-                            board.process_gone(slot.group + 1, member, !stopping && !slot.template);
-                        }
-                    }
-                    let name = &sup.plan.daemon_groups[slot.group].launch.spec.name;
-                    ::log::info!(
-                        "WSGIRS312: daemon process (wsgi:{name}) pid {} exited (status {status})",
-                        slot.pid
-                    );
-                    if !stopping {
-                        // A clean exit is a recycle (reload, maximum-requests…):
-                        // replace it at once. Only crashes of young processes
-                        // back off, so a broken app cannot fork-bomb the host.
-                        let crashed = reason == ffi::APR_OC_REASON_LOST || status != 0;
-                        slot.failures = if crashed && slot.started.elapsed() < YOUNG {
-                            slot.failures + 1
-                        } else {
-                            0
-                        };
-                        // A process that had started serving and is lost
-                        // (killed, a crash in a request) is replaced at once
-                        // the first time: only its requests in flight fail.
-                        // Young deaths in a row back off all the same.
-                        let served = sup.plan.daemon_groups[slot.group]
-                            .launch
-                            .health
-                            .state(slot.member)
-                            == SlotState::Ready;
-                        let delay = if slot.failures == 1 && served {
-                            Duration::ZERO
-                        } else {
-                            restart_delay(slot.failures)
-                        };
-                        if !delay.is_zero() {
-                            ::log::warn!(
-                                "WSGIRS313: daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
-                                delay.as_secs()
-                            );
-                            // A process that died before it served failed
-                            // to start: held off, the group's requests are
-                            // answered 503 unless another process serves.
-                            // One that failed cleanly said why; one killed
-                            // by a signal is described here. A process that
-                            // served and then crashed is an application
-                            // fault: its replacement is waited for.
-                            let health = &sup.plan.daemon_groups[slot.group].launch.health;
-                            for member in members {
-                                match health.state(member) {
-                                    SlotState::Starting | SlotState::Retrying => health.fail(
-                                        member,
-                                        &format!(
-                                            "daemon process pid {} died during start-up (status {status})",
-                                            slot.pid
-                                        ),
-                                    ),
-                                    SlotState::Ready => {
-                                        health.set(member, SlotState::Starting);
-                                    }
-                                    SlotState::Failed | SlotState::Unknown => {}
-                                }
-                            }
-                        }
-                        slot.hold_off = delay;
-                        slot.respawn_at = Some(Instant::now());
-                    }
-                    was_alive
+            if died {
+                let lost = reason == ffi::APR_OC_REASON_LOST;
+                process_died(sup, key, lost, status)
+            } else {
+                if reason == ffi::APR_OC_REASON_UNREGISTER {
+                    // Its pool is being destroyed (pconf is cleared), or
+                    // we unregistered it ourselves.
+                    forget_registration(sup, key);
                 }
-                // Apache is restarting or clearing pconf. (Our own unregister
-                // of a dead process also lands here; it is no longer alive.)
-                ffi::APR_OC_REASON_RESTART | ffi::APR_OC_REASON_UNREGISTER => {
-                    let was_alive = std::mem::replace(&mut slot.alive, false);
-                    if was_alive {
-                        sup.stopping = true;
-                        // SAFETY: signalling our own child; stop_all reaps it.
-                        unsafe { libc::kill(slot.pid, libc::SIGTERM) };
-                        sup.stopped.push(slot.pid);
-                    }
-                    reason == ffi::APR_OC_REASON_RESTART && was_alive
+                // SAFETY: plain read of the MPM's retained state.
+                let restarting = unsafe { ffi::wsgi_rs_restart_pending() } != 0;
+                if reason == ffi::APR_OC_REASON_RESTART && !restarting {
+                    // Apache stops and reclaims its children: stop ours
+                    // alongside, so a child waiting on a daemon is freed
+                    // within shutdown-timeout. On a restart they stay,
+                    // for the next generation (see handover).
+                    signal_stop(sup);
                 }
-                _ => false,
+                None
             }
         };
-        if unregister {
-            // SAFETY: data is the key this slot was registered with.
-            unsafe { ffi::apr_proc_other_child_unregister(data) };
+        if let Some(pool) = registration {
+            // SAFETY: the pool `key` was registered in, taken from its
+            // record under the lock, so it is destroyed once.
+            unsafe { unregister(key, pool) };
         }
-        if matches!(reason, ffi::APR_OC_REASON_DEATH | ffi::APR_OC_REASON_LOST) {
+        if died {
             monitor_tick();
         }
     })
+}
+
+/// Apache stops: asks every process to stop (once), without waiting;
+/// pconf's cleanup ([`stop_processes`]) reaps them.
+fn signal_stop(sup: &mut Supervisor) {
+    if std::mem::replace(&mut sup.stopping, true) {
+        return;
+    }
+    let pids = sup
+        .slots
+        .iter()
+        .filter(|s| s.alive)
+        .map(|s| s.pid)
+        .chain(sup.retiring.iter().map(|r| r.pid));
+    for pid in pids {
+        // SAFETY: signalling our own children, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
+/// The registration `key` is gone: forget its pool.
+fn forget_registration(sup: &mut Supervisor, key: usize) {
+    if let Some(slot) = sup.slots.get_mut(key) {
+        slot.registration = std::ptr::null_mut();
+    } else {
+        handover::forget_registration(sup, key);
+    }
+}
+
+/// The process registered as `key` died (`lost`: httpd lost track of it);
+/// starts its replacement unless Apache stops. Returns the pool of its
+/// registration, to unregister once the lock is released.
+fn process_died(
+    sup: &mut Supervisor,
+    key: usize,
+    lost: bool,
+    status: c_int,
+) -> Option<*mut ffi::apr_pool_t> {
+    if key >= sup.slots.len() {
+        return handover::process_died(sup, key, status);
+    }
+    let stopping = sup.stopping;
+    let slot = &mut sup.slots[key];
+    let was_alive = std::mem::replace(&mut slot.alive, false);
+    let members = members_of(&sup.plan, slot);
+    if let Some(board) = super::metrics::current() {
+        // Apache stopping it is no restart; a template's
+        // processes go with it (counted by their own).
+        for member in members.clone() {
+            board.process_gone(slot.group + 1, member, !stopping && !slot.template);
+        }
+    }
+    let name = &sup.plan.daemon_groups[slot.group].launch.spec.name;
+    ::log::info!(
+        "WSGIRS312: daemon process (wsgi:{name}) pid {} exited (status {status})",
+        slot.pid
+    );
+    if !stopping {
+        // A clean exit is a recycle (reload, maximum-requests…):
+        // replace it at once. Only crashes of young processes
+        // back off, so a broken app cannot fork-bomb the host.
+        let crashed = lost || status != 0;
+        slot.failures = if crashed && slot.started.elapsed() < YOUNG {
+            slot.failures + 1
+        } else {
+            0
+        };
+        // A process that had started serving and is lost
+        // (killed, a crash in a request) is replaced at once
+        // the first time: only its requests in flight fail.
+        // Young deaths in a row back off all the same.
+        let served = sup.plan.daemon_groups[slot.group]
+            .launch
+            .health
+            .state(slot.member)
+            == SlotState::Ready;
+        let delay = if slot.failures == 1 && served {
+            Duration::ZERO
+        } else {
+            restart_delay(slot.failures)
+        };
+        if !delay.is_zero() {
+            ::log::warn!(
+                "WSGIRS313: daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
+                delay.as_secs()
+            );
+            // A process that died before it served failed
+            // to start: held off, the group's requests are
+            // answered 503 unless another process serves.
+            // One that failed cleanly said why; one killed
+            // by a signal is described here. A process that
+            // served and then crashed is an application
+            // fault: its replacement is waited for.
+            let health = &sup.plan.daemon_groups[slot.group].launch.health;
+            for member in members {
+                match health.state(member) {
+                    SlotState::Starting | SlotState::Retrying => health.fail(
+                        member,
+                        &format!(
+                            "daemon process pid {} died during start-up (status {status})",
+                            slot.pid
+                        ),
+                    ),
+                    SlotState::Ready => {
+                        health.set(member, SlotState::Starting);
+                    }
+                    SlotState::Failed | SlotState::Unknown => {}
+                }
+            }
+        }
+        slot.hold_off = delay;
+        slot.respawn_at = Some(Instant::now());
+    }
+    let registration = std::mem::replace(&mut slot.registration, std::ptr::null_mut());
+    (was_alive && !registration.is_null()).then_some(registration)
 }
 
 /// Forks the slot's process.
@@ -465,17 +417,11 @@ fn start_slot(sup: &mut Supervisor, index: usize) {
     slot.hold_off = Duration::ZERO;
     slot.alive = true;
     slot.respawn_at = None;
-    // SAFETY: proc_ is pconf memory owned by this slot; the registration
-    // is tied to pconf, which outlives it.
-    unsafe {
-        (*slot.proc_).pid = pid;
-        ffi::apr_proc_other_child_register(
-            slot.proc_,
-            Some(maintenance),
-            index as *mut c_void,
-            std::ptr::null_mut(),
-            sup.pconf,
-        );
+    slot.proc_.pid = pid;
+    if !sup.standalone {
+        // SAFETY: pconf is live while the supervisor is not parked (no
+        // process starts while it is); the boxed record stays put.
+        slot.registration = unsafe { register(&mut *slot.proc_, index, sup.pconf) };
     }
 }
 
@@ -497,64 +443,37 @@ fn respawn_due(sup: &mut Supervisor) {
     }
 }
 
-/// Called by the MPM about once a second in the parent: starts processes
-/// whose back-off has passed.
+/// Called by the MPM about every ten seconds in the parent, and after
+/// each death of a process: starts processes whose back-off has passed,
+/// and stops the earlier generations' processes whose time has come.
 pub fn monitor_tick() {
-    let mut guard = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = lock();
     if let Some(sup) = guard.as_mut() {
-        respawn_due(sup);
+        if !sup.parked {
+            respawn_due(sup);
+            handover::retire_due(sup);
+        }
     }
 }
 
-/// Pool cleanup: stops every daemon process.
+/// Pool cleanup of pconf: on a restart, parks the supervisor for the next
+/// generation (see [`handover`]); when Apache exits, stops every daemon
+/// process and removes the sockets.
 unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
     super::boundary::guard("daemon shutdown", (), || {
-        let taken = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(mut sup) = taken else { return };
-        sup.stopping = true;
-        let live: Vec<i32> = sup
-            .slots
-            .iter()
-            .filter(|s| s.alive)
-            .map(|s| s.pid)
-            .collect();
-        for &pid in &live {
-            // SAFETY: signalling our own children.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let limit = sup
-            .plan
-            .daemon_groups
-            .iter()
-            .map(|g| g.launch.spec.shutdown_timeout)
-            .max()
-            .unwrap_or_default()
-            + Duration::from_secs(1);
-        let deadline = Instant::now() + limit;
-        // Also those the other-child callbacks already signalled (pconf's
-        // own cleanups run first): left unreaped, they would outlive this
-        // generation and the MPM would find them as "long lost" children.
-        let mut waiting = live;
-        waiting.append(&mut sup.stopped);
-        while !waiting.is_empty() && Instant::now() < deadline {
-            // SAFETY: reaping our own children without blocking.
-            waiting.retain(
-                |&pid| unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0,
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for pid in waiting {
-            ::log::warn!("WSGIRS314: daemon process pid {pid} did not stop in time; killing it");
-            // SAFETY: as above; blocking reap after SIGKILL is prompt.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
+        // SAFETY: plain query.
+        let state = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) };
+        let mut guard = lock();
+        if state == ffi::AP_SQ_MS_DESTROY_CONFIG as c_int {
+            if let Some(sup) = guard.as_mut() {
+                handover::park(sup);
             }
+            return;
         }
-        for group in &sup.plan.daemon_groups {
-            // SAFETY: closing the parent's copy of the listener.
-            unsafe { libc::close(group.launch.listener_fd) };
-            let _ = std::fs::remove_file(&group.socket_path);
+        let taken = guard.take();
+        drop(guard);
+        if let Some(sup) = taken {
+            stop_processes(sup);
         }
     });
     ffi::APR_SUCCESS as ffi::apr_status_t
@@ -591,7 +510,64 @@ pub fn reset_child_exit_signal() {
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
 }
 
-/// Starts every daemon process of the plan and ties their lifetime to `pconf`.
+/// Stops every process of `sup`, current and retiring, waiting up to the
+/// longest shutdown-timeout before killing, closes the listeners and
+/// removes the sockets.
+fn stop_processes(mut sup: Supervisor) {
+    sup.stopping = true;
+    handover::stop_watcher(&mut sup);
+    let mut waiting: Vec<i32> = sup
+        .slots
+        .iter()
+        .filter(|s| s.alive)
+        .map(|s| s.pid)
+        .chain(sup.retiring.iter().map(|r| r.pid))
+        .collect();
+    for &pid in &waiting {
+        // SAFETY: signalling our own children.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let limit = sup
+        .plan
+        .daemon_groups
+        .iter()
+        .map(|g| g.launch.spec.shutdown_timeout)
+        .max()
+        .unwrap_or_default()
+        + Duration::from_secs(1);
+    let deadline = Instant::now() + limit;
+    // Left unreaped, they would outlive Apache (or, under `httpd -X`, the
+    // supervisor process).
+    while !waiting.is_empty() && Instant::now() < deadline {
+        // SAFETY: reaping our own children without blocking.
+        waiting
+            .retain(|&pid| unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in waiting {
+        ::log::warn!("WSGIRS314: daemon process pid {pid} did not stop in time; killing it");
+        // SAFETY: as above; blocking reap after SIGKILL is prompt.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+    let listeners = sup
+        .plan
+        .daemon_groups
+        .iter()
+        .map(|g| (g.socket_path.clone(), g.launch.listener_fd))
+        .chain(sup.orphans.drain(..));
+    for (path, fd) in listeners {
+        // SAFETY: closing the parent's copy of the listener.
+        unsafe { libc::close(fd) };
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Starts every daemon process of the plan and ties their lifetime to
+/// `pconf`; after a restart, adopts the processes of the earlier
+/// generations (see [`handover`]).
 ///
 /// # Safety
 /// Must be called from the Apache parent's post_config with its live pconf
@@ -612,13 +588,13 @@ pub unsafe fn start(
             g.launch.spec.processes as usize
         };
         for member in 0..processes {
-            // SAFETY: pconf is live (caller's contract).
-            let proc_ = unsafe { pool_box(pconf, std::mem::zeroed::<ffi::apr_proc_t>()) };
             slots.push(Slot {
                 group,
                 member,
                 pid: 0,
-                proc_,
+                // SAFETY: apr_proc_t is plain data; zeroed is valid.
+                proc_: Box::new(unsafe { std::mem::zeroed::<ffi::apr_proc_t>() }),
+                registration: std::ptr::null_mut(),
                 started: Instant::now(),
                 failures: 0,
                 respawn_at: Some(Instant::now()),
@@ -631,17 +607,32 @@ pub unsafe fn start(
     if !slots.is_empty() {
         wake_on_child_exit();
     }
-    let mut guard = SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner());
-    *guard = Some(Supervisor {
+    let mut guard = lock();
+    let earlier = guard.take().filter(|s| s.parked);
+    let (retiring, orphans) = earlier.map(|s| (s.retiring, s.orphans)).unwrap_or_default();
+    // A single-process server (`httpd -X`) supervises from a process of
+    // its own; this one keeps nothing.
+    let standalone = one_process::active();
+    let sup = guard.insert(Supervisor {
         plan,
         pconf,
         server,
         slots,
         stopping: false,
-        stopped: Vec::new(),
+        parked: false,
+        retiring,
+        orphans,
+        watcher: None,
+        standalone,
     });
-    // SAFETY: registered before the children, so it runs after APR's own
-    // other-child cleanups (LIFO) and reaps what they signalled.
+    if standalone {
+        let sup = guard.take().expect("just set");
+        drop(guard);
+        one_process::spawn(sup);
+        return;
+    }
+    // SAFETY: registered before the children, so it runs after the
+    // registrations' pools are destroyed (subpools go first).
     unsafe {
         ffi::apr_pool_cleanup_register(
             pconf,
@@ -650,15 +641,21 @@ pub unsafe fn start(
             Some(ffi::apr_pool_cleanup_null),
         );
     }
-    if let Some(sup) = guard.as_mut() {
-        respawn_due(sup);
-    }
+    handover::adopt(sup);
+    respawn_due(sup);
+    handover::retire_due(sup);
 }
 
-/// The groups' listener fds, for Apache children to close.
+/// The groups' listener fds (and those of earlier generations' groups
+/// still open), for Apache children to close.
 pub fn listener_fds(plan: &ProcessPlan) -> Vec<i32> {
+    let orphans: Vec<i32> = lock()
+        .as_ref()
+        .map(|s| s.orphans.iter().map(|(_, fd)| *fd).collect())
+        .unwrap_or_default();
     plan.daemon_groups
         .iter()
         .map(|g: &DaemonGroup| g.launch.listener_fd)
+        .chain(orphans)
         .collect()
 }

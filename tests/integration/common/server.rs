@@ -200,6 +200,8 @@ pub struct Server {
     /// (relative path, contents, substitute `{root}`/`{port}`?)
     files: Vec<(String, Vec<u8>, bool)>,
     single_process: bool,
+    /// Run as `apache2 -X` (httpd's single-process debug mode).
+    debug_mode: bool,
 }
 
 impl Server {
@@ -226,6 +228,7 @@ impl Server {
             snippets: Vec::new(),
             files: Vec::new(),
             single_process: false,
+            debug_mode: false,
         }
     }
 
@@ -257,6 +260,13 @@ impl Server {
     /// Exactly one Apache child process (for tests counting per-process state).
     pub fn single_process(mut self) -> Server {
         self.single_process = true;
+        self
+    }
+
+    /// Runs Apache as `apache2 -X`: one process, serving on threads, which
+    /// never logs "resuming normal operations".
+    pub fn debug_mode(mut self) -> Server {
+        self.debug_mode = true;
         self
     }
 
@@ -413,12 +423,17 @@ impl Server {
                 .command()
                 .arg("-f")
                 .arg(&conf)
-                .arg("-DFOREGROUND")
+                .arg(if self.debug_mode {
+                    "-X"
+                } else {
+                    "-DFOREGROUND"
+                })
                 .stdout(out.try_clone().unwrap())
                 .stderr(out)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {APACHE}: {e}"));
-            match wait_serving(&mut child, &error_log, port, 1, START_TIMEOUT) {
+            let marks = usize::from(!self.debug_mode);
+            match wait_serving(&mut child, &error_log, port, marks, START_TIMEOUT) {
                 Ok(generation) => {
                     return Running {
                         port,
@@ -613,6 +628,29 @@ impl Running {
                 self.error_log()
             ),
         }
+    }
+
+    /// `apache2 -k graceful-stop` (SIGWINCH): Apache stops listening and
+    /// exits once its children have finished what they are doing.
+    pub fn graceful_stop(&self) {
+        signal(self.child.id(), libc::SIGWINCH);
+    }
+
+    /// Sends `sig` to the Apache parent.
+    pub fn send_signal(&self, sig: libc::c_int) {
+        signal(self.child.id(), sig);
+    }
+
+    /// Waits up to `patience` for the Apache parent to exit; true if it did.
+    pub fn wait_exit(&mut self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
     }
 
     /// Pids of the Apache parent's direct children, from /proc.

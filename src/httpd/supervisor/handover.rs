@@ -1,0 +1,342 @@
+//! What a restart of Apache (graceful, `apache2 -k graceful`, or not,
+//! `apache2 -k restart`) does to the daemon groups: a rolling replacement
+//! in which no connect fails and no request waits for Python to start.
+//!
+//! httpd clears its configuration pool on a restart and reads the
+//! configuration again; the module stays loaded (`-z nodelete`), and so
+//! does the supervisor. So:
+//!
+//! - each group's socket (`PREFIX.GROUP.sock`) stays open across the
+//!   restart: the new generation's group with the same socket path takes
+//!   the listener over ([`take_listener`]), so connecting never fails;
+//! - pconf's cleanup *parks* the supervisor ([`park`]): the old
+//!   generation's processes become *retiring* ones, and the next
+//!   post_config *adopts* them ([`adopt`]), registering them with httpd
+//!   again so their deaths are still reaped. They go on accepting on the
+//!   shared listener, for old and new Apache children alike;
+//! - the new generation starts its own processes at once, from the new
+//!   configuration, changed or not: a graceful restart reloads the
+//!   application, as mod_wsgi users expect of it;
+//! - a retiring process is asked to stop (SIGTERM: it stops accepting,
+//!   finishes what it runs, and exits) once every process of its group in
+//!   the new generation is ready or has failed to start; one of a group
+//!   the new configuration no longer has serves until no Apache child of
+//!   an earlier generation is left, then stops, and its socket goes.
+//!
+//! The parent hears of a death at once, but httpd calls its monitor hook
+//! only about every ten seconds. So a *watcher*, forked from the parent,
+//! polls the shared health records and scoreboard and exits as soon as a
+//! retiring process may stop; its death wakes the parent, which then
+//! stops those processes ([`retire_due`]).
+
+use std::ffi::c_int;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::MutexGuard;
+use std::time::Duration;
+
+use super::{create_listener, register, SocketError, Supervisor};
+use crate::daemon::health::SlotState;
+use crate::httpd::ffi;
+use crate::httpd::plan::ProcessPlan;
+
+/// Registration keys of retiring processes and watchers start here (those
+/// below are the current generation's slots).
+const FIRST_KEY: usize = 1 << 40;
+/// The next key to hand out.
+static NEXT_KEY: AtomicUsize = AtomicUsize::new(FIRST_KEY);
+
+/// A registration key no other process has.
+fn next_key() -> usize {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A process of an earlier generation, still serving.
+pub(super) struct Retiring {
+    /// Its pid.
+    pub(super) pid: i32,
+    /// Its group's name, for the log.
+    group: String,
+    /// The socket it accepts on.
+    socket: PathBuf,
+    /// The record httpd tracks it with.
+    proc_: Box<ffi::apr_proc_t>,
+    /// The pool of its registration with httpd, or null.
+    registration: *mut ffi::apr_pool_t,
+    /// Its registration key.
+    key: usize,
+    /// It was asked to stop.
+    signalled: bool,
+}
+
+/// The watcher process.
+pub(super) struct Watcher {
+    /// Its pid.
+    pid: i32,
+    /// The record httpd tracks it with (only httpd reads it, by address).
+    _proc: Box<ffi::apr_proc_t>,
+    /// The pool of its registration, or null.
+    registration: *mut ffi::apr_pool_t,
+    /// Its registration key.
+    key: usize,
+}
+
+/// pconf is cleared for a restart: every live process becomes a retiring
+/// one and every listener is kept for the next generation.
+pub(super) fn park(sup: &mut Supervisor) {
+    stop_watcher(sup);
+    sup.parked = true;
+    let plan = sup.plan.clone();
+    let mut kept = 0;
+    for slot in std::mem::take(&mut sup.slots) {
+        if !slot.alive {
+            continue;
+        }
+        let group = &plan.daemon_groups[slot.group];
+        sup.retiring.push(Retiring {
+            pid: slot.pid,
+            group: group.launch.spec.name.clone(),
+            socket: group.socket_path.clone(),
+            proc_: slot.proc_,
+            registration: std::ptr::null_mut(),
+            key: next_key(),
+            signalled: false,
+        });
+        kept += 1;
+    }
+    // Their registrations went with pconf's subpools.
+    for r in &mut sup.retiring {
+        r.registration = std::ptr::null_mut();
+    }
+    for g in &plan.daemon_groups {
+        sup.orphans
+            .push((g.socket_path.clone(), g.launch.listener_fd));
+    }
+    if kept > 0 {
+        ::log::info!(
+            "WSGIRS400: Apache restarts: {kept} daemon process(es) keep serving until the new generation's processes of their group are ready"
+        );
+    }
+}
+
+/// The listener an earlier generation kept for the socket at `path`.
+pub(super) fn take_listener(
+    sup: &mut MutexGuard<'_, Option<Supervisor>>,
+    path: &Path,
+) -> Option<i32> {
+    let sup = sup.as_mut().filter(|s| s.parked)?;
+    let at = sup.orphans.iter().position(|(p, _)| p == path)?;
+    Some(sup.orphans.remove(at).1)
+}
+
+/// Applies this generation's backlog and owner to a kept listener; makes a
+/// new one if its socket file is gone (someone removed it).
+pub(super) fn refresh_listener(
+    fd: i32,
+    path: &Path,
+    backlog: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<i32, SocketError> {
+    let present = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if !present {
+        // SAFETY: closing our own listener, replaced below.
+        unsafe { libc::close(fd) };
+        return create_listener(path, backlog, owner);
+    }
+    if let Some((uid, gid)) = owner {
+        let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
+    }
+    // SAFETY: listen on a listening socket we own only sets its backlog.
+    unsafe { libc::listen(fd, backlog.max(1) as c_int) };
+    Ok(fd)
+}
+
+/// The next post_config: registers the retiring processes with httpd
+/// again, and closes the listeners nobody uses any more.
+pub(super) fn adopt(sup: &mut Supervisor) {
+    for r in &mut sup.retiring {
+        // SAFETY: post_config's live pconf; the boxed record stays put.
+        r.registration = unsafe { register(&mut *r.proc_, r.key, sup.pconf) };
+    }
+    let retiring = &sup.retiring;
+    sup.orphans.retain(|(path, fd)| {
+        let used = retiring.iter().any(|r| &r.socket == path);
+        if !used {
+            close_listener(path, *fd);
+        }
+        used
+    });
+}
+
+/// Closes a listener no group uses and removes its socket.
+fn close_listener(path: &Path, fd: i32) {
+    // SAFETY: closing the parent's copy of the listener.
+    unsafe { libc::close(fd) };
+    let _ = std::fs::remove_file(path);
+}
+
+/// Whether `r` may stop now: its group's processes of this generation are
+/// all ready (or failed to start), or, its group gone, no Apache child of
+/// an earlier generation is left to send it a request.
+fn may_stop(plan: &ProcessPlan, r: &Retiring) -> bool {
+    match plan
+        .daemon_groups
+        .iter()
+        .find(|g| g.socket_path == r.socket)
+    {
+        Some(g) => (0..g.launch.spec.processes as usize)
+            .all(|m| g.launch.health.state(m) != SlotState::Starting),
+        None => {
+            // SAFETY: reads httpd's scoreboard, shared with this process.
+            let older = unsafe { ffi::wsgi_rs_older_children_alive() };
+            older == 0
+        }
+    }
+}
+
+/// Asks the retiring processes whose time has come to stop, and watches
+/// for the others.
+pub(super) fn retire_due(sup: &mut Supervisor) {
+    if sup.parked || sup.stopping {
+        return;
+    }
+    let plan = sup.plan.clone();
+    for r in sup.retiring.iter_mut().filter(|r| !r.signalled) {
+        if !may_stop(&plan, r) {
+            continue;
+        }
+        let why = if plan.daemon_groups.iter().any(|g| g.socket_path == r.socket) {
+            "its group's new processes are ready"
+        } else {
+            "its group is no longer configured and no Apache child of an earlier generation is left"
+        };
+        ::log::info!(
+            "WSGIRS401: daemon process (wsgi:{}) pid {} of an earlier generation stopping: {why}",
+            r.group,
+            r.pid
+        );
+        // SAFETY: signalling our own child, not yet reaped.
+        unsafe { libc::kill(r.pid, libc::SIGTERM) };
+        r.signalled = true;
+    }
+    if sup.watcher.is_none() && sup.retiring.iter().any(|r| !r.signalled) {
+        start_watcher(sup);
+    }
+}
+
+/// A retiring process or the watcher (`key`) died; returns the pool of
+/// its registration, to unregister once the lock is released.
+pub(super) fn process_died(
+    sup: &mut Supervisor,
+    key: usize,
+    status: c_int,
+) -> Option<*mut ffi::apr_pool_t> {
+    if sup.watcher.as_ref().is_some_and(|w| w.key == key) {
+        let w = sup.watcher.take()?;
+        return (!w.registration.is_null()).then_some(w.registration);
+    }
+    let at = sup.retiring.iter().position(|r| r.key == key)?;
+    let r = sup.retiring.remove(at);
+    ::log::info!(
+        "WSGIRS402: daemon process (wsgi:{}) pid {} of an earlier generation exited (status {status})",
+        r.group,
+        r.pid
+    );
+    let shared = sup.retiring.iter().any(|o| o.socket == r.socket);
+    if !shared {
+        if let Some(at) = sup.orphans.iter().position(|(p, _)| *p == r.socket) {
+            let (path, fd) = sup.orphans.remove(at);
+            close_listener(&path, fd);
+        }
+    }
+    (!r.registration.is_null()).then_some(r.registration)
+}
+
+/// The registration `key` is gone: forget its pool.
+pub(super) fn forget_registration(sup: &mut Supervisor, key: usize) {
+    if let Some(w) = sup.watcher.as_mut().filter(|w| w.key == key) {
+        w.registration = std::ptr::null_mut();
+    }
+    if let Some(r) = sup.retiring.iter_mut().find(|r| r.key == key) {
+        r.registration = std::ptr::null_mut();
+    }
+}
+
+/// Kills and reaps the watcher. Only called from pconf's cleanup, when its
+/// registration is already gone.
+pub(super) fn stop_watcher(sup: &mut Supervisor) {
+    if let Some(w) = sup.watcher.take() {
+        // SAFETY: our own child; the blocking reap after SIGKILL is prompt
+        // (ECHILD at once if httpd reaped it already).
+        unsafe {
+            libc::kill(w.pid, libc::SIGKILL);
+            libc::waitpid(w.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// Forks the watcher: it exits as soon as a retiring process may stop (or
+/// the parent is gone), which wakes the parent.
+fn start_watcher(sup: &mut Supervisor) {
+    // SAFETY: the Apache parent is single-threaded here, as for the daemons.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        // The monitor hook looks again in a while.
+        return;
+    }
+    if pid == 0 {
+        watch(sup);
+    }
+    let mut proc_ = Box::new(
+        // SAFETY: apr_proc_t is plain data; zeroed is valid.
+        unsafe { std::mem::zeroed::<ffi::apr_proc_t>() },
+    );
+    proc_.pid = pid;
+    let key = next_key();
+    // SAFETY: live pconf (not parked); the boxed record stays put.
+    let registration = unsafe { register(&mut *proc_, key, sup.pconf) };
+    sup.watcher = Some(Watcher {
+        pid,
+        _proc: proc_,
+        registration,
+        key,
+    });
+}
+
+/// The watcher's life (in the forked process; never returns).
+fn watch(sup: &Supervisor) -> ! {
+    // SAFETY: in the freshly forked watcher: its own process group (so
+    // prefork's killpg does not reach it), default signal handling instead
+    // of Apache's handlers, no listening sockets.
+    let parent = unsafe {
+        libc::setpgid(0, 0);
+        for sig in [
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGWINCH,
+            libc::SIGINT,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        ffi::ap_close_listeners();
+        for g in &sup.plan.daemon_groups {
+            libc::close(g.launch.listener_fd);
+        }
+        for (_, fd) in &sup.orphans {
+            libc::close(*fd);
+        }
+        libc::getppid()
+    };
+    let pending: Vec<&Retiring> = sup.retiring.iter().filter(|r| !r.signalled).collect();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: getppid cannot fail.
+        let orphaned = unsafe { libc::getppid() } != parent;
+        if orphaned || pending.iter().any(|r| may_stop(&sup.plan, r)) {
+            // SAFETY: leaving the forked watcher without Apache's exit code.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
