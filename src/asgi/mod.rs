@@ -39,7 +39,7 @@
 
 mod scope;
 
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -55,17 +55,11 @@ use crate::wsgi::log_script_error;
 /// The Python side.
 const SOURCE: &str = include_str!("server.py");
 /// Its module name in each interpreter's `sys.modules`.
-const MODULE: &str = "_wsgi_rs_asgi";
+const MODULE: &CStr = c"_wsgi_rs_asgi";
 
 /// The server module of this interpreter, loaded on first use.
 fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    let modules = py.import("sys")?.getattr("modules")?;
-    if let Ok(module) = modules.get_item(MODULE) {
-        return Ok(module.cast_into::<PyModule>()?);
-    }
-    let source =
-        CString::new(SOURCE).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-    PyModule::from_code(py, &source, c"<mod_wsgi_rs asgi server>", c"_wsgi_rs_asgi")
+    crate::interp::embedded_module(py, MODULE, c"<mod_wsgi_rs asgi server>", SOURCE)
 }
 
 /// `CO_COROUTINE`: the code object is an `async def`'s.

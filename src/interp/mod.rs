@@ -11,6 +11,7 @@ mod module;
 mod scripts;
 mod shutdown;
 mod signals;
+mod source;
 mod thread;
 
 pub use fork::fork;
@@ -18,4 +19,5 @@ pub use groups::{for_each_group, with_group};
 pub use init::{initialize, is_initialized, InterpError, PythonSettings};
 pub use scripts::{ScriptCache, ScriptError, ScriptKey};
 pub use shutdown::process_stopping;
+pub use source::embedded_module;
 pub use thread::{interrupt_thread, with_python, withdraw_interrupt};

@@ -137,13 +137,18 @@ def application(environ, start_response):
 /// Apache under `mpm` with `app` (Starlette or FastAPI source) at /app in
 /// a daemon group of the venv.
 fn start(mpm: Mpm, app: &str) -> Running {
+    start_with(mpm, app, "")
+}
+
+/// [`start`] with more `WSGIDaemonProcess` options.
+fn start_with(mpm: Mpm, app: &str, options: &str) -> Running {
     let venv = venv().display();
     Server::new(mpm)
         .file("app/handlers.py", HANDLERS)
         .file("app/app.py", app)
         .conf(&format!(
             "WSGIDaemonProcess ws processes=1 threads=4 python-home={venv} \
-             python-path={{root}}/app\n\
+             python-path={{root}}/app {options}\n\
              WSGIProcessGroup ws\n\
              WSGIApplicationGroup %{{GLOBAL}}\n\
              WSGIScriptAlias /app {{root}}/app/app.py\n"
@@ -322,6 +327,40 @@ fn fastapi(mpm: Mpm) {
     check_framework(mpm, FASTAPI_APP, "fastapi");
 }
 per_mpm!(fastapi);
+
+/// A touched script replaces the process: the new one serves at once
+/// while the old one drains, and an open WebSocket of the old one ends by
+/// graceful-timeout (the client sees the connection go).
+#[test]
+fn open_socket_is_ended_by_a_replacement() {
+    if referee_differs("mod_wsgi does not serve ASGI applications") {
+        return;
+    }
+    let s = start_with(Mpm::Event, STARLETTE_APP, "graceful-timeout=2");
+    let (mut ws, _) = connect(&s, "/app/ws/echo?id=old", "");
+    ws.send(Message::text("before")).unwrap();
+    assert_eq!(next(&mut ws), Message::text("echo:before"));
+    s.touch("app/app.py");
+    let r = s.get("/app/hello");
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    let began = std::time::Instant::now();
+    let ended = loop {
+        match ws.read() {
+            Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(other) => panic!("unexpected message {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        began.elapsed() < Duration::from_secs(9),
+        "the old process's socket lasted {:?} ({ended})",
+        began.elapsed()
+    );
+    // The new process serves WebSockets too.
+    let (mut ws, _) = connect(&s, "/app/ws/echo?id=new", "");
+    ws.send(Message::text("after")).unwrap();
+    assert_eq!(next(&mut ws), Message::text("echo:after"));
+}
 
 /// A handshake without a valid key never reaches the application: 400.
 #[test]

@@ -29,7 +29,7 @@ use handshake::Handshake;
 const SERVE_PY: &str = include_str!("serve.py");
 
 /// The name `serve.py` has in `sys.modules`.
-const MODULE: &str = "mod_wsgi_rs_websocket";
+const MODULE: &std::ffi::CStr = c"_wsgi_rs_websocket";
 
 /// Whether the request asks for a WebSocket our client can tunnel.
 pub fn requested(vars: &Vars) -> bool {
@@ -84,20 +84,7 @@ pub fn prepare<'py>(
     }))
 }
 
-/// `serve.py` as a module of the calling interpreter (each application
-/// group's interpreter has its own, with its own `asyncio`), compiled on
-/// first use and kept in its `sys.modules`.
+/// `serve.py` as a module of the calling interpreter.
 fn serve_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    let modules = py.import("sys")?.getattr("modules")?;
-    if let Ok(module) = modules.get_item(MODULE) {
-        return Ok(module.cast_into::<PyModule>()?);
-    }
-    let code = std::ffi::CString::new(SERVE_PY)?;
-    // from_code registers the module in sys.modules.
-    PyModule::from_code(
-        py,
-        &code,
-        c"mod_wsgi_rs_websocket.py",
-        c"mod_wsgi_rs_websocket",
-    )
+    crate::interp::embedded_module(py, MODULE, c"<mod_wsgi_rs websocket>", SERVE_PY)
 }
