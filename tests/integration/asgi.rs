@@ -420,6 +420,12 @@ fn interface_option_overrides_detection() {
     let forced = s.get("/forced");
     assert_eq!(forced.status, 200, "{}", s.error_log());
     assert_eq!(forced.text(), "asgi by option");
+    // The system Python has no uvloop: asyncio's own loop serves.
+    assert!(
+        s.wait_log("ASGI event loop (asyncio)", Duration::from_secs(10)),
+        "{}",
+        s.error_log()
+    );
     // Without the option it is taken for WSGI, and fails as such.
     assert_eq!(s.get("/detected").status, 500);
     assert_eq!(s.get("/wsgi").text(), "plain wsgi");
