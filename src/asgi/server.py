@@ -141,7 +141,8 @@ class Server:
 
     async def _serve(self, app, fd, scope, body_mode, body, left, framed, keep_alive, script, done):
         conn = Connection(self, scope, body_mode, body, left, framed, keep_alive, script, done)
-        sock = socket.socket(fileno=fd)
+        # Family and type given: without them Python asks the kernel.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
         try:
             await self.loop.connect_accepted_socket(lambda: conn, sock)
         except BaseException:
