@@ -627,3 +627,52 @@ fn a_failing_lifespan_startup_stops_the_process() {
         "{log}"
     );
 }
+
+#[test]
+fn graceful_restart_under_load_fails_no_request() {
+    if referee_differs("mod_wsgi does not run ASGI applications") {
+        return;
+    }
+    let mut s = starlette(Mpm::Event, "processes=1 threads=2");
+    let before = json(&s.get("/api/info"))["pid"].as_u64().unwrap();
+    let stop = AtomicBool::new(false);
+    let port = s.port;
+    let served = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let mut served = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        // Each request is in flight on the loop for 0.2 s.
+                        let req = crate::common::http::build_request(
+                            "GET",
+                            "/api/sleep?s=0.2",
+                            port,
+                            &[],
+                            b"",
+                        );
+                        let (data, reset) = crate::common::http::exchange(port, &req);
+                        let r = crate::common::http::parse_response(&data, false, reset);
+                        assert_eq!(r.status, 200, "{}", r.text());
+                        served += 1;
+                    }
+                    served
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        s.graceful();
+        let replaced = wait_for(Duration::from_secs(60), || {
+            let pid = json(&s.get("/api/info"))["pid"].as_u64().unwrap();
+            (pid != before).then_some(())
+        });
+        stop.store(true, Ordering::SeqCst);
+        assert!(replaced.is_some(), "{}", s.error_log());
+        clients
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .sum::<usize>()
+    });
+    assert!(served > 0);
+}
