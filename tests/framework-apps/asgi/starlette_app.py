@@ -64,10 +64,18 @@ async def item(request: Request):
 
 
 async def sleep(request: Request):
+    """Awaits `s` seconds; with `together=N`, first until N requests have
+    been awaiting at once (or 10 s passed), so the test waits on a
+    condition rather than on how fast a loaded machine sends requests."""
     global _running, _most
     _running += 1
     _most = max(_most, _running)
     try:
+        together = int(request.query_params.get("together", "0"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while _most < together and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         await asyncio.sleep(float(request.query_params.get("s", "0.5")))
     finally:
         _running -= 1
