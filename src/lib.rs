@@ -39,10 +39,12 @@ mod core_tests;
 pub(crate) mod daemon;
 #[cfg(not(test))]
 mod httpd;
-/// Unit tests cannot link httpd: they see only its bindings and the command
-/// table, which they build with a stand-in directive handler.
+/// Unit tests cannot link httpd: they see only its bindings, the command
+/// table, which they build with a stand-in directive handler, and the
+/// parent's SIGCHLD pacing (plain libc).
 #[cfg(test)]
 mod httpd {
+    mod child_exit;
     mod commands;
     mod ffi;
 }

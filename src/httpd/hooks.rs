@@ -205,7 +205,7 @@ pub extern "C" fn wsgi_rs_child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::serve
             group.launch.health.read_only();
         }
         if !plan.daemon_groups.is_empty() {
-            supervisor::reset_child_exit_signal();
+            super::child_exit::reset_in_child();
         }
         if plan.preloads.is_empty() {
             // Python starts with the first WSGI request, if any ever comes.

@@ -5,12 +5,13 @@
 //! each wrapped by [`boundary::guard`] so a Rust panic is logged, never an
 //! abort. [`resolve`] turns the parsed configuration into the [`plan`].
 //! Daemon mode's Apache side is here too: [`supervisor`] (the parent forks
-//! and watches the daemon processes) and [`daemon_client`] (children forward
-//! requests to them).
+//! and watches the daemon processes, woken by [`child_exit`] when one dies)
+//! and [`daemon_client`] (children forward requests to them).
 
 mod auth;
 mod backend;
 mod boundary;
+mod child_exit;
 mod commands;
 mod daemon_client;
 mod directive;

@@ -447,6 +447,7 @@ fn respawn_due(sup: &mut Supervisor) {
 /// each death of a process: starts processes whose back-off has passed,
 /// and stops the earlier generations' processes whose time has come.
 pub fn monitor_tick() {
+    super::child_exit::rearm();
     let mut guard = lock();
     if let Some(sup) = guard.as_mut() {
         if !sup.parked {
@@ -477,37 +478,6 @@ unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
         }
     });
     ffi::APR_SUCCESS as ffi::apr_status_t
-}
-
-/// SIGCHLD's handler in the Apache parent: it does nothing; being caught
-/// is what matters (see [`wake_on_child_exit`]). Nothing in it can panic.
-extern "C" fn child_exited(_signal: c_int) {}
-
-/// Makes the parent notice a daemon's death at once. The MPM's main loop
-/// reaps children (and calls our other-child callback, which starts the
-/// replacement) between sleeps of one second, and SIGCHLD, ignored by
-/// default, does not end a sleep: a replacement then came up to a second
-/// late. A handler ends the sleep (`select()` is never restarted), and with
-/// `SA_RESTART` the parent's other blocking calls carry on as before.
-/// Apache's children put the default back (`reset_child_exit_signal`).
-fn wake_on_child_exit() {
-    // SAFETY: installs a handler that does nothing, on the parent's main
-    // thread during post_config; the library stays mapped (-z nodelete),
-    // so the handler outlives any unload.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = child_exited as *const () as usize;
-        action.sa_flags = libc::SA_RESTART | libc::SA_NOCLDSTOP;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut());
-    }
-}
-
-/// In an Apache child: SIGCHLD back to its default, as Apache left it, so
-/// the parent's handler (see [`wake_on_child_exit`]) changes nothing there.
-pub fn reset_child_exit_signal() {
-    // SAFETY: restores the default disposition.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
 }
 
 /// Stops every process of `sup`, current and retiring, waiting up to the
@@ -605,7 +575,7 @@ pub unsafe fn start(
         }
     }
     if !slots.is_empty() {
-        wake_on_child_exit();
+        super::child_exit::wake_on_child_exit();
     }
     let mut guard = lock();
     let earlier = guard.take().filter(|s| s.parked);
