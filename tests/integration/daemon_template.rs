@@ -37,7 +37,8 @@ fn template_server(mpm: Mpm, options: &str) -> Running {
         .file("app.wsgi", &marking_app("one"))
         .conf(&format!(
             "WSGIDaemonProcess tpl process-template=On display-name=%{{GROUP}} {options}\n\
-             WSGIScriptAlias /app {{root}}/app.wsgi process-group=tpl application-group=%{{GLOBAL}}\n"
+             WSGIScriptAlias /app {{root}}/app.wsgi process-group=tpl application-group=%{{GLOBAL}}\n\
+             <Location /metrics>\n    SetHandler wsgi-rs-metrics\n</Location>\n"
         ))
         .start()
 }
@@ -78,6 +79,17 @@ fn load(s: &Running, clients: usize, each: usize) -> (Vec<u16>, HashSet<u32>) {
         }
         (statuses, pids)
     })
+}
+
+/// The value of the metrics sample `name{labels}` (labels as the
+/// exposition writes them), 0 when absent.
+fn sample(s: &Running, name: &str, labels: &str) -> f64 {
+    let text = s.get("/metrics").text();
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The log's replacement events in order: `+` a successor starting, `-`
@@ -123,6 +135,23 @@ fn recycles_under_load_from_one_import_one_at_a_time() {
         let imported = imports(&s);
         assert_eq!(imported.len(), 1, "{mpm:?}: imported by {imported:?}");
         assert!(!pids.contains(&imported[0]), "{mpm:?}: the template served");
+        // Each replaced process counted its restart once, none as a crash.
+        let restarts = sample(
+            &s,
+            "wsgi_rs_process_restarts_total",
+            "group=\"tpl\",reason=\"maximum-requests\"",
+        ) as usize;
+        assert!(
+            (pids.len() - 2..=pids.len()).contains(&restarts),
+            "{mpm:?}: {restarts} restarts counted for {} processes",
+            pids.len()
+        );
+        let crashes = sample(
+            &s,
+            "wsgi_rs_process_restarts_total",
+            "group=\"tpl\",reason=\"crash\"",
+        );
+        assert_eq!(crashes, 0.0, "{mpm:?}");
         let events = replacements(&s.error_log());
         assert!(events.len() >= 40, "{mpm:?}: {events}");
         let mut open = 0;
@@ -183,6 +212,49 @@ fn restart_interval_hands_over_to_a_ready_successor() {
         log.contains(&format!("in place of pid {first} ")),
         "no hand-over from {first}: {log}"
     );
+}
+
+/// A template that cannot start (`home=` missing) fails the group as a
+/// process would: 503 at once with the cause in the log, and the group
+/// serves once a later start succeeds.
+#[test]
+fn a_template_that_cannot_start_is_503_then_recovers() {
+    if referee_differs("process-template is ours") {
+        return;
+    }
+    let s = Server::new(Mpm::Worker)
+        .file("app.wsgi", &marking_app("one"))
+        .conf(
+            "WSGIDaemonProcess homeless home={root}/later processes=2 threads=1 \
+             process-template=On socket-timeout=60 display-name=%{GROUP}\n\
+             WSGIScriptAlias /app {root}/app.wsgi process-group=homeless\n",
+        )
+        .start();
+    assert!(
+        s.wait_log("WSGIRS420", Duration::from_secs(30)),
+        "the template's failure is not logged:\n{}",
+        s.error_log()
+    );
+    let start = std::time::Instant::now();
+    let r = s.get("/app");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    let log = s.error_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("'homeless' cannot start") && l.contains("chdir")),
+        "no line gives the group and the cause:\n{log}"
+    );
+    fs::create_dir(s.path("later")).unwrap();
+    let served = wait_for(Duration::from_secs(90), || {
+        let r = s.get("/app");
+        (r.status == 200).then_some(())
+    });
+    assert!(served.is_some(), "never recovered:\n{}", s.error_log());
 }
 
 /// maximum-requests stays exact with the template: 20 sequential requests
