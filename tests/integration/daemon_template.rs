@@ -333,4 +333,10 @@ def application(environ, start_response):
     assert!(s.child_pids().contains(&ppid), "{body}");
     let title = fs::read_to_string(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
     assert!(title.starts_with("(wsgi:ident) template"), "{title:?}");
+    let pid = get("pid");
+    let own = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        own.starts_with("(wsgi:ident)") && !own.contains("template"),
+        "{own:?}"
+    );
 }
