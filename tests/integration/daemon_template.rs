@@ -340,3 +340,41 @@ def application(environ, start_response):
         "{own:?}"
     );
 }
+
+/// Apache restarts: across a graceful one the group keeps serving; a hard
+/// one stops the template with its processes and the new generation starts
+/// a fresh one, which imports the script again and serves; no old template
+/// is left behind.
+#[test]
+fn apache_restarts_replace_the_template() {
+    if referee_differs("process-template is ours") {
+        return;
+    }
+    let mut s = template_server(Mpm::Event, "processes=2 threads=2");
+    assert_eq!(s.get("/app").status, 200);
+    s.graceful();
+    for _ in 0..5 {
+        let r = s.get("/app");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let before = imports(&s).len();
+    s.restart();
+    let r = s.get("/app");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let imported = wait_for(Duration::from_secs(30), || {
+        (imports(&s).len() > before).then_some(())
+    });
+    assert!(imported.is_some(), "not imported again: {:?}", imports(&s));
+    let templates = wait_for(Duration::from_secs(30), || {
+        let n = s
+            .child_pids()
+            .into_iter()
+            .filter(|p| {
+                fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.starts_with("(wsgi:tpl) template"))
+            })
+            .count();
+        (n == 1).then_some(())
+    });
+    assert!(templates.is_some(), "old templates still running");
+}
