@@ -378,3 +378,39 @@ fn apache_restarts_replace_the_template() {
     });
     assert!(templates.is_some(), "old templates still running");
 }
+
+/// A process forked from the template that is killed is replaced by the
+/// template at once: the group serves again (through the other process
+/// meanwhile) and the loss counts as a crash on the metrics board.
+#[test]
+fn a_killed_process_is_replaced_by_the_template() {
+    if referee_differs("process-template is ours") {
+        return;
+    }
+    let s = template_server(Mpm::Prefork, "processes=2 threads=2");
+    let victim = served_pid(&s.get("/app"));
+    // SAFETY: signalling a daemon process of this test's own Apache.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let crashed = wait_for(Duration::from_secs(30), || {
+        let n = sample(
+            &s,
+            "wsgi_rs_process_restarts_total",
+            "group=\"tpl\",reason=\"crash\"",
+        );
+        (n == 1.0).then_some(())
+    });
+    assert!(crashed.is_some(), "the crash was not counted");
+    let log = s.error_log();
+    assert!(
+        log.contains(&format!(
+            "WSGIRS428: daemon process (wsgi:tpl) pid {victim} exited"
+        )),
+        "{log}"
+    );
+    for _ in 0..10 {
+        let r = s.get("/app");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_ne!(served_pid(&r), victim);
+    }
+    assert_eq!(imports(&s).len(), 1, "{:?}", imports(&s));
+}
