@@ -1,15 +1,18 @@
 //! WebSockets through Apache to ASGI applications in daemon groups: real
 //! Starlette and FastAPI WebSocket endpoints from the test venv, driven by
 //! tungstenite's client over a real TCP connection to Apache, under every
-//! MPM. What is checked: the subprotocol the application chose and its
-//! extra headers reach the client in the 101, text and binary messages
-//! echo (a large one too), a close from the application arrives with its
-//! code and reason, the client's close code reaches the application,
-//! several sockets stay open at once while plain HTTP requests keep being
-//! served, a handshake the application refuses is a 403, a malformed one a
-//! 400, and an upgrade request to a WSGI application is an ordinary
-//! request, as under mod_wsgi. Ours only (mod_wsgi has no ASGI), except the
-//! WSGI case.
+//! MPM, and by the venv's `websockets` client over TLS (mod_ssl). What is
+//! checked: the subprotocol the application chose and its extra headers
+//! reach the client in the 101, text and binary messages echo (large ones
+//! too), a close from the application arrives with its code and reason,
+//! the client's close code reaches the application (1006 when it
+//! vanished), an application that raises closes with 1011 and logs its
+//! traceback, several sockets stay open at once while plain HTTP requests
+//! keep being served, a handshake the application refuses is a 403, a
+//! malformed one a 400, a replaced process ends its open sockets while the
+//! new one serves, `wss://` works with the scope saying so, and an upgrade
+//! request to a WSGI application is an ordinary request, as under mod_wsgi.
+//! Ours only (mod_wsgi has no ASGI), except the WSGI case.
 
 use std::net::TcpStream;
 use std::time::Duration;
@@ -50,6 +53,9 @@ async def echo_session(ws, disconnect_type):
             return
         if message.get("text") is not None:
             text = message["text"]
+            if text == "scheme":
+                await ws.send_text("scheme:" + ws.scope["scheme"])
+                continue
             if text == "close-me":
                 await ws.close(code=4001, reason="asked to")
                 return
@@ -360,6 +366,94 @@ fn open_socket_is_ended_by_a_replacement() {
     let (mut ws, _) = connect(&s, "/app/ws/echo?id=new", "");
     ws.send(Message::text("after")).unwrap();
     assert_eq!(next(&mut ws), Message::text("echo:after"));
+}
+
+/// The Python client of the test venv (`websockets`), run by the system
+/// Python the venv was made from.
+const TLS_CLIENT: &str = r#"
+import ssl, sys
+sys.path.insert(0, sys.argv[1])
+from websockets.sync.client import connect
+
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+url = "wss://127.0.0.1:%s/app/ws/echo?id=tls" % sys.argv[2]
+with connect(url, ssl=ctx, subprotocols=["chat"], open_timeout=10, close_timeout=10) as ws:
+    print("subprotocol", ws.subprotocol)
+    ws.send("scheme")
+    print(ws.recv(timeout=10))
+    ws.send(b"\x00\x01" * 40000)
+    print(len(ws.recv(timeout=10)))
+    ws.close(code=4444, reason="tls bye")
+"#;
+
+/// `wss://` through mod_ssl: the tunnel goes through the connection's
+/// filters, so TLS is undone and redone by Apache; the scope says `wss`.
+/// The client is the `websockets` package of the test venv.
+#[test]
+fn tls_through_mod_ssl() {
+    if referee_differs("mod_wsgi does not serve ASGI applications") {
+        return;
+    }
+    let venv = venv();
+    let server = Server::new(Mpm::Event)
+        .file("app/handlers.py", HANDLERS)
+        .file("app/app.py", STARLETTE_APP);
+    let root = server.root().to_path_buf();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(root.join("conf/key.pem"))
+        .arg("-out")
+        .arg(root.join("conf/cert.pem"))
+        .output()
+        .expect("openssl (installed with ca-certificates) makes the test certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let s = server
+        .conf(&format!(
+            "LoadModule ssl_module {}/mod_ssl.so
+             SSLEngine on
+             SSLCertificateFile {{root}}/conf/cert.pem
+             SSLCertificateKeyFile {{root}}/conf/key.pem
+             WSGIDaemonProcess ws processes=1 threads=4 python-home={} \
+             python-path={{root}}/app
+             WSGIProcessGroup ws
+             WSGIApplicationGroup %{{GLOBAL}}
+             WSGIScriptAlias /app {{root}}/app/app.py
+",
+            crate::common::server::MODULES_DIR,
+            venv.display()
+        ))
+        .start();
+    let site = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .expect("the venv's site-packages");
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(TLS_CLIENT)
+        .arg(&site)
+        .arg(s.port.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.error_log()
+    );
+    assert_eq!(stdout, "subprotocol chat\nscheme:wss\n80005\n");
+    assert_eq!(recorded_close(&s, "tls"), "4444");
 }
 
 /// A handshake without a valid key never reaches the application: 400.
