@@ -40,13 +40,16 @@ pub(crate) mod daemon;
 #[cfg(not(test))]
 mod httpd;
 /// Unit tests cannot link httpd: they see only its bindings, the command
-/// table, which they build with a stand-in directive handler, and the
-/// parent's SIGCHLD pacing (plain libc).
+/// table, which they build with a stand-in directive handler, the parent's
+/// SIGCHLD pacing (plain libc) and the daemon processes' registrations
+/// (plain APR).
 #[cfg(test)]
 mod httpd {
     mod child_exit;
     mod commands;
     mod ffi;
+    #[path = "supervisor/registration.rs"]
+    mod registration;
 }
 pub(crate) mod interp;
 /// The message table is documentation and the tests' reference: the running

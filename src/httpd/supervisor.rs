@@ -13,7 +13,7 @@ mod registration;
 mod socket;
 mod title;
 
-use registration::{register, unregister};
+use registration::unregister;
 pub use socket::{create_listener, listener, unix_addr, SocketError};
 use title::set_process_title;
 
@@ -218,6 +218,20 @@ fn fork_process(
     // SAFETY: leaving the forked child without running the parent's exit
     // handlers.
     unsafe { libc::_exit(1) }
+}
+
+/// Registers `proc_` under `key` with [`maintenance`] as its callback (see
+/// [`registration::register`]).
+///
+/// # Safety
+/// As for [`registration::register`].
+unsafe fn register(
+    proc_: *mut ffi::apr_proc_t,
+    key: usize,
+    pconf: *mut ffi::apr_pool_t,
+) -> *mut ffi::apr_pool_t {
+    // SAFETY: caller's contract.
+    unsafe { registration::register(proc_, key, pconf, maintenance) }
 }
 
 /// The supervisor, locked.
