@@ -374,3 +374,61 @@ fn graceful_stop_finishes_requests_in_flight(mpm: Mpm) {
     assert!(sockets.is_empty(), "sockets left behind: {sockets:?}");
 }
 per_mpm!(graceful_stop_finishes_requests_in_flight);
+
+/// A group a graceful restart removes from the configuration serves the
+/// old generation's request in flight to the end (its process and socket
+/// stay while an old child may still use them); then its process stops
+/// and its socket goes. The group that stays serves throughout.
+fn removed_group_finishes_then_goes(mpm: Mpm) {
+    if referee_differs("mod_wsgi stops every daemon process at once on a restart") {
+        return;
+    }
+    let mut s = Server::new(mpm)
+        .file("app.wsgi", APP)
+        .conf(
+            "WSGIDaemonProcess kept processes=1 threads=2 display-name=%{GROUP}\n\
+             WSGIDaemonProcess gone processes=1 threads=2 display-name=%{GROUP}\n\
+             WSGIScriptAlias /app {root}/app.wsgi process-group=kept\n\
+             WSGIScriptAlias /gone {root}/app.wsgi process-group=gone\n",
+        )
+        .start();
+    let gone = wait_daemons(&s, "gone", 1, Duration::from_secs(30));
+    let socket = s.path("run/wsgi_rs.gone.sock");
+    assert!(socket.exists(), "no socket {}", socket.display());
+    let port = s.port;
+    let held = std::thread::spawn(move || {
+        let req = build_request("GET", "/gone/hold/old", port, &[], b"");
+        let (data, reset) = crate::common::http::exchange(port, &req);
+        crate::common::http::parse_response(&data, false, reset)
+    });
+    let running = wait_for(Duration::from_secs(60), || {
+        s.path("var/held-old").exists().then_some(())
+    });
+    assert!(running.is_some(), "the held request never started");
+    let conf = s.conf_path().to_path_buf();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let without: Vec<&str> = text.lines().filter(|l| !l.contains("gone")).collect();
+    std::fs::write(&conf, without.join("\n") + "\n").unwrap();
+    s.graceful();
+    assert_eq!(s.get("/app").status, 200, "the kept group does not serve");
+    assert_eq!(
+        daemon_pids(&s, "gone"),
+        gone,
+        "the removed group's process went while an old child still used it"
+    );
+    assert!(socket.exists(), "the removed group's socket went too early");
+    std::fs::write(s.path("var/release"), b"").unwrap();
+    let r = held.join().unwrap();
+    assert_eq!((r.status, r.complete), (200, true), "{}", r.text());
+    let went = wait_for(Duration::from_secs(60), || {
+        (daemon_pids(&s, "gone").is_empty() && !socket.exists()).then_some(())
+    });
+    assert!(
+        went.is_some(),
+        "the removed group is still there: {:?}, socket {}",
+        daemon_pids(&s, "gone"),
+        socket.exists()
+    );
+    assert_eq!(s.get("/app").status, 200);
+}
+per_mpm!(removed_group_finishes_then_goes);
