@@ -3,9 +3,8 @@
 //! Ours only: mod_wsgi does not run ASGI applications.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::common::deploy::{is_root, with_tree, REPO};
 use crate::common::venv::venv;
-use crate::common::{referee_differs, wait_for, Mpm, Running, Server};
-use crate::daemon::uwsgi_packet;
+use crate::common::{referee_differs, wait_for, wait_for_count, Mpm, Running, Server};
+use crate::daemon::uwsgi_exchange;
 
 /// Starts Apache with the ASGI test apps under {root}/asgi and `conf`
 /// (where `{venv}` is the test venv) after a daemon group `api` of
@@ -316,6 +315,7 @@ fn touch_reload_under_load_fails_no_request() {
     let s = starlette(Mpm::Event, "processes=2 threads=4");
     let before = json(&s.get("/api/info"))["pid"].as_u64().unwrap();
     let stop = AtomicBool::new(false);
+    let answered = AtomicUsize::new(0);
     let (served, pids) = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..8)
             .map(|_| {
@@ -327,12 +327,14 @@ fn touch_reload_under_load_fails_no_request() {
                         assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
                         pids.insert(json(&r)["pid"].as_u64().unwrap());
                         served += 1;
+                        answered.fetch_add(1, Ordering::SeqCst);
                     }
                     (served, pids)
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(300));
+        // The load is flowing before the script changes.
+        wait_for_count(&answered, 8, Duration::from_secs(30));
         s.touch("asgi/starlette_app.py");
         // Load goes on until a replacement process has served.
         let replaced = wait_for(Duration::from_secs(60), || {
@@ -521,14 +523,7 @@ fn uwsgi_peers_secret_and_metrics() {
         ("WSGI_RS_SCRIPT", &script),
         ("WSGI_RS_INTERFACE", "asgi"),
     ];
-    let mut stream = UnixStream::connect(s.path("sock/wsgi.api.sock")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(&uwsgi_packet(&vars)).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = uwsgi_exchange(&s.path("sock/wsgi.api.sock"), &vars);
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(!s.path("var/ran-forged").exists(), "the application ran");
     // The group's requests and their durations are counted.
@@ -637,11 +632,13 @@ fn graceful_restart_under_load_fails_no_request() {
     let mut s = starlette(Mpm::Event, "processes=1 threads=2");
     let before = json(&s.get("/api/info"))["pid"].as_u64().unwrap();
     let stop = AtomicBool::new(false);
+    let answered = AtomicUsize::new(0);
     let port = s.port;
     let served = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..6)
             .map(|_| {
                 let stop = &stop;
+                let answered = &answered;
                 scope.spawn(move || {
                     let mut served = 0;
                     while !stop.load(Ordering::SeqCst) {
@@ -657,12 +654,14 @@ fn graceful_restart_under_load_fails_no_request() {
                         let r = crate::common::http::parse_response(&data, false, reset);
                         assert_eq!(r.status, 200, "{}", r.text());
                         served += 1;
+                        answered.fetch_add(1, Ordering::SeqCst);
                     }
                     served
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(300));
+        // The load is flowing before the restart.
+        wait_for_count(&answered, 6, Duration::from_secs(30));
         s.graceful();
         let replaced = wait_for(Duration::from_secs(60), || {
             let pid = json(&s.get("/api/info"))["pid"].as_u64().unwrap();

@@ -8,6 +8,9 @@
 //! Apache child, and one test's daemons from another's.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::common::{wait_for, Running};
@@ -136,6 +139,20 @@ pub fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
     packet.push(0);
     packet.extend_from_slice(&block);
     packet
+}
+
+/// Sends `vars` as one uwsgi request straight to the daemon socket at
+/// `socket` (as a peer that bypasses Apache would) and returns what the
+/// daemon answers, read until it closes (10 s at most).
+pub fn uwsgi_exchange(socket: &Path, vars: &[(&str, &str)]) -> String {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(&uwsgi_packet(vars)).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// Lower-case hex SHA-256 of `data`, as Python's `hexdigest()` gives it.

@@ -8,15 +8,13 @@
 //! the suite runs.
 
 use std::ffi::CString;
-use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::apps::pattern;
 use crate::common::{module, Module, Mpm, Server};
-use crate::daemon::{field, uwsgi_packet, wait_daemons};
+use crate::daemon::{field, uwsgi_exchange, wait_daemons};
 
 /// (uid, primary gid) of a user, from the system's user database.
 fn user_ids(name: &str) -> (u32, u32) {
@@ -257,14 +255,7 @@ fn request_without_the_secret_is_refused() {
         if let Some(secret) = secret {
             vars.push(("WSGI_RS_SECRET", secret));
         }
-        let mut stream = UnixStream::connect(&socket).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(&uwsgi_packet(&vars)).unwrap();
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        let answer = String::from_utf8_lossy(&answer);
+        let answer = uwsgi_exchange(&socket, &vars);
         assert!(
             answer.starts_with("HTTP/1.1 403"),
             "{tag} secret: daemon answered {answer:?}"
