@@ -182,6 +182,30 @@ pub fn restart_delay(failures: u32) -> Duration {
     }
 }
 
+/// A process that had reached Ready and lived this long before it was lost
+/// (killed, a crash in a request, the out-of-memory killer) did not fail to
+/// start: its replacement starts at once, however often it happens.
+pub const SETTLED: Duration = Duration::from_secs(1);
+
+/// After a slot's process exited: the slot's new count of consecutive
+/// young deaths, and how long its next process waits. `crashed`: not a
+/// clean exit; `lived`: how long it ran; `served`: it had reached Ready.
+/// A clean exit (a recycle) or the loss of a settled process: at once. A
+/// process that crashes young: back-off, except the first time for one that
+/// had reached Ready (only its requests in flight were lost).
+pub fn after_exit(failures: u32, crashed: bool, lived: Duration, served: bool) -> (u32, Duration) {
+    if !crashed || (served && lived >= SETTLED) {
+        return (0, Duration::ZERO);
+    }
+    let failures = if lived < YOUNG { failures + 1 } else { 0 };
+    let delay = if failures == 1 && served {
+        Duration::ZERO
+    } else {
+        restart_delay(failures)
+    };
+    (failures, delay)
+}
+
 /// How many requests before its limit a process asks for its successor:
 /// a quarter of the limit, at most one per thread, at least one.
 pub fn lead(limit: u64, threads: u64) -> u64 {
@@ -210,6 +234,29 @@ pub fn limit_with_jitter(maximum: u64, jitter: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_settled_processes_come_back_at_once_young_crashes_back_off() {
+        let secs = Duration::from_secs;
+        // A recycle, however young or often.
+        assert_eq!(after_exit(3, false, secs(0), true), (0, secs(0)));
+        // Killed after serving a while: at once, every time.
+        assert_eq!(after_exit(4, true, secs(2), true), (0, secs(0)));
+        // Dying at start-up, again and again: back-off doubles.
+        assert_eq!(after_exit(0, true, secs(0), false), (1, secs(2)));
+        assert_eq!(after_exit(1, true, secs(0), false), (2, secs(4)));
+        // Ready but dead within a second: once free, then back-off.
+        assert_eq!(
+            after_exit(0, true, Duration::from_millis(300), true),
+            (1, secs(0))
+        );
+        assert_eq!(
+            after_exit(1, true, Duration::from_millis(300), true),
+            (2, secs(4))
+        );
+        // An old process that crashes starts the count again.
+        assert_eq!(after_exit(5, true, secs(60), false), (0, secs(0)));
+    }
 
     #[test]
     fn messages_round_trip_and_junk_is_refused() {

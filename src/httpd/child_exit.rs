@@ -11,21 +11,32 @@
 //! Ending the sleep early also gives the MPM an extra pass of its idle
 //! maintenance (it spawns and retires Apache children once per loop), which
 //! Apache itself paces at one a second and skips when a child dies. So the
-//! handler steps aside (back to the default) when a second SIGCHLD comes
-//! within a second of the first, and the supervisor puts it back on its
-//! next call once a second has passed: at most about one early wake-up a
-//! second, whatever dies (Apache's own children during a graceful restart
-//! too); during a burst, children are reaped at the MPM's own pace, as
-//! before. Apache's children put the default back.
+//! early wake-ups are paced: after [`BURST`] of them within [`WINDOW`], the
+//! handler steps aside (back to the default) and the supervisor puts it
+//! back on its next call once a second has passed without one: whatever
+//! dies (Apache's own children during a graceful restart too), the MPM
+//! gets at most a few extra passes in a burst and about one a second
+//! beyond; meanwhile children are reaped at the MPM's own pace, as before.
+//! Apache's children put the default back.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// The minimum time between two early wake-ups, in milliseconds.
-const PACE_MS: u64 = 1000;
+/// How many early wake-ups [`WINDOW`] may hold before the handler steps
+/// aside.
+const BURST: usize = 4;
+/// The window, in milliseconds.
+const WINDOW: u64 = 4000;
+/// How long the handler stays aside without a wake-up, in milliseconds.
+const QUIET: u64 = 1000;
 
 /// When the handler last ran (monotonic milliseconds).
 static LAST_WAKE: AtomicU64 = AtomicU64::new(0);
+/// When it ran the last [`BURST`] times, oldest at [`NEXT`] (only the
+/// handler writes them; the parent is single-threaded).
+static RECENT: [AtomicU64; BURST] = [const { AtomicU64::new(0) }; BURST];
+/// Where the next run is recorded in [`RECENT`].
+static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// The handler stepped aside and waits to be put back.
 static STEPPED_ASIDE: AtomicBool = AtomicBool::new(false);
 /// The handler is wanted at all (the plan has daemon processes).
@@ -61,15 +72,18 @@ fn set_disposition(ours: bool) {
 }
 
 /// SIGCHLD's handler in the Apache parent: being caught is what ends the
-/// MPM's sleep; a second one within [`PACE_MS`] puts the default back.
-/// Only atomics, clock_gettime and sigaction (async-signal-safe); errno is
-/// kept; nothing in it can panic.
+/// MPM's sleep; the last of [`BURST`] + 1 runs within [`WINDOW`] puts the
+/// default back. Only atomics, clock_gettime and sigaction
+/// (async-signal-safe); errno is kept; nothing in it can panic.
 extern "C" fn child_exited(_signal: c_int) {
     // SAFETY: errno is this thread's; saved and restored around our calls.
     let errno = unsafe { *libc::__errno_location() };
     let now = now_ms();
-    let last = LAST_WAKE.swap(now, Ordering::SeqCst);
-    if last != 0 && now.saturating_sub(last) < PACE_MS {
+    LAST_WAKE.store(now, Ordering::SeqCst);
+    let at = NEXT.load(Ordering::SeqCst) % BURST;
+    let oldest = RECENT[at].swap(now, Ordering::SeqCst);
+    NEXT.store((at + 1) % BURST, Ordering::SeqCst);
+    if oldest != 0 && now.saturating_sub(oldest) < WINDOW {
         STEPPED_ASIDE.store(true, Ordering::SeqCst);
         set_disposition(false);
     }
@@ -84,13 +98,13 @@ pub fn wake_on_child_exit() {
     set_disposition(true);
 }
 
-/// Puts the handler back if it stepped aside at least [`PACE_MS`] ago
-/// (the supervisor calls this from the parent's main thread).
+/// Puts the handler back if it stepped aside and [`QUIET`] has passed since
+/// its last run (the supervisor calls this from the parent's main thread).
 pub fn rearm() {
     if !WANTED.load(Ordering::SeqCst) || !STEPPED_ASIDE.load(Ordering::SeqCst) {
         return;
     }
-    if now_ms().saturating_sub(LAST_WAKE.load(Ordering::SeqCst)) >= PACE_MS {
+    if now_ms().saturating_sub(LAST_WAKE.load(Ordering::SeqCst)) >= QUIET {
         STEPPED_ASIDE.store(false, Ordering::SeqCst);
         set_disposition(true);
     }
@@ -118,19 +132,22 @@ mod tests {
     }
 
     #[test]
-    fn steps_aside_for_a_second_signal_within_a_second_then_comes_back() {
+    fn steps_aside_after_a_burst_then_comes_back() {
         wake_on_child_exit();
         assert!(ours());
         // SAFETY: raise delivers SIGCHLD to this thread; the handler runs
         // before it returns.
-        unsafe {
+        let raise = || unsafe {
             libc::raise(libc::SIGCHLD);
-            libc::raise(libc::SIGCHLD);
+        };
+        for _ in 0..BURST {
+            raise();
         }
-        assert!(!ours(), "still waking after two signals within a second");
+        raise();
+        assert!(!ours(), "still waking after a burst");
         rearm();
-        assert!(!ours(), "back before a second had passed");
-        LAST_WAKE.store(now_ms().saturating_sub(2 * PACE_MS), Ordering::SeqCst);
+        assert!(!ours(), "back before a quiet second had passed");
+        LAST_WAKE.store(now_ms().saturating_sub(2 * QUIET), Ordering::SeqCst);
         rearm();
         assert!(ours(), "not back after a quiet second");
         reset_in_child();

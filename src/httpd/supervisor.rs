@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::ffi;
 use super::plan::{DaemonGroup, ProcessPlan};
 use crate::daemon::health::SlotState;
-use crate::daemon::succession::{restart_delay, YOUNG};
+use crate::daemon::succession::after_exit;
 
 /// One daemon process's place in a group.
 struct Slot {
@@ -41,7 +41,7 @@ struct Slot {
     registration: *mut ffi::apr_pool_t,
     /// When it was started.
     started: Instant,
-    /// Consecutive deaths within [`YOUNG`] of starting.
+    /// Consecutive young deaths (see `succession::after_exit`).
     failures: u32,
     /// When a replacement is due, after a back-off.
     respawn_at: Option<Instant>,
@@ -343,26 +343,17 @@ fn process_died(
         // A clean exit is a recycle (reload, maximum-requests…):
         // replace it at once. Only crashes of young processes
         // back off, so a broken app cannot fork-bomb the host.
+        // A process that had started serving and is lost (killed, a
+        // crash in a request) is replaced at once: only its requests in
+        // flight fail. Young deaths in a row back off (`after_exit`).
         let crashed = lost || status != 0;
-        slot.failures = if crashed && slot.started.elapsed() < YOUNG {
-            slot.failures + 1
-        } else {
-            0
-        };
-        // A process that had started serving and is lost
-        // (killed, a crash in a request) is replaced at once
-        // the first time: only its requests in flight fail.
-        // Young deaths in a row back off all the same.
         let served = sup.plan.daemon_groups[slot.group]
             .launch
             .health
             .state(slot.member)
             == SlotState::Ready;
-        let delay = if slot.failures == 1 && served {
-            Duration::ZERO
-        } else {
-            restart_delay(slot.failures)
-        };
+        let (failures, delay) = after_exit(slot.failures, crashed, slot.started.elapsed(), served);
+        slot.failures = failures;
         if !delay.is_zero() {
             ::log::warn!(
                 "WSGIRS313: daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Template;
 use crate::daemon::health::SlotState;
-use crate::daemon::succession::{restart_delay, YOUNG};
+use crate::daemon::succession::{after_exit, restart_delay};
 
 impl Template {
     /// Reaps every child that has exited.
@@ -62,11 +62,12 @@ impl Template {
             if let Some(m) = self.members.get(slot).copied().flatten() {
                 m.gone(true);
             }
-            place.failures = if crashed && child.started.elapsed() < YOUNG {
-                place.failures + 1
-            } else {
-                0
-            };
+            // As the Apache parent does: a process that served and is lost
+            // is replaced at once; young deaths back off (`after_exit`).
+            let served = self.launch.health.state(slot) == SlotState::Ready;
+            let (failures, delay) =
+                after_exit(place.failures, crashed, child.started.elapsed(), served);
+            place.failures = failures;
             if place.successor.is_some_and(|(_, ready)| ready) {
                 self.hand_over(slot);
                 return;
@@ -75,14 +76,6 @@ impl Template {
                 place.retiring = true;
                 return;
             }
-            // As the Apache parent does: a process that served and is lost
-            // is replaced at once the first time; young deaths back off.
-            let served = self.launch.health.state(slot) == SlotState::Ready;
-            let delay = if place.failures == 1 && served {
-                Duration::ZERO
-            } else {
-                restart_delay(place.failures)
-            };
             if !delay.is_zero() {
                 log::warn!(
                     "WSGIRS429: daemon process (wsgi:{name}) keeps dying at start-up; next start in {}s",
