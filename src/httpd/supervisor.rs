@@ -603,7 +603,9 @@ pub unsafe fn start(
     if standalone {
         let sup = guard.take().expect("just set");
         drop(guard);
-        one_process::spawn(sup);
+        if !sup.slots.is_empty() {
+            one_process::spawn(sup);
+        }
         return;
     }
     // SAFETY: registered before the children, so it runs after the
