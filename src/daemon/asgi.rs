@@ -63,7 +63,14 @@ pub(super) fn application<'py>(
         return None;
     }
     match loaded {
-        Ok(app) if interface == Some(b"asgi") || crate::asgi::is_asgi_app(app) => Some(app.clone()),
+        Ok(app)
+            if interface == Some(b"asgi")
+                || daemon
+                    .scripts
+                    .classify(py, key, callable, app, crate::asgi::is_asgi_app) =>
+        {
+            Some(app.clone())
+        }
         Ok(_) => None,
         Err(ScriptError::MissingCallable { .. }) if callable == DEFAULT_CALLABLE => {
             let app = daemon

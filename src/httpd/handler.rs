@@ -298,7 +298,7 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
             match interface {
                 Some(Interface::Wsgi) => Ok(app),
                 Some(Interface::Asgi) => Err(ScriptError::AsgiNeedsDaemon(filename.clone())),
-                None if asgi::is_asgi_app(&app) => {
+                None if plan::scripts().classify(py, &key, &callable, &app, asgi::is_asgi_app) => {
                     Err(ScriptError::AsgiNeedsDaemon(filename.clone()))
                 }
                 None => Ok(app),

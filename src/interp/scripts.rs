@@ -99,6 +99,9 @@ struct LoadedScript {
     module: Py<PyModule>,
     /// The file's mtime when it was loaded.
     mtime: Option<i64>,
+    /// What [`ScriptCache::classify`] found for the object a callable name
+    /// stood for (name, object, verdict).
+    verdicts: Vec<(String, Py<PyAny>, bool)>,
 }
 
 /// One script's entry, locked while it loads.
@@ -166,6 +169,7 @@ impl ScriptCache {
             *loaded = Some(LoadedScript {
                 module: module.clone().unbind(),
                 mtime,
+                verdicts: Vec::new(),
             });
         }
         Ok(loaded
@@ -187,6 +191,46 @@ impl ScriptCache {
             Some(script) => mtime.or_else(|| file_mtime(&key.path)) != script.mtime,
             None => false,
         }
+    }
+
+    /// `classify(app)` for `app`, the object the script's `callable` names,
+    /// worked out once per loaded copy of the script: a reload, or the
+    /// script binding the name to another object, asks again. For questions
+    /// about an application asked on every request whose answer depends on
+    /// the object only (is it an ASGI application?), which cost Python
+    /// attribute lookups (and the exceptions of the misses) each time.
+    pub fn classify<'py>(
+        &self,
+        py: Python<'py>,
+        key: &ScriptKey,
+        callable: &str,
+        app: &Bound<'py, PyAny>,
+        classify: impl FnOnce(&Bound<'py, PyAny>) -> bool,
+    ) -> bool {
+        let slot = self.slot(py, key);
+        let known = {
+            let loaded = slot.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+            loaded.as_ref().and_then(|script| {
+                script
+                    .verdicts
+                    .iter()
+                    .find(|(name, object, _)| name == callable && object.as_ptr() == app.as_ptr())
+                    .map(|(_, _, verdict)| *verdict)
+            })
+        };
+        if let Some(verdict) = known {
+            return verdict;
+        }
+        // Outside the lock: classifying runs Python code.
+        let verdict = classify(app);
+        let mut loaded = slot.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+        if let Some(script) = loaded.as_mut() {
+            script.verdicts.retain(|(name, _, _)| name != callable);
+            script
+                .verdicts
+                .push((callable.to_owned(), app.clone().unbind(), verdict));
+        }
+        verdict
     }
 
     /// The WSGI application object named `callable` in the script.
