@@ -281,3 +281,47 @@ fn load<'py>(py: Python<'py>, key: &ScriptKey) -> PyResult<Bound<'py, PyModule>>
     }
     Ok(module)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::interp::{self, PythonSettings};
+
+    /// A verdict is worked out once per object the callable names, and
+    /// again when the script rebinds the name or is reloaded.
+    #[test]
+    fn a_verdict_is_kept_until_the_object_or_the_script_changes() {
+        interp::initialize(&PythonSettings::default()).expect("Python starts");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.wsgi");
+        std::fs::write(&path, "def application(environ, start_response): pass\n").unwrap();
+        let key = ScriptKey {
+            group: String::new(),
+            path,
+        };
+        let cache = ScriptCache::new();
+        interp::with_python(|py| {
+            let asked = Cell::new(0);
+            let verdict = |mtime: i64| {
+                let app = cache
+                    .application(py, &key, "application", Some(mtime), true)
+                    .unwrap();
+                cache.classify(py, &key, "application", &app, |_| {
+                    asked.set(asked.get() + 1);
+                    true
+                })
+            };
+            assert!(verdict(1) && verdict(1) && verdict(1));
+            assert_eq!(asked.get(), 1, "asked once for one object");
+            let module = cache.module(py, &key, Some(1), true).unwrap();
+            let other = py.eval(c"lambda environ, start_response: None", None, None);
+            module.setattr("application", other.unwrap()).unwrap();
+            assert!(verdict(1) && verdict(1));
+            assert_eq!(asked.get(), 2, "asked again for the rebound name");
+            assert!(verdict(2) && verdict(2));
+            assert_eq!(asked.get(), 3, "asked again after the reload");
+        });
+    }
+}
