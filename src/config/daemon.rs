@@ -14,6 +14,15 @@ use super::error::ConfigError;
 
 /// mod_wsgi's own default for `listen-backlog`.
 const DEFAULT_LISTEN_BACKLOG: u32 = 100;
+/// Default `header-timeout=`: a local peer (our Apache side, mod_proxy_uwsgi,
+/// nginx) sends a request head in one write, so this only ever cuts off
+/// connections that send nothing or dribble.
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `request-buffer-size=`: 1 MiB.
+pub const DEFAULT_REQUEST_BUFFER_SIZE: u64 = 1 << 20;
+/// Largest `request-buffer-size=`: each request being received may hold
+/// this much memory on both sides.
+const MAX_REQUEST_BUFFER_SIZE: u64 = 64 << 20;
 
 /// One `WSGIDaemonProcess` definition. Zero durations and sizes mean "not
 /// set / system default", as in mod_wsgi.
@@ -129,6 +138,17 @@ pub struct DaemonProcessSpec {
     pub response_buffer_size: u32,
     /// `server-metrics=`.
     pub server_metrics: bool,
+    /// `header-timeout=` (ours): a connection to the group's socket that has
+    /// not sent a complete request head this long after connecting (or
+    /// after the first byte of a later request on a kept connection) is
+    /// closed; zero for never. No daemon thread waits for it meanwhile.
+    pub header_timeout: Duration,
+    /// `request-buffer-size=` (ours): request bodies up to this many bytes
+    /// are received in full before a daemon thread takes the request (by
+    /// the Apache child for our own requests, by the daemon's event loop
+    /// for other uwsgi peers); larger ones are streamed to the application
+    /// as it reads them, holding its thread. Zero: every body is streamed.
+    pub request_buffer_size: u64,
     /// The options given that have no effect here (see `NO_EFFECT`).
     pub no_effect: Vec<&'static str>,
 }
@@ -186,6 +206,8 @@ impl Default for DaemonProcessSpec {
             header_buffer_size: 0,
             response_buffer_size: 0,
             server_metrics: false,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            request_buffer_size: DEFAULT_REQUEST_BUFFER_SIZE,
             no_effect: Vec::new(),
         }
     }
@@ -268,6 +290,8 @@ fn set_option(spec: &mut DaemonProcessSpec, name: &str, value: &str) -> Result<(
             spec.server_metrics =
                 parse_on_off(value).ok_or_else(|| "expected On or Off".to_owned())?;
         }
+        "header-timeout" => spec.header_timeout = v.seconds()?,
+        "request-buffer-size" => spec.request_buffer_size = v.number(0, MAX_REQUEST_BUFFER_SIZE)?,
         "newrelic-config-file" | "newrelic-environment" => {
             if value.is_empty() {
                 return Err("must not be empty".to_owned());
@@ -419,6 +443,19 @@ mod tests {
         assert_eq!(spec.response_flush_delay, Duration::from_millis(5));
         assert_eq!(spec.umask, None);
         assert_eq!(spec.process_title(), None);
+        assert_eq!(spec.header_timeout, Duration::from_secs(10));
+        assert_eq!(spec.request_buffer_size, 1 << 20);
+    }
+
+    #[test]
+    fn slow_client_options() {
+        let spec = parse(&["s", "header-timeout=3", "request-buffer-size=0"]);
+        assert_eq!(spec.header_timeout, Duration::from_secs(3));
+        assert_eq!(spec.request_buffer_size, 0);
+        let spec = parse(&["s", "header-timeout=0", "request-buffer-size=67108864"]);
+        assert_eq!(spec.header_timeout, Duration::ZERO);
+        assert_eq!(spec.request_buffer_size, 64 << 20);
+        assert!(spec.notices().is_empty());
     }
 
     #[test]
@@ -582,6 +619,10 @@ mod tests {
             ("request-timeout=-5", "must not be negative"),
             ("graceful-timeout=1.5", "expected a whole number"),
             ("socket-timeout=10s", "expected a whole number"),
+            ("header-timeout=-1", "must not be negative"),
+            ("header-timeout=5m", "expected a whole number"),
+            ("request-buffer-size=1M", "expected a whole number"),
+            ("request-buffer-size=67108865", "must be at most 67108864"),
             ("memory-limit=-1", "must not be negative"),
             ("cpu-time-limit=x", "expected a whole number"),
             ("listen-backlog=-1", "must not be negative"),

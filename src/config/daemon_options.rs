@@ -9,7 +9,7 @@ use super::args::parse_whole_number;
 pub(super) const MAX_THREADS: u64 = 0xfffd;
 
 /// Every option `WSGIDaemonProcess` accepts, as mod_wsgi spells them.
-pub(super) const DAEMON_OPTIONS: [&str; 49] = [
+pub(super) const DAEMON_OPTIONS: [&str; 51] = [
     "user",
     "group",
     "supplementary-groups",
@@ -61,6 +61,8 @@ pub(super) const DAEMON_OPTIONS: [&str; 49] = [
     "maximum-memory",
     "maximum-requests-jitter",
     "process-template",
+    "header-timeout",
+    "request-buffer-size",
 ];
 
 /// Options accepted for compatibility that do nothing here, and why: each

@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 
 use super::backend::Body;
+use super::intake::Conn;
 use super::protocol::{self, Vars};
 use super::state::Daemon;
 use super::websocket;
@@ -189,7 +190,7 @@ impl Handed {
         // read with blocking calls and the socket timeout.
         let stream = UnixStream::from(conn);
         let keep = keep && stream.set_nonblocking(false).is_ok();
-        let conn = OwnedFd::from(stream);
+        let conn = Conn::resting(stream);
         let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
         let parked = keep
             && !gate.closing

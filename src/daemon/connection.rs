@@ -1,11 +1,11 @@
-//! Serving one request on a daemon connection: read the uwsgi request, check
-//! it came from this Apache, decide whether this process may serve it (a
-//! changed script or a pending restart means "retry elsewhere"), then run the
-//! application through the WSGI core with a [`DaemonBackend`]. Our client's
+//! Serving one request on a daemon connection: take the uwsgi request the
+//! [`intake`](super::intake) received, check it came from this Apache,
+//! decide whether this process may serve it (a changed script or a pending
+//! restart means "retry elsewhere"), then run the application through the WSGI core with a [`DaemonBackend`]. Our client's
 //! connections are persistent: [`serve`] says whether the connection is
 //! ready for the next request.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
@@ -19,105 +19,11 @@ use pyo3::prelude::*;
 use super::active::{self, ActiveRequest, Answer, AnswerState};
 use super::asgi;
 use super::backend::{Body, DaemonBackend};
-use super::protocol::{self, error_response, ProtocolError, Vars};
+use super::intake::{inline_body, plain_length, Head, Scratch};
+use super::protocol::{self, error_response, Vars};
 use super::state::Daemon;
 use crate::interp::{self, ScriptKey};
 use crate::wsgi::{run_request, EnvironSpec, WsgiFlags};
-
-/// Largest body our client sends without waiting for [`protocol::CONTINUE`]
-/// (it sends 64 KiB; the rest is slack for frame headers).
-const INLINE_LIMIT: usize = 128 * 1024;
-
-/// A worker's reusable read buffer: a whole vars block plus an inline body
-/// arrive in one read.
-pub struct Scratch(Vec<u8>);
-
-impl Default for Scratch {
-    fn default() -> Self {
-        // Zeroed memory from the allocator: pages a small request never
-        // touches cost nothing.
-        Scratch(vec![0u8; 4 + protocol::MAX_VARS + INLINE_LIMIT])
-    }
-}
-
-/// Reads what is there, retrying on EINTR.
-fn read_some(stream: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
-        match stream.read(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
-/// A request's vars, and where its body starts in the scratch buffer.
-struct Head {
-    /// The request's variables.
-    vars: Vars,
-    /// `scratch[body_start..filled]` already holds body bytes.
-    body_start: usize,
-    /// How much of the scratch buffer holds data.
-    filled: usize,
-}
-
-/// Reads one request's header and vars; None when the client closed the
-/// connection between requests.
-fn read_head(
-    stream: &mut UnixStream,
-    scratch: &mut Scratch,
-) -> Result<Option<Head>, ProtocolError> {
-    let buf = &mut scratch.0;
-    let mut filled = 0;
-    loop {
-        if let Some((vars, used)) = protocol::parse_request_head(&buf[..filled])? {
-            return Ok(Some(Head {
-                vars,
-                body_start: used,
-                filled,
-            }));
-        }
-        match read_some(stream, &mut buf[filled..])? {
-            0 if filled == 0 => return Ok(None),
-            0 => return Err(ProtocolError::Truncated),
-            n => filled += n,
-        }
-    }
-}
-
-/// Reads a whole framed body that follows the vars without a go-ahead: the
-/// bytes already in the buffer, then the stream.
-fn read_inline_body(stream: &mut UnixStream, already: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-    let mut reader = already.chain(stream);
-    let mut body = Vec::new();
-    loop {
-        let mut len = [0u8; 4];
-        reader.read_exact(&mut len).map_err(truncated)?;
-        let len = u32::from_le_bytes(len) as usize;
-        if len == 0 {
-            break;
-        }
-        if body.len() + len > INLINE_LIMIT {
-            return Err(ProtocolError::Malformed);
-        }
-        let at = body.len();
-        body.resize(at + len, 0);
-        reader.read_exact(&mut body[at..]).map_err(truncated)?;
-    }
-    if reader.into_inner().0.is_empty() {
-        Ok(body)
-    } else {
-        // Our client never sends a request before the last one's answer.
-        Err(ProtocolError::Malformed)
-    }
-}
-
-/// An end of stream becomes `Truncated`; other errors stay I/O errors.
-fn truncated(e: std::io::Error) -> ProtocolError {
-    match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
-        _ => ProtocolError::Io(e),
-    }
-}
 
 /// Whether the connection is ready for the client's next request.
 #[derive(Debug, PartialEq, Eq)]
@@ -131,25 +37,17 @@ pub enum After {
     Handed,
 }
 
-/// Serves one request on `stream`. `accepting`: the process is not exiting.
+/// Serves the request `head` (with what of its body arrived, in `scratch`)
+/// on `stream`. `accepting`: the process is not exiting.
 pub fn serve(
     daemon: &Arc<Daemon>,
     index: usize,
     stream: &mut UnixStream,
-    scratch: &mut Scratch,
+    head: Head,
+    scratch: &Scratch,
     accepting: bool,
 ) -> After {
-    let head = match read_head(stream, scratch) {
-        Ok(Some(head)) => head,
-        Ok(None) => return After::Close,
-        Err(e) => {
-            log::debug!(
-                "WSGIRS342: (wsgi:{}) unreadable request: {e}",
-                daemon.group()
-            );
-            return After::Close;
-        }
-    };
+    let already = scratch.body(&head);
     let admitted = daemon.admit() && accepting;
     let Some(vars) = trusted_vars(daemon, stream, head.vars) else {
         return After::Close;
@@ -164,8 +62,7 @@ pub fn serve(
         let _ = stream.write_all(&[protocol::REJECT]);
         return After::Close;
     }
-    let already = &scratch.0[head.body_start..head.filled];
-    let Some(body) = request_body(daemon, stream, &vars, already, framed) else {
+    let Some(body) = request_body(daemon, &vars, already, framed) else {
         return After::Close;
     };
     let Some(key) = script_of(daemon, &vars) else {
@@ -261,23 +158,14 @@ fn trusted_vars(daemon: &Daemon, stream: &mut UnixStream, vars: Vars) -> Option<
 }
 
 /// Where the body comes from; None when the request cannot be served (the
-/// connection then closes). `already`: body bytes that came with the vars.
-fn request_body(
-    daemon: &Daemon,
-    stream: &mut UnixStream,
-    vars: &Vars,
-    already: &[u8],
-    framed: bool,
-) -> Option<Body> {
+/// connection then closes). `already`: body bytes that came with the vars
+/// (all of an inline body: the intake waited for it).
+fn request_body(daemon: &Daemon, vars: &Vars, already: &[u8], framed: bool) -> Option<Body> {
     if !framed {
-        let length = vars
-            .get_str("CONTENT_LENGTH")
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0);
         return Some(Body::Plain {
             early: already.to_vec(),
             at: 0,
-            left: length,
+            left: plain_length(vars),
         });
     }
     if vars.flag(protocol::VAR_EXPECT) {
@@ -294,16 +182,10 @@ fn request_body(
             done: false,
         });
     }
-    match read_inline_body(stream, already) {
-        Ok(data) => Some(Body::Memory { data, at: 0 }),
-        Err(e) => {
-            log::debug!(
-                "WSGIRS346: (wsgi:{}) unreadable request body: {e}",
-                daemon.group()
-            );
-            None
-        }
-    }
+    Some(Body::Memory {
+        data: inline_body(already),
+        at: 0,
+    })
 }
 
 /// The script the request names, or the group's default one; None (logged)

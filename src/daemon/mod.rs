@@ -15,8 +15,11 @@
 //! - [`inspect`]: the monitor's Python work, on a thread that may wait for
 //!   the GIL.
 //! - [`state`]: what workers and monitor share.
-//! - [`poller`]: the epoll set workers wait on (listener and idle connections).
-//! - [`connection`]: reading and checking one request, then running it.
+//! - [`poller`]: the epoll set workers wait on (listener, and connections
+//!   no worker holds).
+//! - [`intake`]: receiving a request without waiting, so a thread is taken
+//!   only by a request ready to run.
+//! - [`connection`]: checking one received request, then running it.
 //! - [`backend`]: the request's body and response on the socket.
 //! - [`active`]: the running request as the monitor sees it, and who answers.
 //! - `asgi`: ASGI requests handed to the application group's event loop.
@@ -29,6 +32,7 @@ pub mod backend;
 pub mod connection;
 pub mod health;
 pub mod inspect;
+pub mod intake;
 pub mod monitor;
 pub mod poller;
 pub mod privileges;

@@ -479,6 +479,7 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
         }
         check_request_timeouts(daemon);
         check_slow_requests(daemon);
+        daemon.close_stalled();
         // A process whose application keeps failing to load is replaced
         // after startup-timeout, in case the cause was passing (mod_wsgi).
         if !spec.startup_timeout.is_zero()

@@ -9,8 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::connection::{self, After, Scratch};
+use super::connection::{self, After};
 use super::health::SlotState;
+use super::intake::{self, Conn, Intake, Scratch, Stage};
 use super::monitor::{monitor, signal_set, succession_signal_set};
 use super::poller::{Poller, Ready};
 use super::privileges::become_identity;
@@ -285,77 +286,91 @@ fn spawn_heartbeat(daemon: &Arc<Daemon>) {
     }
 }
 
-/// A worker thread: takes ready connections (new or parked) and serves one request at a time.
+/// A worker thread: takes connections with data waiting (new or parked),
+/// receives what has arrived, and serves the request once it is complete.
 fn worker(daemon: &Arc<Daemon>, index: usize) {
     let mut scratch = Scratch::default();
+    let limits = daemon.intake_limits();
     loop {
         let Some(event) = daemon.poller.wait(1000) else {
+            // Idle: sweep too, for while the monitor is busy draining.
+            daemon.close_stalled();
             continue;
         };
         // Taking work and counting it happen under the lock drain() closes,
         // so it never sees "idle" while a connection is half-accepted.
         let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
         let accepting = !gate.closing;
-        let (conn, known) = match event {
+        let mut conn = match event {
             Ready::Listener => {
                 if !accepting {
                     continue;
                 }
-                // SAFETY: accept4 on the inherited listener; it is
-                // non-blocking, so EAGAIN (another process won) returns at once.
-                let fd = unsafe {
-                    libc::accept4(
-                        daemon.launch.listener_fd,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                        libc::SOCK_CLOEXEC,
-                    )
-                };
-                let err = std::io::Error::last_os_error();
-                daemon.poller.rearm_listener();
-                if fd < 0 {
-                    drop(gate);
-                    if err.kind() != std::io::ErrorKind::WouldBlock {
-                        // EMFILE and friends: the listener stays readable.
-                        log::warn!("WSGIRS335: (wsgi:{}) accept failed: {err}", daemon.group());
-                        std::thread::sleep(Duration::from_millis(50));
+                match accept(daemon) {
+                    Ok(stream) => Conn::accepted(stream, &limits),
+                    Err(pause) => {
+                        drop(gate);
+                        if pause {
+                            // EMFILE and friends: the listener stays readable.
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        continue;
                     }
-                    continue;
                 }
-                daemon.connections.fetch_add(1, Ordering::SeqCst);
-                // SAFETY: accept4 returned a fresh descriptor we now own.
-                (unsafe { OwnedFd::from_raw_fd(fd) }, false)
             }
-            Ready::Connection(fd) => {
-                // SAFETY: parked connections belong to the epoll set until
-                // their one-shot event hands them to exactly one worker:
-                // this one.
-                let conn = unsafe { OwnedFd::from_raw_fd(fd) };
-                if !accepting {
-                    // Closing: the connection is closed with its request
+            Ready::Connection(conn) => {
+                if !conn.receiving() && !accepting {
+                    // Closing: a kept connection is closed with its request
                     // unread, which our client sees as a stale kept
                     // connection and retries at once elsewhere. Reading it
                     // to answer "retry elsewhere" would race the exit: a
-                    // request read just before it would be lost (502).
-                    drop(conn);
-                    daemon.connections.fetch_sub(1, Ordering::SeqCst);
+                    // request read just before it would be lost (502). One
+                    // already receiving a request counts as in flight, so
+                    // the drain waits for it to be answered.
+                    if conn.counted {
+                        daemon.connections.fetch_sub(1, Ordering::SeqCst);
+                    }
                     continue;
                 }
-                (conn, true)
+                if conn.receiving() {
+                    // Counted since its request began arriving.
+                    gate.active -= 1;
+                }
+                conn
             }
         };
         gate.active += 1;
         drop(gate);
-        let mut stream = UnixStream::from(conn);
-        if !known {
-            let timeout = |t: Duration| Some(t).filter(|t| !t.is_zero());
-            let _ = stream.set_read_timeout(timeout(daemon.launch.socket_timeout));
-            // Writes here are the response (and our small control bytes).
-            let _ = stream.set_write_timeout(timeout(daemon.launch.response_timeout));
+        let head = match intake::receive(&mut conn, &mut scratch, &limits) {
+            Intake::Ready(head) => head,
+            Intake::More => {
+                put_back(daemon, conn);
+                continue;
+            }
+            Intake::Closed(why) => {
+                match why {
+                    None => {}
+                    Some(e) if conn.stage() == Stage::Body => log::debug!(
+                        "WSGIRS346: (wsgi:{}) unreadable request body: {e}",
+                        daemon.group()
+                    ),
+                    Some(e) => log::debug!(
+                        "WSGIRS342: (wsgi:{}) unreadable request: {e}",
+                        daemon.group()
+                    ),
+                }
+                close(daemon, conn);
+                continue;
+            }
+        };
+        if !conn.counted {
+            conn.counted = true;
+            daemon.connections.fetch_add(1, Ordering::SeqCst);
         }
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            connection::serve(daemon, index, &mut stream, &mut scratch, accepting)
+            connection::serve(daemon, index, &mut conn.stream, head, &scratch, accepting)
         }));
+        scratch.relax();
         let after = served.unwrap_or_else(|_| {
             log::error!(
                 "WSGIRS336: (wsgi:{}) internal error while serving a request",
@@ -367,24 +382,87 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
         *daemon.slots[index]
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
-        if after == After::Handed {
-            // The ASGI hand-over owns the descriptor now (daemon::asgi).
-            let _ = stream.into_raw_fd();
-            let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
-            gate.active -= 1;
-            daemon.idle.notify_all();
-            continue;
+        match after {
+            After::Keep => {
+                conn.rest();
+                put_back(daemon, conn);
+            }
+            After::Close => close(daemon, conn),
+            After::Handed => {
+                // The ASGI hand-over owns the descriptor now (daemon::asgi),
+                // and parks or closes it when its loop is done.
+                let _ = conn.stream.into_raw_fd();
+                let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+                gate.active -= 1;
+                daemon.idle.notify_all();
+            }
         }
-        let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
-        // A process on its way out closes rather than parks: the client sees
-        // that before its next request, instead of a reset after it.
-        let parked = after == After::Keep
-            && !gate.closing
-            && daemon.poller.park(stream.into(), known).is_ok();
-        if !parked {
+    }
+}
+
+/// Accepts a connecting client, with the socket timeout set; `Err(false)`
+/// when another process won it, `Err(true)` when accept failed (logged) and
+/// the caller should pause before trying again.
+fn accept(daemon: &Daemon) -> Result<UnixStream, bool> {
+    // SAFETY: accept4 on the inherited listener; it is non-blocking, so
+    // EAGAIN (another process won) returns at once.
+    let fd = unsafe {
+        libc::accept4(
+            daemon.launch.listener_fd,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    daemon.poller.rearm_listener();
+    if fd < 0 {
+        let failed = err.kind() != std::io::ErrorKind::WouldBlock;
+        if failed {
+            log::warn!("WSGIRS335: (wsgi:{}) accept failed: {err}", daemon.group());
+        }
+        return Err(failed);
+    }
+    // SAFETY: accept4 returned a fresh descriptor we now own.
+    let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let timeout = |t: Duration| Some(t).filter(|t| !t.is_zero());
+    let _ = stream.set_read_timeout(timeout(daemon.launch.socket_timeout));
+    // Writes here are the response (and our small control bytes).
+    let _ = stream.set_write_timeout(timeout(daemon.launch.response_timeout));
+    Ok(stream)
+}
+
+/// Hands a connection back to the epoll set until more arrives. One
+/// receiving a request stays counted as in flight; an idle kept one does
+/// not, and a process on its way out closes it instead, so the client sees
+/// that before its next request rather than a reset after it.
+fn put_back(daemon: &Daemon, mut conn: Conn) {
+    let receiving = conn.receiving();
+    let known = std::mem::replace(&mut conn.known, true);
+    let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+    let refused = if gate.closing && !receiving {
+        Some(conn)
+    } else {
+        daemon.poller.park(conn, known).err()
+    };
+    if let Some(conn) = refused {
+        if conn.counted {
             daemon.connections.fetch_sub(1, Ordering::SeqCst);
         }
         gate.active -= 1;
-        daemon.idle.notify_all();
+    } else if !receiving {
+        gate.active -= 1;
     }
+    daemon.idle.notify_all();
+}
+
+/// Closes a connection the worker holds.
+fn close(daemon: &Daemon, conn: Conn) {
+    if conn.counted {
+        daemon.connections.fetch_sub(1, Ordering::SeqCst);
+    }
+    drop(conn);
+    let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
+    gate.active -= 1;
+    daemon.idle.notify_all();
 }

@@ -7,6 +7,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::active::ActiveRequest;
+use super::intake::{Conn, Limits, Stage};
 use super::poller::Poller;
 use super::DaemonLaunch;
 use crate::interp::ScriptCache;
@@ -17,7 +18,7 @@ use crate::metrics::Reason;
 pub(super) struct Gate {
     /// The process is exiting: no new work is taken.
     pub(super) closing: bool,
-    /// Connections being served.
+    /// Connections a worker holds, or that are receiving a request.
     pub(super) active: usize,
 }
 
@@ -45,10 +46,11 @@ pub struct Daemon {
     pub(super) served: AtomicU64,
     /// This process's `maximum-requests`, its jitter added (0: none).
     pub(super) limit: u64,
-    /// Open client connections, idle ones included.
+    /// Open client connections that have carried a request, idle ones
+    /// included.
     pub(super) connections: AtomicUsize,
     /// What the workers wait on.
-    pub(super) poller: Poller,
+    pub(super) poller: Poller<Conn>,
     /// When a request last started or ended (seconds), for `inactivity-timeout`.
     pub(super) last_activity: AtomicU64,
     /// The heartbeat thread's last tick under the GIL (seconds).
@@ -78,7 +80,7 @@ impl Daemon {
     /// loaded so far, before any request.
     pub(super) fn new(
         launch: DaemonLaunch,
-        poller: Poller,
+        poller: Poller<Conn>,
         threads: usize,
         scripts: ScriptCache,
     ) -> Daemon {
@@ -172,8 +174,53 @@ impl Daemon {
         admitted
     }
 
-    /// Open client connections, idle ones included.
+    /// Open client connections that have carried a request, idle ones
+    /// included.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// What a connection may send before a worker takes its request.
+    pub(super) fn intake_limits(&self) -> Limits {
+        Limits {
+            header_timeout: self.launch.spec.header_timeout,
+            body_timeout: self.launch.socket_timeout,
+            body: usize::try_from(self.launch.spec.request_buffer_size).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Closes the connections whose request did not arrive in time (the
+    /// monitor calls it every tick): no thread was waiting for them, but
+    /// they count as in flight for the drain.
+    pub(super) fn close_stalled(&self) {
+        let now = Instant::now();
+        let stalled = self.poller.sweep(|conn| conn.expired(now));
+        if stalled.is_empty() {
+            return;
+        }
+        let limits = self.intake_limits();
+        let heads = stalled.iter().filter(|c| c.stage() == Stage::Head).count();
+        if heads > 0 {
+            log::info!(
+                "WSGIRS460: (wsgi:{}) closed {heads} connection(s) that sent no complete request head within header-timeout ({}s)",
+                self.group(),
+                limits.header_timeout.as_secs()
+            );
+        }
+        let bodies = stalled.len() - heads;
+        if bodies > 0 {
+            log::info!(
+                "WSGIRS461: (wsgi:{}) closed {bodies} connection(s) whose request body stopped arriving for socket-timeout ({}s)",
+                self.group(),
+                limits.body_timeout.as_secs()
+            );
+        }
+        let counted = stalled.iter().filter(|c| c.counted).count();
+        let closed = stalled.len();
+        drop(stalled);
+        self.connections.fetch_sub(counted, Ordering::SeqCst);
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        gate.active -= closed;
+        self.idle.notify_all();
     }
 }

@@ -116,6 +116,8 @@ fn daemon_process_errors_name_directive_value_file_and_line() {
         ),
         ("WSGIDaemonProcess app threads=many", "many"),
         ("WSGIDaemonProcess app maximum-requests=-5", "-5"),
+        ("WSGIDaemonProcess app header-timeout=soon", "soon"),
+        ("WSGIDaemonProcess app request-buffer-size=1G", "1G"),
         (
             "WSGIDaemonProcess app maximum-memory=512M",
             "maximum-memory=512M",

@@ -85,6 +85,7 @@ mod daemon_recycle;
 mod daemon_reload;
 mod daemon_responses;
 mod daemon_security;
+mod daemon_slow_clients;
 mod daemon_startup_timeout;
 mod daemon_template;
 mod daemon_timeouts;

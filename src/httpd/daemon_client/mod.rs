@@ -1,7 +1,10 @@
 //! The Apache child's side of daemon mode: forwards a request to its daemon
 //! group over the group's UNIX socket (uwsgi plus our extensions, see
-//! `daemon::protocol`) and relays the response, streaming both bodies in
-//! bounded buffers. Each Apache thread keeps its connection to a group open
+//! `daemon::protocol`) and relays the response. A request body up to the
+//! group's `request-buffer-size` is read from the client before connecting
+//! and sent with the request, so a slow client holds this Apache thread
+//! (the cheap kind), never a daemon thread; larger ones and the response
+//! are streamed in bounded buffers. Each Apache thread keeps its connection to a group open
 //! between requests ([`connect`]). A daemon that rejects the request (it is
 //! restarting) is retried on a fresh connection, so reloads lose no request;
 //! one try on one connection is in [`relay`].
@@ -26,10 +29,9 @@ use connect::{connect, put_idle, take_idle};
 use relay::{attempt, Attempt, Outgoing};
 pub use tunnel::is_websocket_request;
 
-/// Bodies up to this size are read before connecting and sent with the
-/// request head in one write; larger or chunked ones wait for the daemon's
-/// go-ahead, so a rejecting daemon never consumes them.
-const INLINE_BODY: usize = 64 * 1024;
+/// The largest request packet buffer a thread keeps between requests (a
+/// body buffered up to `request-buffer-size` may make it larger once).
+const KEPT_PACKET: usize = 256 * 1024;
 /// Reads of the request body and of the response.
 const BLOCK: usize = 64 * 1024;
 
@@ -83,7 +85,7 @@ pub fn forward(
     // output filter gets buffers of its own.
     let mut buffers = BUFFERS.with(|b| b.borrow_mut().take()).unwrap_or_default();
     let code = forward_with(req, group, &fwd, socket_timeout, &mut buffers);
-    if buffers.packet.capacity() > 4 * INLINE_BODY {
+    if buffers.packet.capacity() > KEPT_PACKET {
         buffers.packet = Vec::new();
     }
     BUFFERS.with(|b| *b.borrow_mut() = Some(buffers));
@@ -101,7 +103,8 @@ fn forward_with(
     let name = &group.launch.spec.name;
     // SAFETY: the backend is dropped before this function returns.
     let mut apache = unsafe { ApacheBackend::new(req.raw(), false) };
-    let (body, streamed) = match read_small_body(req, &mut apache, fwd) {
+    let limit = group.launch.spec.request_buffer_size;
+    let (body, streamed) = match read_small_body(req, &mut apache, fwd, limit) {
         Ok(read) => read,
         Err(code) => return code,
     };
@@ -128,17 +131,22 @@ fn forward_with(
     )
 }
 
-/// Reads a body declared small, and says whether the body is streamed
-/// after the daemon's go-ahead instead. Should the input filters make it
-/// larger than [`INLINE_BODY`], what was read goes first in a streamed body.
+/// Reads a body of up to `limit` bytes (`request-buffer-size`) from the
+/// client before the daemon is involved, so a slow client never holds a
+/// daemon thread, and says whether the body is streamed after the daemon's
+/// go-ahead instead: when it is declared larger, or turns out larger (a
+/// chunked body, or input filters that change its length), in which case
+/// what was read goes first. Streaming waits for the go-ahead so a
+/// rejecting daemon never consumes a body it cannot give back.
 fn read_small_body(
     req: &Request<'_>,
     apache: &mut ApacheBackend,
     fwd: &Forward<'_>,
+    limit: u64,
 ) -> Result<(Vec<u8>, bool), c_int> {
-    let mut streamed = fwd.chunked || fwd.content_length > INLINE_BODY as u64;
+    let mut streamed = fwd.content_length > limit || (fwd.chunked && limit == 0);
     let mut body = Vec::new();
-    if !streamed && fwd.content_length > 0 {
+    if !streamed && (fwd.content_length > 0 || fwd.chunked) {
         let mut block = vec![0u8; BLOCK];
         loop {
             match apache.read_body(&mut block) {
@@ -153,7 +161,7 @@ fn read_small_body(
                     return Err(status(ffi::HTTP_BAD_REQUEST));
                 }
             }
-            if body.len() > INLINE_BODY {
+            if body.len() as u64 > limit {
                 streamed = true;
                 break;
             }
@@ -204,9 +212,9 @@ fn encode_packet(
         }
     }
     if !streamed {
-        if !body.is_empty() {
-            packet.extend_from_slice(&protocol::frame_header(body.len()));
-            packet.extend_from_slice(body);
+        for frame in body.chunks(protocol::MAX_FRAME) {
+            packet.extend_from_slice(&protocol::frame_header(frame.len()));
+            packet.extend_from_slice(frame);
         }
         packet.extend_from_slice(&protocol::frame_header(0));
     }
