@@ -263,7 +263,8 @@ fn send_with_retries(
             }
         };
         reuse = false;
-        match attempt(req, apache, stream, reused, request, input, name, watch) {
+        let outcome = attempt(req, apache, stream, reused, request, input, name, watch);
+        match outcome {
             Attempt::Done(code, keep) => {
                 if let Some(stream) = keep {
                     put_idle(&group.socket_path, stream);
@@ -271,11 +272,13 @@ fn send_with_retries(
                 return code;
             }
             Attempt::Stale => {}
-            Attempt::Rejected => {
-                req.log(
-                    ffi::APLOG_DEBUG as i32,
-                    &format!("WSGIRS583: daemon process '{name}' is restarting; retrying request"),
-                );
+            Attempt::Rejected | Attempt::Unread => {
+                let message = if matches!(outcome, Attempt::Rejected) {
+                    format!("WSGIRS583: daemon process '{name}' is restarting; retrying request")
+                } else {
+                    format!("WSGIRS463: daemon process '{name}' went away before reading the whole request; retrying it")
+                };
+                req.log(ffi::APLOG_DEBUG as i32, &message);
                 if Instant::now() >= deadline {
                     break;
                 }

@@ -28,6 +28,10 @@ pub(super) enum Attempt {
     /// A kept connection turned out closed before the daemon took the
     /// request: retry at once on a fresh one.
     Stale,
+    /// A fresh connection was reset before any answer: the daemon process
+    /// went away (killed, or exiting) holding part of our request unread,
+    /// so it never ran it. Retried like a rejection.
+    Unread,
 }
 
 /// Whether a read failed because the socket timeout passed.
@@ -163,6 +167,12 @@ pub(super) fn attempt(
         Ok(0) => return Attempt::Done(daemon_closed(req, name), None),
         Ok(_) => {}
         Err(e) if reused && is_stale(&e) => return Attempt::Stale,
+        // A UNIX socket is reset, rather than ended, only when its peer
+        // closed with data still unread; the daemon takes a request only
+        // once it has read all of it (see `daemon::intake`), so one cut
+        // off like this never ran. It happens to a connection a daemon
+        // accepted, or was still receiving, when it was killed.
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => return Attempt::Unread,
         Err(e) if is_timeout(&e) => return Attempt::Done(timed_out(req, name), None),
         Err(e) => {
             req.log(
