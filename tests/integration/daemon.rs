@@ -96,6 +96,15 @@ pub fn daemon_pids(s: &Running, group: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Waits until `group`'s only live daemon process is another than
+/// `before` (it was replaced); returns the new one's pid.
+pub fn wait_replaced(s: &Running, group: &str, before: u32, timeout: Duration) -> Option<u32> {
+    wait_for(timeout, || {
+        let now = daemon_pids(s, group);
+        (now.len() == 1 && now[0] != before).then(|| now[0])
+    })
+}
+
 /// Waits until `group` has exactly `n` live daemon processes; returns them.
 pub fn wait_daemons(s: &Running, group: &str, n: usize, timeout: Duration) -> Vec<u32> {
     wait_for(timeout, || {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{referee_differs, wait_for};
 use crate::common::{Mpm, Running, Server};
-use crate::daemon::{daemon_pids, served_pid, wait_daemons, PID_APP};
+use crate::daemon::{daemon_pids, served_pid, wait_daemons, wait_replaced, PID_APP};
 
 const CRASH_APP: &str = r#"
 import os, time
@@ -234,10 +234,7 @@ fn request_timeout_is_504_with_stack_and_recycles() {
         "the stuck thread's Python stack is not in the log"
     );
     assert!(s.error_log().contains("request timeout"));
-    let after = wait_for(Duration::from_secs(30), || {
-        let now = daemon_pids(&s, "stuck");
-        (now.len() == 1 && now[0] != before).then(|| now[0])
-    });
+    let after = wait_replaced(&s, "stuck", before, Duration::from_secs(30));
     assert!(
         after.is_some(),
         "process {before} not replaced within 30 s of the timeout: {:?}",
@@ -338,10 +335,7 @@ fn deadlock_timeout_replaces_stuck_process() {
         let stuck = scope.spawn(|| s.get("/app/hold-gil"));
         // Replaced by the deadlock timeout, not freed by the end of the
         // 30 s C call: anything well under 30 s tells the two apart.
-        let replaced = wait_for(Duration::from_secs(20), || {
-            let now = daemon_pids(&s, "gil");
-            (now.len() == 1 && now[0] != before).then(|| now[0])
-        });
+        let replaced = wait_replaced(&s, "gil", before, Duration::from_secs(20));
         assert!(
             replaced.is_some(),
             "stuck process {before} not replaced after {:?}",

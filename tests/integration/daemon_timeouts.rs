@@ -10,7 +10,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::common::{referee_differs, wait_for, Mpm, Running, Server};
-use crate::daemon::{daemon_pids, served_pid, wait_daemons};
+use crate::daemon::{daemon_pids, served_pid, wait_daemons, wait_replaced};
 
 /// `/spin` runs Python between short sleeps until interrupted (and notes
 /// that it was, then re-raises); `/block` sleeps in one C call;
@@ -168,10 +168,7 @@ fn thread_blocked_in_c_gets_its_process_replaced() {
         s.wait_log("WSGIRS441", Duration::from_secs(30)),
         "the grace's end is not logged"
     );
-    let after = wait_for(Duration::from_secs(30), || {
-        let now = daemon_pids(&s, "blocked");
-        (now.len() == 1 && now[0] != before).then(|| now[0])
-    });
+    let after = wait_replaced(&s, "blocked", before, Duration::from_secs(30));
     assert!(
         after.is_some(),
         "process {before} not replaced: {:?}",
@@ -213,10 +210,7 @@ fn request_timeout_applies_while_draining() {
             .any(|l| l.contains("WSGIRS440") && l.contains("'/app/block'")),
         "{log}"
     );
-    let after = wait_for(Duration::from_secs(30), || {
-        let now = daemon_pids(&s, "draining");
-        (now.len() == 1 && now[0] != before).then(|| now[0])
-    });
+    let after = wait_replaced(&s, "draining", before, Duration::from_secs(30));
     assert!(
         after.is_some(),
         "process {before} still draining: {:?}",
@@ -245,10 +239,7 @@ fn gil_held_in_c_past_request_timeout_is_found_by_deadlock_timeout() {
     let stuck = std::thread::scope(|scope| {
         let stuck = scope.spawn(|| s.get("/app/hold-gil"));
         wait_mark(&s, "holding");
-        let after = wait_for(Duration::from_secs(60), || {
-            let now = daemon_pids(&s, "held");
-            (now.len() == 1 && now[0] != before).then(|| now[0])
-        });
+        let after = wait_replaced(&s, "held", before, Duration::from_secs(60));
         assert!(
             after.is_some(),
             "process {before} holding the GIL not replaced: {:?}\n{}",
