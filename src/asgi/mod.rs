@@ -38,6 +38,7 @@
 //! answers. The Python side is `server.py`, loaded once per interpreter.
 
 mod scope;
+mod source;
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -49,6 +50,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyFunction, PyModule, PyTuple, PyType};
 
 pub use scope::HttpScope;
+pub use source::embedded_module;
 
 use crate::wsgi::log_script_error;
 
@@ -59,7 +61,7 @@ const MODULE: &CStr = c"_wsgi_rs_asgi";
 
 /// The server module of this interpreter, loaded on first use.
 fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    crate::interp::embedded_module(py, MODULE, c"<mod_wsgi_rs asgi server>", SOURCE)
+    embedded_module(py, MODULE, c"<mod_wsgi_rs asgi server>", SOURCE)
 }
 
 /// `CO_COROUTINE`: the code object is an `async def`'s.

@@ -2,6 +2,9 @@
 //! the WebSocket side of the ASGI server), each loaded once per
 //! interpreter: every application group's interpreter gets its own copy,
 //! with its own imports (its own `asyncio`), kept in its `sys.modules`.
+//! Plain pyo3 in the calling interpreter: it lives with the ASGI server,
+//! below the interpreter layer, so that `asgi` does not reach up into
+//! `interp` (the daemon's WebSocket side, above, uses it from here).
 
 use std::ffi::{CStr, CString};
 

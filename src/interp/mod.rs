@@ -11,7 +11,6 @@ mod module;
 mod scripts;
 mod shutdown;
 mod signals;
-mod source;
 mod thread;
 
 pub use fork::fork;
@@ -19,5 +18,4 @@ pub use groups::{for_each_group, with_group};
 pub use init::{initialize, is_initialized, InterpError, PythonSettings};
 pub use scripts::{ScriptCache, ScriptError, ScriptKey};
 pub use shutdown::process_stopping;
-pub use source::embedded_module;
 pub use thread::{interrupt_thread, with_python, withdraw_interrupt};

@@ -86,5 +86,5 @@ pub fn prepare<'py>(
 
 /// `serve.py` as a module of the calling interpreter.
 fn serve_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    crate::interp::embedded_module(py, MODULE, c"<mod_wsgi_rs websocket>", SERVE_PY)
+    crate::asgi::embedded_module(py, MODULE, c"<mod_wsgi_rs websocket>", SERVE_PY)
 }
