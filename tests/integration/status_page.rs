@@ -3,53 +3,45 @@
 //! metrics and its table lists a request blocked in a daemon process. Ours
 //! only: mod_wsgi has no such handler.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{http, referee_differs, wait_for, Response, Running, Server};
+use crate::common::{referee_differs, wait_for, Running, Server};
 use crate::daemon::wait_daemons;
 
-/// `/block` waits (at most a minute) until the file `var/release` exists.
+/// How long the blocked request may wait, its group's socket-timeout and
+/// the client's patience: past two Chromium runs of at most 120 s each
+/// (`chromium`), however slow a loaded machine makes them.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// `/block` waits (at most 300 s, `PATIENCE`, by the clock: a loaded
+/// machine's sleeps overshoot) until the file `var/release` exists.
 const APP: &str = r#"
 import os, time
 def application(environ, start_response):
     if environ.get('PATH_INFO', '') == '/block':
         release = os.path.join('{root}', 'var', 'release')
-        for _ in range(6000):
-            if os.path.exists(release):
-                break
+        deadline = time.monotonic() + 300
+        while not os.path.exists(release) and time.monotonic() < deadline:
             time.sleep(0.01)
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [b'ok\n']
 "#;
 
 /// Embedded mode at /emb, daemon group `dg` at /dmn, the page at /status.
-/// The group's socket-timeout outlasts Chromium's runs on a loaded machine,
-/// which the blocked request waits through.
+/// The group's socket-timeout (`PATIENCE`) outlasts Chromium's runs on a
+/// loaded machine, which the blocked request waits through.
 fn server() -> Running {
     Server::new(crate::common::Mpm::Event)
         .file("app.wsgi", APP)
         .conf(
-            "WSGIDaemonProcess dg processes=1 threads=2 socket-timeout=120 display-name=%{GROUP}\n\
+            "WSGIDaemonProcess dg processes=1 threads=2 socket-timeout=300 display-name=%{GROUP}\n\
              WSGIScriptAlias /emb {root}/app.wsgi\n\
              WSGIScriptAlias /dmn {root}/app.wsgi process-group=dg\n\
              <Location /status>\n    SetHandler wsgi-rs-status\n    Require ip 127.0.0.1\n</Location>\n",
         )
         .start()
-}
-
-/// GET `path` on a connection that waits up to two minutes for the answer
-/// (the harness gives up after 10 s of silence): the blocked request waits
-/// through Chromium's runs, however long a loaded machine makes them.
-fn get_patiently(s: &Running, path: &str) -> Response {
-    let mut c = s.connect();
-    c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    c.write_all(&http::build_request("GET", path, s.port, &[], b""))
-        .unwrap();
-    let (data, reset) = http::read_to_eof(&mut c);
-    http::parse_response(&data, false, reset)
 }
 
 /// Runs headless Chromium on `url` with `args`; its stdout.
@@ -126,7 +118,7 @@ fn status_page_draws_live_metrics_in_chromium() {
     }
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let blocked = scope.spawn(|| get_patiently(&s, "/dmn/block?who=%3Cme%3E"));
+        let blocked = scope.spawn(|| s.get_patiently("/dmn/block?who=%3Cme%3E", PATIENCE));
         let listed = wait_for(Duration::from_secs(30), || {
             let r = s.get("/status?format=running");
             let text = r.text();
@@ -143,13 +135,14 @@ fn status_page_draws_live_metrics_in_chromium() {
             "finished requests are not listed: {text}"
         );
 
-        // Traffic while Chromium watches, so the charts have rates to draw.
-        // It stops when the test ends, even by a failed assertion.
+        // Traffic while Chromium watches, so the charts have rates to draw
+        // (its answers are not what is asserted: a stalled machine may make
+        // them late). It stops when the test ends, even by a failed assertion.
         let _stop = Stop(&stop);
         let load = scope.spawn(|| {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                s.get("/dmn/");
-                s.get("/emb/");
+                s.get_patiently("/dmn/", PATIENCE);
+                s.get_patiently("/emb/", PATIENCE);
             }
         });
         let dom = chromium(

@@ -547,6 +547,20 @@ impl Running {
         http::parse_response(&data, method == "HEAD", reset)
     }
 
+    /// GET `path`, waiting up to `patience` for each read instead of the
+    /// harness's 10 s: for a request whose answer may rightly come late on
+    /// a loaded machine (it waits on something the test does meanwhile, or
+    /// queues behind process replacements) when how late is not what the
+    /// test asserts. The server's own timeouts must be as patient.
+    pub fn get_patiently(&self, path: &str, patience: Duration) -> Response {
+        let mut c = self.connect();
+        c.set_read_timeout(Some(patience)).unwrap();
+        c.write_all(&http::build_request("GET", path, self.port, &[], b""))
+            .unwrap();
+        let (data, reset) = http::read_to_eof(&mut c);
+        http::parse_response(&data, false, reset)
+    }
+
     /// Sends raw bytes on a new connection and reads to EOF (10 s timeout).
     pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
         http::exchange(self.port, bytes).0
