@@ -41,8 +41,10 @@ mod scope;
 mod source;
 
 use std::ffi::CStr;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Mutex;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::intern;
@@ -159,6 +161,18 @@ pub enum BodySource {
     },
 }
 
+impl BodySource {
+    /// server.py's body mode (BODY_MEMORY, BODY_FRAMED, BODY_PLAIN), the
+    /// bytes at hand and how many more come.
+    fn parts(self) -> (u8, Vec<u8>, u64) {
+        match self {
+            BodySource::Memory(data) => (0, data, 0),
+            BodySource::Framed => (1, Vec::new(), 0),
+            BodySource::Plain { early, left } => (2, early, left),
+        }
+    }
+}
+
 /// One request handed over to the loop.
 pub struct Submission<'py> {
     /// The ASGI application.
@@ -180,10 +194,53 @@ pub struct Submission<'py> {
     pub done: Box<dyn FnOnce(bool) + Send>,
 }
 
+/// Builds a request's scope dict, on the loop's thread.
+pub type ScopeBuilder =
+    Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyDict>> + Send>;
+
+/// One request handed over without the GIL ([`Server::enqueue`]): plain
+/// Rust data, which the loop's thread turns into Python objects.
+pub struct Queued {
+    /// The ASGI application (only touched on the loop's thread).
+    pub app: Arc<Py<PyAny>>,
+    /// The loop's own descriptor of the connection.
+    pub fd: OwnedFd,
+    /// Makes the request's scope.
+    pub scope: ScopeBuilder,
+    /// Its body.
+    pub body: BodySource,
+    /// The peer is our client (frames, end marker, keep-alive).
+    pub framed: bool,
+    /// The connection may carry the client's next request.
+    pub keep_alive: bool,
+    /// The script, for messages.
+    pub script: String,
+    /// As [`Submission::done`]; dropped uncalled if the loop cannot take
+    /// the request.
+    pub done: Box<dyn FnOnce(bool) + Send>,
+}
+
+/// Requests waiting for the loop, and the pipe that wakes it: a worker
+/// writes a byte only when the queue was empty, so a busy loop takes many
+/// requests per wake-up, and no worker thread needs the GIL (which the
+/// loop's thread holds while it runs Python) to hand a request over.
+struct Inbox {
+    /// The waiting requests.
+    queue: Mutex<Vec<Queued>>,
+    /// Written by workers (non-blocking).
+    wake: UnixStream,
+    /// Read by the loop (non-blocking), registered with `add_reader`.
+    woken: UnixStream,
+}
+
 /// One application group's event loop and its Python server object.
 pub struct Server {
     /// The `Server` of server.py.
     server: Py<PyAny>,
+    /// Requests handed over without the GIL.
+    inbox: Arc<Inbox>,
+    /// The process group, for log lines.
+    group: String,
 }
 
 /// A Python callable running `f` (pyo3 closures must be `Fn`).
@@ -255,6 +312,15 @@ impl Server {
             startup_failed,
             timed_out,
         );
+        let (wake, woken) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        woken.set_nonblocking(true)?;
+        let inbox = Arc::new(Inbox {
+            queue: Mutex::new(Vec::new()),
+            wake,
+            woken,
+        });
+        let drain = drain_hook(py, inbox.clone(), settings.group.clone())?;
         let server = module.getattr("Server")?.call1((
             &settings.group,
             settings.threads,
@@ -262,10 +328,41 @@ impl Server {
             settings.shutdown_timeout.as_secs_f64(),
             wire,
             hooks,
+            (inbox.woken.as_raw_fd(), drain),
         ))?;
         Ok(Server {
             server: server.unbind(),
+            inbox,
+            group: settings.group.clone(),
         })
+    }
+
+    /// Hands a request over to the loop from any thread, without the GIL:
+    /// the loop's thread builds its scope and starts it. The request is
+    /// dropped (its descriptor closed, `done` uncalled) if the loop cannot
+    /// be woken.
+    pub fn enqueue(&self, request: Queued) {
+        let inbox = &self.inbox;
+        let was_empty = {
+            let mut queue = inbox.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let was_empty = queue.is_empty();
+            queue.push(request);
+            was_empty
+        };
+        if was_empty {
+            // A full pipe (WouldBlock) is readable already: the loop wakes.
+            if let Err(e) = (&inbox.wake).write(&[1]) {
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    log::error!(
+                        "WSGIRS530: (wsgi:{}) could not wake the ASGI event loop: {e}",
+                        self.group
+                    );
+                    let lost =
+                        std::mem::take(&mut *inbox.queue.lock().unwrap_or_else(|p| p.into_inner()));
+                    drop(lost);
+                }
+            }
+        }
     }
 
     /// Runs the loop on this thread, for as long as the process lives.
@@ -294,11 +391,7 @@ impl Server {
             script,
             done,
         } = request;
-        let (mode, early, left) = match body {
-            BodySource::Memory(data) => (0, data, 0),
-            BodySource::Framed => (1, Vec::new(), 0),
-            BodySource::Plain { early, left } => (2, early, left),
-        };
+        let (mode, early, left) = body.parts();
         let done = done_hook(py, done)?;
         let args = (
             app,
@@ -345,6 +438,71 @@ impl Server {
             .call_method1(py, "preload", (app, script))
             .map(drop)
     }
+}
+
+/// The loop's reader of the wake-up pipe, `drain(begin)`: takes every
+/// queued request and starts it with server.py's `begin(...)` (the
+/// arguments of `Server.submit`), on the loop's thread.
+fn drain_hook(
+    py: Python<'_>,
+    inbox: Arc<Inbox>,
+    group: String,
+) -> PyResult<Bound<'_, PyCFunction>> {
+    callable(py, move |args| {
+        let py = args.py();
+        let begin = args.get_item(0)?;
+        // Read the wake-ups before taking the queue: a request queued after
+        // the take writes a new one, so it is never left behind.
+        let mut buf = [0u8; 64];
+        while matches!((&inbox.woken).read(&mut buf), Ok(n) if n > 0) {}
+        let queued = std::mem::take(&mut *inbox.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        for request in queued {
+            let script = request.script.clone();
+            if let Err(e) = start_queued(py, &begin, request) {
+                log_script_error(
+                    py,
+                    &format!(
+                        "WSGIRS507: (wsgi:{group}) could not hand a request for '{script}' to the ASGI event loop"
+                    ),
+                    Some(&e),
+                    |line| log::error!("{line}"),
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Starts one queued request on the loop (its thread, the GIL held).
+fn start_queued(py: Python<'_>, begin: &Bound<'_, PyAny>, request: Queued) -> PyResult<()> {
+    let Queued {
+        app,
+        fd,
+        scope,
+        body,
+        framed,
+        keep_alive,
+        script,
+        done,
+    } = request;
+    let scope = scope(py)?;
+    let (mode, early, left) = body.parts();
+    let done = done_hook(py, done)?;
+    begin.call1((
+        app.bind(py),
+        fd.as_raw_fd(),
+        scope,
+        mode,
+        PyBytes::new(py, &early),
+        left,
+        framed,
+        keep_alive,
+        script,
+        done,
+    ))?;
+    // The loop's socket object owns it now.
+    std::mem::forget(fd);
+    Ok(())
 }
 
 /// The `done(keep)` Python callable running `done` once.

@@ -62,8 +62,12 @@ class Wire:
 class Server:
     """One application group's event loop and what runs on it."""
 
-    def __init__(self, group, threads, request_timeout, shutdown_timeout, wire, hooks):
+    def __init__(self, group, threads, request_timeout, shutdown_timeout, wire, hooks, inbox):
         self.group = group
+        # inbox: (fd, drain): the fd is readable when requests handed over
+        # without the GIL wait; drain(begin) starts each with begin(...),
+        # which takes submit()'s arguments.
+        self.inbox = inbox
         self.wire = wire
         self.request_timeout = request_timeout
         self.shutdown_timeout = shutdown_timeout
@@ -95,6 +99,8 @@ class Server:
     def run(self):
         """Runs the loop on the calling thread until the process exits."""
         asyncio.set_event_loop(self.loop)
+        fd, drain = self.inbox
+        self.loop.add_reader(fd, drain, self._begin)
         self.loop.run_forever()
 
     def submit(self, app, fd, scope, body_mode, body, left, framed, keep_alive, script, done):

@@ -20,13 +20,109 @@ use super::intake::Conn;
 use super::protocol::{self, Vars};
 use super::state::Daemon;
 use super::websocket;
-use crate::asgi::{BodySource, Hooks, HttpScope, Server, Settings, Submission, Wire};
+use crate::asgi::{BodySource, Hooks, HttpScope, Queued, Server, Settings, Submission, Wire};
 use crate::config::Interface;
 use crate::interp::{self, ScriptError, ScriptKey};
 use crate::metrics::board::Busy;
 
 /// Each application group's server, made on its first ASGI request.
 static SERVERS: Mutex<Vec<(String, Arc<Server>)>> = Mutex::new(Vec::new());
+
+/// The ASGI applications requests have reached, remembered so that the
+/// next request for the same script hands over without the GIL: the slow
+/// path (a worker thread holding the GIL to look the script up, tell ASGI
+/// from WSGI and build the scope) competes for the GIL with the event
+/// loop's thread, which holds it whenever Python runs there.
+static KNOWN: Mutex<Vec<Known>> = Mutex::new(Vec::new());
+
+/// A script whose callable is an ASGI application, as the slow path found.
+struct Known {
+    /// The script and application group.
+    key: ScriptKey,
+    /// The callable's name.
+    callable: String,
+    /// The request's `interface=` and whether it named its script: the
+    /// decision depends on both.
+    interface: Option<Vec<u8>>,
+    /// The request named its script (else the group's default one).
+    named: bool,
+    /// The script's mtime when it was found, so a changed script takes the
+    /// slow path (which replaces the process when script reloading is on).
+    mtime: Option<i64>,
+    /// The application.
+    app: Arc<Py<PyAny>>,
+    /// Its group's server.
+    server: Arc<Server>,
+}
+
+impl Known {
+    /// Whether this is the entry of such a request.
+    fn matches(&self, vars: &Vars, key: &ScriptKey, callable: &str) -> bool {
+        self.key == *key
+            && self.callable == callable
+            && self.named == vars.get(protocol::VAR_SCRIPT).is_some()
+            && self.interface.as_deref() == vars.get(protocol::VAR_INTERFACE)
+    }
+}
+
+/// What the fast hand-over needs of a request.
+pub(super) struct Lookup<'a> {
+    /// Its vars.
+    pub vars: &'a Vars,
+    /// The script and application group.
+    pub key: &'a ScriptKey,
+    /// The callable's name.
+    pub callable: &'a str,
+    /// The script's mtime as Apache saw it.
+    pub mtime: Option<i64>,
+    /// `WSGIScriptReloading`.
+    pub reloading: bool,
+}
+
+/// The application and server of a request that can be handed over
+/// without the GIL: its script is known to hold an ASGI application and
+/// has not changed since (with script reloading on, only when Apache gave
+/// the script's mtime, else finding out would take a stat the slow path
+/// does). A WebSocket takes the slow path.
+pub(super) fn known(request: &Lookup<'_>) -> Option<(Arc<Py<PyAny>>, Arc<Server>)> {
+    if websocket::requested(request.vars) {
+        return None;
+    }
+    let known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = known
+        .iter()
+        .find(|k| k.matches(request.vars, request.key, request.callable))?;
+    if request.reloading && (request.mtime.is_none() || request.mtime != entry.mtime) {
+        return None;
+    }
+    Some((entry.app.clone(), entry.server.clone()))
+}
+
+/// Remembers the application the slow path found for such a request.
+fn remember(py: Python<'_>, request: &Lookup<'_>, app: &Bound<'_, PyAny>, server: &Arc<Server>) {
+    let mut known = KNOWN
+        .lock_py_attached(py)
+        .unwrap_or_else(|p| p.into_inner());
+    let entry = Known {
+        key: request.key.clone(),
+        callable: request.callable.to_owned(),
+        interface: request
+            .vars
+            .get(protocol::VAR_INTERFACE)
+            .map(<[u8]>::to_vec),
+        named: request.vars.get(protocol::VAR_SCRIPT).is_some(),
+        mtime: request.mtime,
+        app: Arc::new(app.clone().unbind()),
+        server: server.clone(),
+    };
+    match known
+        .iter_mut()
+        .find(|k| k.matches(request.vars, request.key, request.callable))
+    {
+        Some(old) => *old = entry,
+        None => known.push(entry),
+    }
+}
 
 /// A request's busy mark on the metrics board and when it began.
 pub(super) type BusyMark = Option<(Busy<'static>, Instant)>;
@@ -223,10 +319,11 @@ impl Drop for Handed {
 
 /// An ASGI request, read and checked, ready for the loop.
 pub(super) struct AsgiRequest<'a> {
-    /// Its vars.
-    pub vars: &'a Vars,
-    /// The script and application group.
-    pub key: &'a ScriptKey,
+    /// Its vars, script, callable and mtime.
+    pub lookup: Lookup<'a>,
+    /// Its script was found unchanged: the application may be remembered
+    /// for the fast hand-over.
+    pub fresh: bool,
     /// Its body as read so far.
     pub body: Body,
     /// The peer is our client.
@@ -247,14 +344,18 @@ pub(super) fn hand_over(
     request: AsgiRequest<'_>,
 ) -> bool {
     let AsgiRequest {
-        vars,
-        key,
+        lookup,
+        fresh,
         body,
         framed,
         busy,
     } = request;
+    let (vars, key) = (lookup.vars, lookup.key);
     let prepared = (|| -> PyResult<_> {
         let server = server(py, daemon, &key.group)?;
+        if fresh && !websocket::requested(vars) {
+            remember(py, &lookup, &app, &server);
+        }
         let fd = stream.try_clone().map(OwnedFd::from)?;
         let scope = HttpScope::from_cgi(vars.public()).to_dict(py)?;
         Ok((server, fd, scope))
@@ -286,36 +387,9 @@ pub(super) fn hand_over(
     } else {
         Handover::Http(fd)
     };
-    let body = match body {
-        Body::Memory { data, .. } => BodySource::Memory(data),
-        Body::Framed { .. } => BodySource::Framed,
-        Body::Plain { early, left, .. } => {
-            let early_len = early.len() as u64;
-            let mut early = early;
-            early.truncate(left.min(early_len) as usize);
-            BodySource::Plain {
-                left: left.saturating_sub(early_len),
-                early,
-            }
-        }
-    };
-    daemon.gate.lock().unwrap_or_else(|p| p.into_inner()).active += 1;
-    let handed = Mutex::new(Handed {
-        daemon: daemon.clone(),
-        // SAFETY: the worker gives up the descriptor without closing it
-        // when serve() answers After::Handed (see process.rs), which it
-        // does whenever this function returned true, as it does from here.
-        conn: Some(unsafe { OwnedFd::from_raw_fd(stream.as_raw_fd()) }),
-        busy,
-        counts: !vars.flag(protocol::VAR_IGNORE_ACTIVITY),
-    });
+    let body = body_source(body);
+    let done = handed(daemon, stream, busy, vars);
     let script = key.path.display().to_string();
-    let done: Box<dyn FnOnce(bool) + Send> = Box::new(move |keep| {
-        handed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .finish(keep)
-    });
     let submitted = match how {
         Handover::WebSocket(task) => {
             server.submit_task(py, &app, task.start, script, task.failure, done)
@@ -340,6 +414,109 @@ pub(super) fn hand_over(
         handover_failed(py, daemon, vars, &e);
     }
     true
+}
+
+/// The request body as the loop takes it.
+fn body_source(body: Body) -> BodySource {
+    match body {
+        Body::Memory { data, .. } => BodySource::Memory(data),
+        Body::Framed { .. } => BodySource::Framed,
+        Body::Plain { early, left, .. } => {
+            let early_len = early.len() as u64;
+            let mut early = early;
+            early.truncate(left.min(early_len) as usize);
+            BodySource::Plain {
+                left: left.saturating_sub(early_len),
+                early,
+            }
+        }
+    }
+}
+
+/// The request is in flight until the loop calls the `done` this returns
+/// (or drops it): the connection on `stream` belongs to it from now on.
+fn handed(
+    daemon: &Arc<Daemon>,
+    stream: &UnixStream,
+    busy: BusyMark,
+    vars: &Vars,
+) -> Box<dyn FnOnce(bool) + Send> {
+    daemon.gate.lock().unwrap_or_else(|p| p.into_inner()).active += 1;
+    let handed = Mutex::new(Handed {
+        daemon: daemon.clone(),
+        // SAFETY: the worker gives up the descriptor without closing it
+        // when serve() answers After::Handed (see process.rs), which it
+        // does whenever the hand-over functions return true, as they do
+        // once they called this.
+        conn: Some(unsafe { OwnedFd::from_raw_fd(stream.as_raw_fd()) }),
+        busy,
+        counts: !vars.flag(protocol::VAR_IGNORE_ACTIVITY),
+    });
+    Box::new(move |keep| {
+        handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish(keep)
+    })
+}
+
+/// Hands the request on `stream` to the loop without the GIL (see
+/// [`known`]): the loop's thread builds its scope from the vars. False (a
+/// 500 answered and logged) when the connection cannot be duplicated; when
+/// it returns true the worker lets go of the descriptor as for
+/// [`hand_over`].
+pub(super) fn hand_over_known(
+    daemon: &Arc<Daemon>,
+    stream: &UnixStream,
+    (app, server): (Arc<Py<PyAny>>, Arc<Server>),
+    request: KnownRequest,
+) -> bool {
+    let KnownRequest {
+        vars,
+        key,
+        body,
+        framed,
+        busy,
+    } = request;
+    let fd = match stream.try_clone() {
+        Ok(fd) => OwnedFd::from(fd),
+        Err(e) => {
+            log::error!(
+                "WSGIRS507: (wsgi:{}) could not hand request '{}' to the ASGI event loop: {e}",
+                daemon.group(),
+                vars.get_str("REQUEST_URI").unwrap_or_default()
+            );
+            let answer = protocol::error_response(500, "Internal Server Error", framed);
+            let _ = (&*stream).write_all(&answer);
+            return false;
+        }
+    };
+    let done = handed(daemon, stream, busy, &vars);
+    server.enqueue(Queued {
+        app,
+        fd,
+        scope: Box::new(move |py| HttpScope::from_cgi(vars.public()).to_dict(py)),
+        body: body_source(body),
+        framed,
+        keep_alive: framed,
+        script: key.path.display().to_string(),
+        done,
+    });
+    true
+}
+
+/// A request for a known ASGI application, owned for the loop.
+pub(super) struct KnownRequest {
+    /// Its vars.
+    pub vars: Vars,
+    /// The script and application group.
+    pub key: ScriptKey,
+    /// Its body as read so far.
+    pub body: Body,
+    /// The peer is our client.
+    pub framed: bool,
+    /// The metrics' busy mark, moved to the hand-over.
+    pub busy: BusyMark,
 }
 
 /// What the loop gets.

@@ -74,6 +74,36 @@ pub fn serve(
         let _ = stream.write_all(&error_response(504, "Gateway Timeout", framed));
         return After::Close;
     }
+    let reloading = vars.get(protocol::VAR_RELOADING) != Some(b"0");
+    let callable = vars
+        .get_str(protocol::VAR_CALLABLE)
+        .unwrap_or_else(|| "application".into());
+    let mtime = script_mtime(&vars);
+    // Busy from here until the request is done; timed for the metrics.
+    let metrics = daemon.launch.metrics;
+    let mut busy = metrics.map(|m| (m.taken(queued), Instant::now()));
+    let lookup = asgi::Lookup {
+        vars: &vars,
+        key: &key,
+        callable: &callable,
+        mtime,
+        reloading,
+    };
+    if let Some(known) = asgi::known(&lookup) {
+        // A known ASGI application: handed over without the GIL.
+        let request = asgi::KnownRequest {
+            vars,
+            key,
+            body,
+            framed,
+            busy,
+        };
+        return if asgi::hand_over_known(daemon, stream, known, request) {
+            After::Handed
+        } else {
+            After::Close
+        };
+    }
     let answer = AnswerState::new();
     *daemon.slots[index]
         .lock()
@@ -91,10 +121,6 @@ pub fn serve(
         fd: stream.as_raw_fd(),
         framed,
     });
-    let reloading = vars.get(protocol::VAR_RELOADING) != Some(b"0");
-    let callable = vars
-        .get_str(protocol::VAR_CALLABLE)
-        .unwrap_or_else(|| "application".into());
     let request = Request {
         vars: &vars,
         key,
@@ -107,9 +133,6 @@ pub fn serve(
         keep_alive: framed && daemon.connections() <= daemon.slots.len(),
     };
     let group = request.key.group.clone();
-    // Busy from here until the request is done; timed for the metrics.
-    let metrics = daemon.launch.metrics;
-    let mut busy = metrics.map(|m| (m.taken(queued), Instant::now()));
     let ran = interp::with_group(&group, |py| {
         let _ending = active::Ending(py, &daemon.slots[index]);
         run(py, daemon, stream, request, answer.clone(), &mut busy)
@@ -211,6 +234,12 @@ fn script_of(daemon: &Daemon, vars: &Vars) -> Option<ScriptKey> {
     }
 }
 
+/// The script's mtime as Apache saw it, when it says.
+fn script_mtime(vars: &Vars) -> Option<i64> {
+    vars.get_str(protocol::VAR_SCRIPT_MTIME)
+        .and_then(|m| m.parse::<i64>().ok())
+}
+
 /// How long the request waited between our client passing it on and this
 /// thread taking it, when our client said when it did.
 fn queued_for(vars: &Vars) -> Option<Duration> {
@@ -281,10 +310,9 @@ fn run(
         framed,
         keep_alive,
     } = request;
-    let mtime = vars
-        .get_str(protocol::VAR_SCRIPT_MTIME)
-        .and_then(|m| m.parse::<i64>().ok());
-    if reloading && daemon.scripts.is_stale(py, &key, mtime) {
+    let mtime = script_mtime(vars);
+    let stale = reloading && daemon.scripts.is_stale(py, &key, mtime);
+    if stale {
         // Daemon mode reloads by replacing the process, so every module is
         // imported afresh, as mod_wsgi does.
         daemon.request_restart(&format!("script '{}' changed", key.path.display()));
@@ -307,8 +335,14 @@ fn run(
     let loaded = load();
     if let Some(app) = asgi::application(py, daemon, vars, &key, callable, mtime, &loaded) {
         let request = asgi::AsgiRequest {
-            vars,
-            key: &key,
+            lookup: asgi::Lookup {
+                vars,
+                key: &key,
+                callable,
+                mtime,
+                reloading,
+            },
+            fresh: !stale,
             body,
             framed,
             busy: busy.take(),
