@@ -79,6 +79,20 @@ fn starlette_json_get_and_scope() {
         "{}",
         r.text()
     );
+    // The script is known to hold an ASGI application now: the same
+    // request is handed over without the GIL, its scope built on the loop's
+    // thread; it must be the same scope (but for the client's port).
+    let again = s.request(
+        "GET",
+        "/api/info?a=1&b=%20x",
+        &[("X-Custom", "Yes"), ("Host", "example.org")],
+        b"",
+    );
+    assert_eq!(again.status, 200, "{}\n{}", again.text(), s.error_log());
+    let (mut first, mut second) = (v.clone(), json(&again));
+    first["client"][1] = Value::Null;
+    second["client"][1] = Value::Null;
+    assert_eq!(first, second);
     let item = s.get("/api/items/7");
     assert_eq!(item.status, 200);
     assert_eq!(item.text(), r#"{"id":7}"#);
