@@ -3,7 +3,7 @@
 //! (which never starts Python itself), and their supervision: a process that
 //! dies is started again (with back-off when it keeps dying young), and
 //! every process is stopped and reaped, and every socket removed, when
-//! Apache stops. What a restart does is in [`handover`]: the sockets stay
+//! Apache stops ([`stop`]). What a restart does is in [`handover`]: the sockets stay
 //! and the processes of the old generation serve until the new
 //! generation's are ready.
 
@@ -11,10 +11,12 @@ mod handover;
 mod one_process;
 mod registration;
 mod socket;
+mod stop;
 mod title;
 
 use registration::unregister;
 pub use socket::{create_listener, listener, unix_addr, SocketError};
+use stop::{signal_stop, stop_all, stop_processes};
 use title::set_process_title;
 
 use std::ffi::{c_int, c_void};
@@ -284,24 +286,6 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
     })
 }
 
-/// Apache stops: asks every process to stop (once), without waiting;
-/// pconf's cleanup ([`stop_processes`]) reaps them.
-fn signal_stop(sup: &mut Supervisor) {
-    if std::mem::replace(&mut sup.stopping, true) {
-        return;
-    }
-    let pids = sup
-        .slots
-        .iter()
-        .filter(|s| s.alive)
-        .map(|s| s.pid)
-        .chain(sup.retiring.iter().map(|r| r.pid));
-    for pid in pids {
-        // SAFETY: signalling our own children, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-}
-
 /// The registration `key` is gone: forget its pool.
 fn forget_registration(sup: &mut Supervisor, key: usize) {
     if let Some(slot) = sup.slots.get_mut(key) {
@@ -459,84 +443,6 @@ pub fn monitor_tick() {
             respawn_due(sup);
             handover::retire_due(sup);
         }
-    }
-}
-
-/// Pool cleanup of pconf: on a restart, parks the supervisor for the next
-/// generation (see [`handover`]); when Apache exits, stops every daemon
-/// process and removes the sockets.
-unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_t {
-    super::boundary::guard("daemon shutdown", (), || {
-        // SAFETY: plain query.
-        let state = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) };
-        let mut guard = lock();
-        if state == ffi::AP_SQ_MS_DESTROY_CONFIG as c_int {
-            if let Some(sup) = guard.as_mut() {
-                handover::park(sup);
-            }
-            return;
-        }
-        let taken = guard.take();
-        drop(guard);
-        if let Some(sup) = taken {
-            stop_processes(sup);
-        }
-    });
-    ffi::APR_SUCCESS as ffi::apr_status_t
-}
-
-/// Stops every process of `sup`, current and retiring, waiting up to the
-/// longest shutdown-timeout before killing, closes the listeners and
-/// removes the sockets.
-fn stop_processes(mut sup: Supervisor) {
-    sup.stopping = true;
-    handover::stop_watcher(&mut sup);
-    let mut waiting: Vec<i32> = sup
-        .slots
-        .iter()
-        .filter(|s| s.alive)
-        .map(|s| s.pid)
-        .chain(sup.retiring.iter().map(|r| r.pid))
-        .collect();
-    for &pid in &waiting {
-        // SAFETY: signalling our own children.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    let limit = sup
-        .plan
-        .daemon_groups
-        .iter()
-        .map(|g| g.launch.spec.shutdown_timeout)
-        .max()
-        .unwrap_or_default()
-        + Duration::from_secs(1);
-    let deadline = Instant::now() + limit;
-    // Left unreaped, they would outlive Apache (or, under `httpd -X`, the
-    // supervisor process).
-    while !waiting.is_empty() && Instant::now() < deadline {
-        // SAFETY: reaping our own children without blocking.
-        waiting
-            .retain(|&pid| unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for pid in waiting {
-        ::log::warn!("WSGIRS314: daemon process pid {pid} did not stop in time; killing it");
-        // SAFETY: as above; blocking reap after SIGKILL is prompt.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-    }
-    let listeners = sup
-        .plan
-        .daemon_groups
-        .iter()
-        .map(|g| (g.socket_path.clone(), g.launch.listener_fd))
-        .chain(sup.orphans.drain(..));
-    for (path, fd) in listeners {
-        // SAFETY: closing the parent's copy of the listener.
-        unsafe { libc::close(fd) };
-        let _ = std::fs::remove_file(&path);
     }
 }
 
