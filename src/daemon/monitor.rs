@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 
 use super::active::AnswerState;
 use super::inspect;
-use super::state::{now_secs, Daemon};
+use super::state::{now_secs, shutdown_reason, Daemon};
 use crate::interp;
 use crate::metrics::Reason;
 
@@ -129,25 +129,6 @@ fn exit_process(daemon: &Arc<Daemon>, limit: Duration, why: &str) -> ! {
     );
     // SAFETY: see run().
     unsafe { libc::_exit(0) }
-}
-
-/// mod_wsgi's name for why a process stops (`process_stopping`'s
-/// `shutdown_reason`), from the reason this module logs.
-pub(super) fn shutdown_reason(why: &str) -> &'static str {
-    const REASONS: [(&str, &str); 7] = [
-        ("maximum requests", "maximum_requests"),
-        // Ours: mod_wsgi has no memory threshold.
-        ("maximum memory", "maximum_memory"),
-        ("request timeout", "request_timeout"),
-        ("startup timeout", "startup_timeout"),
-        ("restart interval", "restart_interval"),
-        ("inactivity timeout", "inactivity_timeout"),
-        ("script '", "script_reload"),
-    ];
-    REASONS
-        .iter()
-        .find(|(prefix, _)| why.starts_with(prefix))
-        .map_or("shutdown_signal", |(_, reason)| reason)
 }
 
 /// Whether Python has been responsive lately: the monitor only asks for
@@ -520,7 +501,7 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
 
 #[cfg(test)]
 mod tests {
-    use super::{fire_point, shutdown_reason};
+    use super::fire_point;
     use std::time::Duration;
 
     #[test]
@@ -532,31 +513,5 @@ mod tests {
         assert!((ten - 33.03).abs() < 0.01, "{ten}");
         let many = fire_point(t, 25).as_secs_f64();
         assert!((many - 42.19).abs() < 0.01, "{many}");
-    }
-
-    #[test]
-    fn shutdown_reasons_use_mod_wsgi_names() {
-        for (why, reason) in [
-            ("maximum requests (5) reached", "maximum_requests"),
-            (
-                "maximum memory (1048576 bytes) passed: 2097152 bytes resident",
-                "maximum_memory",
-            ),
-            (
-                "request timeout: a request did not unwind",
-                "request_timeout",
-            ),
-            ("request timeout", "request_timeout"),
-            (
-                "startup timeout: the application did not load",
-                "startup_timeout",
-            ),
-            ("restart interval reached", "restart_interval"),
-            ("inactivity timeout reached", "inactivity_timeout"),
-            ("script '/srv/app.wsgi' changed", "script_reload"),
-            ("Apache asked daemon processes to stop", "shutdown_signal"),
-        ] {
-            assert_eq!(shutdown_reason(why), reason, "{why}");
-        }
     }
 }

@@ -69,6 +69,25 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// mod_wsgi's name for why a process stops (`process_stopping`'s
+/// `shutdown_reason`), from the reason a restart is logged with.
+pub(super) fn shutdown_reason(why: &str) -> &'static str {
+    const REASONS: [(&str, &str); 7] = [
+        ("maximum requests", "maximum_requests"),
+        // Ours: mod_wsgi has no memory threshold.
+        ("maximum memory", "maximum_memory"),
+        ("request timeout", "request_timeout"),
+        ("startup timeout", "startup_timeout"),
+        ("restart interval", "restart_interval"),
+        ("inactivity timeout", "inactivity_timeout"),
+        ("script '", "script_reload"),
+    ];
+    REASONS
+        .iter()
+        .find(|(prefix, _)| why.starts_with(prefix))
+        .map_or("shutdown_signal", |(_, reason)| reason)
+}
+
 impl Daemon {
     /// A request that counts as activity for inactivity-timeout started or
     /// ended (not those under `WSGIIgnoreActivity On`).
@@ -127,9 +146,7 @@ impl Daemon {
             // this process's: its successor takes the slot over.
             if let Some(link) = &self.launch.succession {
                 if let Some(metrics) = &self.launch.metrics {
-                    if let Some(why) =
-                        Reason::from_shutdown(super::monitor::shutdown_reason(reason))
-                    {
+                    if let Some(why) = Reason::from_shutdown(shutdown_reason(reason)) {
                         metrics.restart(why);
                     }
                 }
@@ -222,5 +239,36 @@ impl Daemon {
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         gate.active -= closed;
         self.idle.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shutdown_reason;
+
+    #[test]
+    fn shutdown_reasons_use_mod_wsgi_names() {
+        for (why, reason) in [
+            ("maximum requests (5) reached", "maximum_requests"),
+            (
+                "maximum memory (1048576 bytes) passed: 2097152 bytes resident",
+                "maximum_memory",
+            ),
+            (
+                "request timeout: a request did not unwind",
+                "request_timeout",
+            ),
+            ("request timeout", "request_timeout"),
+            (
+                "startup timeout: the application did not load",
+                "startup_timeout",
+            ),
+            ("restart interval reached", "restart_interval"),
+            ("inactivity timeout reached", "inactivity_timeout"),
+            ("script '/srv/app.wsgi' changed", "script_reload"),
+            ("Apache asked daemon processes to stop", "shutdown_signal"),
+        ] {
+            assert_eq!(shutdown_reason(why), reason, "{why}");
+        }
     }
 }

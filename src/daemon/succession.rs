@@ -225,8 +225,12 @@ pub fn limit_with_jitter(maximum: u64, jitter: u64) -> u64 {
         u64::from_le_bytes(bytes)
     } else {
         // No entropy yet (early boot): the pid and clock still differ
-        // between processes.
-        u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ super::state::now_secs()
+        // between processes. (The clock is read here, not through
+        // `state::now_secs`: `state` uses this module.)
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ clock
     };
     maximum.saturating_add(random % (jitter.saturating_add(1)).max(1))
 }
