@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -34,6 +34,11 @@ static SERVERS: Mutex<Vec<(String, Arc<Server>)>> = Mutex::new(Vec::new());
 /// from WSGI and build the scope) competes for the GIL with the event
 /// loop's thread, which holds it whenever Python runs there.
 static KNOWN: Mutex<Vec<Known>> = Mutex::new(Vec::new());
+
+/// Whether [`KNOWN`] has ever had an entry: a process serving only WSGI
+/// applications then never takes the table's lock, which every one of its
+/// requests would otherwise do.
+static ANY_KNOWN: AtomicBool = AtomicBool::new(false);
 
 /// A script whose callable is an ASGI application, as the slow path found.
 struct Known {
@@ -85,7 +90,7 @@ pub(super) struct Lookup<'a> {
 /// the script's mtime, else finding out would take a stat the slow path
 /// does). A WebSocket takes the slow path.
 pub(super) fn known(request: &Lookup<'_>) -> Option<(Arc<Py<PyAny>>, Arc<Server>)> {
-    if websocket::requested(request.vars) {
+    if !ANY_KNOWN.load(Ordering::Acquire) || websocket::requested(request.vars) {
         return None;
     }
     let known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
@@ -122,6 +127,7 @@ fn remember(py: Python<'_>, request: &Lookup<'_>, app: &Bound<'_, PyAny>, server
         Some(old) => *old = entry,
         None => known.push(entry),
     }
+    ANY_KNOWN.store(true, Ordering::Release);
 }
 
 /// A request's busy mark on the metrics board and when it began.
