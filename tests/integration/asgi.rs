@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::common::deploy::{is_root, with_tree, REPO};
 use crate::common::venv::venv;
-use crate::common::{referee_differs, wait_for, wait_for_count, Mpm, Running, Server};
+use crate::common::{referee_differs, wait_for, wait_for_count, Mpm, Running, Server, StopOnDrop};
 use crate::daemon::uwsgi_exchange;
 
 /// Starts Apache with the ASGI test apps under {root}/asgi and `conf`
@@ -331,6 +331,7 @@ fn touch_reload_under_load_fails_no_request() {
     let stop = AtomicBool::new(false);
     let answered = AtomicUsize::new(0);
     let (served, pids) = std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
         let clients: Vec<_> = (0..8)
             .map(|_| {
                 scope.spawn(|| {
@@ -649,6 +650,7 @@ fn graceful_restart_under_load_fails_no_request() {
     let answered = AtomicUsize::new(0);
     let port = s.port;
     let served = std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
         let clients: Vec<_> = (0..6)
             .map(|_| {
                 let stop = &stop;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::common::{referee_differs, wait_for, Mpm, Server};
+use crate::common::{referee_differs, wait_for, Mpm, Server, StopOnDrop};
 use crate::daemon::{daemon_pids, served_pid, PID_APP};
 
 /// What the load's clients saw.
@@ -60,6 +60,7 @@ fn sigkill_under_load(options: &str) {
     let stop = AtomicBool::new(false);
     let mut figures = Vec::new();
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
         for _ in 0..8 {
             scope.spawn(|| {
                 while !stop.load(Ordering::SeqCst) {

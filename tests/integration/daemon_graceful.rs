@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::common::apps::pattern;
 use crate::common::http::{build_request, find, IO_TIMEOUT};
-use crate::common::{referee_differs, wait_for, wait_for_count};
+use crate::common::{referee_differs, wait_for, wait_for_count, StopOnDrop};
 use crate::common::{Mpm, Running, Server};
 use crate::daemon::{daemon_pids, wait_daemons};
 
@@ -171,6 +171,7 @@ fn load(
     let recent = Mutex::new(HashSet::new());
     let base = pattern(64 * 1024 + 64);
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
         let handles: Vec<_> = (0..clients)
             .map(|i| {
                 let (stop, answered, recent, base) = (&stop, &answered, &recent, &base);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::apps::pattern;
-use crate::common::{referee_differs, wait_for, wait_for_count};
+use crate::common::{referee_differs, wait_for, wait_for_count, StopOnDrop};
 use crate::common::{Mpm, Running, Server};
 use crate::daemon::{daemon_pids, field, sha256_hex, wait_daemons};
 
@@ -70,6 +70,7 @@ fn hammer(
     let answered = AtomicUsize::new(0);
     let answered = &answered;
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop(stop);
         let handles: Vec<_> = (0..clients)
             .map(|i| {
                 let body = &body;

@@ -24,7 +24,7 @@ use crate::common::deploy::{
 };
 use crate::common::server::MODULES_DIR;
 use crate::common::venv::venv;
-use crate::common::{module, wait_for, wait_for_count, Module, Mpm, Running, Server};
+use crate::common::{module, wait_for, wait_for_count, Module, Mpm, Running, Server, StopOnDrop};
 
 /// The site file `apache-conf/sites-available/{file}` with `table` applied
 /// in order. Panics if an entry matches nothing.
@@ -362,6 +362,7 @@ fn clam_daemon_static_auth_and_touch_reload() {
     let stop = AtomicBool::new(false);
     let answered = AtomicUsize::new(0);
     let (outcomes, took) = std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
         let clients: Vec<_> = (0..2)
             .map(|_| {
                 scope.spawn(|| {

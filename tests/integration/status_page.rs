@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{referee_differs, wait_for, Running, Server};
+use crate::common::{referee_differs, wait_for, Running, Server, StopOnDrop};
 use crate::daemon::wait_daemons;
 
 /// How long the blocked request may wait, its group's socket-timeout and
@@ -138,7 +138,7 @@ fn status_page_draws_live_metrics_in_chromium() {
         // Traffic while Chromium watches, so the charts have rates to draw
         // (its answers are not what is asserted: a stalled machine may make
         // them late). It stops when the test ends, even by a failed assertion.
-        let _stop = Stop(&stop);
+        let _stop = StopOnDrop(&stop);
         let load = scope.spawn(|| {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 s.get_patiently("/dmn/", PATIENCE);
@@ -189,15 +189,6 @@ fn status_page_draws_live_metrics_in_chromium() {
         (text == "{\"running\":[]}\n").then_some(())
     });
     assert!(empty.is_some(), "a finished request stayed listed");
-}
-
-/// Raises its flag when dropped.
-struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
-
-impl Drop for Stop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// `path` is a PNG of the window's size.

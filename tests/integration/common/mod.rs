@@ -18,7 +18,7 @@ pub use apps::Environ;
 #[allow(unused_imports)]
 pub use http::Response;
 pub use server::{module, Module, Mpm, Running, Server};
-pub use wait::{referee_differs, wait_for, wait_for_count};
+pub use wait::{referee_differs, wait_for, wait_for_count, StopOnDrop};
 
 /// Where the application runs, for tests that check the same behaviour in
 /// both modes (`both_modes!` in main.rs makes one test of each).

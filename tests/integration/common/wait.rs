@@ -42,3 +42,15 @@ pub fn referee_differs(why: &str) -> bool {
     }
     false
 }
+
+/// Raises a load's stop flag when dropped. Declared first inside a
+/// `thread::scope` whose threads loop until the flag is up, it makes a
+/// failed assertion end the test instead of hanging it: the scope joins its
+/// threads before the panic leaves it.
+pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
