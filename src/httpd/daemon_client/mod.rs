@@ -26,7 +26,7 @@ use super::request::Request;
 use crate::daemon::protocol::{self, ProtocolError};
 use crate::wsgi::{Backend, BodyError};
 use connect::{connect, put_idle, take_idle};
-use relay::{attempt, Attempt, Outgoing};
+use relay::{attempt, Attempt, Connection, Outgoing};
 pub use tunnel::is_websocket_request;
 
 /// The largest request packet buffer a thread keeps between requests (a
@@ -253,7 +253,7 @@ fn send_with_retries(
             None => {
                 match availability::before_connect(req, group, deadline) {
                     Ok(true) => {}
-                    Ok(false) => watch = Some((group, socket_timeout)),
+                    Ok(false) => watch = Some(socket_timeout),
                     Err(code) => return code,
                 }
                 match open_connection(req, group, deadline, socket_timeout) {
@@ -263,7 +263,12 @@ fn send_with_retries(
             }
         };
         reuse = false;
-        let outcome = attempt(req, apache, stream, reused, request, input, name, watch);
+        let connection = Connection {
+            stream,
+            reused,
+            watch,
+        };
+        let outcome = attempt(req, apache, connection, request, input, group);
         match outcome {
             Attempt::Done(code, keep) => {
                 if let Some(stream) = keep {

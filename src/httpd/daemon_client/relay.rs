@@ -126,20 +126,34 @@ pub(super) struct Outgoing<'a> {
     pub(super) upgrade: Option<Duration>,
 }
 
-/// One try of the request on `stream`: send it, then relay the answer.
-/// `watch`: the group and socket-timeout, when no process of the group was
-/// serving as the connection was made (see `availability`).
-#[allow(clippy::too_many_arguments)]
+/// The connection one try of a request uses.
+pub(super) struct Connection {
+    /// The socket to the group's daemon processes.
+    pub(super) stream: UnixStream,
+    /// Kept from an earlier request (it may have been closed meanwhile).
+    pub(super) reused: bool,
+    /// Made while no process of the group was serving (see
+    /// `availability`): the answer is awaited up to this socket-timeout,
+    /// watching the group's start-up meanwhile.
+    pub(super) watch: Option<Duration>,
+}
+
+/// One try of the request to `group` on `connection`: send it, then relay
+/// the answer.
 pub(super) fn attempt(
     req: &Request<'_>,
     apache: &mut ApacheBackend,
-    stream: UnixStream,
-    reused: bool,
+    connection: Connection,
     request: &Outgoing<'_>,
     input: &mut Vec<u8>,
-    name: &str,
-    watch: Option<(&DaemonGroup, Duration)>,
+    group: &DaemonGroup,
 ) -> Attempt {
+    let Connection {
+        stream,
+        reused,
+        watch,
+    } = connection;
+    let name = group.launch.spec.name.as_str();
     if let Err(e) = (&stream).write_all(request.packet) {
         if reused && is_stale(&e) {
             return Attempt::Stale;
@@ -150,7 +164,7 @@ pub(super) fn attempt(
             &format!("WSGIRS587: sending request to daemon '{name}': {e}"),
         );
     }
-    if let Some((group, socket_timeout)) = watch {
+    if let Some(socket_timeout) = watch {
         match await_answer(req, group, &stream, socket_timeout) {
             Awaited::Readable => {}
             Awaited::TimedOut => return Attempt::Done(timed_out(req, name), None),
