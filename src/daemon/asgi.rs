@@ -19,6 +19,7 @@ use super::backend::Body;
 use super::intake::Conn;
 use super::protocol::{self, Vars};
 use super::state::Daemon;
+use super::stop::StopReason;
 use super::websocket;
 use crate::asgi::{BodySource, Hooks, HttpScope, Queued, Server, Settings, Submission, Wire};
 use crate::config::Interface;
@@ -233,7 +234,7 @@ fn server(py: Python<'_>, daemon: &Arc<Daemon>, group: &str) -> PyResult<Arc<Ser
     let hooks = Hooks {
         startup_failed: Box::new(move |reason| {
             failed.load_failed.store(true, Ordering::SeqCst);
-            failed.request_restart(reason);
+            failed.request_restart(StopReason::AsgiStartupFailed(reason.to_owned()));
         }),
         timed_out: Box::new(move || {
             if let Some(m) = metrics {

@@ -22,6 +22,7 @@ use super::backend::{Body, DaemonBackend};
 use super::intake::{inline_body, plain_length, Head, Scratch};
 use super::protocol::{self, error_response, Vars};
 use super::state::Daemon;
+use super::stop::StopReason;
 use crate::interp::{self, ScriptKey};
 use crate::wsgi::{run_request, EnvironSpec, WsgiFlags};
 
@@ -315,7 +316,7 @@ fn run(
     if stale {
         // Daemon mode reloads by replacing the process, so every module is
         // imported afresh, as mod_wsgi does.
-        daemon.request_restart(&format!("script '{}' changed", key.path.display()));
+        daemon.request_restart(StopReason::ScriptChanged(key.path.clone()));
         if framed {
             let _ = py.detach(|| stream.write_all(&[protocol::REJECT]));
             return false;

@@ -15,6 +15,7 @@
 //! - [`inspect`]: the monitor's Python work, on a thread that may wait for
 //!   the GIL.
 //! - [`state`]: what workers and monitor share.
+//! - [`stop`]: why a process stops, and what each reason is called.
 //! - [`poller`]: the epoll set workers wait on (listener, and connections
 //!   no worker holds).
 //! - [`intake`]: receiving a request without waiting, so a thread is taken
@@ -41,6 +42,7 @@ pub mod protocol;
 #[cfg(test)]
 mod protocol_props;
 pub mod state;
+pub mod stop;
 pub mod succession;
 pub mod template;
 pub mod websocket;

@@ -12,7 +12,8 @@ use pyo3::prelude::*;
 
 use super::active::AnswerState;
 use super::inspect;
-use super::state::{now_secs, shutdown_reason, Daemon};
+use super::state::{now_secs, Daemon};
+use super::stop::StopReason;
 use crate::interp;
 use crate::metrics::Reason;
 
@@ -97,13 +98,13 @@ fn drain(daemon: &Arc<Daemon>, limit: Duration) -> bool {
 }
 
 /// Drains within `limit`, runs the application's atexit callbacks when that was clean, and exits.
-fn exit_process(daemon: &Arc<Daemon>, limit: Duration, why: &str) -> ! {
+fn exit_process(daemon: &Arc<Daemon>, limit: Duration, why: &StopReason) -> ! {
     // Counted as decided, not as done: the drain may take a while. A
     // process forked from a template counted it when it asked to be
     // replaced.
     let counted = daemon.launch.succession.is_some() && daemon.restarting.load(Ordering::SeqCst);
     if let Some(metrics) = daemon.launch.metrics.as_ref().filter(|_| !counted) {
-        if let Some(reason) = Reason::from_shutdown(shutdown_reason(why)) {
+        if let Some(reason) = why.metric() {
             metrics.restart(reason);
         }
     }
@@ -120,7 +121,7 @@ fn exit_process(daemon: &Arc<Daemon>, limit: Duration, why: &str) -> ! {
         // WSGIDestroyInterpreter Off) its atexit callbacks, in every
         // interpreter, as mod_wsgi runs them.
         let destroy = !daemon.launch.python.skip_destroy;
-        interp::process_stopping(shutdown_reason(why), destroy);
+        interp::process_stopping(why.shutdown_name(), destroy);
     }
     log::info!(
         "WSGIRS338: daemon process (wsgi:{}) pid {} exiting: {why}",
@@ -260,7 +261,7 @@ fn check_request_timeouts(daemon: &Arc<Daemon>) {
                 std::process::id(),
                 grace.as_secs()
             );
-            daemon.request_restart("request timeout: a request did not unwind");
+            daemon.request_restart(StopReason::RequestDidNotUnwind);
         }
     }
 }
@@ -294,7 +295,7 @@ fn request_timed_out(daemon: &Arc<Daemon>, fire: Duration, stuck: &Stuck) {
         log::error!("{line}");
     }
     if grace.is_zero() {
-        daemon.request_restart("request timeout");
+        daemon.request_restart(StopReason::RequestTimeout);
     } else if !interrupt(daemon, stuck) {
         log::debug!(
             "WSGIRS349: (wsgi:{}) thread {}: not interrupted yet (the GIL is busy, or the request ended); trying again",
@@ -398,9 +399,7 @@ fn check_memory(daemon: &Daemon) {
             resident as f64 / 1048576.0,
             limit
         );
-        daemon.request_restart(&format!(
-            "maximum memory ({limit} bytes) passed: {resident} bytes resident"
-        ));
+        daemon.request_restart(StopReason::MaximumMemory { limit, resident });
     }
 }
 
@@ -429,17 +428,13 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
         let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
         if let (libc::SIGUSR2, Some(link)) = (sig, link) {
             link.handed_over.store(true, Ordering::SeqCst);
-            daemon.request_restart("replaced by its successor");
+            daemon.request_restart(StopReason::ReplacedBySuccessor);
         } else if sig > 0 {
-            exit_process(
-                daemon,
-                spec.shutdown_timeout,
-                "Apache asked daemon processes to stop",
-            );
+            exit_process(daemon, spec.shutdown_timeout, &StopReason::ApacheStop);
         }
         // SAFETY: getppid cannot fail.
         if unsafe { libc::getppid() } != daemon.launch.parent_pid {
-            exit_process(daemon, spec.shutdown_timeout, "the Apache parent has gone");
+            exit_process(daemon, spec.shutdown_timeout, &StopReason::ParentGone);
         }
         let now = now_secs();
         if !spec.deadlock_timeout.is_zero()
@@ -468,16 +463,16 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
             && !daemon.app_loaded.load(Ordering::SeqCst)
             && daemon.started.elapsed() > spec.startup_timeout
         {
-            daemon.request_restart("startup timeout: the application did not load");
+            daemon.request_restart(StopReason::StartupTimeout);
         }
         if !spec.restart_interval.is_zero() && daemon.started.elapsed() > spec.restart_interval {
-            daemon.request_restart("restart interval reached");
+            daemon.request_restart(StopReason::RestartInterval);
         }
         if !spec.inactivity_timeout.is_zero() {
             let active = daemon.gate.lock().unwrap_or_else(|p| p.into_inner()).active;
             let idle_for = now.saturating_sub(daemon.last_activity.load(Ordering::Relaxed));
             if active == 0 && idle_for > spec.inactivity_timeout.as_secs() {
-                daemon.request_restart("inactivity timeout reached");
+                daemon.request_restart(StopReason::InactivityTimeout);
             }
         }
         if daemon.restarting.load(Ordering::SeqCst) {
@@ -493,7 +488,8 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
-                .unwrap_or_default();
+                // Set before `restarting`, so always there.
+                .unwrap_or(StopReason::ApacheStop);
             exit_process(daemon, spec.graceful_timeout, &reason);
         }
     }

@@ -9,9 +9,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::active::ActiveRequest;
 use super::intake::{Conn, Limits, Stage};
 use super::poller::Poller;
+use super::stop::StopReason;
 use super::DaemonLaunch;
 use crate::interp::ScriptCache;
-use crate::metrics::Reason;
 
 /// Whether requests may still be served, and how many are in flight.
 #[derive(Default)]
@@ -34,7 +34,7 @@ pub struct Daemon {
     pub(super) idle: Condvar,
     /// Set once the process should be replaced (script changed, limits):
     /// our client is then told to retry elsewhere.
-    pub(super) restart_reason: Mutex<Option<String>>,
+    pub(super) restart_reason: Mutex<Option<StopReason>>,
     /// A restart has been asked for.
     pub restarting: AtomicBool,
     /// An application has loaded in this process; until then failed loads
@@ -67,25 +67,6 @@ pub fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// mod_wsgi's name for why a process stops (`process_stopping`'s
-/// `shutdown_reason`), from the reason a restart is logged with.
-pub(super) fn shutdown_reason(why: &str) -> &'static str {
-    const REASONS: [(&str, &str); 7] = [
-        ("maximum requests", "maximum_requests"),
-        // Ours: mod_wsgi has no memory threshold.
-        ("maximum memory", "maximum_memory"),
-        ("request timeout", "request_timeout"),
-        ("startup timeout", "startup_timeout"),
-        ("restart interval", "restart_interval"),
-        ("inactivity timeout", "inactivity_timeout"),
-        ("script '", "script_reload"),
-    ];
-    REASONS
-        .iter()
-        .find(|(prefix, _)| why.starts_with(prefix))
-        .map_or("shutdown_signal", |(_, reason)| reason)
 }
 
 impl Daemon {
@@ -127,7 +108,7 @@ impl Daemon {
     }
 
     /// Asks for a graceful replacement of this process.
-    pub fn request_restart(&self, reason: &str) {
+    pub fn request_restart(&self, reason: StopReason) {
         let mut r = self
             .restart_reason
             .lock()
@@ -138,7 +119,9 @@ impl Daemon {
                 self.launch.spec.name,
                 std::process::id()
             );
-            *r = Some(reason.to_owned());
+            let retire_template = matches!(reason, StopReason::ScriptChanged(_));
+            let metric = reason.metric();
+            *r = Some(reason);
             self.restarting.store(true, Ordering::SeqCst);
             // A template replaces the process once its successor serves;
             // a changed script replaces the template itself.
@@ -146,11 +129,11 @@ impl Daemon {
             // this process's: its successor takes the slot over.
             if let Some(link) = &self.launch.succession {
                 if let Some(metrics) = &self.launch.metrics {
-                    if let Some(why) = Reason::from_shutdown(shutdown_reason(reason)) {
+                    if let Some(why) = metric {
                         metrics.restart(why);
                     }
                 }
-                link.retire(reason.starts_with("script '"));
+                link.retire(retire_template);
             }
         }
     }
@@ -186,7 +169,7 @@ impl Daemon {
             if link.is_some() {
                 self.poller.stop_listening();
             }
-            self.request_restart(&format!("maximum requests ({max}) reached"));
+            self.request_restart(StopReason::MaximumRequests(max));
         }
         admitted
     }
@@ -239,36 +222,5 @@ impl Daemon {
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         gate.active -= closed;
         self.idle.notify_all();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shutdown_reason;
-
-    #[test]
-    fn shutdown_reasons_use_mod_wsgi_names() {
-        for (why, reason) in [
-            ("maximum requests (5) reached", "maximum_requests"),
-            (
-                "maximum memory (1048576 bytes) passed: 2097152 bytes resident",
-                "maximum_memory",
-            ),
-            (
-                "request timeout: a request did not unwind",
-                "request_timeout",
-            ),
-            ("request timeout", "request_timeout"),
-            (
-                "startup timeout: the application did not load",
-                "startup_timeout",
-            ),
-            ("restart interval reached", "restart_interval"),
-            ("inactivity timeout reached", "inactivity_timeout"),
-            ("script '/srv/app.wsgi' changed", "script_reload"),
-            ("Apache asked daemon processes to stop", "shutdown_signal"),
-        ] {
-            assert_eq!(shutdown_reason(why), reason, "{why}");
-        }
     }
 }

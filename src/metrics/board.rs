@@ -82,21 +82,6 @@ impl Reason {
             Reason::Crash => "crash",
         }
     }
-
-    /// The reason for mod_wsgi's `shutdown_reason` name of a planned exit;
-    /// None for a stop Apache asked for (not a restart of the process).
-    pub fn from_shutdown(name: &str) -> Option<Reason> {
-        Some(match name {
-            "maximum_requests" => Reason::MaximumRequests,
-            "script_reload" => Reason::Reload,
-            "request_timeout" => Reason::Timeout,
-            "startup_timeout" => Reason::StartupTimeout,
-            "restart_interval" => Reason::RestartInterval,
-            "inactivity_timeout" => Reason::InactivityTimeout,
-            "maximum_memory" => Reason::Memory,
-            _ => return None,
-        })
-    }
 }
 
 /// A histogram's cells: the buckets (`+Inf` last), then the sum in
@@ -623,17 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_names_map_to_reasons() {
-        assert_eq!(
-            Reason::from_shutdown("maximum_requests"),
-            Some(Reason::MaximumRequests)
-        );
-        assert_eq!(Reason::from_shutdown("script_reload"), Some(Reason::Reload));
-        assert_eq!(Reason::from_shutdown("shutdown_signal"), None);
-        assert_eq!(
-            Reason::from_shutdown("maximum_memory"),
-            Some(Reason::Memory)
-        );
+    fn restart_reason_labels_are_distinct() {
         let labels: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(labels.len(), Reason::ALL.len());
     }
