@@ -13,11 +13,12 @@ mod registration;
 mod socket;
 mod stop;
 mod title;
+mod tracked;
 
-use registration::unregister;
 pub use socket::{create_listener, listener, unix_addr, SocketError};
 use stop::{signal_stop, stop_all, stop_processes};
 use title::set_process_title;
+use tracked::{Registration, Tracked};
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -35,12 +36,8 @@ struct Slot {
     group: usize,
     /// Its place among its group's processes: its health record.
     member: usize,
-    /// The running process, or 0.
-    pid: i32,
-    /// The record httpd tracks it with (boxed: httpd keeps its address).
-    proc_: Box<ffi::apr_proc_t>,
-    /// The pool its other-child registration lives in, or null.
-    registration: *mut ffi::apr_pool_t,
+    /// Its process (registered under the slot's index).
+    process: Tracked,
     /// When it was started.
     started: Instant,
     /// Consecutive young deaths (see `succession::after_exit`).
@@ -52,8 +49,6 @@ struct Slot {
     /// by itself, because the parent only gets the MPM's monitor hook about
     /// every ten seconds, which would stretch a 2 s back-off to 10.
     hold_off: Duration,
-    /// The process is running.
-    alive: bool,
     /// The process is the group's template (`process-template=On`): it
     /// forks and supervises the group's processes itself.
     template: bool,
@@ -81,7 +76,7 @@ struct Supervisor {
     /// the old generation's children.
     orphans: Vec<(std::path::PathBuf, i32)>,
     /// The process watching for the moment retiring processes may stop.
-    watcher: Option<handover::Watcher>,
+    watcher: Option<Tracked>,
     /// This process is `httpd -X`'s supervisor ([`one_process`]): it reaps
     /// its children itself instead of through httpd's other-child list.
     standalone: bool,
@@ -222,18 +217,14 @@ fn fork_process(
     unsafe { libc::_exit(1) }
 }
 
-/// Registers `proc_` under `key` with [`maintenance`] as its callback (see
-/// [`registration::register`]).
+/// Registers `process` with httpd, [`maintenance`] as its callback (see
+/// [`Tracked::register`]).
 ///
 /// # Safety
-/// As for [`registration::register`].
-unsafe fn register(
-    proc_: *mut ffi::apr_proc_t,
-    key: usize,
-    pconf: *mut ffi::apr_pool_t,
-) -> *mut ffi::apr_pool_t {
+/// `pconf` must be live.
+unsafe fn register(process: &mut Tracked, pconf: *mut ffi::apr_pool_t) {
     // SAFETY: caller's contract.
-    unsafe { registration::register(proc_, key, pconf, maintenance) }
+    unsafe { process.register(pconf, maintenance) }
 }
 
 /// The supervisor, locked.
@@ -275,10 +266,9 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
                 None
             }
         };
-        if let Some(pool) = registration {
-            // SAFETY: the pool `key` was registered in, taken from its
-            // record under the lock, so it is destroyed once.
-            unsafe { unregister(key, pool) };
+        if let Some(registration) = registration {
+            // SAFETY: the lock is released.
+            unsafe { registration.unregister() };
         }
         if died {
             monitor_tick();
@@ -288,10 +278,24 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
 
 /// The registration `key` is gone: forget its pool.
 fn forget_registration(sup: &mut Supervisor, key: usize) {
-    if let Some(slot) = sup.slots.get_mut(key) {
-        slot.registration = std::ptr::null_mut();
-    } else {
-        handover::forget_registration(sup, key);
+    let processes = sup.slots.iter_mut().map(|s| &mut s.process);
+    let retiring = sup.retiring.iter_mut().map(|r| &mut r.process);
+    if let Some(p) = processes
+        .chain(retiring)
+        .chain(sup.watcher.as_mut())
+        .find(|p| p.key() == key)
+    {
+        p.forget_registration();
+    }
+}
+
+impl Supervisor {
+    /// Every daemon process running, current and retiring (not the
+    /// watcher).
+    fn daemons(&self) -> impl Iterator<Item = &Tracked> {
+        let current = self.slots.iter().map(|s| &s.process);
+        let retiring = self.retiring.iter().map(|r| &r.process);
+        current.chain(retiring).filter(|p| p.alive())
     }
 }
 
@@ -303,13 +307,13 @@ fn process_died(
     key: usize,
     lost: bool,
     status: c_int,
-) -> Option<*mut ffi::apr_pool_t> {
+) -> Option<Registration> {
     if key >= sup.slots.len() {
         return handover::process_died(sup, key, status);
     }
     let stopping = sup.stopping;
     let slot = &mut sup.slots[key];
-    let was_alive = std::mem::replace(&mut slot.alive, false);
+    let registration = slot.process.died();
     let members = members_of(&sup.plan, slot);
     if let Some(board) = super::metrics::current() {
         // Apache stopping it is no restart; a template's
@@ -321,7 +325,7 @@ fn process_died(
     let name = &sup.plan.daemon_groups[slot.group].launch.spec.name;
     ::log::info!(
         "WSGIRS312: daemon process (wsgi:{name}) pid {} exited (status {status})",
-        slot.pid
+        slot.process.pid()
     );
     if !stopping {
         // A clean exit is a recycle (reload, maximum-requests…):
@@ -357,7 +361,7 @@ fn process_died(
                         member,
                         &format!(
                             "daemon process pid {} died during start-up (status {status})",
-                            slot.pid
+                            slot.process.pid()
                         ),
                     ),
                     SlotState::Ready => {
@@ -370,8 +374,7 @@ fn process_died(
         slot.hold_off = delay;
         slot.respawn_at = Some(Instant::now());
     }
-    let registration = std::mem::replace(&mut slot.registration, std::ptr::null_mut());
-    (was_alive && !registration.is_null()).then_some(registration)
+    registration
 }
 
 /// Forks the slot's process.
@@ -400,17 +403,15 @@ fn start_slot(sup: &mut Supervisor, index: usize) {
         board.process_started(group + 1, member, pid as u32);
     }
     let slot = &mut sup.slots[index];
-    slot.pid = pid;
+    slot.process.started(pid);
     // Young means young since it stopped waiting and really started.
     slot.started = Instant::now() + hold_off;
     slot.hold_off = Duration::ZERO;
-    slot.alive = true;
     slot.respawn_at = None;
-    slot.proc_.pid = pid;
     if !sup.standalone {
         // SAFETY: pconf is live while the supervisor is not parked (no
-        // process starts while it is); the boxed record stays put.
-        slot.registration = unsafe { register(&mut *slot.proc_, index, sup.pconf) };
+        // process starts while it is).
+        unsafe { register(&mut slot.process, sup.pconf) };
     }
 }
 
@@ -424,7 +425,7 @@ fn respawn_due(sup: &mut Supervisor) {
         .slots
         .iter()
         .enumerate()
-        .filter(|(_, s)| !s.alive && s.respawn_at.is_some_and(|t| t <= now))
+        .filter(|(_, s)| !s.process.alive() && s.respawn_at.is_some_and(|t| t <= now))
         .map(|(i, _)| i)
         .collect();
     for index in due {
@@ -469,18 +470,15 @@ pub unsafe fn start(
             g.launch.spec.processes as usize
         };
         for member in 0..processes {
+            let key = slots.len();
             slots.push(Slot {
                 group,
                 member,
-                pid: 0,
-                // SAFETY: apr_proc_t is plain data; zeroed is valid.
-                proc_: Box::new(unsafe { std::mem::zeroed::<ffi::apr_proc_t>() }),
-                registration: std::ptr::null_mut(),
+                process: Tracked::new(key),
                 started: Instant::now(),
                 failures: 0,
                 respawn_at: Some(Instant::now()),
                 hold_off: Duration::ZERO,
-                alive: false,
                 template,
             });
         }

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::MutexGuard;
 use std::time::Duration;
 
+use super::tracked::{Registration, Tracked};
 use super::{create_listener, register, SocketError, Supervisor};
 use crate::daemon::health::SlotState;
 use crate::httpd::ffi;
@@ -54,32 +55,14 @@ fn next_key() -> usize {
 
 /// A process of an earlier generation, still serving.
 pub(super) struct Retiring {
-    /// Its pid.
-    pub(super) pid: i32,
+    /// The process (registered under a key of its own, from [`next_key`]).
+    pub(super) process: Tracked,
     /// Its group's name, for the log.
     group: String,
     /// The socket it accepts on.
     socket: PathBuf,
-    /// The record httpd tracks it with.
-    proc_: Box<ffi::apr_proc_t>,
-    /// The pool of its registration with httpd, or null.
-    registration: *mut ffi::apr_pool_t,
-    /// Its registration key.
-    key: usize,
     /// It was asked to stop.
     signalled: bool,
-}
-
-/// The watcher process.
-pub(super) struct Watcher {
-    /// Its pid.
-    pid: i32,
-    /// The record httpd tracks it with (only httpd reads it, by address).
-    _proc: Box<ffi::apr_proc_t>,
-    /// The pool of its registration, or null.
-    registration: *mut ffi::apr_pool_t,
-    /// Its registration key.
-    key: usize,
 }
 
 /// pconf is cleared for a restart: every live process becomes a retiring
@@ -90,24 +73,22 @@ pub(super) fn park(sup: &mut Supervisor) {
     let plan = sup.plan.clone();
     let mut kept = 0;
     for slot in std::mem::take(&mut sup.slots) {
-        if !slot.alive {
+        if !slot.process.alive() {
             continue;
         }
         let group = &plan.daemon_groups[slot.group];
         sup.retiring.push(Retiring {
-            pid: slot.pid,
+            // Its registration went with pconf's subpools.
+            process: slot.process.rekeyed(next_key()),
             group: group.launch.spec.name.clone(),
             socket: group.socket_path.clone(),
-            proc_: slot.proc_,
-            registration: std::ptr::null_mut(),
-            key: next_key(),
             signalled: false,
         });
         kept += 1;
     }
-    // Their registrations went with pconf's subpools.
+    // So did those of processes retiring since an earlier restart.
     for r in &mut sup.retiring {
-        r.registration = std::ptr::null_mut();
+        r.process.forget_registration();
     }
     for g in &plan.daemon_groups {
         sup.orphans
@@ -156,8 +137,8 @@ pub(super) fn refresh_listener(
 /// again, and closes the listeners nobody uses any more.
 pub(super) fn adopt(sup: &mut Supervisor) {
     for r in &mut sup.retiring {
-        // SAFETY: post_config's live pconf; the boxed record stays put.
-        r.registration = unsafe { register(&mut *r.proc_, r.key, sup.pconf) };
+        // SAFETY: post_config's live pconf.
+        unsafe { register(&mut r.process, sup.pconf) };
     }
     let retiring = &sup.retiring;
     sup.orphans.retain(|(path, fd)| {
@@ -214,10 +195,9 @@ pub(super) fn retire_due(sup: &mut Supervisor) {
         ::log::info!(
             "WSGIRS401: daemon process (wsgi:{}) pid {} of an earlier generation stopping: {why}",
             r.group,
-            r.pid
+            r.process.pid()
         );
-        // SAFETY: signalling our own child, not yet reaped.
-        unsafe { libc::kill(r.pid, libc::SIGTERM) };
+        r.process.signal(libc::SIGTERM);
         r.signalled = true;
     }
     if sup.watcher.is_none() && sup.retiring.iter().any(|r| !r.signalled) {
@@ -231,17 +211,16 @@ pub(super) fn process_died(
     sup: &mut Supervisor,
     key: usize,
     status: c_int,
-) -> Option<*mut ffi::apr_pool_t> {
-    if sup.watcher.as_ref().is_some_and(|w| w.key == key) {
-        let w = sup.watcher.take()?;
-        return (!w.registration.is_null()).then_some(w.registration);
+) -> Option<Registration> {
+    if sup.watcher.as_ref().is_some_and(|w| w.key() == key) {
+        return sup.watcher.take()?.died();
     }
-    let at = sup.retiring.iter().position(|r| r.key == key)?;
-    let r = sup.retiring.remove(at);
+    let at = sup.retiring.iter().position(|r| r.process.key() == key)?;
+    let mut r = sup.retiring.remove(at);
     ::log::info!(
         "WSGIRS402: daemon process (wsgi:{}) pid {} of an earlier generation exited (status {status})",
         r.group,
-        r.pid
+        r.process.pid()
     );
     let shared = sup.retiring.iter().any(|o| o.socket == r.socket);
     if !shared {
@@ -250,29 +229,14 @@ pub(super) fn process_died(
             close_listener(&path, fd);
         }
     }
-    (!r.registration.is_null()).then_some(r.registration)
-}
-
-/// The registration `key` is gone: forget its pool.
-pub(super) fn forget_registration(sup: &mut Supervisor, key: usize) {
-    if let Some(w) = sup.watcher.as_mut().filter(|w| w.key == key) {
-        w.registration = std::ptr::null_mut();
-    }
-    if let Some(r) = sup.retiring.iter_mut().find(|r| r.key == key) {
-        r.registration = std::ptr::null_mut();
-    }
+    r.process.died()
 }
 
 /// Kills and reaps the watcher. Only called from pconf's cleanup, when its
 /// registration is already gone.
 pub(super) fn stop_watcher(sup: &mut Supervisor) {
     if let Some(w) = sup.watcher.take() {
-        // SAFETY: our own child; the blocking reap after SIGKILL is prompt
-        // (ECHILD at once if httpd reaped it already).
-        unsafe {
-            libc::kill(w.pid, libc::SIGKILL);
-            libc::waitpid(w.pid, std::ptr::null_mut(), 0);
-        }
+        w.kill_and_reap();
     }
 }
 
@@ -288,20 +252,11 @@ fn start_watcher(sup: &mut Supervisor) {
     if pid == 0 {
         watch(sup);
     }
-    let mut proc_ = Box::new(
-        // SAFETY: apr_proc_t is plain data; zeroed is valid.
-        unsafe { std::mem::zeroed::<ffi::apr_proc_t>() },
-    );
-    proc_.pid = pid;
-    let key = next_key();
-    // SAFETY: live pconf (not parked); the boxed record stays put.
-    let registration = unsafe { register(&mut *proc_, key, sup.pconf) };
-    sup.watcher = Some(Watcher {
-        pid,
-        _proc: proc_,
-        registration,
-        key,
-    });
+    let mut watcher = Tracked::new(next_key());
+    watcher.started(pid);
+    // SAFETY: live pconf (not parked).
+    unsafe { register(&mut watcher, sup.pconf) };
+    sup.watcher = Some(watcher);
 }
 
 /// The watcher's life (in the forked process; never returns).

@@ -106,7 +106,11 @@ fn reap() {
         };
         let mut guard = lock();
         if let Some(sup) = guard.as_mut() {
-            if let Some(index) = sup.slots.iter().position(|s| s.alive && s.pid == pid) {
+            if let Some(index) = sup
+                .slots
+                .iter()
+                .position(|s| s.process.alive() && s.process.pid() == pid)
+            {
                 process_died(sup, index, lost, code);
             }
         }

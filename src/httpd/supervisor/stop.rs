@@ -17,15 +17,8 @@ pub(super) fn signal_stop(sup: &mut Supervisor) {
     if std::mem::replace(&mut sup.stopping, true) {
         return;
     }
-    let pids = sup
-        .slots
-        .iter()
-        .filter(|s| s.alive)
-        .map(|s| s.pid)
-        .chain(sup.retiring.iter().map(|r| r.pid));
-    for pid in pids {
-        // SAFETY: signalling our own children, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+    for process in sup.daemons() {
+        process.signal(libc::SIGTERM);
     }
 }
 
@@ -58,17 +51,10 @@ pub(super) unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_
 pub(super) fn stop_processes(mut sup: Supervisor) {
     sup.stopping = true;
     handover::stop_watcher(&mut sup);
-    let mut waiting: Vec<i32> = sup
-        .slots
-        .iter()
-        .filter(|s| s.alive)
-        .map(|s| s.pid)
-        .chain(sup.retiring.iter().map(|r| r.pid))
-        .collect();
-    for &pid in &waiting {
-        // SAFETY: signalling our own children.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+    for process in sup.daemons() {
+        process.signal(libc::SIGTERM);
     }
+    let mut waiting: Vec<i32> = sup.daemons().map(|p| p.pid()).collect();
     let limit = sup
         .plan
         .daemon_groups
