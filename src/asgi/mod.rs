@@ -9,10 +9,14 @@
 //! connection from the process's epoll set, read and check the request's
 //! vars (secret, restart, maximum-requests, queue timeout, a changed
 //! script). For an ASGI application the worker then hands the request
-//! over ([`Server::submit`]: the scope built here from the CGI variables,
-//! the body read so far, a duplicate of the connection's descriptor) and
-//! is free again at once; it never waits for the application. The loop
-//! owns the duplicate from then on and speaks the daemon protocol on it
+//! over (a [`Request`]: the scope, built here from the CGI variables, the
+//! body read so far, a duplicate of the connection's descriptor) and is
+//! free again at once; it never waits for the application. A request for
+//! a script already known to hold an ASGI application goes without the
+//! GIL ([`Server::enqueue`]: the loop's thread builds its scope), the
+//! first one with it ([`Server::submit`]); either way one function
+//! ([`start`]) turns it into server.py's objects. The loop owns the
+//! duplicate from then on and speaks the daemon protocol on it
 //! with non-blocking I/O through an asyncio transport: the body after the
 //! go-ahead as the application awaits `receive()`, the response as it
 //! awaits `send()`, with flow control both ways (reading pauses while the
@@ -173,15 +177,23 @@ impl BodySource {
     }
 }
 
-/// One request handed over to the loop.
-pub struct Submission<'py> {
-    /// The ASGI application.
-    pub app: Bound<'py, PyAny>,
+/// Builds a request's scope dict, on the loop's thread.
+pub type ScopeBuilder =
+    Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyDict>> + Send>;
+
+/// A request's scope.
+pub enum Scope {
+    /// Built by a worker that holds the GIL anyway ([`Server::submit`]).
+    Built(Py<PyDict>),
+    /// Made on the loop's thread ([`Server::enqueue`]).
+    Later(ScopeBuilder),
+}
+
+/// The connection a request came on, and what the loop does with it.
+pub struct Connection {
     /// The loop's own descriptor of the connection.
     pub fd: OwnedFd,
-    /// The request's scope.
-    pub scope: Bound<'py, PyDict>,
-    /// Its body.
+    /// The request's body.
     pub body: BodySource,
     /// The peer is our client (frames, end marker, keep-alive).
     pub framed: bool,
@@ -190,34 +202,20 @@ pub struct Submission<'py> {
     /// The script, for messages.
     pub script: String,
     /// Called once, on the loop's thread, when the loop is done with the
-    /// connection: true when it is ready for the next request.
+    /// connection: true when it is ready for the next request. Dropped
+    /// uncalled if the loop cannot take the request.
     pub done: Box<dyn FnOnce(bool) + Send>,
 }
 
-/// Builds a request's scope dict, on the loop's thread.
-pub type ScopeBuilder =
-    Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyDict>> + Send>;
-
-/// One request handed over without the GIL ([`Server::enqueue`]): plain
-/// Rust data, which the loop's thread turns into Python objects.
-pub struct Queued {
-    /// The ASGI application (only touched on the loop's thread).
+/// One request handed over to the loop, by either entry: plain Rust data,
+/// which [`start`] turns into server.py's objects.
+pub struct Request {
+    /// The ASGI application (only touched with the GIL held).
     pub app: Arc<Py<PyAny>>,
-    /// The loop's own descriptor of the connection.
-    pub fd: OwnedFd,
-    /// Makes the request's scope.
-    pub scope: ScopeBuilder,
-    /// Its body.
-    pub body: BodySource,
-    /// The peer is our client (frames, end marker, keep-alive).
-    pub framed: bool,
-    /// The connection may carry the client's next request.
-    pub keep_alive: bool,
-    /// The script, for messages.
-    pub script: String,
-    /// As [`Submission::done`]; dropped uncalled if the loop cannot take
-    /// the request.
-    pub done: Box<dyn FnOnce(bool) + Send>,
+    /// The request's scope.
+    pub scope: Scope,
+    /// Its connection.
+    pub conn: Connection,
 }
 
 /// Requests waiting for the loop, and the pipe that wakes it: a worker
@@ -226,7 +224,7 @@ pub struct Queued {
 /// loop's thread holds while it runs Python) to hand a request over.
 struct Inbox {
     /// The waiting requests.
-    queue: Mutex<Vec<Queued>>,
+    queue: Mutex<Vec<Request>>,
     /// Written by workers (non-blocking).
     wake: UnixStream,
     /// Read by the loop (non-blocking), registered with `add_reader`.
@@ -341,7 +339,7 @@ impl Server {
     /// the loop's thread builds its scope and starts it. The request is
     /// dropped (its descriptor closed, `done` uncalled) if the loop cannot
     /// be woken.
-    pub fn enqueue(&self, request: Queued) {
+    pub fn enqueue(&self, request: Request) {
         let inbox = &self.inbox;
         let was_empty = {
             let mut queue = inbox.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,37 +376,12 @@ impl Server {
             .unwrap_or_default()
     }
 
-    /// Hands a request over to the loop (from any thread). On an error the
-    /// descriptor is closed and `done` is dropped uncalled.
-    pub fn submit(&self, py: Python<'_>, request: Submission<'_>) -> PyResult<()> {
-        let Submission {
-            app,
-            fd,
-            scope,
-            body,
-            framed,
-            keep_alive,
-            script,
-            done,
-        } = request;
-        let (mode, early, left) = body.parts();
-        let done = done_hook(py, done)?;
-        let args = (
-            app,
-            fd.as_raw_fd(),
-            scope,
-            mode,
-            PyBytes::new(py, &early),
-            left,
-            framed,
-            keep_alive,
-            script,
-            done,
-        );
-        self.server.call_method1(py, "submit", args)?;
-        // The loop's socket object owns it now.
-        std::mem::forget(fd);
-        Ok(())
+    /// Hands a request over to the loop from a thread holding the GIL
+    /// (server.py's `Server.submit` schedules it thread-safely). On an
+    /// error the descriptor is closed and `done` is dropped uncalled.
+    pub fn submit(&self, py: Python<'_>, request: Request) -> PyResult<()> {
+        let submit = self.server.bind(py).getattr(intern!(py, "submit"))?;
+        start(py, &submit, request)
     }
 
     /// Hands a connection that leaves HTTP (a WebSocket) to the loop, from
@@ -457,8 +430,8 @@ fn drain_hook(
         while matches!((&inbox.woken).read(&mut buf), Ok(n) if n > 0) {}
         let queued = std::mem::take(&mut *inbox.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for request in queued {
-            let script = request.script.clone();
-            if let Err(e) = start_queued(py, &begin, request) {
+            let script = request.conn.script.clone();
+            if let Err(e) = start(py, &begin, request) {
                 log_script_error(
                     py,
                     &format!(
@@ -473,19 +446,24 @@ fn drain_hook(
     })
 }
 
-/// Starts one queued request on the loop (its thread, the GIL held).
-fn start_queued(py: Python<'_>, begin: &Bound<'_, PyAny>, request: Queued) -> PyResult<()> {
-    let Queued {
-        app,
+/// Calls `begin` (server.py's `Server._begin`, or `Server.submit`, which
+/// schedules it on the loop) with the request's arguments, made here from
+/// its Rust data: the one way a request starts. On an error the
+/// descriptor is closed and `done` dropped uncalled.
+fn start(py: Python<'_>, begin: &Bound<'_, PyAny>, request: Request) -> PyResult<()> {
+    let Request { app, scope, conn } = request;
+    let scope = match scope {
+        Scope::Built(scope) => scope.into_bound(py),
+        Scope::Later(build) => build(py)?,
+    };
+    let Connection {
         fd,
-        scope,
         body,
         framed,
         keep_alive,
         script,
         done,
-    } = request;
-    let scope = scope(py)?;
+    } = conn;
     let (mode, early, left) = body.parts();
     let done = done_hook(py, done)?;
     begin.call1((

@@ -21,7 +21,9 @@ use super::protocol::{self, Vars};
 use super::state::Daemon;
 use super::stop::StopReason;
 use super::websocket;
-use crate::asgi::{BodySource, Hooks, HttpScope, Queued, Server, Settings, Submission, Wire};
+use crate::asgi::{
+    BodySource, Connection, Hooks, HttpScope, Request, Scope, Server, Settings, Wire,
+};
 use crate::config::Interface;
 use crate::interp::{self, ScriptError, ScriptKey};
 use crate::metrics::board::Busy;
@@ -105,7 +107,7 @@ pub(super) fn known(request: &Lookup<'_>) -> Option<(Arc<Py<PyAny>>, Arc<Server>
 }
 
 /// Remembers the application the slow path found for such a request.
-fn remember(py: Python<'_>, request: &Lookup<'_>, app: &Bound<'_, PyAny>, server: &Arc<Server>) {
+fn remember(py: Python<'_>, request: &Lookup<'_>, app: &Arc<Py<PyAny>>, server: &Arc<Server>) {
     let mut known = KNOWN
         .lock_py_attached(py)
         .unwrap_or_else(|p| p.into_inner());
@@ -118,7 +120,7 @@ fn remember(py: Python<'_>, request: &Lookup<'_>, app: &Bound<'_, PyAny>, server
             .map(<[u8]>::to_vec),
         named: request.vars.get(protocol::VAR_SCRIPT).is_some(),
         mtime: request.mtime,
-        app: Arc::new(app.clone().unbind()),
+        app: app.clone(),
         server: server.clone(),
     };
     match known
@@ -324,6 +326,17 @@ impl Drop for Handed {
     }
 }
 
+/// What a worker read of a request for the loop, given on alike by both
+/// hand-overs.
+pub(super) struct Taken {
+    /// Its body as read so far.
+    pub body: Body,
+    /// The peer is our client.
+    pub framed: bool,
+    /// The metrics' busy mark, moved to the hand-over.
+    pub busy: BusyMark,
+}
+
 /// An ASGI request, read and checked, ready for the loop.
 pub(super) struct AsgiRequest<'a> {
     /// Its vars, script, callable and mtime.
@@ -331,12 +344,26 @@ pub(super) struct AsgiRequest<'a> {
     /// Its script was found unchanged: the application may be remembered
     /// for the fast hand-over.
     pub fresh: bool,
-    /// Its body as read so far.
-    pub body: Body,
-    /// The peer is our client.
-    pub framed: bool,
-    /// The metrics' busy mark, moved to the hand-over.
-    pub busy: BusyMark,
+    /// What the worker read.
+    pub taken: Taken,
+}
+
+/// A request for a known ASGI application, owned for the loop.
+pub(super) struct KnownRequest {
+    /// Its vars.
+    pub vars: Vars,
+    /// The script and application group.
+    pub key: ScriptKey,
+    /// What the worker read.
+    pub taken: Taken,
+}
+
+/// Answers a request the loop could not be given with a 500; false, the
+/// hand-overs' answer then (the worker keeps the connection, to close it).
+fn refuse(stream: &UnixStream, framed: bool) -> bool {
+    let answer = protocol::error_response(500, "Internal Server Error", framed);
+    let _ = (&*stream).write_all(&answer);
+    false
 }
 
 /// Hands the request on `stream` to its group's event loop; false (a 500
@@ -353,11 +380,11 @@ pub(super) fn hand_over(
     let AsgiRequest {
         lookup,
         fresh,
-        body,
-        framed,
-        busy,
+        taken,
     } = request;
     let (vars, key) = (lookup.vars, lookup.key);
+    let framed = taken.framed;
+    let app = Arc::new(app.unbind());
     let prepared = (|| -> PyResult<_> {
         let server = server(py, daemon, &key.group)?;
         if fresh && !websocket::requested(vars) {
@@ -371,56 +398,98 @@ pub(super) fn hand_over(
         Ok(prepared) => prepared,
         Err(e) => {
             handover_failed(py, daemon, vars, &e);
-            let answer = protocol::error_response(500, "Internal Server Error", framed);
-            let _ = (&*stream).write_all(&answer);
-            return false;
+            return refuse(stream, framed);
         }
     };
     // A WebSocket leaves HTTP: a task of its own serves the connection.
-    let how = if websocket::requested(vars) {
-        match websocket::prepare(py, daemon.group(), &app, &scope, vars, fd) {
-            Ok(Ok(task)) => Handover::WebSocket(task),
+    if websocket::requested(vars) {
+        let app = app.bind(py);
+        let task = match websocket::prepare(py, daemon.group(), app, &scope, vars, fd) {
+            Ok(Ok(task)) => task,
             Ok(Err(answer)) => {
                 let _ = (&*stream).write_all(&answer);
                 return false;
             }
             Err(e) => {
                 handover_failed(py, daemon, vars, &e);
-                let answer = protocol::error_response(500, "Internal Server Error", framed);
-                let _ = (&*stream).write_all(&answer);
-                return false;
+                return refuse(stream, framed);
             }
+        };
+        let done = handed(daemon, stream, taken.busy, vars);
+        let script = key.path.display().to_string();
+        // On an error the connection is closed (Handed's drop): the loop
+        // is gone, nothing can answer.
+        if let Err(e) = server.submit_task(py, app, task.start, script, task.failure, done) {
+            handover_failed(py, daemon, vars, &e);
         }
-    } else {
-        Handover::Http(fd)
+        return true;
+    }
+    let request = Request {
+        app,
+        scope: Scope::Built(scope.unbind()),
+        conn: connection(daemon, stream, fd, taken, vars, key),
     };
-    let body = body_source(body);
-    let done = handed(daemon, stream, busy, vars);
-    let script = key.path.display().to_string();
-    let submitted = match how {
-        Handover::WebSocket(task) => {
-            server.submit_task(py, &app, task.start, script, task.failure, done)
-        }
-        Handover::Http(fd) => server.submit(
-            py,
-            Submission {
-                app,
-                fd,
-                scope,
-                body,
-                framed,
-                keep_alive: framed,
-                script,
-                done,
-            },
-        ),
-    };
-    // On an error the connection is closed (Handed's drop): the loop is
-    // gone, nothing can answer.
-    if let Err(e) = submitted {
+    // As above.
+    if let Err(e) = server.submit(py, request) {
         handover_failed(py, daemon, vars, &e);
     }
     true
+}
+
+/// Hands the request on `stream` to the loop without the GIL (see
+/// [`known`]): the loop's thread builds its scope from the vars. False (a
+/// 500 answered and logged) when the connection cannot be duplicated; when
+/// it returns true the worker lets go of the descriptor as for
+/// [`hand_over`].
+pub(super) fn hand_over_known(
+    daemon: &Arc<Daemon>,
+    stream: &UnixStream,
+    (app, server): (Arc<Py<PyAny>>, Arc<Server>),
+    request: KnownRequest,
+) -> bool {
+    let KnownRequest { vars, key, taken } = request;
+    let fd = match stream.try_clone() {
+        Ok(fd) => OwnedFd::from(fd),
+        Err(e) => {
+            log::error!(
+                "WSGIRS507: (wsgi:{}) could not hand request '{}' to the ASGI event loop: {e}",
+                daemon.group(),
+                vars.get_str("REQUEST_URI").unwrap_or_default()
+            );
+            return refuse(stream, taken.framed);
+        }
+    };
+    let conn = connection(daemon, stream, fd, taken, &vars, &key);
+    server.enqueue(Request {
+        app,
+        scope: Scope::Later(Box::new(move |py| {
+            HttpScope::from_cgi(vars.public()).to_dict(py)
+        })),
+        conn,
+    });
+    true
+}
+
+/// The connection on `stream` as the loop takes it (`fd` its own
+/// descriptor of it); it belongs to the hand-over from now on (see
+/// [`handed`]).
+fn connection(
+    daemon: &Arc<Daemon>,
+    stream: &UnixStream,
+    fd: OwnedFd,
+    taken: Taken,
+    vars: &Vars,
+    key: &ScriptKey,
+) -> Connection {
+    let Taken { body, framed, busy } = taken;
+    Connection {
+        fd,
+        body: body_source(body),
+        framed,
+        keep_alive: framed,
+        script: key.path.display().to_string(),
+        done: handed(daemon, stream, busy, vars),
+    }
 }
 
 /// The request body as the loop takes it.
@@ -465,73 +534,6 @@ fn handed(
             .unwrap_or_else(|p| p.into_inner())
             .finish(keep)
     })
-}
-
-/// Hands the request on `stream` to the loop without the GIL (see
-/// [`known`]): the loop's thread builds its scope from the vars. False (a
-/// 500 answered and logged) when the connection cannot be duplicated; when
-/// it returns true the worker lets go of the descriptor as for
-/// [`hand_over`].
-pub(super) fn hand_over_known(
-    daemon: &Arc<Daemon>,
-    stream: &UnixStream,
-    (app, server): (Arc<Py<PyAny>>, Arc<Server>),
-    request: KnownRequest,
-) -> bool {
-    let KnownRequest {
-        vars,
-        key,
-        body,
-        framed,
-        busy,
-    } = request;
-    let fd = match stream.try_clone() {
-        Ok(fd) => OwnedFd::from(fd),
-        Err(e) => {
-            log::error!(
-                "WSGIRS507: (wsgi:{}) could not hand request '{}' to the ASGI event loop: {e}",
-                daemon.group(),
-                vars.get_str("REQUEST_URI").unwrap_or_default()
-            );
-            let answer = protocol::error_response(500, "Internal Server Error", framed);
-            let _ = (&*stream).write_all(&answer);
-            return false;
-        }
-    };
-    let done = handed(daemon, stream, busy, &vars);
-    server.enqueue(Queued {
-        app,
-        fd,
-        scope: Box::new(move |py| HttpScope::from_cgi(vars.public()).to_dict(py)),
-        body: body_source(body),
-        framed,
-        keep_alive: framed,
-        script: key.path.display().to_string(),
-        done,
-    });
-    true
-}
-
-/// A request for a known ASGI application, owned for the loop.
-pub(super) struct KnownRequest {
-    /// Its vars.
-    pub vars: Vars,
-    /// The script and application group.
-    pub key: ScriptKey,
-    /// Its body as read so far.
-    pub body: Body,
-    /// The peer is our client.
-    pub framed: bool,
-    /// The metrics' busy mark, moved to the hand-over.
-    pub busy: BusyMark,
-}
-
-/// What the loop gets.
-enum Handover<'py> {
-    /// An HTTP request, on the loop's own descriptor of the connection.
-    Http(OwnedFd),
-    /// A WebSocket, which owns that descriptor.
-    WebSocket(websocket::Task<'py>),
 }
 
 /// Logs a request the loop could not be given, with the Python error.

@@ -95,9 +95,7 @@ pub fn serve(
         let request = asgi::KnownRequest {
             vars,
             key,
-            body,
-            framed,
-            busy,
+            taken: asgi::Taken { body, framed, busy },
         };
         return if asgi::hand_over_known(daemon, stream, known, request) {
             After::Handed
@@ -344,9 +342,11 @@ fn run(
                 reloading,
             },
             fresh: !stale,
-            body,
-            framed,
-            busy: busy.take(),
+            taken: asgi::Taken {
+                body,
+                framed,
+                busy: busy.take(),
+            },
         };
         return asgi::hand_over(py, daemon, stream, app, request);
     }
