@@ -45,6 +45,25 @@ impl Level {
     }
 }
 
+/// What a message is about: the notices of settings accepted for
+/// compatibility are made by `config` from its tables of those settings
+/// (which value has no effect, and why), and so are their meanings here,
+/// so that each reason is written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// Any other message: its text is its meaning.
+    Other,
+    /// A notice whose text is the whole log line (`config` holds it).
+    Notice,
+    /// A directive with no effect: its row of `config::compat::NO_EFFECT`
+    /// (found by id) says which value and why.
+    Directive,
+    /// A `WSGIDaemonProcess` option with no effect: the option at place
+    /// id - 200 of mod_wsgi's list, with its reason in
+    /// `config::daemon_options::NO_EFFECT`.
+    DaemonOption,
+}
+
 /// One log message: `WSGIRS{id}` at `level`.
 #[derive(Debug, Clone, Copy)]
 pub struct Message {
@@ -52,19 +71,85 @@ pub struct Message {
     pub id: u16,
     /// The level it is logged at.
     pub level: Level,
-    /// What it means, in a sentence.
-    pub meaning: &'static str,
+    /// What the message is about.
+    pub subject: Subject,
+    /// What it means, in a sentence (empty where `config` says it).
+    pub text: &'static str,
     /// What the operator can do about it.
     pub remedy: &'static str,
 }
 
+impl Message {
+    /// What the message means, as `docs/messages.md` says it (empty when
+    /// `config` has no row for a notice: a test fails on it).
+    pub fn meaning(&self) -> String {
+        match self.subject {
+            Subject::Other => self.text.to_owned(),
+            Subject::Notice => format!("{}.", self.text),
+            Subject::Directive => {
+                NO_EFFECT
+                    .iter()
+                    .find(|row| row.id == self.id)
+                    .map_or_else(String::new, |row| {
+                        let name = spelling(row.directive);
+                        let sep = if row.value.is_empty() { "" } else { " " };
+                        format!("{name}{sep}{} has no effect: {}.", row.value, row.why)
+                    })
+            }
+            Subject::DaemonOption => DAEMON_OPTIONS
+                .get(usize::from(self.id) - 200)
+                .and_then(|option| NO_EFFECT_OPTIONS.iter().find(|(o, _)| o == option))
+                .map_or_else(String::new, |(option, why)| {
+                    format!("WSGIDaemonProcess {option}= has no effect: {why}.")
+                }),
+        }
+    }
+}
+
 /// A table row (keeps each row on a line or two).
-const fn msg(id: u16, level: Level, meaning: &'static str, remedy: &'static str) -> Message {
+const fn msg(id: u16, level: Level, text: &'static str, remedy: &'static str) -> Message {
     Message {
         id,
         level,
-        meaning,
+        subject: Subject::Other,
+        text,
         remedy,
+    }
+}
+
+/// The row of a warning whose whole text `config` logs.
+const fn notice(id: u16, text: &'static str, remedy: &'static str) -> Message {
+    Message {
+        id,
+        level: Level::Warn,
+        subject: Subject::Notice,
+        text,
+        remedy,
+    }
+}
+
+/// The row of a directive that has no effect: a warning (what it says is
+/// in `config::compat::NO_EFFECT`).
+const fn directive(id: u16, remedy: &'static str) -> Message {
+    Message {
+        id,
+        level: Level::Warn,
+        subject: Subject::Directive,
+        text: "",
+        remedy,
+    }
+}
+
+/// The row of a `WSGIDaemonProcess` option that has no effect: a warning
+/// whose remedy is to remove the option (what it says is in
+/// `config::daemon_options::NO_EFFECT`).
+const fn option(id: u16) -> Message {
+    Message {
+        id,
+        level: Level::Warn,
+        subject: Subject::DaemonOption,
+        text: "",
+        remedy: REMOVE_OPTION,
     }
 }
 
@@ -75,6 +160,18 @@ const REMOVE_DIRECTIVE: &str = "Nothing is wrong; remove the directive (or the v
 const REMOVE_OPTION: &str = "Nothing is wrong; remove the option from WSGIDaemonProcess to \
      silence the notice.";
 
+use crate::config::{Directive, DAEMON_OPTIONS, NO_EFFECT, NO_EFFECT_OPTIONS, SERVER_METRICS_ON};
+
+/// Directive `d` as a configuration spells it (a container with its `>`).
+fn spelling(d: Directive) -> String {
+    let name = d.name();
+    if name.starts_with('<') {
+        format!("{name}>")
+    } else {
+        name.to_owned()
+    }
+}
+
 /// Every message, in number order. (`Level::Info` and plain `Info` both
 /// read well in a row: neither is refused.)
 #[allow(unused_qualifications)]
@@ -82,39 +179,40 @@ pub const MESSAGES: &[Message] = {
     use Level::{Debug, Error, Info, Warn};
     &[
     // 100-199: start-up notices of directives accepted for compatibility.
-    msg(100, Warn, "A directive accepted for compatibility has no effect here; the line names the directive and says why.", REMOVE_DIRECTIVE),
-    msg(101, Warn, "WSGIVerboseDebugging On has no effect: debugging messages are enabled with LogLevel wsgi_rs:debug.", REMOVE_DIRECTIVE),
-    msg(102, Warn, "WSGIAcceptMutex has no effect: daemon processes take connections through epoll without an accept mutex.", REMOVE_DIRECTIVE),
-    msg(103, Warn, "WSGILazyInitialization Off has no effect: Python never starts in the Apache parent.", REMOVE_DIRECTIVE),
-    msg(104, Warn, "WSGICaseSensitivity Off has no effect: file names are compared as the file system stores them.", REMOVE_DIRECTIVE),
-    msg(105, Warn, "WSGIApplicationWrapper has no effect: it is not supported.", "Wrap the application in the WSGI script instead, then remove the directive."),
-    msg(106, Warn, "WSGINewRelicConfigFile has no effect: the New Relic integration was removed in mod_wsgi 6.", "Initialise the New Relic agent in the WSGI script, then remove the directive."),
-    msg(107, Warn, "WSGINewRelicEnvironment has no effect: the New Relic integration was removed in mod_wsgi 6.", "Initialise the New Relic agent in the WSGI script, then remove the directive."),
-    msg(108, Warn, "WSGIPerInterpreterGIL On has no effect: all interpreters of a process share one GIL.", REMOVE_DIRECTIVE),
-    msg(109, Warn, "WSGIFreeThreading On has no effect: the embedded Python keeps its GIL.", REMOVE_DIRECTIVE),
-    msg(110, Warn, "A <WSGIInterpreterOptions> container is accepted but its settings are not applied.", "Set the options at server level or on WSGIDaemonProcess, then remove the container."),
-    msg(111, Warn, "WSGITelemetryService has no effect: mod_wsgi 6's telemetry service is not implemented.", "Use SetHandler wsgi-rs-metrics and wsgi-rs-status (README, Metrics), then remove the directive."),
-    msg(112, Warn, "WSGITelemetryOptions has no effect: mod_wsgi 6's telemetry service is not implemented.", "Use SetHandler wsgi-rs-metrics and wsgi-rs-status (README, Metrics), then remove the directive."),
+    // 100 was the notice of a compatibility directive without a row of its
+    // own; every one has its row now (a unit test of config::compat checks).
+    directive(101, REMOVE_DIRECTIVE),
+    directive(102, REMOVE_DIRECTIVE),
+    directive(103, REMOVE_DIRECTIVE),
+    directive(104, REMOVE_DIRECTIVE),
+    directive(105, "Wrap the application in the WSGI script instead, then remove the directive."),
+    directive(106, "Initialise the New Relic agent in the WSGI script, then remove the directive."),
+    directive(107, "Initialise the New Relic agent in the WSGI script, then remove the directive."),
+    directive(108, REMOVE_DIRECTIVE),
+    directive(109, REMOVE_DIRECTIVE),
+    directive(110, "Set the options at server level or on WSGIDaemonProcess, then remove the container."),
+    directive(111, "Use SetHandler wsgi-rs-metrics and wsgi-rs-status (README, Metrics), then remove the directive."),
+    directive(112, "Use SetHandler wsgi-rs-metrics and wsgi-rs-status (README, Metrics), then remove the directive."),
     // 113 was WSGISlowRequests' notice before the directive took effect.
-    msg(114, Warn, "WSGISocketRotation On has no effect: daemon socket names never change across restarts.", REMOVE_DIRECTIVE),
-    msg(115, Warn, "WSGIServerMetrics On collects the metrics, but mod_wsgi.server_metrics() still answers None (Apache's scoreboard is not read).", "Nothing is wrong; read the metrics from SetHandler wsgi-rs-metrics."),
+    directive(114, REMOVE_DIRECTIVE),
+    notice(115, SERVER_METRICS_ON, "Nothing is wrong; read the metrics from SetHandler wsgi-rs-metrics."),
     msg(116, Warn, "A daemon-mode request has run longer than WSGISlowRequests; the line names group, pid, thread and URL, and the Python stack follows.", "Look at the stack for what the request waits on; raise WSGISlowRequests if such requests are expected."),
-    msg(117, Warn, "WSGIGroupAuthoritative has no effect under Apache 2.4 (nor has it with mod_wsgi there): <RequireAny>/<RequireAll> decide whether another Require line may grant what Require wsgi-group refused.", "Express the policy with <RequireAny>/<RequireAll>, then remove the directive."),
+    directive(117, "Express the policy with <RequireAny>/<RequireAll>, then remove the directive."),
     // 200-299: WSGIDaemonProcess options accepted for compatibility (200 + the option's index).
     // 221 was interrupt-timeout='s notice before the option took effect.
-    msg(223, Warn, "WSGIDaemonProcess eviction-timeout= has no effect: graceful-timeout applies to every graceful restart.", REMOVE_OPTION),
-    msg(230, Warn, "WSGIDaemonProcess send-buffer-size= has no effect: daemon sockets keep the system's buffer sizes.", REMOVE_OPTION),
-    msg(231, Warn, "WSGIDaemonProcess receive-buffer-size= has no effect: daemon sockets keep the system's buffer sizes.", REMOVE_OPTION),
-    msg(232, Warn, "WSGIDaemonProcess header-buffer-size= has no effect: response headers are relayed without a fixed buffer.", REMOVE_OPTION),
-    msg(233, Warn, "WSGIDaemonProcess response-buffer-size= has no effect: responses are relayed without a fixed buffer.", REMOVE_OPTION),
+    option(223),
+    option(230),
+    option(231),
+    option(232),
+    option(233),
     // 234 was response-socket-timeout='s notice before the option took effect.
-    msg(235, Warn, "WSGIDaemonProcess response-flush-delay= has no effect: responses are not held back for flushing.", REMOVE_OPTION),
-    msg(236, Warn, "WSGIDaemonProcess socket-user= has no effect: the daemon socket is owned by Apache's User.", REMOVE_OPTION),
-    msg(237, Warn, "WSGIDaemonProcess script-user= has no effect: the owner of WSGI script files is not checked.", REMOVE_OPTION),
-    msg(238, Warn, "WSGIDaemonProcess script-group= has no effect: the group of WSGI script files is not checked.", REMOVE_OPTION),
-    msg(243, Warn, "WSGIDaemonProcess server-metrics= has no effect: Apache's scoreboard is not read.", REMOVE_OPTION),
-    msg(244, Warn, "WSGIDaemonProcess newrelic-config-file= has no effect: the New Relic integration was removed in mod_wsgi 6.", REMOVE_OPTION),
-    msg(245, Warn, "WSGIDaemonProcess newrelic-environment= has no effect: the New Relic integration was removed in mod_wsgi 6.", REMOVE_OPTION),
+    option(235),
+    option(236),
+    option(237),
+    option(238),
+    option(243),
+    option(244),
+    option(245),
     // 300-399: the core (start-up, supervisor, daemon processes, requests).
     msg(300, Error, "The Apache parent could not map the shared memory for the metrics; metrics are off for this run.", "Check the memory limits of the Apache parent (ulimit -v, the container's memory) and restart Apache."),
     msg(301, Error, "The configuration could not be resolved at start-up (a WSGIDaemonProcess user or group that does not exist or is root, a script naming a daemon group nobody defined); Apache does not start.", "Correct what the line names and start Apache again."),
@@ -285,7 +383,7 @@ pub fn reference() -> String {
                 "| `WSGIRS{}` | {} | {} | {} |\n",
                 m.id,
                 m.level.apache_name(),
-                m.meaning.replace('|', "\\|"),
+                m.meaning().replace('|', "\\|"),
                 m.remedy.replace('|', "\\|")
             ));
         }

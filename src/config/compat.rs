@@ -8,8 +8,8 @@ use super::directive::Directive;
 use super::error::ConfigError;
 
 /// A start-up warning with a stable identifier (`WSGIRS1nn` for a
-/// directive, see [`notice_id`]; `WSGIRS2nn` for a `WSGIDaemonProcess`
-/// option, nn the option's index), so it can be searched for and filtered on.
+/// directive, `WSGIRS2nn` for a `WSGIDaemonProcess` option), so it can be
+/// searched for and filtered on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     /// The notice's stable identifier (in the log line).
@@ -18,32 +18,139 @@ pub struct Notice {
     pub message: String,
 }
 
-/// The id of a directive's notice. Fixed here, apart from the directive
-/// table's order, so that adding directives never renumbers a notice.
-pub fn notice_id(d: Directive) -> String {
-    match d {
-        Directive::VerboseDebugging => "WSGIRS101",
-        Directive::AcceptMutex => "WSGIRS102",
-        Directive::LazyInitialization => "WSGIRS103",
-        Directive::CaseSensitivity => "WSGIRS104",
-        Directive::ApplicationWrapper => "WSGIRS105",
-        Directive::NewRelicConfigFile => "WSGIRS106",
-        Directive::NewRelicEnvironment => "WSGIRS107",
-        Directive::PerInterpreterGil => "WSGIRS108",
-        Directive::FreeThreading => "WSGIRS109",
-        Directive::InterpreterOptions => "WSGIRS110",
-        Directive::TelemetryService => "WSGIRS111",
-        Directive::TelemetryOptions => "WSGIRS112",
-        // 113 was WSGISlowRequests' notice before the directive took effect.
-        Directive::SocketRotation => "WSGIRS114",
-        Directive::ServerMetrics => "WSGIRS115",
-        // Directives with an effect have no notice; a new compatibility
-        // directive takes the next free number of the table in
-        // src/messages.rs (until it does, its notice has the family's id).
-        _ => "WSGIRS100",
-    }
-    .to_owned()
+/// A directive accepted for compatibility whose setting has no effect here.
+/// Its notice is made from this row, and so is its entry in
+/// `docs/messages.md` (`src/messages.rs` adds the remedy): the reason is
+/// written once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NoEffect {
+    /// The directive.
+    pub(crate) directive: Directive,
+    /// Its notice's number after `WSGIRS`, fixed here apart from the
+    /// directive table's order so that adding directives renumbers nothing.
+    pub(crate) id: u16,
+    /// The value that has no effect (`On`, `Off`), or empty for any value.
+    pub(crate) value: &'static str,
+    /// Why it has none (the end of the notice; no full stop).
+    pub(crate) why: &'static str,
 }
+
+/// A row of [`NO_EFFECT`].
+const fn no_effect(
+    directive: Directive,
+    id: u16,
+    value: &'static str,
+    why: &'static str,
+) -> NoEffect {
+    NoEffect {
+        directive,
+        id,
+        value,
+        why,
+    }
+}
+
+/// Every directive accepted for compatibility that has no effect here, in
+/// number order (a compatibility directive without a row here gives no
+/// notice: a unit test below checks every one has its row).
+pub(crate) const NO_EFFECT: &[NoEffect] = &[
+    no_effect(
+        Directive::VerboseDebugging,
+        101,
+        "On",
+        "debugging messages are enabled with LogLevel wsgi_rs:debug",
+    ),
+    no_effect(
+        Directive::AcceptMutex,
+        102,
+        "",
+        "daemon processes take connections through epoll without an accept mutex",
+    ),
+    no_effect(
+        Directive::LazyInitialization,
+        103,
+        "Off",
+        "Python always starts in the child and daemon processes, never in the Apache parent \
+         (mod_wsgi's default, On)",
+    ),
+    no_effect(
+        Directive::CaseSensitivity,
+        104,
+        "Off",
+        "file names are compared as the file system stores them (case-sensitive on Linux)",
+    ),
+    no_effect(
+        Directive::ApplicationWrapper,
+        105,
+        "",
+        "it is not supported",
+    ),
+    no_effect(
+        Directive::NewRelicConfigFile,
+        106,
+        "",
+        "the New Relic integration was removed in mod_wsgi 6",
+    ),
+    no_effect(
+        Directive::NewRelicEnvironment,
+        107,
+        "",
+        "the New Relic integration was removed in mod_wsgi 6",
+    ),
+    no_effect(
+        Directive::PerInterpreterGil,
+        108,
+        "On",
+        "all interpreters of a process share one GIL",
+    ),
+    no_effect(
+        Directive::FreeThreading,
+        109,
+        "On",
+        "the embedded Python keeps its GIL (free threading needs a free-threaded Python build)",
+    ),
+    no_effect(
+        Directive::InterpreterOptions,
+        110,
+        "",
+        "the settings inside the container are checked but not applied",
+    ),
+    no_effect(
+        Directive::TelemetryService,
+        111,
+        "",
+        "mod_wsgi 6's telemetry service is not implemented",
+    ),
+    no_effect(
+        Directive::TelemetryOptions,
+        112,
+        "",
+        "mod_wsgi 6's telemetry service is not implemented",
+    ),
+    // 113 was WSGISlowRequests' notice before the directive took effect.
+    no_effect(
+        Directive::SocketRotation,
+        114,
+        "On",
+        "daemon sockets keep their names across restarts (PREFIX.GROUP.sock, which ProxyPass \
+         lines need), as with WSGISocketRotation Off, and requests from the previous \
+         generation's children are still served",
+    ),
+    // 115 is SERVER_METRICS_ON below; 116 is no notice.
+    no_effect(
+        Directive::GroupAuthoritative,
+        117,
+        "",
+        "under Apache 2.4 (with mod_wsgi there neither) <RequireAny>/<RequireAll> decide \
+         whether another Require line may grant what Require wsgi-group refused",
+    ),
+];
+
+/// The notice (`WSGIRS115`) of `WSGIServerMetrics On`, which has an effect,
+/// but not all it has in mod_wsgi.
+pub(crate) const SERVER_METRICS_ON: &str = "WSGIServerMetrics On collects the metrics \
+    SetHandler wsgi-rs-metrics serves, but mod_wsgi.server_metrics() still answers None \
+    (Apache's scoreboard is not read)";
 
 impl std::fmt::Display for Notice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,12 +159,22 @@ impl std::fmt::Display for Notice {
 }
 
 impl Notice {
-    /// A notice that directive `d` with `value` is accepted but does nothing here, and why.
-    pub fn for_directive(d: Directive, value: &str, why: &str) -> Notice {
+    /// The notice `WSGIRS{id}` that `setting`, as given, has no effect,
+    /// because `why`.
+    pub fn no_effect(id: usize, setting: &str, why: &str) -> Notice {
         Notice {
-            id: notice_id(d),
-            message: format!("{} {value}: {why}", d.name()),
+            id: format!("WSGIRS{id}"),
+            message: format!("{setting}: accepted for compatibility, no effect: {why}"),
         }
+    }
+
+    /// The notice that directive `d` given `value` has no effect here, or
+    /// `None` when it has (or is no compatibility directive). `setting` is
+    /// how the notice names it (`WSGIAcceptMutex flock`).
+    pub fn for_directive(d: Directive, value: &str, setting: &str) -> Option<Notice> {
+        let row = NO_EFFECT.iter().find(|row| row.directive == d)?;
+        (row.value.is_empty() || row.value.eq_ignore_ascii_case(value))
+            .then(|| Notice::no_effect(usize::from(row.id), setting, row.why))
     }
 }
 
@@ -120,57 +237,11 @@ impl CompatSettings {
                 continue;
             }
             seen.push(*d);
-            if let Some(why) = no_effect(*d, value) {
-                notices.push(Notice::for_directive(*d, value, why));
-            }
+            let setting = format!("{} {value}", d.name());
+            notices.extend(Notice::for_directive(*d, value, &setting));
         }
         notices.reverse();
         notices
-    }
-}
-
-/// Why a compatibility setting has no effect here, or `None` when what it
-/// asks for is what mod_wsgi_rs does anyway.
-fn no_effect(d: Directive, value: &str) -> Option<&'static str> {
-    let on = value.eq_ignore_ascii_case("on");
-    match d {
-        Directive::VerboseDebugging if on => Some(
-            "accepted for compatibility, no effect: mod_wsgi_rs's debugging messages \
-             are enabled with LogLevel wsgi_rs:debug",
-        ),
-        Directive::LazyInitialization if !on => Some(
-            "accepted for compatibility, no effect: Python always starts in the child \
-             and daemon processes, never in the Apache parent (mod_wsgi's default, On)",
-        ),
-        Directive::CaseSensitivity if !on => Some(
-            "accepted for compatibility, no effect: file names are compared as the \
-             file system stores them (case-sensitive on Linux)",
-        ),
-        Directive::PerInterpreterGil if on => Some(
-            "accepted for compatibility, no effect: all interpreters of a process \
-             share one GIL here",
-        ),
-        Directive::FreeThreading if on => Some(
-            "accepted for compatibility, no effect: the embedded Python keeps its GIL \
-             (free threading needs a free-threaded Python build)",
-        ),
-        Directive::AcceptMutex => Some(
-            "accepted for compatibility, no effect: daemon processes take connections \
-             through epoll without an accept mutex",
-        ),
-        Directive::ApplicationWrapper => Some(
-            "accepted for compatibility, no effect: not supported; wrap the application \
-             in the WSGI script instead",
-        ),
-        Directive::NewRelicConfigFile | Directive::NewRelicEnvironment => Some(
-            "accepted for compatibility, no effect: the New Relic agent integration was \
-             removed in mod_wsgi 6; initialise the agent in the WSGI script instead",
-        ),
-        Directive::TelemetryService | Directive::TelemetryOptions => Some(
-            "accepted for compatibility, no effect: mod_wsgi 6's telemetry service \
-                 is not implemented",
-        ),
-        _ => None,
     }
 }
 
@@ -307,34 +378,56 @@ mod tests {
         );
     }
 
+    /// Every compatibility directive has its row in `NO_EFFECT` and no
+    /// other directive has one; ids are unique and in order.
     #[test]
-    fn every_notice_has_its_own_fixed_id() {
-        let mut ids: Vec<String> = Directive::all()
-            .filter(|d| {
-                ["On", "Off", "x"]
-                    .iter()
-                    .any(|v| no_effect(*d, v).is_some())
-            })
-            .map(notice_id)
-            .collect();
-        for d in [
+    fn every_compatibility_directive_has_its_row() {
+        // Those stored elsewhere, whose notices are made elsewhere.
+        let others = [
             Directive::InterpreterOptions,
             Directive::SocketRotation,
-            Directive::ServerMetrics,
-        ] {
-            ids.push(notice_id(d));
+            Directive::GroupAuthoritative,
+        ];
+        let compat = |d: Directive| {
+            others.contains(&d) || !matches!(CompatSettings::default().apply(d, &["On"]), Ok(false))
+        };
+        for d in Directive::all() {
+            assert_eq!(
+                NO_EFFECT.iter().any(|row| row.directive == d),
+                compat(d),
+                "{}: a directive accepted for compatibility has a row in NO_EFFECT, \
+                 and no other does",
+                d.name()
+            );
         }
-        assert!(!ids.contains(&"WSGIRS100".to_owned()), "{ids:?}");
-        for id in &ids {
-            let n: u16 = id["WSGIRS".len()..].parse().unwrap();
-            let entry =
-                crate::messages::lookup(n).unwrap_or_else(|| panic!("{id} not in the table"));
-            assert_eq!(entry.level, crate::messages::Level::Warn, "{id}");
+        for pair in NO_EFFECT.windows(2) {
+            assert!(pair[0].id < pair[1].id, "WSGIRS{}", pair[1].id);
         }
-        let count = ids.len();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), count, "duplicate notice ids");
+        for row in NO_EFFECT {
+            assert!((100..200).contains(&row.id), "WSGIRS{}", row.id);
+            assert!(["", "On", "Off"].contains(&row.value), "WSGIRS{}", row.id);
+        }
+    }
+
+    /// A directive's notice is made from its row: the value the row names
+    /// is reported, others are not.
+    #[test]
+    fn a_notice_says_what_its_row_says() {
+        let notice = Notice::for_directive(Directive::FreeThreading, "on", "WSGIFreeThreading on")
+            .expect("On has no effect");
+        assert_eq!(
+            notice.to_string(),
+            "WSGIRS109: WSGIFreeThreading on: accepted for compatibility, no effect: the \
+             embedded Python keeps its GIL (free threading needs a free-threaded Python build)"
+        );
+        assert_eq!(
+            Notice::for_directive(Directive::FreeThreading, "Off", "WSGIFreeThreading Off"),
+            None
+        );
+        assert_eq!(
+            Notice::for_directive(Directive::ScriptAlias, "/", "WSGIScriptAlias /"),
+            None
+        );
     }
 
     #[test]

@@ -365,13 +365,8 @@ impl DaemonProcessSpec {
                     .iter()
                     .find(|(o, _)| o == option)
                     .map_or("", |(_, why)| why);
-                Notice {
-                    id: format!("WSGIRS{}", option_notice_number(option)),
-                    message: format!(
-                        "WSGIDaemonProcess {} {option}=: accepted for compatibility, no effect: {why}",
-                        self.name
-                    ),
-                }
+                let setting = format!("WSGIDaemonProcess {} {option}=", self.name);
+                Notice::no_effect(option_notice_number(option), &setting, why)
             })
             .collect()
     }
@@ -392,7 +387,7 @@ impl DaemonProcessSpec {
 /// The number of the notice of a `WSGIDaemonProcess` option with no
 /// effect: 200 + its place in mod_wsgi's option list, so that adding options
 /// at the end never renumbers one (each is in `src/messages.rs`).
-fn option_notice_number(option: &str) -> usize {
+pub(crate) fn option_notice_number(option: &str) -> usize {
     200 + DAEMON_OPTIONS
         .iter()
         .position(|o| *o == option)
@@ -720,33 +715,6 @@ mod tests {
         }
     }
 
-    /// Each option's notice is in the message table, and each 2nn row of
-    /// the table is the notice of an option with no effect.
-    #[test]
-    fn option_notices_are_in_the_message_table() {
-        use crate::messages::{lookup, Level, MESSAGES};
-        let numbers: Vec<usize> = NO_EFFECT
-            .iter()
-            .map(|(option, _)| option_notice_number(option))
-            .collect();
-        for ((option, _), n) in NO_EFFECT.iter().zip(&numbers) {
-            let entry = lookup(*n as u16)
-                .unwrap_or_else(|| panic!("WSGIRS{n} ({option}=) is not in src/messages.rs"));
-            assert_eq!(entry.level, Level::Warn, "WSGIRS{n}");
-            assert!(
-                entry.meaning.contains(&format!("{option}=")),
-                "WSGIRS{n} names {option}="
-            );
-        }
-        for m in MESSAGES.iter().filter(|m| (200..300).contains(&m.id)) {
-            assert!(
-                numbers.contains(&(m.id as usize)),
-                "WSGIRS{} is no option's notice any more; remove its row from src/messages.rs",
-                m.id
-            );
-        }
-    }
-
     /// The README's `WSGIDaemonProcess` section names every option.
     #[test]
     fn readme_lists_every_option() {
@@ -756,11 +724,24 @@ mod tests {
             .nth(1)
             .and_then(|s| s.split("\n## ").next())
             .expect("README has the WSGIDaemonProcess options");
+        // Its paragraph of options with no effect names exactly those of
+        // NO_EFFECT (the reasons are in docs/messages.md).
+        let compat = section
+            .split("Compatibility only, accepted so existing configurations load")
+            .nth(1)
+            .and_then(|s| s.split("\n\n").next())
+            .expect("README has the paragraph of options with no effect");
         for option in DAEMON_OPTIONS {
             assert!(
                 section.contains(&format!("`{option}="))
                     || section.contains(&format!("`{option}`")),
                 "README does not list {option}="
+            );
+            assert_eq!(
+                compat.contains(&format!("`{option}")),
+                NO_EFFECT.iter().any(|(o, _)| *o == option),
+                "README's paragraph of options with no effect and NO_EFFECT disagree \
+                 on {option}="
             );
         }
     }

@@ -9,7 +9,7 @@ use super::args::parse_whole_number;
 pub(super) const MAX_THREADS: u64 = 0xfffd;
 
 /// Every option `WSGIDaemonProcess` accepts, as mod_wsgi spells them.
-pub(super) const DAEMON_OPTIONS: [&str; 51] = [
+pub(crate) const DAEMON_OPTIONS: [&str; 51] = [
     "user",
     "group",
     "supplementary-groups",
@@ -66,8 +66,10 @@ pub(super) const DAEMON_OPTIONS: [&str; 51] = [
 ];
 
 /// Options accepted for compatibility that do nothing here, and why: each
-/// given one is reported once at start-up (see [`DaemonProcessSpec::notices`]).
-pub(super) const NO_EFFECT: [(&str, &str); 12] = [
+/// given one is reported once at start-up (see [`DaemonProcessSpec::notices`])
+/// as `WSGIRS` 200 + its place in [`DAEMON_OPTIONS`]. `src/messages.rs`
+/// makes each one's entry in `docs/messages.md` from this table.
+pub(crate) const NO_EFFECT: [(&str, &str); 12] = [
     (
         "eviction-timeout",
         "graceful-timeout applies to every graceful restart",

@@ -27,7 +27,15 @@ mod trusted_proxies;
 pub use access::AccessScript;
 pub use alias::AliasOptions;
 pub use args::split_raw_args;
+pub use compat::Notice;
+/// What `src/messages.rs` makes the notices' documentation from.
+#[cfg(test)]
+pub(crate) use compat::{NO_EFFECT, SERVER_METRICS_ON};
+#[cfg(test)]
+pub(crate) use daemon::option_notice_number;
 pub use daemon::DaemonProcessSpec;
+#[cfg(test)]
+pub(crate) use daemon_options::{DAEMON_OPTIONS, NO_EFFECT as NO_EFFECT_OPTIONS};
 pub use dir::{resolve_callable_object, DirConfig, MapHeadToGet};
 #[cfg(test)]
 pub use directive::context;

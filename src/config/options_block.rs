@@ -121,8 +121,10 @@ impl InterpreterOptionsBlock {
         compact.eq_ignore_ascii_case(END_TAG)
     }
 
-    /// The start-up notice: the container's settings are not applied.
-    pub fn notice(&self) -> Notice {
+    /// The start-up notice: the container's settings are not applied
+    /// (`None` only without its row in `compat::NO_EFFECT`, which a unit
+    /// test there rules out).
+    pub fn notice(&self) -> Option<Notice> {
         let d = Directive::InterpreterOptions;
         let mut tag = d.name().to_owned();
         for (what, v) in [
@@ -134,14 +136,7 @@ impl InterpreterOptionsBlock {
                 tag.push_str(&format!(" {what}={v}"));
             }
         }
-        Notice {
-            id: super::compat::notice_id(d),
-            message: format!(
-                "{tag}>: accepted for compatibility, no effect: per-interpreter option \
-                 containers are not applied; set the options at server level or on \
-                 WSGIDaemonProcess"
-            ),
-        }
+        Notice::for_directive(d, "", &format!("{tag}>"))
     }
 }
 
@@ -169,10 +164,10 @@ mod tests {
         let all = InterpreterOptionsBlock::open(">").unwrap();
         assert_eq!(all.process_group, None);
         assert_eq!(
-            b.notice().to_string(),
+            b.notice().unwrap().to_string(),
             "WSGIRS110: <WSGIInterpreterOptions process-group=d1 application-group=%{GLOBAL}>: \
-             accepted for compatibility, no effect: per-interpreter option containers are not \
-             applied; set the options at server level or on WSGIDaemonProcess"
+             accepted for compatibility, no effect: the settings inside the container are \
+             checked but not applied"
         );
     }
 

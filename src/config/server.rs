@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use super::alias::{AliasMatch, ScriptAlias};
 use super::args::{exactly_one_non_empty, flag_directive, python_path_entries};
-use super::compat::{CompatSettings, Notice};
+use super::compat::{CompatSettings, Notice, SERVER_METRICS_ON};
 use super::daemon::DaemonProcessSpec;
 use super::directive::{Directive, Scope};
 use super::error::ConfigError;
@@ -203,28 +203,19 @@ impl ServerConfig {
         let mut notices = self.compat.notices();
         // Stored switches that do nothing (or not all mod_wsgi did) when On.
         if self.socket_rotation == Some(true) {
-            notices.push(Notice::for_directive(
-                Directive::SocketRotation,
-                "On",
-                "accepted for compatibility, no effect: daemon sockets keep their names \
-                 across restarts (PREFIX.GROUP.sock, which ProxyPass lines need), as with \
-                 WSGISocketRotation Off, and requests from the previous generation's \
-                 children are still served",
-            ));
+            let d = Directive::SocketRotation;
+            notices.extend(Notice::for_directive(d, "On", &format!("{} On", d.name())));
         }
         if self.server_metrics == Some(true) {
-            notices.push(Notice::for_directive(
-                Directive::ServerMetrics,
-                "On",
-                "collects the metrics SetHandler wsgi-rs-metrics serves; \
-                 mod_wsgi.server_metrics() does not read Apache's scoreboard and still \
-                 answers None",
-            ));
+            notices.push(Notice {
+                id: "WSGIRS115".to_owned(),
+                message: SERVER_METRICS_ON.to_owned(),
+            });
         }
         notices.extend(
             self.interpreter_blocks
                 .iter()
-                .map(InterpreterOptionsBlock::notice),
+                .filter_map(InterpreterOptionsBlock::notice),
         );
         let mut seen = HashSet::new();
         for spec in daemons {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::boundary::guard;
 use super::ffi;
 use super::pool::pool_str;
-use crate::config::{DirConfig, Directive, Scope, ServerConfig};
+use crate::config::{DirConfig, Directive, Notice, Scope, ServerConfig};
 use crate::daemon::privileges;
 
 /// Names of the `WSGIDaemonProcess` groups read so far in this
@@ -50,11 +50,12 @@ fn validate_daemon_process(config: &ServerConfig) -> Result<(), String> {
 /// post_config says once that it has no effect.
 pub(super) static GROUP_AUTHORITATIVE_USED: AtomicBool = AtomicBool::new(false);
 
-/// Said once when `WSGIGroupAuthoritative` appears.
-pub(super) const GROUP_AUTHORITATIVE_WARNING: &str =
-    "WSGIRS117: WSGIGroupAuthoritative has no effect \
-    under Apache 2.4 (nor has it with mod_wsgi there): whether another Require line may grant \
-    what `Require wsgi-group` refused is decided by <RequireAny>/<RequireAll>";
+/// Said once when `WSGIGroupAuthoritative` appears (`WSGIRS117`, from its
+/// row in `src/messages.rs`).
+pub(super) fn group_authoritative_warning() -> String {
+    let d = Directive::GroupAuthoritative;
+    Notice::for_directive(d, "", d.name()).map_or_else(String::new, |n| n.to_string())
+}
 
 /// Logs the warning above, once per configuration pass.
 fn note_group_authoritative() {
@@ -68,7 +69,8 @@ fn note_group_authoritative() {
     // Read from an .htaccess file while serving: said once per process.
     static WARNED: AtomicBool = AtomicBool::new(false);
     if !WARNED.swap(true, Ordering::Relaxed) {
-        ::log::warn!("{GROUP_AUTHORITATIVE_WARNING}");
+        let warning = group_authoritative_warning();
+        ::log::warn!("{warning}");
     }
 }
 

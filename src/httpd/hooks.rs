@@ -92,7 +92,8 @@ pub extern "C" fn wsgi_rs_post_config(
             let group_authoritative = &super::directive::GROUP_AUTHORITATIVE_USED;
             if group_authoritative.swap(false, Ordering::Relaxed) && !dry_run {
                 // Pass-through: the warning starts with its id.
-                ::log::warn!("{}", super::directive::GROUP_AUTHORITATIVE_WARNING);
+                let warning = super::directive::group_authoritative_warning();
+                ::log::warn!("{warning}");
             }
             if !dry_run {
                 // SAFETY: httpd passes its live pconf.

@@ -78,15 +78,22 @@ fn ids_are_unique_and_in_order() {
             m.id
         );
         assert!(
-            !m.meaning.is_empty() && !m.remedy.is_empty(),
+            !m.meaning().is_empty() && !m.remedy.is_empty(),
             "WSGIRS{}",
             m.id
         );
         assert!(
-            m.meaning.ends_with('.') && m.remedy.ends_with('.'),
+            m.meaning().ends_with('.') && m.remedy.ends_with('.'),
             "WSGIRS{}: sentences end with a full stop",
             m.id
         );
+        if m.subject != Subject::Other {
+            assert!(
+                !m.meaning().ends_with(".."),
+                "WSGIRS{}: a notice ends without a full stop (it ends the log line)",
+                m.id
+            );
+        }
     }
 }
 
@@ -104,13 +111,14 @@ fn every_id_in_the_source_is_in_the_table() {
     }
 }
 
-/// An entry nothing writes is stale. The ids of the `WSGIDaemonProcess`
-/// option notices (200-299) are computed, not written: `config::daemon`
-/// checks them.
+/// An entry nothing writes is stale. The ids of the notices of settings
+/// with no effect are in `config`'s tables, not written:
+/// `notices_are_config_s_tables` checks those rows.
 #[test]
 fn every_entry_is_used_in_the_source() {
     let sources = sources();
-    for m in MESSAGES.iter().filter(|m| !(200..300).contains(&m.id)) {
+    let written = |m: &&Message| matches!(m.subject, Subject::Other | Subject::Notice);
+    for m in MESSAGES.iter().filter(written) {
         assert!(
             sources
                 .iter()
@@ -118,6 +126,36 @@ fn every_entry_is_used_in_the_source() {
             "WSGIRS{} is in the table but nothing under src/ writes it; remove its row",
             m.id
         );
+    }
+}
+
+/// The rows of the notices of directives and `WSGIDaemonProcess` options
+/// with no effect are exactly those of `config`'s tables, and each
+/// option's id is 200 + its place in mod_wsgi's option list (so adding
+/// options at the end never renumbers one).
+#[test]
+fn notices_are_config_s_tables() {
+    use crate::config::option_notice_number;
+    let ids = |subject: Subject| -> Vec<u16> {
+        MESSAGES
+            .iter()
+            .filter(|m| m.subject == subject)
+            .map(|m| m.id)
+            .collect()
+    };
+    let directives: Vec<u16> = NO_EFFECT.iter().map(|row| row.id).collect();
+    assert_eq!(ids(Subject::Directive), directives);
+    let mut options: Vec<u16> = NO_EFFECT_OPTIONS
+        .iter()
+        .map(|(option, _)| option_notice_number(option) as u16)
+        .collect();
+    options.sort_unstable();
+    assert_eq!(ids(Subject::DaemonOption), options);
+    for m in MESSAGES
+        .iter()
+        .filter(|m| m.subject == Subject::DaemonOption)
+    {
+        assert!((200..300).contains(&m.id), "WSGIRS{}", m.id);
     }
 }
 

@@ -413,8 +413,9 @@ WSGIScriptAlias /aliased {root}/env.wsgi
         // could overrule (mod_wsgi refuses, and the other line decides).
         assert_eq!(status("/any", "grouperr", "pw"), 500);
         assert!(
-            s.error_log()
-                .contains("WSGIGroupAuthoritative has no effect"),
+            s.error_log().contains(
+                "WSGIRS117: WSGIGroupAuthoritative: accepted for compatibility, no effect"
+            ),
             "{}",
             s.error_log()
         );

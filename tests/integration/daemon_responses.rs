@@ -205,8 +205,8 @@ fn socket_rotation_and_server_metrics_are_accepted() {
     let log = s.error_log();
     for needle in [
         "WSGIRS114: WSGISocketRotation On: accepted for compatibility, no effect",
-        "WSGIRS115: WSGIServerMetrics On: collects the metrics SetHandler wsgi-rs-metrics serves; \
-         mod_wsgi.server_metrics() does not read Apache's scoreboard",
+        "WSGIRS115: WSGIServerMetrics On collects the metrics SetHandler wsgi-rs-metrics serves, \
+         but mod_wsgi.server_metrics() still answers None",
     ] {
         assert_eq!(log.matches(needle).count(), 1, "{needle}:\n{log}");
     }
