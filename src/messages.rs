@@ -340,6 +340,7 @@ pub const MESSAGES: &[Message] = {
     msg(591, Error, "A response header from the daemon process is longer than Apache accepts; the request was answered 500.", "Correct the application's response headers."),
     msg(592, Error, "A response header from the daemon process is malformed; the request was answered 502.", "Report it with the application's response."),
     msg(593, Error, "The response from the daemon process ended before it was complete; the client's connection was aborted.", "See the daemon's lines for that time (a crash, a timeout, WSGIRS337)."),
+    msg(594, Error, "A daemon process refused a request from this Apache's mod_proxy_uwsgi because the trusted proxy rules (WSGITrustedProxyHeaders, WSGITrustedProxies) that came with it did not parse; it was answered 500.", "Report it: only this Apache writes those rules. Check that the Apache children and the daemon processes run the same module build (a full restart)."),
     ]
 };
 

@@ -46,4 +46,4 @@ pub use interface::Interface;
 pub use options_block::InterpreterOptionsBlock;
 pub use python_options::HashSeed;
 pub use server::ServerConfig;
-pub use trusted_proxies::{rewrite_proxy_vars, EnvEdit};
+pub use trusted_proxies::{encode_rules, rewrite_by_encoded_rules, rewrite_proxy_vars, EnvEdit};

@@ -13,7 +13,11 @@
 //!
 //! This is pure logic over the variables; the httpd layer reads them from
 //! and writes the edits back to `r->subprocess_env`, which both embedded and
-//! daemon mode are served from.
+//! daemon mode are served from. A request that Apache's mod_proxy_uwsgi
+//! sends to a daemon group is rewritten in the daemon instead, over the
+//! variables mod_proxy_uwsgi made, by the same rules: the location's
+//! rules travel with it as one line ([`encode_rules`],
+//! [`rewrite_by_encoded_rules`]).
 
 use std::net::IpAddr;
 
@@ -198,7 +202,6 @@ impl ProxyHeader {
     }
 
     /// The header as HTTP spells it.
-    #[cfg(test)]
     pub fn name(self) -> &'static str {
         self.spec().header
     }
@@ -362,6 +365,60 @@ pub fn rewrite_proxy_vars<'a>(
         }
     }
     edits
+}
+
+/// A location's rules as one line, for [`rewrite_by_encoded_rules`]: the
+/// listed headers, comma-separated, then, when `WSGITrustedProxies`
+/// applies, `;` and the trusted networks, comma-separated
+/// (`X-Forwarded-For,X-Forwarded-Proto;127.0.0.0/8,10.0.0.1/32`).
+pub fn encode_rules(headers: &[ProxyHeader], proxies: Option<&TrustedProxies>) -> String {
+    let mut line = String::new();
+    for (i, header) in headers.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(header.name());
+    }
+    if let Some(proxies) = proxies {
+        line.push(';');
+        for (i, net) in proxies.0.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&net.to_string());
+        }
+    }
+    line
+}
+
+/// The edits that rules encoded by [`encode_rules`] call for, given the
+/// request's variables: what [`rewrite_proxy_vars`] decides with the
+/// rules as they were configured. An error names what did not parse.
+pub fn rewrite_by_encoded_rules<'a>(
+    line: &[u8],
+    env: impl Fn(&str) -> Option<&'a [u8]>,
+) -> Result<Vec<EnvEdit>, String> {
+    let line = std::str::from_utf8(line).map_err(|_| "rules are not UTF-8".to_owned())?;
+    let (names, networks) = match line.split_once(';') {
+        Some((names, networks)) => (names, Some(networks)),
+        None => (line, None),
+    };
+    let headers = names
+        .split(',')
+        .filter(|name| !name.is_empty())
+        .map(ProxyHeader::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let proxies = match networks {
+        None => None,
+        Some(networks) => {
+            let mut proxies = TrustedProxies::default();
+            for word in networks.split(',').filter(|word| !word.is_empty()) {
+                proxies.push(word)?;
+            }
+            Some(proxies)
+        }
+    };
+    Ok(rewrite_proxy_vars(&headers, proxies.as_ref(), env))
 }
 
 /// Applies one header's value to the variables.
@@ -788,6 +845,51 @@ mod tests {
         assert!(!env.contains_key("HTTP_X_HOST"));
         assert!(!env.contains_key("HTTP_X_FORWARDED_SCRIPT_NAME"));
         assert_eq!(env["HTTP_X_FORWARDED_HOST"], "www.example.org");
+    }
+
+    #[test]
+    fn encoded_rules_decide_as_the_configured_ones() {
+        let vars: HashMap<&str, &[u8]> = [
+            ("REMOTE_ADDR", &b"10.0.0.1"[..]),
+            ("HTTP_X_FORWARDED_FOR", b"6.6.6.6, 203.0.113.7, 10.1.1.1"),
+            ("HTTP_X_REAL_IP", b"6.6.6.6"),
+            ("HTTP_X_FORWARDED_PROTO", b"https"),
+            ("HTTP_X_FORWARDED_HOST", b"www.example.org"),
+            ("HTTPS", b"on"),
+        ]
+        .into_iter()
+        .collect();
+        let env = |k: &str| vars.get(k).copied();
+        let cases: [(&[&str], Option<&[&str]>); 5] = [
+            (&["X-Forwarded-For", "X-Forwarded-Proto"], None),
+            (&["X-Forwarded-For"], Some(&["10.0.0.0/8", "::1", "100.64"])),
+            (&["X-Real-IP", "X-Forwarded-Host"], Some(&["10.0.0.1"])),
+            (
+                &["HTTP_X_FORWARDED_PROTO"],
+                Some(&["192.0.2.0/255.255.255.0"]),
+            ),
+            (&["X-Forwarded-For"], Some(&[])),
+        ];
+        for (names, trusted) in cases {
+            let h = headers(names);
+            let p = trusted.map(proxies);
+            let line = encode_rules(&h, p.as_ref());
+            assert_eq!(
+                rewrite_by_encoded_rules(line.as_bytes(), env),
+                Ok(rewrite_proxy_vars(&h, p.as_ref(), env)),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            encode_rules(
+                &headers(&["x-forwarded-for", "X-Forwarded-Proto"]),
+                Some(&proxies(&["127.0.0.0/8", "::1"]))
+            ),
+            "X-Forwarded-For,X-Forwarded-Proto;127.0.0.0/8,::1/128"
+        );
+        for bad in [&b"X-Forwarded-Fro"[..], b"X-Real-IP;10.0.0.0/33", b"\xff"] {
+            assert!(rewrite_by_encoded_rules(bad, env).is_err());
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::active::{self, ActiveRequest, Answer, AnswerState};
 use super::asgi;
 use super::backend::{Body, DaemonBackend};
 use super::intake::{inline_body, plain_length, Head, Scratch};
-use super::protocol::{self, error_response, Vars};
+use super::protocol::{self, error_response, Refused, Vars};
 use super::state::Daemon;
 use super::stop::StopReason;
 use crate::interp::{self, ScriptKey};
@@ -161,7 +161,8 @@ pub fn serve(
 /// The request's vars if it came from this Apache, else None (answered
 /// 403). Our handler may choose script, group and callable; a proxied
 /// request (or anything else) only ever gets the group's default
-/// application, so its private vars are dropped.
+/// application, so its private vars are dropped, and its forwarding
+/// headers are judged by the rules of its location (see `protocol::admit`).
 fn trusted_vars(daemon: &Daemon, stream: &mut UnixStream, vars: Vars) -> Option<Vars> {
     let framed = vars.flag(protocol::VAR_CLIENT);
     let admitted = protocol::admit(
@@ -169,14 +170,24 @@ fn trusted_vars(daemon: &Daemon, stream: &mut UnixStream, vars: Vars) -> Option<
         daemon.launch.secret.as_bytes(),
         daemon.launch.proxy_secret.as_bytes(),
     );
-    if admitted.is_none() {
-        log::warn!(
-            "WSGIRS344: (wsgi:{}) refused a request that did not come from this Apache (wrong or missing secret)",
-            daemon.group()
-        );
-        let _ = stream.write_all(&error_response(403, "Forbidden", framed));
+    match admitted {
+        Ok(vars) => return Some(vars),
+        Err(Refused::Secret) => {
+            log::warn!(
+                "WSGIRS344: (wsgi:{}) refused a request that did not come from this Apache (wrong or missing secret)",
+                daemon.group()
+            );
+            let _ = stream.write_all(&error_response(403, "Forbidden", framed));
+        }
+        Err(Refused::ProxyRules(why)) => {
+            log::error!(
+                "WSGIRS594: (wsgi:{}) refused a proxied request whose trusted proxy rules did not parse: {why}",
+                daemon.group()
+            );
+            let _ = stream.write_all(&error_response(500, "Internal Server Error", framed));
+        }
     }
-    admitted
+    None
 }
 
 /// Where the body comes from; None when the request cannot be served (the

@@ -39,8 +39,11 @@
 //!   an ordinary framed response. Without the var the daemon never answers
 //!   101, so plain peers, which cannot tunnel, never see one.
 
+use std::borrow::Cow;
 use std::io;
 use std::ops::Range;
+
+use crate::config::{rewrite_by_encoded_rules, EnvEdit};
 
 /// Private variables: consumed by the daemon, never shown to applications.
 pub const VAR_PREFIX: &[u8] = b"WSGI_RS_";
@@ -207,6 +210,24 @@ impl Vars {
         self.iter().filter(|(k, _)| !is_private(k))
     }
 
+    /// Removes every occurrence of a variable.
+    pub fn unset(&mut self, key: &str) {
+        let block = &self.block;
+        self.pairs
+            .retain(|(k, _)| &block[k.clone()] != key.as_bytes());
+    }
+
+    /// Sets a variable, replacing every occurrence it had (as
+    /// `apr_table_set` does), after the others.
+    pub fn set(&mut self, key: &str, value: &[u8]) {
+        self.unset(key);
+        let k = self.block.len()..self.block.len() + key.len();
+        self.block.extend_from_slice(key.as_bytes());
+        let v = self.block.len()..self.block.len() + value.len();
+        self.block.extend_from_slice(value);
+        self.pairs.push((k, v));
+    }
+
     /// The same vars with every private one dropped (a plain peer's view).
     pub fn without_private(mut self) -> Vars {
         let block = &self.block;
@@ -233,20 +254,60 @@ pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
+/// Why a request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Its [`VAR_SECRET`] is neither of ours.
+    Secret,
+    /// It carries the proxy secret, but trusted-proxy rules that do not
+    /// parse (a bug: only this Apache writes them).
+    ProxyRules(String),
+}
+
+/// The [`VAR_SECRET`] of a request that this Apache's `mod_proxy_uwsgi`
+/// sends to a daemon group: the proxy secret, then, when
+/// `WSGITrustedProxyHeaders` applies to the request's location, a space
+/// and the location's rules (`config::encode_rules`). The rules ride in
+/// the secret's own var so that nothing unable to write the secret (a
+/// client, `SetEnv`, mod_rewrite's `[E=]`) can write rules either.
+pub fn proxy_credentials<'a>(proxy_secret: &'a str, rules: Option<&str>) -> Cow<'a, str> {
+    match rules {
+        Some(rules) => Cow::Owned(format!("{proxy_secret} {rules}")),
+        None => Cow::Borrowed(proxy_secret),
+    }
+}
+
 /// The vars a daemon acts on, by the request's [`VAR_SECRET`]: all of them
 /// with `secret` (our own client's, which may choose script, group and
 /// callable), only the public ones with `proxy_secret` (this Apache's
 /// `mod_proxy_uwsgi`: the group's default application whatever it sends),
-/// None (refused) with anything else.
-pub fn admit(vars: Vars, secret: &[u8], proxy_secret: &[u8]) -> Option<Vars> {
+/// rewritten by the trusted-proxy rules that came with it (see
+/// [`proxy_credentials`]) as our handler rewrites its own requests' vars;
+/// refused with anything else.
+pub fn admit(vars: Vars, secret: &[u8], proxy_secret: &[u8]) -> Result<Vars, Refused> {
     let given = vars.get(VAR_SECRET).unwrap_or(b"");
     if same_secret(given, secret) {
-        Some(vars)
-    } else if same_secret(given, proxy_secret) {
-        Some(vars.without_private())
-    } else {
-        None
+        return Ok(vars);
     }
+    let (given, rules) = match given.iter().position(|&b| b == b' ') {
+        Some(at) => (&given[..at], Some(given[at + 1..].to_vec())),
+        None => (given, None),
+    };
+    if !same_secret(given, proxy_secret) {
+        return Err(Refused::Secret);
+    }
+    let mut vars = vars.without_private();
+    if let Some(rules) = rules {
+        let edits =
+            rewrite_by_encoded_rules(&rules, |key| vars.get(key)).map_err(Refused::ProxyRules)?;
+        for edit in edits {
+            match edit {
+                EnvEdit::Set(key, value) => vars.set(key, &value),
+                EnvEdit::Unset(key) => vars.unset(key),
+            }
+        }
+    }
+    Ok(vars)
 }
 
 /// Parses a request's header and vars from the start of `buf`: the vars
@@ -499,6 +560,64 @@ mod tests {
         let plain = vars.without_private();
         assert_eq!(plain.len(), 1);
         assert_eq!(plain.get(VAR_SECRET), None);
+    }
+
+    fn vars_of(pairs: &[(&str, &str)]) -> Vars {
+        let packet = encode_request(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+        parse_vars(packet.unwrap()[4..].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn proxied_vars_are_rewritten_by_the_rules_that_ride_with_the_secret() {
+        // The rules as `config::encode_rules` writes them.
+        let credentials = proxy_credentials("p", Some("X-Forwarded-For"));
+        assert_eq!(credentials, "p X-Forwarded-For");
+        let sent = [
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("HTTP_X_FORWARDED_FOR", "203.0.113.7, 10.0.0.1"),
+            ("HTTP_X_REAL_IP", "6.6.6.6"),
+            ("WSGI_RS_SECRET", &credentials),
+            ("WSGI_RS_SCRIPT", "/elsewhere.wsgi"),
+            ("HTTP_X_REAL_IP", "6.6.6.7"),
+        ];
+        let vars = admit(vars_of(&sent), b"s", b"p").unwrap();
+        assert_eq!(vars.get_str("REMOTE_ADDR").as_deref(), Some("203.0.113.7"));
+        assert_eq!(vars.get("HTTP_X_REAL_IP"), None);
+        assert!(vars.iter().all(|(k, _)| !is_private(k)));
+        assert_eq!(vars.iter().filter(|(k, _)| *k == b"REMOTE_ADDR").count(), 1);
+        // Without rules the proxied vars pass as sent, private ones aside.
+        let sent = [("HTTP_X_REAL_IP", "6.6.6.6"), ("WSGI_RS_SECRET", "p")];
+        let vars = admit(vars_of(&sent), b"s", b"p").unwrap();
+        assert_eq!(vars.get_str("HTTP_X_REAL_IP").as_deref(), Some("6.6.6.6"));
+        // Rules need the secret in front of them.
+        for wrong in [
+            "q X-Forwarded-For",
+            " X-Forwarded-For",
+            "X-Forwarded-For",
+            "p",
+        ] {
+            let sent = [("WSGI_RS_SECRET", wrong)];
+            let admitted = admit(vars_of(&sent), b"s", b"pp");
+            assert_eq!(admitted, Err(Refused::Secret), "{wrong}");
+        }
+        let sent = [("WSGI_RS_SECRET", "p X-Forwarded-Fro")];
+        assert!(matches!(
+            admit(vars_of(&sent), b"s", b"p"),
+            Err(Refused::ProxyRules(_))
+        ));
+    }
+
+    #[test]
+    fn set_and_unset_act_on_every_occurrence() {
+        let mut vars = vars_of(&[("A", "1"), ("B", "2"), ("A", "3")]);
+        vars.set("A", b"4");
+        assert_eq!(
+            vars.iter().collect::<Vec<_>>(),
+            [(&b"B"[..], &b"2"[..]), (b"A", b"4")]
+        );
+        vars.unset("A");
+        vars.unset("C");
+        assert_eq!(vars.iter().collect::<Vec<_>>(), [(&b"B"[..], &b"2"[..])]);
     }
 
     #[test]

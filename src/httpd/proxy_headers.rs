@@ -3,6 +3,9 @@
 //! in place, before the handler reads them, so embedded mode and daemon
 //! mode (which gets the same variables over its socket) see the same
 //! result. The decisions are made in `config::rewrite_proxy_vars`.
+//! Requests that mod_proxy_uwsgi sends to a daemon group never reach this:
+//! the fixups hook (`request_hooks.rs`) sends their location's rules along,
+//! and the daemon applies them (`daemon::protocol::admit`).
 
 use std::ffi::CString;
 

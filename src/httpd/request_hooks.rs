@@ -1,6 +1,7 @@
 //! The request hooks that run before the handler: translate_name maps a
 //! URL under a `WSGIScriptAlias` to its script, and fixups gives requests
-//! mod_proxy_uwsgi sends to one of our daemon sockets the secret they need.
+//! mod_proxy_uwsgi sends to one of our daemon sockets the secret they need
+//! and the trusted proxy rules of their location.
 
 use std::ffi::{c_int, CStr};
 
@@ -8,6 +9,8 @@ use super::boundary::guard;
 use super::ffi;
 use super::plan;
 use super::request::Request;
+use crate::config::encode_rules;
+use crate::daemon::protocol;
 
 /// The handler name WSGIScriptAlias assigns and `SetHandler` may name.
 pub const HANDLER: &CStr = c"wsgi-script";
@@ -61,7 +64,15 @@ fn proxy_socket(req: &Request<'_>) -> Option<Vec<u8>> {
 
 /// Requests that mod_proxy_uwsgi sends to one of our daemon sockets get the
 /// configuration secret, so our daemons serve this Apache's proxied
-/// requests and refuse anyone else's.
+/// requests and refuse anyone else's; and with it the location's
+/// `WSGITrustedProxyHeaders` rules, which the daemon applies to the vars
+/// mod_proxy_uwsgi sends. mod_proxy_uwsgi makes those vars afresh from the
+/// request's headers and connection when it sends them, so an edit of
+/// `subprocess_env` here would be undone; the rules ride in the secret's
+/// var, which nothing that cannot know the secret can replace. Registered
+/// last among the fixups, so what `SetEnv` or `[E=]` put in that var is
+/// replaced. Costs one configuration lookup more than before, only for
+/// requests bound for one of our sockets.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_fixups(r: *mut ffi::request_rec) -> c_int {
     guard("fixups", ffi::DECLINED as c_int, || {
@@ -77,7 +88,13 @@ pub extern "C" fn wsgi_rs_fixups(r: *mut ffi::request_rec) -> c_int {
             .iter()
             .find(|g| g.socket_path.as_os_str().as_encoded_bytes() == path);
         if let Some(group) = ours {
-            req.set_env(c"WSGI_RS_SECRET", &group.launch.proxy_secret);
+            let dir = req.dir_config();
+            let rules = dir
+                .trusted_proxy_headers
+                .as_deref()
+                .map(|headers| encode_rules(headers, dir.trusted_proxies.as_ref()));
+            let value = protocol::proxy_credentials(&group.launch.proxy_secret, rules.as_deref());
+            req.set_env(c"WSGI_RS_SECRET", &value);
         }
         ffi::DECLINED as c_int
     })

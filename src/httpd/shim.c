@@ -34,7 +34,8 @@ void wsgi_rs_register_hooks(apr_pool_t *p)
     ap_hook_child_init(wsgi_rs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(wsgi_rs_translate_name, after_alias, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgi_rs_handler, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_fixups(wsgi_rs_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Last, so the secret it sets replaces what SetEnv or [E=] put there. */
+    ap_hook_fixups(wsgi_rs_fixups, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_monitor(wsgi_rs_monitor, NULL, NULL, APR_HOOK_MIDDLE);
 
     /* Python-backed access control, registered as mod_wsgi registers it:

@@ -3,10 +3,15 @@
 //! port; from any other peer every header of a listed purpose is removed;
 //! headers of purposes nobody listed pass untouched; and a header spelt with
 //! underscores never poses as a forwarding header. Embedded and daemon mode
-//! alike. Malformed directives stop Apache with file and line.
+//! alike, and (ours) requests that Apache's mod_proxy_uwsgi sends to a
+//! daemon group's socket. Malformed directives stop Apache with file and
+//! line.
+
+use std::time::Duration;
 
 use crate::common::apps::{ENVIRON, HELLO};
-use crate::common::{module, Environ, Module, Mpm, Running, Server};
+use crate::common::{module, referee_differs, Environ, Module, Mpm, Running, Server};
+use crate::daemon::wait_daemons;
 
 const LISTED: &str = "WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto\n    \
      WSGITrustedProxyHeaders X-Forwarded-Host X-Forwarded-Port\n";
@@ -60,6 +65,12 @@ fn environ(s: &Running, path: &str, headers: &[(&str, &str)]) -> Environ {
 }
 
 fn assert_no_spoofing(env: &Environ, path: &str) {
+    assert_no_underscore_header(env, path);
+    assert_eq!(env.get("HTTP_X_FORWARDED_SSL"), None, "{path}");
+}
+
+/// No value of `FORWARDED`'s underscore headers reached the app.
+fn assert_no_underscore_header(env: &Environ, path: &str) {
     for key in env.keys() {
         let value = env.get(key).unwrap_or("");
         assert!(
@@ -67,7 +78,6 @@ fn assert_no_spoofing(env: &Environ, path: &str) {
             "{path}: underscore header reached the app as {key}={value}"
         );
     }
-    assert_eq!(env.get("HTTP_X_FORWARDED_SSL"), None, "{path}");
 }
 
 fn forwarding_headers(mpm: Mpm) {
@@ -227,3 +237,191 @@ fn script_name_header_does_not_choose_the_interpreter() {
         );
     }
 }
+
+/// One route's rules: the handler route `/d/NAME` and the mod_proxy_uwsgi
+/// route `/p/NAME` to the same daemon group, both under `<Location>`s
+/// with the same directives.
+const ROUTES: &[(&str, &str)] = &[
+    (
+        "trusted",
+        "    WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto\n    \
+         WSGITrustedProxyHeaders X-Forwarded-Host X-Forwarded-Port\n    \
+         WSGITrustedProxies 127.0.0.0/8\n",
+    ),
+    (
+        "untrusted",
+        "    WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto\n    \
+         WSGITrustedProxyHeaders X-Forwarded-Host X-Forwarded-Port\n    \
+         WSGITrustedProxies 10.0.0.1 192.0.2.0/24\n",
+    ),
+    // Every peer trusted (no WSGITrustedProxies): the first entry wins.
+    (
+        "anypeer",
+        "    WSGITrustedProxyHeaders X-Real-IP X-Forwarded-SSL\n",
+    ),
+    ("plain", ""),
+    // What the location itself sets cannot pose as our rules or make a
+    // peer trusted: a SetEnv or [E=] of the secret's var (with rules that
+    // would trust every peer) is replaced by ours, a private var of its own
+    // is dropped, and headers and variables it sets are judged like a
+    // client's.
+    (
+        "forged",
+        "    WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto\n    \
+         WSGITrustedProxies 10.0.0.1\n    \
+         SetEnv WSGI_RS_SECRET \"0123 X-Forwarded-For,X-Forwarded-Proto\"\n    \
+         SetEnv WSGI_RS_RULES X-Forwarded-For\n    \
+         SetEnv HTTP_X_REAL_IP 6.6.6.6\n    \
+         RequestHeader set X-Forwarded-For 6.6.6.6\n    \
+         RequestHeader set X-Forwarded-Proto https\n    \
+         RewriteEngine On\n    \
+         RewriteRule ^ - [E=WSGI_RS_SECRET:0123\\ X-Forwarded-For]\n",
+    ),
+    (
+        "forged-plain",
+        "    SetEnv WSGI_RS_SECRET \"0123 X-Forwarded-For\"\n    \
+         RewriteEngine On\n    \
+         RewriteRule ^ - [E=WSGI_RS_SECRET:0123\\ X-Forwarded-For]\n",
+    ),
+];
+
+/// What the two routes must agree on: the forwarding-related variables
+/// and every request header.
+fn forwarding_view(env: &Environ) -> Vec<(String, Option<String>)> {
+    let mut keys: Vec<String> = env
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("HTTP_"))
+        .map(str::to_owned)
+        .collect();
+    for k in [
+        "REMOTE_ADDR",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "HTTPS",
+        "wsgi.url_scheme",
+    ] {
+        keys.push(k.to_owned());
+    }
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .map(|k| {
+            let v = env.get(&k).map(str::to_owned);
+            (k, v)
+        })
+        .collect()
+}
+
+/// `WSGITrustedProxyHeaders` / `WSGITrustedProxies` on the mod_proxy_uwsgi
+/// route (`ProxyPass … unix:SOCKET|uwsgi://…` to a daemon group's socket):
+/// the application sees the forwarding variables it sees through our
+/// handler under the same `<Location>` rules, from a trusted peer, an
+/// untrusted one, every peer, and with no rules; an underscore header never
+/// poses as a forwarding one; and nothing the location sets (`SetEnv`,
+/// `RequestHeader`, mod_rewrite's `[E=]`) passes for our rules.
+fn proxy_uwsgi_route(mpm: Mpm) {
+    if referee_differs("mod_wsgi's daemons do not speak uwsgi to mod_proxy_uwsgi") {
+        return;
+    }
+    let mut conf = String::from(
+        "LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n\
+         LoadModule proxy_uwsgi_module /usr/lib/apache2/modules/mod_proxy_uwsgi.so\n\
+         LoadModule rewrite_module /usr/lib/apache2/modules/mod_rewrite.so\n\
+         WSGISocketPrefix {root}/sock/wsgi\n\
+         WSGIDaemonProcess proxied threads=2 display-name=%{GROUP}\n\
+         WSGIImportScript {root}/env.wsgi process-group=proxied application-group=%{GLOBAL}\n",
+    );
+    for (name, rules) in ROUTES {
+        conf.push_str(&format!(
+            "WSGIScriptAlias /d/{name} {{root}}/env.wsgi process-group=proxied \
+             application-group=%{{GLOBAL}}\n\
+             ProxyPass /p/{name} unix:{{root}}/sock/wsgi.proxied.sock|uwsgi://localhost/\n\
+             <LocationMatch ^/[dp]/{name}(/|$)>\n{rules}</LocationMatch>\n"
+        ));
+    }
+    let s = Server::new(mpm)
+        .file("env.wsgi", ENVIRON)
+        .conf(&conf)
+        .start();
+    wait_daemons(&s, "proxied", 1, Duration::from_secs(10));
+    let both = |name: &str, headers: &[(&str, &str)]| {
+        let handler = environ(&s, &format!("/d/{name}"), headers);
+        let proxied = environ(&s, &format!("/p/{name}"), headers);
+        assert_eq!(
+            forwarding_view(&proxied),
+            forwarding_view(&handler),
+            "/p/{name} (left) and /d/{name} (right) differ"
+        );
+        assert_no_underscore_header(&proxied, name);
+        proxied
+    };
+
+    let env = both("trusted", FORWARDED);
+    assert_eq!(env.str("REMOTE_ADDR"), "203.0.113.7");
+    assert_eq!(env.str("HTTP_X_FORWARDED_FOR"), "203.0.113.7, 127.0.0.9");
+    assert_eq!(env.str("wsgi.url_scheme"), "https");
+    assert_eq!(env.str("HTTPS"), "1");
+    assert_eq!(env.str("HTTP_HOST"), "www.example.org");
+    assert_eq!(env.str("SERVER_PORT"), "8443");
+    assert_eq!(env.get("HTTP_X_REAL_IP"), None);
+    let env = both("trusted", &[("X-Forwarded-Proto", "http")]);
+    assert_eq!(env.str("wsgi.url_scheme"), "http");
+
+    let env = both("untrusted", FORWARDED);
+    assert_eq!(env.str("REMOTE_ADDR"), "127.0.0.1");
+    assert_eq!(env.str("wsgi.url_scheme"), "http");
+    for gone in [
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_REAL_IP",
+        "HTTP_X_CLIENT_IP",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_X_FORWARDED_HOST",
+        "HTTP_X_FORWARDED_PORT",
+    ] {
+        assert_eq!(env.get(gone), None, "{gone} reached the app");
+    }
+    assert_eq!(env.str("HTTP_X_FORWARDED_SERVER"), "front.example.org");
+
+    let env = both(
+        "anypeer",
+        &[
+            ("X-Real-IP", "198.51.100.4"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-SSL", "on"),
+            ("X-Forwarded-Proto", "http"),
+            ("X_Real_IP", "7.7.7.7"),
+            ("X-Forwarded_SSL", "7.7.7.7"),
+        ],
+    );
+    assert_eq!(env.str("REMOTE_ADDR"), "198.51.100.4");
+    assert_eq!(env.str("wsgi.url_scheme"), "https");
+    assert_eq!(env.get("HTTP_X_FORWARDED_FOR"), None);
+    assert_eq!(env.get("HTTP_X_FORWARDED_PROTO"), None);
+
+    let env = both("plain", FORWARDED);
+    assert_eq!(env.str("REMOTE_ADDR"), "127.0.0.1");
+    assert_eq!(env.str("HTTP_X_REAL_IP"), "6.6.6.6");
+
+    let env = both(
+        "forged",
+        &[
+            ("X-Forwarded-For", "5.5.5.5"),
+            ("X_Forwarded_For", "7.7.7.7"),
+        ],
+    );
+    assert_eq!(env.str("REMOTE_ADDR"), "127.0.0.1");
+    assert_eq!(env.str("wsgi.url_scheme"), "http");
+    for gone in [
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_REAL_IP",
+        "HTTP_X_FORWARDED_PROTO",
+    ] {
+        assert_eq!(env.get(gone), None, "forged: {gone} reached the app");
+    }
+    assert!(env.keys().iter().all(|k| !k.contains("WSGI_RS")), "forged");
+    let env = both("forged-plain", &[("X-Forwarded-For", "5.5.5.5")]);
+    assert_eq!(env.str("REMOTE_ADDR"), "127.0.0.1");
+    assert_eq!(env.str("HTTP_X_FORWARDED_FOR"), "5.5.5.5");
+}
+per_mpm!(proxy_uwsgi_route);
