@@ -177,4 +177,36 @@ proptest! {
         // What an application is shown never holds a private var.
         prop_assert!(vars.public().all(|(k, _)| !is_private(k)));
     }
+
+    #[test]
+    fn rules_after_the_proxy_secret_never_admit_more(
+        pairs in vars(),
+        secret in "[a-f0-9]{32}",
+        proxy in "[a-f0-9]{32}",
+        rules in prop_oneof![
+            vec(any::<u8>(), 0..40),
+            "(X-Forwarded-For|X-Real-IP|X-Forwarded-Proto|,){0,4}(;[0-9./:,]{0,24})?"
+                .prop_map(String::into_bytes),
+        ],
+    ) {
+        prop_assume!(secret != proxy);
+        let mut sent = pairs.clone();
+        let mut value = proxy.clone().into_bytes();
+        value.push(b' ');
+        value.extend_from_slice(&rules);
+        sent.insert(0, (VAR_SECRET.as_bytes().to_vec(), value));
+        let (_, vars) = encoded(&sent);
+        // Whatever the rules say: refused, or the public vars only, each
+        // either as sent or one the rules may write.
+        if let Ok(kept) = admit(vars, secret.as_bytes(), proxy.as_bytes()) {
+            for (k, v) in owned(&kept) {
+                prop_assert!(!is_private(&k));
+                let written = [
+                    &b"REMOTE_ADDR"[..], b"HTTPS", b"HTTP_HOST", b"SERVER_NAME",
+                    b"SERVER_PORT", b"SCRIPT_NAME", b"HTTP_X_FORWARDED_FOR",
+                ];
+                prop_assert!(written.contains(&k.as_slice()) || sent.contains(&(k, v)));
+            }
+        }
+    }
 }
