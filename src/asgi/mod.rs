@@ -39,7 +39,9 @@
 //! application's first request, shutdown from mod_wsgi's `process_stopping`
 //! event, so at a graceful stop), `request-timeout` (the request's task is
 //! cancelled and 504 answered if nothing was sent yet), and error
-//! answers. The Python side is `server.py`, loaded once per interpreter.
+//! answers. The Python side, loaded once per interpreter, is `server.py`
+//! (the loop and its executor, the hand-over), `connection.py` (a
+//! request's HTTP cycle on the connection) and `lifespan.py`.
 
 mod scope;
 mod source;
@@ -60,14 +62,36 @@ pub use source::embedded_module;
 
 use crate::wsgi::log_script_error;
 
-/// The Python side.
-const SOURCE: &str = include_str!("server.py");
-/// Its module name in each interpreter's `sys.modules`.
-const MODULE: &CStr = c"_wsgi_rs_asgi";
+/// The Python side, one module a job: its name in each interpreter's
+/// `sys.modules`, its name in tracebacks and its source. The server (the
+/// loop, the hand-over) imports the other two, so it comes last.
+const MODULES: [(&CStr, &CStr, &str); 3] = [
+    (
+        c"_wsgi_rs_asgi_connection",
+        c"<mod_wsgi_rs asgi connection>",
+        include_str!("connection.py"),
+    ),
+    (
+        c"_wsgi_rs_asgi_lifespan",
+        c"<mod_wsgi_rs asgi lifespan>",
+        include_str!("lifespan.py"),
+    ),
+    (
+        c"_wsgi_rs_asgi",
+        c"<mod_wsgi_rs asgi server>",
+        include_str!("server.py"),
+    ),
+];
 
-/// The server module of this interpreter, loaded on first use.
+/// The server module of this interpreter, loaded (with the modules it
+/// imports) on first use.
 fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    embedded_module(py, MODULE, c"<mod_wsgi_rs asgi server>", SOURCE)
+    let [connection, lifespan, server] = MODULES;
+    for (name, file, source) in [connection, lifespan] {
+        embedded_module(py, name, file, source)?;
+    }
+    let (name, file, source) = server;
+    embedded_module(py, name, file, source)
 }
 
 /// `CO_COROUTINE`: the code object is an `async def`'s.
@@ -166,7 +190,7 @@ pub enum BodySource {
 }
 
 impl BodySource {
-    /// server.py's body mode (BODY_MEMORY, BODY_FRAMED, BODY_PLAIN), the
+    /// connection.py's body mode (BODY_MEMORY, BODY_FRAMED, BODY_PLAIN), the
     /// bytes at hand and how many more come.
     fn parts(self) -> (u8, Vec<u8>, u64) {
         match self {
