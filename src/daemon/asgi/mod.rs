@@ -1,140 +1,39 @@
 //! A daemon process's side of ASGI (see [`crate::asgi`] for the design):
-//! which requests go to the event loop, starting one loop per application
-//! group, and the hand-over itself. A handed-over request still counts as
-//! in flight for the graceful drain, as busy for the metrics and as
-//! activity, until the loop is done with its connection; the connection
-//! then goes back to the epoll set (or is closed) as a worker would.
+//! which requests go to the event loop, and the hand-over itself, with the
+//! GIL (a script's first request, a WebSocket) or without it (a script
+//! already known to hold an ASGI application).
+//!
+//! - [`mod@known`]: the applications requests have reached, for the
+//!   hand-over without the GIL.
+//! - [`loops`]: one event loop per application group, and the lifespans
+//!   started with the process.
+//! - [`mod@handed`]: a handed-over request's bookkeeping until the loop is
+//!   done with its connection.
+
+mod handed;
+mod known;
+mod loops;
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::sync::MutexExt;
 
 use super::backend::Body;
-use super::intake::Conn;
 use super::protocol::{self, Vars};
 use super::state::Daemon;
-use super::stop::StopReason;
 use super::websocket;
-use crate::asgi::{
-    BodySource, Connection, Hooks, HttpScope, Request, Scope, Server, Settings, Wire,
-};
-use crate::config::Interface;
-use crate::interp::{self, ScriptError, ScriptKey};
-use crate::metrics::board::Busy;
-
-/// Each application group's server, made on its first ASGI request.
-static SERVERS: Mutex<Vec<(String, Arc<Server>)>> = Mutex::new(Vec::new());
-
-/// The ASGI applications requests have reached, remembered so that the
-/// next request for the same script hands over without the GIL: the slow
-/// path (a worker thread holding the GIL to look the script up, tell ASGI
-/// from WSGI and build the scope) competes for the GIL with the event
-/// loop's thread, which holds it whenever Python runs there.
-static KNOWN: Mutex<Vec<Known>> = Mutex::new(Vec::new());
-
-/// Whether [`KNOWN`] has ever had an entry: a process serving only WSGI
-/// applications then never takes the table's lock, which every one of its
-/// requests would otherwise do.
-static ANY_KNOWN: AtomicBool = AtomicBool::new(false);
-
-/// A script whose callable is an ASGI application, as the slow path found.
-struct Known {
-    /// The script and application group.
-    key: ScriptKey,
-    /// The callable's name.
-    callable: String,
-    /// The request's `interface=` and whether it named its script: the
-    /// decision depends on both.
-    interface: Option<Vec<u8>>,
-    /// The request named its script (else the group's default one).
-    named: bool,
-    /// The script's mtime when it was found, so a changed script takes the
-    /// slow path (which replaces the process when script reloading is on).
-    mtime: Option<i64>,
-    /// The application.
-    app: Arc<Py<PyAny>>,
-    /// Its group's server.
-    server: Arc<Server>,
-}
-
-impl Known {
-    /// Whether this is the entry of such a request.
-    fn matches(&self, vars: &Vars, key: &ScriptKey, callable: &str) -> bool {
-        self.key == *key
-            && self.callable == callable
-            && self.named == vars.get(protocol::VAR_SCRIPT).is_some()
-            && self.interface.as_deref() == vars.get(protocol::VAR_INTERFACE)
-    }
-}
-
-/// What the fast hand-over needs of a request.
-pub(super) struct Lookup<'a> {
-    /// Its vars.
-    pub vars: &'a Vars,
-    /// The script and application group.
-    pub key: &'a ScriptKey,
-    /// The callable's name.
-    pub callable: &'a str,
-    /// The script's mtime as Apache saw it.
-    pub mtime: Option<i64>,
-    /// `WSGIScriptReloading`.
-    pub reloading: bool,
-}
-
-/// The application and server of a request that can be handed over
-/// without the GIL: its script is known to hold an ASGI application and
-/// has not changed since (with script reloading on, only when Apache gave
-/// the script's mtime, else finding out would take a stat the slow path
-/// does). A WebSocket takes the slow path.
-pub(super) fn known(request: &Lookup<'_>) -> Option<(Arc<Py<PyAny>>, Arc<Server>)> {
-    if !ANY_KNOWN.load(Ordering::Acquire) || websocket::requested(request.vars) {
-        return None;
-    }
-    let known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
-    let entry = known
-        .iter()
-        .find(|k| k.matches(request.vars, request.key, request.callable))?;
-    if request.reloading && (request.mtime.is_none() || request.mtime != entry.mtime) {
-        return None;
-    }
-    Some((entry.app.clone(), entry.server.clone()))
-}
-
-/// Remembers the application the slow path found for such a request.
-fn remember(py: Python<'_>, request: &Lookup<'_>, app: &Arc<Py<PyAny>>, server: &Arc<Server>) {
-    let mut known = KNOWN
-        .lock_py_attached(py)
-        .unwrap_or_else(|p| p.into_inner());
-    let entry = Known {
-        key: request.key.clone(),
-        callable: request.callable.to_owned(),
-        interface: request
-            .vars
-            .get(protocol::VAR_INTERFACE)
-            .map(<[u8]>::to_vec),
-        named: request.vars.get(protocol::VAR_SCRIPT).is_some(),
-        mtime: request.mtime,
-        app: app.clone(),
-        server: server.clone(),
-    };
-    match known
-        .iter_mut()
-        .find(|k| k.matches(request.vars, request.key, request.callable))
-    {
-        Some(old) => *old = entry,
-        None => known.push(entry),
-    }
-    ANY_KNOWN.store(true, Ordering::Release);
-}
-
-/// A request's busy mark on the metrics board and when it began.
-pub(super) type BusyMark = Option<(Busy<'static>, Instant)>;
+use crate::asgi::{BodySource, Connection, HttpScope, Request, Scope, Server};
+use crate::interp::{ScriptError, ScriptKey};
+use handed::handed;
+pub(super) use handed::BusyMark;
+use known::remember;
+pub(super) use known::{known, Lookup};
+use loops::server;
+pub(super) use loops::start_lifespans;
 
 /// mod_wsgi's default callable name.
 const DEFAULT_CALLABLE: &str = "application";
@@ -188,141 +87,6 @@ pub(super) fn application<'py>(
             Some(app)
         }
         Err(_) => None,
-    }
-}
-
-/// The daemon protocol's bytes for the server.
-fn wire() -> Wire {
-    let errors = [(500, "Internal Server Error"), (504, "Gateway Timeout")]
-        .into_iter()
-        .flat_map(|(status, reason)| {
-            [true, false].map(|framed| {
-                (
-                    (status, framed),
-                    protocol::error_response(status, reason, framed),
-                )
-            })
-        })
-        .collect();
-    Wire {
-        go_ahead: protocol::CONTINUE,
-        end_keep: protocol::END_KEEP.to_le_bytes(),
-        end_close: protocol::END_CLOSE.to_le_bytes(),
-        max_frame: protocol::MAX_FRAME,
-        internal_header: protocol::INTERNAL_ERROR_HEADER,
-        errors,
-    }
-}
-
-/// The server of `group` (the application group), started with its loop
-/// thread the first time.
-fn server(py: Python<'_>, daemon: &Arc<Daemon>, group: &str) -> PyResult<Arc<Server>> {
-    // Waits detached: the holder may be running Python.
-    let mut servers = SERVERS
-        .lock_py_attached(py)
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some((_, server)) = servers.iter().find(|(name, _)| name == group) {
-        return Ok(server.clone());
-    }
-    let spec = &daemon.launch.spec;
-    let settings = Settings {
-        group: spec.name.clone(),
-        threads: spec.threads as usize,
-        request_timeout: spec.request_timeout,
-        shutdown_timeout: spec.shutdown_timeout,
-    };
-    let failed = daemon.clone();
-    let metrics = daemon.launch.metrics;
-    let hooks = Hooks {
-        startup_failed: Box::new(move |reason| {
-            failed.load_failed.store(true, Ordering::SeqCst);
-            failed.request_restart(StopReason::AsgiStartupFailed(reason.to_owned()));
-        }),
-        timed_out: Box::new(move || {
-            if let Some(m) = metrics {
-                m.timeout();
-            }
-        }),
-    };
-    let server = Arc::new(Server::new(py, &settings, &wire(), hooks)?);
-    let running = server.clone();
-    let name = group.to_owned();
-    let label = daemon.group().to_owned();
-    std::thread::Builder::new()
-        .name("asgi-loop".into())
-        .spawn(move || {
-            let ran = interp::with_group(&name, |py| running.run(py).map_err(|e| e.to_string()));
-            log::error!(
-                "WSGIRS506: (wsgi:{label}) the ASGI event loop of application group '{name}' stopped: {:?}",
-                ran
-            );
-        })
-        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-    log::info!(
-        "WSGIRS505: (wsgi:{}) pid {}: ASGI event loop ({}) started for application group '{}', executor of {} thread(s)",
-        daemon.group(),
-        std::process::id(),
-        server.loop_name(py),
-        group,
-        settings.threads
-    );
-    servers.push((group.to_owned(), server.clone()));
-    Ok(server)
-}
-
-/// A handed-over request's bookkeeping, done once: when the loop calls
-/// `done`, or when the hand-over fails (drop).
-struct Handed {
-    /// The process's state.
-    daemon: Arc<Daemon>,
-    /// The daemon's own descriptor of the connection.
-    conn: Option<OwnedFd>,
-    /// Busy on the metrics board since the worker took it.
-    busy: BusyMark,
-    /// The request counts as activity.
-    counts: bool,
-}
-
-impl Handed {
-    /// The loop is done with the connection: park it for the client's next
-    /// request when `keep`, else close it; the request is over.
-    fn finish(&mut self, keep: bool) {
-        let Some(conn) = self.conn.take() else {
-            return;
-        };
-        let daemon = &self.daemon;
-        // The loop made the shared file description non-blocking; workers
-        // read with blocking calls and the socket timeout.
-        let stream = UnixStream::from(conn);
-        let keep = keep && stream.set_nonblocking(false).is_ok();
-        let conn = Conn::resting(stream);
-        let mut gate = daemon.gate.lock().unwrap_or_else(|p| p.into_inner());
-        let parked = keep
-            && !gate.closing
-            && match daemon.poller.park(conn, true) {
-                Ok(()) => true,
-                // Never parked before (a fresh connection): add it.
-                Err(conn) => daemon.poller.park(conn, false).is_ok(),
-            };
-        if !parked {
-            daemon.connections.fetch_sub(1, Ordering::SeqCst);
-        }
-        gate.active -= 1;
-        daemon.idle.notify_all();
-        drop(gate);
-        if let (Some(m), Some((_, begun))) = (daemon.launch.metrics, &self.busy) {
-            m.duration(begun.elapsed());
-        }
-        self.busy = None;
-        if self.counts {
-            daemon.note_activity();
-        }
-    }
-}
-
-impl Drop for Handed {
-    fn drop(&mut self) {
-        self.finish(false);
     }
 }
 
@@ -437,7 +201,7 @@ pub(super) fn hand_over(
 }
 
 /// Hands the request on `stream` to the loop without the GIL (see
-/// [`known`]): the loop's thread builds its scope from the vars. False (a
+/// [`known()`]): the loop's thread builds its scope from the vars. False (a
 /// 500 answered and logged) when the connection cannot be duplicated; when
 /// it returns true the worker lets go of the descriptor as for
 /// [`hand_over`].
@@ -472,7 +236,7 @@ pub(super) fn hand_over_known(
 
 /// The connection on `stream` as the loop takes it (`fd` its own
 /// descriptor of it); it belongs to the hand-over from now on (see
-/// [`handed`]).
+/// [`handed()`]).
 fn connection(
     daemon: &Arc<Daemon>,
     stream: &UnixStream,
@@ -509,33 +273,6 @@ fn body_source(body: Body) -> BodySource {
     }
 }
 
-/// The request is in flight until the loop calls the `done` this returns
-/// (or drops it): the connection on `stream` belongs to it from now on.
-fn handed(
-    daemon: &Arc<Daemon>,
-    stream: &UnixStream,
-    busy: BusyMark,
-    vars: &Vars,
-) -> Box<dyn FnOnce(bool) + Send> {
-    daemon.gate.lock().unwrap_or_else(|p| p.into_inner()).active += 1;
-    let handed = Mutex::new(Handed {
-        daemon: daemon.clone(),
-        // SAFETY: the worker gives up the descriptor without closing it
-        // when serve() answers After::Handed (see process.rs), which it
-        // does whenever the hand-over functions return true, as they do
-        // once they called this.
-        conn: Some(unsafe { OwnedFd::from_raw_fd(stream.as_raw_fd()) }),
-        busy,
-        counts: !vars.flag(protocol::VAR_IGNORE_ACTIVITY),
-    });
-    Box::new(move |keep| {
-        handed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .finish(keep)
-    })
-}
-
 /// Logs a request the loop could not be given, with the Python error.
 fn handover_failed(py: Python<'_>, daemon: &Daemon, vars: &Vars, e: &PyErr) {
     crate::wsgi::log_script_error(
@@ -548,50 +285,4 @@ fn handover_failed(py: Python<'_>, daemon: &Daemon, vars: &Vars, e: &PyErr) {
         Some(e),
         |line| log::error!("{line}"),
     );
-}
-
-/// Starts the lifespan of each ASGI application among the group's start-up
-/// scripts (`WSGIImportScript`, aliases naming both groups), so its startup
-/// runs before the process serves; a script loaded on demand starts it
-/// before its first request instead. Only `application` and `app` are
-/// looked at (a start-up script has no alias to name another callable).
-pub(super) fn start_lifespans(daemon: &Arc<Daemon>) {
-    for key in &daemon.launch.preloads {
-        let interface = daemon
-            .launch
-            .default_interface
-            .filter(|_| daemon.launch.default_script.as_ref() == Some(key));
-        if interface == Some(Interface::Wsgi) {
-            continue;
-        }
-        let started = interp::with_group(&key.group, |py| -> PyResult<()> {
-            // A failed load was logged by the preload.
-            let Ok(module) = daemon.scripts.module(py, key, None, false) else {
-                return Ok(());
-            };
-            let app = [DEFAULT_CALLABLE, ASGI_CALLABLE].iter().find_map(|name| {
-                module.getattr_opt(*name).ok().flatten().filter(|app| {
-                    interface == Some(Interface::Asgi) || crate::asgi::is_asgi_app(app)
-                })
-            });
-            match app {
-                Some(app) => server(py, daemon, &key.group)?.preload(
-                    py,
-                    &app,
-                    &key.path.display().to_string(),
-                ),
-                None => Ok(()),
-            }
-        });
-        let failed = match started {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        log::error!(
-            "WSGIRS508: (wsgi:{}) could not start the ASGI lifespan of '{}': {failed}",
-            daemon.group(),
-            key.path.display()
-        );
-    }
 }
