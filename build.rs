@@ -31,7 +31,8 @@ fn main() {
             "ap_(add_common_vars|add_cgi_vars|allow_options|get_server_port|mpm_query|\
              get_limit_req_body|set_content_type|check_cmd_context|set_content_length|\
              get_server_name|server_root_relative|get_remote_host|state_query|close_listeners|\
-             runtime_dir_relative|add_version_component|run_generate_log_id|exists_config_define)",
+             runtime_dir_relative|add_version_component|run_generate_log_id|exists_config_define|\
+             find_linked_module)",
         )
         .allowlist_function(
             "apr_(table_get|table_set|table_setn|table_add|table_unset|table_elts|pstrdup|\

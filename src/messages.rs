@@ -261,6 +261,7 @@ pub const MESSAGES: &[Message] = {
     msg(378, Error, "A callback subscribed with mod_wsgi.subscribe_events() raised; the traceback follows. The other callbacks still ran.", "Correct the callback."),
     msg(390, Error, "Python could not be initialised in this process; requests to it are answered 500.", "Check WSGIPythonHome (or python-home=): it must be a virtualenv or installation of the Python mod_wsgi_rs was built with."),
     msg(391, Error, "Python was initialised but setting it up failed (the mod_wsgi module, the settings, or a sub-interpreter); requests to it are answered 500.", "See the Python error on the line."),
+    msg(392, Error, "mod_wsgi is loaded in the same Apache as mod_wsgi_rs; they answer the same directives, so Apache refuses to start (\"Pre-configuration failed\").", "Load only one of the two: a2dismod wsgi (or a2dismod wsgi_rs), then start Apache again."),
     // 400-419: graceful restarts.
     msg(400, Level::Info, "Apache restarts (graceful or not): the daemon processes of the previous generation keep serving, on the same sockets, until the new generation's processes of their group are ready.", "Nothing is wrong."),
     msg(401, Level::Info, "A daemon process of an earlier generation is asked to stop (it finishes its requests first): its group's new processes are ready, or its group was removed from the configuration and no Apache child of an earlier generation is left.", "Nothing is wrong."),

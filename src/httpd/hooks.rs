@@ -17,7 +17,8 @@ use crate::interp;
 use crate::plan::group_secrets;
 use crate::wsgi::log_script_error;
 
-/// pre_config: forgets the previous pass's daemon group names.
+/// pre_config: refuses to start beside mod_wsgi, and forgets the previous
+/// pass's daemon group names.
 #[no_mangle]
 pub extern "C" fn wsgi_rs_pre_config(
     _pconf: *mut ffi::apr_pool_t,
@@ -25,12 +26,33 @@ pub extern "C" fn wsgi_rs_pre_config(
     _ptemp: *mut ffi::apr_pool_t,
 ) -> c_int {
     guard("pre_config", ffi::OK as c_int, || {
+        if mod_wsgi_loaded() {
+            // No server yet: the message goes to httpd's stderr (the
+            // terminal, or the service's journal), before "Pre-configuration
+            // failed".
+            super::log::install(std::ptr::null_mut());
+            ::log::error!(
+                "WSGIRS392: mod_wsgi (wsgi_module) is loaded as well as mod_wsgi_rs; both answer the same directives, so only one may be loaded: disable one of them (a2dismod wsgi, or a2dismod wsgi_rs)"
+            );
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        }
         super::directive::DAEMON_NAMES
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         ffi::OK as c_int
     })
+}
+
+/// Debian's (or any) mod_wsgi is loaded in this httpd too. Its directives
+/// have the same names as ours, and httpd gives each directive to whichever
+/// module it finds first, so a site would be served half by one module and
+/// half by the other; Debian's wsgi.load has no `Conflicts:` line that
+/// would stop `a2enmod wsgi` while we are enabled (ours has one).
+fn mod_wsgi_loaded() -> bool {
+    // SAFETY: looks a name up in httpd's list of loaded modules, which
+    // LoadModule filled before the pre_config hooks run.
+    unsafe { !ffi::ap_find_linked_module(c"mod_wsgi.c".as_ptr()).is_null() }
 }
 
 /// `mod_wsgi_rs/VERSION Python/X.Y` in the server's banner, as mod_wsgi

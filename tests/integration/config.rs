@@ -158,3 +158,26 @@ fn daemon_process_errors_name_directive_value_file_and_line() {
         );
     }
 }
+
+/// mod_wsgi loaded beside ours: both answer the same directives, so httpd
+/// would hand each one to whichever module it finds first. Ours refuses to
+/// start, before the configuration is even checked, with its id and the fix.
+#[test]
+fn refuses_to_start_beside_mod_wsgi() {
+    if module() == Module::ModWsgi {
+        return; // the referee loads mod_wsgi alone; the check is ours
+    }
+    let s = Server::new(Mpm::Event)
+        .file("app.wsgi", HELLO)
+        .conf(&format!(
+            "LoadModule wsgi_module {}\nWSGIScriptAlias /app {{root}}/app.wsgi\n",
+            Module::ModWsgi.so_path().display()
+        ));
+    let (status, out) = s.start_expect_failure();
+    assert!(
+        !status.success(),
+        "apache2 -t accepted both modules:\n{out}"
+    );
+    assert!(out.contains("WSGIRS392"), "no WSGIRS392 in:\n{out}");
+    assert!(out.contains("a2dismod wsgi"), "no remedy in:\n{out}");
+}
