@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::apps::pattern;
 use crate::common::http::{build_request, chunked, find, read_to_eof};
-use crate::common::{module, referee_differs, wait_for_count, Module, Mpm, Running, Server};
+use crate::common::{
+    module, referee_differs, wait_for_count, Module, Mpm, Response, Running, Server,
+};
 use crate::daemon::{field, sha256_hex, uwsgi_packet, wait_daemons};
 
 /// Answers a GET with `hello`, a POST with the length and SHA-256 of the
@@ -219,38 +221,35 @@ fn bodies_around_the_buffer_size_arrive_intact() {
         )
         .start();
     wait_daemons(&s, "bodies", 1, Duration::from_secs(20));
-    let check = |r: crate::common::Response, data: &[u8]| {
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(
-            field(&r.text(), "len"),
-            Some(data.len().to_string()),
-            "{}",
-            r.text()
-        );
-        assert_eq!(field(&r.text(), "sha"), Some(sha256_hex(data)));
-    };
     for len in [1 << 20, (1 << 20) + 1, 3 << 20] {
         let data = pattern(len);
-        check(s.request("POST", "/app/up", &[], &data), &data);
+        let r = s.request("POST", "/app/up", &[], &data);
+        assert_arrived(&r, &data, &format!("{len} bytes"));
     }
-    let data = pattern(200 * 1024);
-    let body = chunked(&[&data[..70_000], &data[70_000..]]);
-    let r = s.request(
-        "POST",
-        "/app/up",
-        &[("Transfer-Encoding", "chunked")],
-        &body,
+    // Chunked: under the limit (buffered) and above it (streamed).
+    for (len, split) in [(200 * 1024, 70_000), (3 << 20, 1 << 20)] {
+        let data = pattern(len);
+        let body = chunked(&[&data[..split], &data[split..]]);
+        let r = s.request(
+            "POST",
+            "/app/up",
+            &[("Transfer-Encoding", "chunked")],
+            &body,
+        );
+        assert_arrived(&r, &data, &format!("{len} bytes chunked"));
+    }
+}
+
+/// Asserts that APP answered `r` with the length and SHA-256 of `data`.
+fn assert_arrived(r: &Response, data: &[u8], what: &str) {
+    let text = r.text();
+    assert_eq!(r.status, 200, "{what}: {text}");
+    assert_eq!(
+        field(&text, "len"),
+        Some(data.len().to_string()),
+        "{what}: {text}"
     );
-    check(r, &data);
-    let data = pattern(3 << 20);
-    let body = chunked(&[&data[..1 << 20], &data[1 << 20..]]);
-    let r = s.request(
-        "POST",
-        "/app/up",
-        &[("Transfer-Encoding", "chunked")],
-        &body,
-    );
-    check(r, &data);
+    assert_eq!(field(&text, "sha"), Some(sha256_hex(data)), "{what}");
 }
 
 /// `request-buffer-size=0` streams every body; a small limit streams what
@@ -281,9 +280,7 @@ fn request_buffer_size_is_honoured() {
         for len in [0, 1, 9_999, 10_000, 10_001, 300_000] {
             let data = pattern(len);
             let r = s.request("POST", path, &[], &data);
-            assert_eq!(r.status, 200, "{path} {len}: {}", r.text());
-            assert_eq!(field(&r.text(), "len"), Some(len.to_string()), "{path}");
-            assert_eq!(field(&r.text(), "sha"), Some(sha256_hex(&data)), "{path}");
+            assert_arrived(&r, &data, &format!("{path} {len}"));
         }
     }
 }

@@ -62,6 +62,21 @@ fn field(body: &str, key: &str) -> String {
         .to_owned()
 }
 
+/// What mod_wsgi logs when a context selects the group `two`, which its
+/// `WSGIRestrictProcess` leaves out.
+const NOT_A_MEMBER: &str = "Daemon process called 'two' cannot be accessed by this WSGI application as not a member of allowed groups";
+
+/// Asserts that a GET of `path` (with `headers`) is answered 500 and that
+/// the error log then has each of `needles`.
+fn assert_refused(s: &Running, path: &str, headers: &[(&str, &str)], needles: &[&str]) {
+    let r = s.request("GET", path, headers, b"");
+    assert_eq!(r.status, 500, "{path}: {}", r.text());
+    for needle in needles {
+        let logged = s.wait_log(needle, Duration::from_secs(30));
+        assert!(logged, "{path}: no {needle:?} in:\n{}", s.error_log());
+    }
+}
+
 fn dispatch_server(mpm: Mpm) -> Running {
     Server::new(mpm)
         .file("app.wsgi", WHERE_APP)
@@ -144,25 +159,10 @@ fn dispatch_script_reloads_when_changed() {
 #[test]
 fn dispatch_to_a_forbidden_group_is_refused() {
     let s = dispatch_server(Mpm::Event);
-    let r = s.get("/app/nope");
-    assert_eq!(r.status, 500, "{}", r.text());
-    assert!(
-        s.wait_log("aemon process called 'nope'", Duration::from_secs(30)),
-        "{}",
-        s.error_log()
-    );
+    assert_refused(&s, "/app/nope", &[], &["aemon process called 'nope'"]);
     let allowed = s.get("/app/restricted");
     assert_eq!(allowed.status, 200, "{}\n{}", allowed.text(), s.error_log());
-    let r = s.get("/app/restricted/two");
-    assert_eq!(r.status, 500, "{}", r.text());
-    assert!(
-        s.wait_log(
-            "Daemon process called 'two' cannot be accessed by this WSGI application as not a member of allowed groups",
-            Duration::from_secs(30)
-        ),
-        "{}",
-        s.error_log()
-    );
+    assert_refused(&s, "/app/restricted/two", &[], &[NOT_A_MEMBER]);
 }
 
 /// A group another virtual host defines is not this one's to choose: the
@@ -185,12 +185,11 @@ fn dispatch_to_another_virtual_hosts_group_is_refused() {
     let r = s.request("GET", "/app", &[("Host", "a.example")], b"");
     assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
     assert_eq!(field(&r.text(), "group"), "ga");
-    let r = s.request("GET", "/app", &[("Host", "b.example")], b"");
-    assert_eq!(r.status, 500, "{}", r.text());
-    assert!(
-        s.wait_log("aemon process called 'ga'", Duration::from_secs(30)),
-        "{}",
-        s.error_log()
+    assert_refused(
+        &s,
+        "/app",
+        &[("Host", "b.example")],
+        &["aemon process called 'ga'"],
     );
 }
 
@@ -243,16 +242,7 @@ fn restrict_process_refuses_unlisted_groups() {
     let r = s.get("/embedded");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(field(&r.text(), "group"), "");
-    let r = s.get("/two");
-    assert_eq!(r.status, 500, "{}", r.text());
-    assert!(
-        s.wait_log(
-            "Daemon process called 'two' cannot be accessed by this WSGI application as not a member of allowed groups",
-            Duration::from_secs(30)
-        ),
-        "{}",
-        s.error_log()
-    );
+    assert_refused(&s, "/two", &[], &[NOT_A_MEMBER]);
 }
 
 /// A named handler serves requests `AddHandler` (by extension, no ExecCGI
@@ -320,15 +310,7 @@ fn broken_dispatch_scripts_answer_500_with_the_traceback() {
              <Location /app/badtype>\n  WSGIDispatchScript {root}/badtype.py\n</Location>\n",
         )
         .start();
-    // A 500, and each needle in the error log.
-    let refused = |path: &str, needles: &[&str]| {
-        let r = s.get(path);
-        assert_eq!(r.status, 500, "{path}: {}", r.text());
-        for needle in needles {
-            let logged = s.wait_log(needle, Duration::from_secs(30));
-            assert!(logged, "{path}: no {needle:?} in:\n{}", s.error_log());
-        }
-    };
+    let refused = |path: &str, needles: &[&str]| assert_refused(&s, path, &[], needles);
     refused(
         "/app/raises",
         &["Traceback (most recent call last)", "ZeroDivisionError"],

@@ -80,38 +80,20 @@ fn serves_an_asgi_app_in_a_daemon_process() {
 fn refuses_an_asgi_app_in_embedded_mode() {
     let scratch = Scratch::new();
     scratch.write("asgiapp.py", ASGI_APP);
-    let root = scratch.server_root();
-    let finished = run({
-        let mut c = wsgi_rs(scratch.path());
-        c.arg("serve")
-            .args(with_module(&["asgiapp:app", "--embedded"]))
-            .arg("--server-root")
-            .arg(&root);
-        c
-    });
-    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
-    let line = finished.error_line();
+    let line = refusal(&scratch, &["asgiapp:app", "--embedded"], |_| {});
     assert!(line.contains("ASGI application"), "{line}");
     assert!(line.contains("drop --embedded"), "{line}");
-    assert_nothing_left(&root);
 }
 
 #[test]
 fn refuses_an_asgi_app_with_debian_mod_wsgi() {
     let scratch = Scratch::new();
     scratch.write("asgiapp.py", ASGI_APP);
-    let root = scratch.server_root();
-    let finished = run({
-        let mut c = wsgi_rs(scratch.path());
-        c.arg("serve")
-            .args(["asgiapp:app", "--module", DEBIAN_MOD_WSGI])
-            .arg("--server-root")
-            .arg(&root);
-        c
-    });
-    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
-    let line = finished.error_line();
+    let line = refusal(
+        &scratch,
+        &["asgiapp:app", "--module", DEBIAN_MOD_WSGI],
+        |_| {},
+    );
     assert!(line.contains("cannot serve"), "{line}");
     assert!(line.contains("leave out --module"), "{line}");
-    assert_nothing_left(&root);
 }

@@ -100,6 +100,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Runs `wsgi-rs serve ARGS` (with our module unless ARGS name one)
+/// expecting a refusal, and checks the refusal is one line with a cause and
+/// a remedy and that nothing was started. Returns the line.
+pub fn refusal(scratch: &Scratch, args: &[&str], adjust: impl FnOnce(&mut Command)) -> String {
+    let root = scratch.server_root();
+    let finished = run({
+        let mut c = wsgi_rs(scratch.path());
+        c.arg("serve")
+            .args(with_module(args))
+            .arg("--server-root")
+            .arg(&root);
+        adjust(&mut c);
+        c
+    });
+    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
+    let line = finished.error_line().to_owned();
+    assert!(line.contains("; "), "no remedy in: {line}");
+    assert_nothing_left(&root);
+    line
+}
+
 /// `wsgi-rs` with an environment that does not depend on the caller's.
 pub fn wsgi_rs(dir: &Path) -> Command {
     let mut command = Command::new(WSGI_RS);

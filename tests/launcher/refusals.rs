@@ -8,25 +8,9 @@ use std::process::Command;
 
 use crate::harness::*;
 
-/// Runs `wsgi-rs serve ARGS` expecting a refusal, and checks the refusal
-/// is one line with a cause and a remedy and that nothing was started.
+/// [`refusal`] in embedded mode.
 fn refused(scratch: &Scratch, args: &[&str], adjust: impl FnOnce(&mut Command)) -> String {
-    let root = scratch.server_root();
-    let finished = run({
-        let mut c = wsgi_rs(scratch.path());
-        c.arg("serve")
-            .args(with_module(args))
-            .arg("--embedded")
-            .arg("--server-root")
-            .arg(&root);
-        adjust(&mut c);
-        c
-    });
-    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
-    let line = finished.error_line().to_owned();
-    assert!(line.contains("; "), "no remedy in: {line}");
-    assert_nothing_left(&root);
-    line
+    refusal(scratch, &[args, &["--embedded"]].concat(), adjust)
 }
 
 #[test]
