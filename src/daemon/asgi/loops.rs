@@ -1,7 +1,7 @@
 //! The event loops of a daemon process: one [`Server`] per application
 //! group, made with its loop thread on the group's first ASGI request (or
-//! at start-up for a preloaded ASGI application, whose lifespan startup
-//! then runs before the process serves).
+//! at start-up for a preloaded ASGI application, so that its lifespan
+//! startup runs before the process serves).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 
-use super::{ASGI_CALLABLE, DEFAULT_CALLABLE};
 use crate::asgi::{Hooks, Server, Settings, Wire};
-use crate::config::Interface;
 use crate::daemon::protocol;
 use crate::daemon::state::Daemon;
 use crate::daemon::stop::StopReason;
@@ -97,50 +95,4 @@ pub(super) fn server(py: Python<'_>, daemon: &Arc<Daemon>, group: &str) -> PyRes
     );
     servers.push((group.to_owned(), server.clone()));
     Ok(server)
-}
-
-/// Starts the lifespan of each ASGI application among the group's start-up
-/// scripts (`WSGIImportScript`, aliases naming both groups), so its startup
-/// runs before the process serves; a script loaded on demand starts it
-/// before its first request instead. Only `application` and `app` are
-/// looked at (a start-up script has no alias to name another callable).
-pub(in crate::daemon) fn start_lifespans(daemon: &Arc<Daemon>) {
-    for key in &daemon.launch.preloads {
-        let interface = daemon
-            .launch
-            .default_interface
-            .filter(|_| daemon.launch.default_script.as_ref() == Some(key));
-        if interface == Some(Interface::Wsgi) {
-            continue;
-        }
-        let started = interp::with_group(&key.group, |py| -> PyResult<()> {
-            // A failed load was logged by the preload.
-            let Ok(module) = daemon.scripts.module(py, key, None, false) else {
-                return Ok(());
-            };
-            let app = [DEFAULT_CALLABLE, ASGI_CALLABLE].iter().find_map(|name| {
-                module.getattr_opt(*name).ok().flatten().filter(|app| {
-                    interface == Some(Interface::Asgi) || crate::asgi::is_asgi_app(app)
-                })
-            });
-            match app {
-                Some(app) => server(py, daemon, &key.group)?.preload(
-                    py,
-                    &app,
-                    &key.path.display().to_string(),
-                ),
-                None => Ok(()),
-            }
-        });
-        let failed = match started {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        log::error!(
-            "WSGIRS508: (wsgi:{}) could not start the ASGI lifespan of '{}': {failed}",
-            daemon.group(),
-            key.path.display()
-        );
-    }
 }

@@ -1,12 +1,12 @@
 //! A daemon process's side of ASGI (see [`crate::asgi`] for the design):
 //! which requests go to the event loop, and the hand-over itself, with the
 //! GIL (a script's first request, a WebSocket) or without it (a script
-//! already known to hold an ASGI application).
+//! already known to hold an ASGI application); which start-up scripts'
+//! lifespans start with the process.
 //!
 //! - [`mod@known`]: the applications requests have reached, for the
 //!   hand-over without the GIL.
-//! - [`loops`]: one event loop per application group, and the lifespans
-//!   started with the process.
+//! - [`loops`]: one event loop per application group.
 //! - [`mod@handed`]: a handed-over request's bookkeeping until the loop is
 //!   done with its connection.
 
@@ -27,13 +27,13 @@ use super::protocol::{self, Vars};
 use super::state::Daemon;
 use super::websocket;
 use crate::asgi::{BodySource, Connection, HttpScope, Request, Scope, Server};
-use crate::interp::{ScriptError, ScriptKey};
+use crate::config::Interface;
+use crate::interp::{self, ScriptError, ScriptKey};
 use handed::handed;
 pub(super) use handed::BusyMark;
 use known::remember;
 pub(super) use known::{known, Lookup};
 use loops::server;
-pub(super) use loops::start_lifespans;
 
 /// mod_wsgi's default callable name.
 const DEFAULT_CALLABLE: &str = "application";
@@ -285,4 +285,50 @@ fn handover_failed(py: Python<'_>, daemon: &Daemon, vars: &Vars, e: &PyErr) {
         Some(e),
         |line| log::error!("{line}"),
     );
+}
+
+/// Starts the lifespan of each ASGI application among the group's start-up
+/// scripts (`WSGIImportScript`, aliases naming both groups), so its startup
+/// runs before the process serves; a script loaded on demand starts it
+/// before its first request instead. Only `application` and `app` are
+/// looked at (a start-up script has no alias to name another callable).
+pub(super) fn start_lifespans(daemon: &Arc<Daemon>) {
+    for key in &daemon.launch.preloads {
+        let interface = daemon
+            .launch
+            .default_interface
+            .filter(|_| daemon.launch.default_script.as_ref() == Some(key));
+        if interface == Some(Interface::Wsgi) {
+            continue;
+        }
+        let started = interp::with_group(&key.group, |py| -> PyResult<()> {
+            // A failed load was logged by the preload.
+            let Ok(module) = daemon.scripts.module(py, key, None, false) else {
+                return Ok(());
+            };
+            let app = [DEFAULT_CALLABLE, ASGI_CALLABLE].iter().find_map(|name| {
+                module.getattr_opt(*name).ok().flatten().filter(|app| {
+                    interface == Some(Interface::Asgi) || crate::asgi::is_asgi_app(app)
+                })
+            });
+            match app {
+                Some(app) => server(py, daemon, &key.group)?.preload(
+                    py,
+                    &app,
+                    &key.path.display().to_string(),
+                ),
+                None => Ok(()),
+            }
+        });
+        let failed = match started {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        log::error!(
+            "WSGIRS508: (wsgi:{}) could not start the ASGI lifespan of '{}': {failed}",
+            daemon.group(),
+            key.path.display()
+        );
+    }
 }
