@@ -259,6 +259,7 @@ fn daemon_group(
             health: Default::default(),
             metrics: None,
             succession: None,
+            relay: None,
             retitle: None,
         },
         socket_path: format!("{}.{}.sock", inputs.socket_prefix, spec.name).into(),

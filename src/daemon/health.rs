@@ -14,6 +14,15 @@
 //!   once it serves, and *failed* with its own error when it cannot start;
 //! - an Apache child reads the verdict before it connects ([`Verdict`]).
 //!
+//! Each process slot has two records, its own and its *partner*
+//! ([`Health::partner`]): without a template, a process that must be
+//! replaced asks for a successor in its record ([`Health::want`]), the
+//! supervisor starts one in the partner record and names it there
+//! ([`Health::set_heir`]), and the successor says in its record that it
+//! serves ([`Health::serving`]); the process it replaces reads that and
+//! hands over (see [`succession`](super::succession)). A record no process
+//! uses is *vacant*, which the verdict ignores.
+//!
 //! Each slot's cause text is written by one process at a time (its current
 //! process, or the supervisor after reaping it) and read under a sequence
 //! count, so a reader never sees half of one. Every other process's copy
@@ -41,6 +50,8 @@ pub enum SlotState {
     Failed,
     /// A process is starting after a failed start.
     Retrying,
+    /// No process uses the record (a slot's spare one, see [`Health::partner`]).
+    Vacant,
 }
 
 impl SlotState {
@@ -52,6 +63,7 @@ impl SlotState {
             Self::Ready => 2,
             Self::Failed => 3,
             Self::Retrying => 4,
+            Self::Vacant => 5,
         }
     }
 
@@ -62,6 +74,7 @@ impl SlotState {
             2 => Self::Ready,
             3 => Self::Failed,
             4 => Self::Retrying,
+            5 => Self::Vacant,
             _ => Self::Unknown,
         }
     }
@@ -102,13 +115,21 @@ struct SlotRecord {
     len: AtomicU32,
     /// The last failure's cause, UTF-8.
     cause: [AtomicU8; CAUSE_MAX],
+    /// The pid of the process serving in the record (set with ready).
+    pid: AtomicU32,
+    /// The pid of the successor the supervisor started for this record's
+    /// process (in the partner record), or 0.
+    heir: AtomicU32,
+    /// When this record's process asked for a successor (ms since the
+    /// epoch), or 0.
+    wanted_at: AtomicU64,
 }
 
 /// The shared mapping holding a group's slot records.
 struct Mapping {
     /// The first record.
     base: *mut SlotRecord,
-    /// How many records.
+    /// How many records: two per process slot.
     slots: usize,
     /// The mapping's length.
     bytes: usize,
@@ -156,9 +177,11 @@ fn now_ms() -> u64 {
 }
 
 impl Health {
-    /// Shared records for `slots` processes, to be made before forking.
-    pub fn create(slots: usize) -> std::io::Result<Self> {
-        let slots = slots.max(1);
+    /// Shared records for `processes` processes (two each, the second
+    /// vacant), to be made before forking.
+    pub fn create(processes: usize) -> std::io::Result<Self> {
+        let processes = processes.max(1);
+        let slots = 2 * processes;
         let bytes = slots * size_of::<SlotRecord>();
         // SAFETY: a fresh anonymous mapping; zeroed memory is a valid
         // SlotRecord (all atomics zero: state Unknown, no cause).
@@ -175,11 +198,102 @@ impl Health {
         if base == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Self(Some(Arc::new(Mapping {
+        let health = Self(Some(Arc::new(Mapping {
             base: base.cast(),
             slots,
             bytes,
-        }))))
+        })));
+        for spare in processes..slots {
+            health.set(spare, SlotState::Vacant);
+        }
+        Ok(health)
+    }
+
+    /// How many records there are (two per process slot).
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.slots)
+    }
+
+    /// Whether there are no records (health records unavailable).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The other record of `record`'s process slot: where its successor
+    /// starts.
+    pub fn partner(&self, record: usize) -> usize {
+        let half = self.len() / 2;
+        if self.is_empty() {
+            record
+        } else if record < half {
+            record + half
+        } else {
+            record - half
+        }
+    }
+
+    /// The supervisor is about to start a process in `record`: no pid, no
+    /// successor, nothing asked yet.
+    pub fn begin(&self, record: usize) {
+        if let Some(s) = self.slot(record) {
+            s.pid.store(0, Ordering::Relaxed);
+            s.heir.store(0, Ordering::Relaxed);
+            s.wanted_at.store(0, Ordering::Release);
+        }
+    }
+
+    /// The process in `record` serves, as `pid`.
+    pub fn serving(&self, record: usize, pid: u32) {
+        if let Some(s) = self.slot(record) {
+            s.pid.store(pid, Ordering::Relaxed);
+            s.state.store(SlotState::Ready.code(), Ordering::Release);
+        }
+    }
+
+    /// The pid serving in `record` (0: none said so).
+    pub fn pid(&self, record: usize) -> u32 {
+        self.slot(record)
+            .map_or(0, |s| s.pid.load(Ordering::Acquire))
+    }
+
+    /// The process in `record` asks for a successor (the first ask counts).
+    pub fn want(&self, record: usize) {
+        if let Some(s) = self.slot(record) {
+            let _ = s.wanted_at.compare_exchange(
+                0,
+                now_ms().max(1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
+    /// When the process in `record` asked for a successor, if it did.
+    pub fn wanted_at(&self, record: usize) -> Option<u64> {
+        let at = self.slot(record)?.wanted_at.load(Ordering::Acquire);
+        (at != 0).then_some(at)
+    }
+
+    /// The supervisor started `pid` to succeed the process in `record`.
+    pub fn set_heir(&self, record: usize, pid: u32) {
+        if let Some(s) = self.slot(record) {
+            s.heir.store(pid, Ordering::Release);
+        }
+    }
+
+    /// The successor the supervisor started for the process in `record`
+    /// (0: none).
+    pub fn heir(&self, record: usize) -> u32 {
+        self.slot(record)
+            .map_or(0, |s| s.heir.load(Ordering::Acquire))
+    }
+
+    /// The successor started for the process in `record`, once it serves.
+    pub fn heir_serving(&self, record: usize) -> Option<u32> {
+        let heir = self.heir(record);
+        let partner = self.partner(record);
+        (heir != 0 && self.state(partner) == SlotState::Ready && self.pid(partner) == heir)
+            .then_some(heir)
     }
 
     /// Slot `index`'s record, if there are records and such a slot.
@@ -288,7 +402,7 @@ impl Health {
                 SlotState::Ready => ready = true,
                 SlotState::Unknown | SlotState::Starting => coming = true,
                 SlotState::Retrying => retrying = true,
-                SlotState::Failed => {}
+                SlotState::Failed | SlotState::Vacant => {}
             }
         }
         if !any || ready || coming {
@@ -344,6 +458,38 @@ mod tests {
     }
 
     #[test]
+    fn a_successor_is_named_and_serves_in_the_partner_record() {
+        let h = Health::create(2).unwrap();
+        assert_eq!(h.len(), 4);
+        assert_eq!((h.partner(0), h.partner(3)), (2, 1));
+        assert_eq!(h.state(2), SlotState::Vacant);
+        h.serving(0, 100);
+        h.set(1, SlotState::Failed);
+        assert_eq!(h.verdict(), Verdict::Serve { ready: true });
+        assert_eq!(h.wanted_at(0), None);
+        h.want(0);
+        let at = h.wanted_at(0).unwrap();
+        h.want(0);
+        assert_eq!(h.wanted_at(0), Some(at), "the first ask counts");
+        assert_eq!(h.heir_serving(0), None);
+        h.begin(2);
+        h.set(2, SlotState::Starting);
+        h.set_heir(0, 200);
+        assert_eq!(h.heir_serving(0), None, "not ready yet");
+        // A stale ready record of another pid is not the successor.
+        h.serving(2, 300);
+        assert_eq!(h.heir_serving(0), None);
+        h.serving(2, 200);
+        assert_eq!(h.heir_serving(0), Some(200));
+        h.set(0, SlotState::Vacant);
+        assert_eq!(h.verdict(), Verdict::Serve { ready: true });
+        h.set(2, SlotState::Failed);
+        assert!(matches!(h.verdict(), Verdict::Down { .. }));
+        h.begin(0);
+        assert_eq!((h.pid(0), h.wanted_at(0)), (0, None));
+    }
+
+    #[test]
     fn all_failed_is_down_with_the_latest_cause() {
         let h = Health::create(2).unwrap();
         h.fail(0, "first");
@@ -374,7 +520,8 @@ mod tests {
             panic!("not down")
         };
         assert!(cause.len() <= CAUSE_MAX && cause.chars().all(|c| c == 'é'));
-        assert!(h.slot(1).is_none());
+        assert_eq!(h.state(1), SlotState::Vacant);
+        assert!(h.slot(2).is_none());
     }
 
     #[test]

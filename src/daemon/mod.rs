@@ -9,7 +9,8 @@
 //! - [`template`]: a group's template process (`process-template=On`),
 //!   which forks the group's processes from a started Python and replaces
 //!   each one only once its successor serves.
-//! - [`succession`]: what a process forked from a template tells it.
+//! - [`succession`]: what a process tells its template, or without one
+//!   the Apache parent, to be replaced by a successor that serves first.
 //! - [`monitor`]: the main thread that applies signals, timeouts and
 //!   recycling, and the graceful exit.
 //! - [`inspect`]: the monitor's Python work, on a thread that may wait for
@@ -98,6 +99,9 @@ pub struct DaemonLaunch {
     /// The line to the template process that forked this process, when the
     /// group has one (set by the template as it forks the process).
     pub succession: Option<std::sync::Arc<succession::Link>>,
+    /// Without a template: the line to the Apache parent for replacing
+    /// the process by a successor (set by the parent as it forks it).
+    pub relay: Option<succession::Relay>,
     /// Sets the process title (`display-name`); given by the Apache parent
     /// to a template, whose processes take the group's title back.
     pub retitle: Option<fn(&str)>,

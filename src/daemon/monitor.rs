@@ -1,8 +1,11 @@
 //! The monitor, a daemon process's main thread once it has started: it
 //! applies signals, the request and deadlock timeouts and recycling.
 //! Recycling is graceful: the process stops accepting, lets in-flight
-//! requests finish within a time bound, and exits; the Apache parent starts
-//! a replacement.
+//! requests finish within a time bound, and exits. For most reasons it
+//! first serves on until its successor serves (started by its template, or
+//! without one by the Apache parent: see [`succession`](super::succession));
+//! a changed script, or no successor in time, and the parent starts a
+//! replacement after it exits.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use super::active::AnswerState;
 use super::inspect;
 use super::state::{now_secs, Daemon};
 use super::stop::StopReason;
+use super::succession::Relay;
 use crate::interp;
 use crate::metrics::Reason;
 
@@ -45,6 +49,30 @@ pub fn succession_signal_set() -> libc::sigset_t {
 /// successor comes (the template could not start one); then it exits as a
 /// process without a template does.
 const HANDOVER_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a process without a template whose replacement was asked for
+/// serves on while no successor serves (its turn in the group has not come,
+/// or the successor is slow to start or failed): then it stops without one,
+/// as a process did before successors (at least `startup-timeout`).
+const SUCCESSION_WAIT: Duration = Duration::from_secs(60);
+
+/// Its successor serves: this process stops taking work, finishes what it
+/// runs and exits.
+fn hand_over(daemon: &Arc<Daemon>, relay: &Relay) -> ! {
+    if !daemon.restarting.load(Ordering::SeqCst) {
+        // Asked ahead of maximum-requests, which is what it stops for.
+        daemon.request_restart(StopReason::MaximumRequests(daemon.limit));
+    }
+    daemon.awaiting.store(false, Ordering::SeqCst);
+    relay.vacate();
+    let reason = daemon
+        .restart_reason
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or(StopReason::ApacheStop);
+    exit_process(daemon, daemon.launch.spec.graceful_timeout, &reason)
+}
 
 /// Requests not worth waiting for in a drain: past `request-timeout`
 /// and, when they were interrupted, past `interrupt-timeout` too (one still
@@ -407,6 +435,8 @@ fn check_memory(daemon: &Daemon) {
 pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
     let spec = &daemon.launch.spec;
     let link = daemon.launch.succession.as_deref();
+    let relay = daemon.launch.relay.as_ref();
+    let succession_wait = SUCCESSION_WAIT.max(spec.startup_timeout);
     let set = if link.is_some() {
         succession_signal_set()
     } else {
@@ -475,6 +505,14 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
                 daemon.request_restart(StopReason::InactivityTimeout);
             }
         }
+        // Without a template: once the successor serves, hand over.
+        if let Some(relay) = relay.filter(|r| r.asked()) {
+            let waiting =
+                daemon.awaiting.load(Ordering::SeqCst) || !daemon.restarting.load(Ordering::SeqCst);
+            if waiting && relay.heir_serving().is_some() {
+                hand_over(daemon, relay);
+            }
+        }
         if daemon.restarting.load(Ordering::SeqCst) {
             // Forked from a template: serve on until the successor does.
             let since = *restart_seen.get_or_insert_with(Instant::now);
@@ -482,6 +520,18 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
                 && since.elapsed() < HANDOVER_WAIT
             {
                 continue;
+            }
+            if daemon.awaiting.load(Ordering::SeqCst) {
+                if since.elapsed() < succession_wait {
+                    continue;
+                }
+                log::warn!(
+                    "WSGIRS433: daemon process (wsgi:{}) pid {}: no successor served within {}s; stopping without one",
+                    daemon.group(),
+                    std::process::id(),
+                    succession_wait.as_secs()
+                );
+                daemon.awaiting.store(false, Ordering::SeqCst);
             }
             let reason = daemon
                 .restart_reason

@@ -242,7 +242,22 @@ pub(super) fn serve(
     }
     // Requests that came meanwhile waited in the listen backlog, as they
     // would for a busy process; from now on none is refused.
-    daemon.launch.health.set(slot, SlotState::Ready);
+    match &daemon.launch.relay {
+        Some(relay) => {
+            // Logged first: the parent may start the group's next
+            // successor as soon as this one is marked ready.
+            let old = relay.predecessor();
+            if let Some(old) = old {
+                log::info!(
+                    "WSGIRS434: daemon process (wsgi:{}) pid {} serves in place of pid {old}",
+                    daemon.group(),
+                    std::process::id()
+                );
+            }
+            relay.serving(old.is_some());
+        }
+        None => daemon.launch.health.set(slot, SlotState::Ready),
+    }
     monitor(&daemon)
 }
 

@@ -37,6 +37,9 @@ pub struct Daemon {
     pub(super) restart_reason: Mutex<Option<StopReason>>,
     /// A restart has been asked for.
     pub restarting: AtomicBool,
+    /// Without a template: restarting, the process serves on until its
+    /// successor does (see `succession::Relay`).
+    pub(super) awaiting: AtomicBool,
     /// An application has loaded in this process; until then failed loads
     /// count against `startup-timeout`.
     pub app_loaded: AtomicBool,
@@ -90,6 +93,7 @@ impl Daemon {
             idle: Condvar::new(),
             restart_reason: Mutex::new(None),
             restarting: AtomicBool::new(false),
+            awaiting: AtomicBool::new(false),
             app_loaded: AtomicBool::new(false),
             load_failed: AtomicBool::new(false),
             served: AtomicU64::new(0),
@@ -121,6 +125,14 @@ impl Daemon {
             );
             let retire_template = matches!(reason, StopReason::ScriptChanged(_));
             let metric = reason.metric();
+            // Without a template: serve on until a successor does (set
+            // before `restarting`, so no request is refused meanwhile).
+            if let Some(relay) = self.launch.relay.as_ref() {
+                if reason.waits_for_successor() {
+                    self.awaiting.store(true, Ordering::SeqCst);
+                    relay.ask();
+                }
+            }
             *r = Some(reason);
             self.restarting.store(true, Ordering::SeqCst);
             // A template replaces the process once its successor serves;
@@ -135,6 +147,17 @@ impl Daemon {
                 }
                 link.retire(retire_template);
             }
+        } else if !reason.waits_for_successor() && self.awaiting.load(Ordering::SeqCst) {
+            // Serving on until a successor serves, the process learns its
+            // script changed: it stops now, so requests after a touch get
+            // the new code (from a fresh process), as under mod_wsgi.
+            log::info!(
+                "WSGIRS341: daemon process (wsgi:{}) pid {} will restart: {reason}",
+                self.launch.spec.name,
+                std::process::id()
+            );
+            *r = Some(reason);
+            self.awaiting.store(false, Ordering::SeqCst);
         }
     }
 
@@ -152,19 +175,27 @@ impl Daemon {
     /// A process forked from a template asks for its successor a little
     /// before its limit ([`lead`](super::succession::lead)), stops taking
     /// new connections at the limit, and for any other reason to restart
-    /// serves on until its successor does.
+    /// serves on until its successor does. Without a template a process
+    /// asks the Apache parent at its limit and serves on past it until its
+    /// successor serves: a fresh start takes far longer than a fork, so
+    /// asking a few requests ahead would gain nothing under load, and under
+    /// a light one would hand over before the limit.
     pub fn admit(&self) -> bool {
         let n = self.served.fetch_add(1, Ordering::SeqCst) + 1;
         let max = self.limit;
         let link = self.launch.succession.as_deref();
+        let relay = self.launch.relay.as_ref();
         if let Some(link) = link.filter(|_| max > 0) {
             let lead = super::succession::lead(max, self.slots.len() as u64);
             if max > lead && n == max - lead {
                 link.prepare();
             }
         }
-        let within = max == 0 || n <= max;
-        let admitted = within && (link.is_some() || !self.restarting.load(Ordering::SeqCst));
+        let within = max == 0 || n <= max || relay.is_some();
+        let admitted = within
+            && (link.is_some()
+                || !self.restarting.load(Ordering::SeqCst)
+                || self.awaiting.load(Ordering::SeqCst));
         if max > 0 && n == max {
             if link.is_some() {
                 self.poller.stop_listening();

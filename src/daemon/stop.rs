@@ -61,6 +61,22 @@ impl StopReason {
         }
     }
 
+    /// Whether a process stopping for this reason serves on until its
+    /// successor does (without a template: see `succession::Relay`). A
+    /// changed script does not: requests after a touch get the new code.
+    pub fn waits_for_successor(&self) -> bool {
+        matches!(
+            self,
+            StopReason::MaximumRequests(_)
+                | StopReason::MaximumMemory { .. }
+                | StopReason::RequestTimeout
+                | StopReason::RequestDidNotUnwind
+                | StopReason::StartupTimeout
+                | StopReason::RestartInterval
+                | StopReason::InactivityTimeout
+        )
+    }
+
     /// The restart it counts as on the metrics board; None for a stop that
     /// is not a restart of the process by its own rule.
     pub fn metric(&self) -> Option<Reason> {

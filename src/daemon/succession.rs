@@ -16,9 +16,23 @@
 //! SIGUSR2 from the template means "serve now" to a successor on standby,
 //! and "your successor serves: stop taking work and exit" to the process it
 //! replaces.
+//!
+//! Without a template the Apache parent forks every process, and a daemon
+//! process (perhaps of another user) cannot signal it. A [`Relay`] is its
+//! line instead: it asks for a successor in its slot's shared health record
+//! (see [`health`](super::health)) and writes a byte on the parent's wake
+//! pipe, whose reading end a small process of the parent's waits on and
+//! exits on, which wakes the parent; the parent starts the successor in
+//! the slot's other record and names it in the asker's. The successor
+//! marks its record ready (and wakes the parent, which may then start the
+//! group's next successor); the process it replaces sees that and stops
+//! taking work and exits. It serves on meanwhile, past its
+//! maximum-requests if need be (it asks on reaching it, not ahead).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use super::health::{Health, SlotState};
 
 /// What a message asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +178,75 @@ impl Link {
     /// Tells the template this successor is ready.
     pub fn standing_by(&self) {
         self.send(Ask::Standby);
+    }
+}
+
+/// Without a template: a daemon process's line to the Apache parent (see
+/// the module's documentation).
+#[derive(Clone, Debug)]
+pub struct Relay {
+    /// The group's health records.
+    health: Health,
+    /// This process's record.
+    record: usize,
+    /// The writing end of the parent's wake pipe (non-blocking).
+    wake: i32,
+}
+
+impl Relay {
+    /// The line of the process in `record`, waking the parent on `wake`.
+    pub fn new(health: Health, record: usize, wake: i32) -> Relay {
+        Relay {
+            health,
+            record,
+            wake,
+        }
+    }
+
+    /// Wakes the parent: one byte on its pipe (never blocks; a full pipe
+    /// already wakes it).
+    fn nudge(&self) {
+        // SAFETY: writes one byte of ours to a descriptor this process
+        // inherited for the purpose.
+        unsafe { libc::write(self.wake, [1u8].as_ptr().cast(), 1) };
+    }
+
+    /// Asks for a successor (the first ask only).
+    pub fn ask(&self) {
+        if !self.asked() {
+            self.health.want(self.record);
+            self.nudge();
+        }
+    }
+
+    /// Whether a successor was asked for.
+    pub fn asked(&self) -> bool {
+        self.health.wanted_at(self.record).is_some()
+    }
+
+    /// The successor's pid, once it serves.
+    pub fn heir_serving(&self) -> Option<u32> {
+        self.health.heir_serving(self.record)
+    }
+
+    /// The pid of the process this one succeeds, if it is a successor.
+    pub fn predecessor(&self) -> Option<u32> {
+        let partner = self.health.partner(self.record);
+        (self.health.heir(partner) == std::process::id()).then(|| self.health.pid(partner))
+    }
+
+    /// This process serves. A successor (`successor`) wakes the parent,
+    /// which starts one successor of a group at a time.
+    pub fn serving(&self, successor: bool) {
+        self.health.serving(self.record, std::process::id());
+        if successor {
+            self.nudge();
+        }
+    }
+
+    /// This process no longer serves (its successor does).
+    pub fn vacate(&self) {
+        self.health.set(self.record, SlotState::Vacant);
     }
 }
 

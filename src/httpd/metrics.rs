@@ -87,9 +87,11 @@ pub unsafe fn create(plan: &ProcessPlan, pconf: *mut ffi::apr_pool_t) {
         plan.python.threads_per_process.max(1) as usize,
         plan.daemon_groups.iter().map(|g| {
             let spec = &g.launch.spec;
+            // Two places per process slot: a successor counts in the
+            // other one while the process it replaces finishes.
             (
                 spec.name.as_str(),
-                spec.processes as usize,
+                2 * spec.processes as usize,
                 spec.threads as usize,
             )
         }),

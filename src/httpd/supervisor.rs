@@ -5,13 +5,15 @@
 //! every process is stopped and reaped, and every socket removed, when
 //! Apache stops ([`stop`]). What a restart does is in [`handover`]: the sockets stay
 //! and the processes of the old generation serve until the new
-//! generation's are ready.
+//! generation's are ready. A process to be recycled is replaced by a
+//! successor before it stops ([`succession`]).
 
 mod handover;
 mod one_process;
 mod registration;
 mod socket;
 mod stop;
+mod succession;
 mod title;
 mod tracked;
 
@@ -34,10 +36,23 @@ use crate::daemon::succession::after_exit;
 struct Slot {
     /// Its group, by index in the plan.
     group: usize,
-    /// Its place among its group's processes: its health record.
+    /// Its place among its group's processes.
     member: usize,
-    /// Its process (registered under the slot's index).
+    /// The health record and board place of its process: `member`, or the
+    /// other one of the slot after a successor took over (see
+    /// [`succession`]).
+    record: usize,
+    /// Its process (registered under the slot's index, or its own key
+    /// once a successor took over).
     process: Tracked,
+    /// The successor of its process, while one is started.
+    heir: Option<succession::Heir>,
+    /// A successor of its process died before it could take over: none is
+    /// tried again for that process.
+    heir_failed: bool,
+    /// The last process that left the slot, kept until its registration
+    /// with httpd (which points at it) is gone.
+    spare: Option<Tracked>,
     /// When it was started.
     started: Instant,
     /// Consecutive young deaths (see `succession::after_exit`).
@@ -77,6 +92,9 @@ struct Supervisor {
     orphans: Vec<(std::path::PathBuf, i32)>,
     /// The process watching for the moment retiring processes may stop.
     watcher: Option<Tracked>,
+    /// The process waiting for daemon processes to ask for successors
+    /// (see [`succession`]).
+    waker: Option<Tracked>,
     /// This process is `httpd -X`'s supervisor ([`one_process`]): it reaps
     /// its children itself instead of through httpd's other-child list.
     standalone: bool,
@@ -111,13 +129,13 @@ fn members_of(plan: &ProcessPlan, slot: &Slot) -> std::ops::Range<usize> {
     if slot.template {
         0..plan.daemon_groups[slot.group].launch.spec.processes as usize
     } else {
-        slot.member..slot.member + 1
+        slot.record..slot.record + 1
     }
 }
 
-/// Forks process `member` of `group` (its template when `template`), which
-/// waits `hold_off` before it starts. Returns its pid (the child never
-/// returns).
+/// Forks the process of `group` with health record and board place
+/// `member` (its template when `template`), which waits `hold_off` before
+/// it starts. Returns its pid (the child never returns).
 fn fork_process(
     sup: &Supervisor,
     group: usize,
@@ -170,8 +188,17 @@ fn fork_process(
         for (_, fd) in &sup.orphans {
             libc::close(*fd);
         }
+        for fd in succession::wake_fds() {
+            if Some(fd) != succession::wake_writer() {
+                libc::close(fd);
+            }
+        }
     }
     let mut launch = plan.daemon_groups[group].launch.clone();
+    if !template {
+        launch.relay = succession::wake_writer()
+            .map(|wake| crate::daemon::succession::Relay::new(launch.health.clone(), member, wake));
+    }
     // The process that forked it supervises it: the Apache parent, or
     // under `httpd -X` the supervisor process (see one_process).
     // SAFETY: getppid cannot fail.
@@ -278,11 +305,14 @@ unsafe extern "C" fn maintenance(reason: c_int, data: *mut c_void, status: c_int
 
 /// The registration `key` is gone: forget its pool.
 fn forget_registration(sup: &mut Supervisor, key: usize) {
-    let processes = sup.slots.iter_mut().map(|s| &mut s.process);
+    let processes = sup.slots.iter_mut().flat_map(|s| {
+        std::iter::once(&mut s.process).chain(s.heir.as_mut().map(|h| &mut h.process))
+    });
     let retiring = sup.retiring.iter_mut().map(|r| &mut r.process);
     if let Some(p) = processes
         .chain(retiring)
         .chain(sup.watcher.as_mut())
+        .chain(sup.waker.as_mut())
         .find(|p| p.key() == key)
     {
         p.forget_registration();
@@ -290,12 +320,16 @@ fn forget_registration(sup: &mut Supervisor, key: usize) {
 }
 
 impl Supervisor {
-    /// Every daemon process running, current and retiring (not the
-    /// watcher).
+    /// Every daemon process running, current (successors too) and
+    /// retiring (not the watcher nor the waker).
     fn daemons(&self) -> impl Iterator<Item = &Tracked> {
         let current = self.slots.iter().map(|s| &s.process);
+        let heirs = self
+            .slots
+            .iter()
+            .filter_map(|s| s.heir.as_ref().map(|h| &h.process));
         let retiring = self.retiring.iter().map(|r| &r.process);
-        current.chain(retiring).filter(|p| p.alive())
+        current.chain(heirs).chain(retiring).filter(|p| p.alive())
     }
 }
 
@@ -308,11 +342,14 @@ fn process_died(
     lost: bool,
     status: c_int,
 ) -> Option<Registration> {
-    if key >= sup.slots.len() {
-        return handover::process_died(sup, key, status);
+    if let Some(registration) = succession::died(sup, key, status) {
+        return registration;
     }
+    let Some(index) = sup.slots.iter().position(|s| s.process.key() == key) else {
+        return handover::process_died(sup, key, status);
+    };
     let stopping = sup.stopping;
-    let slot = &mut sup.slots[key];
+    let slot = &mut sup.slots[index];
     let registration = slot.process.died();
     let members = members_of(&sup.plan, slot);
     if let Some(board) = super::metrics::current() {
@@ -327,6 +364,11 @@ fn process_died(
         "WSGIRS312: daemon process (wsgi:{name}) pid {} exited (status {status})",
         slot.process.pid()
     );
+    if slot.heir.is_some() && !stopping {
+        // Its successor serves, or is on its way: no respawn.
+        succession::promote(sup, index);
+        return registration;
+    }
     if !stopping {
         // A clean exit is a recycle (reload, maximum-requests…):
         // replace it at once. Only crashes of young processes
@@ -338,7 +380,7 @@ fn process_died(
         let served = sup.plan.daemon_groups[slot.group]
             .launch
             .health
-            .state(slot.member)
+            .state(slot.record)
             == SlotState::Ready;
         let (failures, delay) = after_exit(slot.failures, crashed, slot.started.elapsed(), served);
         slot.failures = failures;
@@ -367,7 +409,7 @@ fn process_died(
                     SlotState::Ready => {
                         health.set(member, SlotState::Starting);
                     }
-                    SlotState::Failed | SlotState::Unknown => {}
+                    SlotState::Failed | SlotState::Unknown | SlotState::Vacant => {}
                 }
             }
         }
@@ -381,26 +423,25 @@ fn process_died(
 fn start_slot(sup: &mut Supervisor, index: usize) {
     let Slot {
         group,
-        member,
+        record,
         hold_off,
         template,
         ..
     } = sup.slots[index];
-    if hold_off.is_zero() {
+    for member in members_of(&sup.plan, &sup.slots[index]) {
+        let health = &sup.plan.daemon_groups[group].launch.health;
+        health.begin(member);
         // A start after a failure stays "failed" until its back-off ends.
-        for member in members_of(&sup.plan, &sup.slots[index]) {
-            sup.plan.daemon_groups[group]
-                .launch
-                .health
-                .set(member, SlotState::Starting);
+        if hold_off.is_zero() {
+            health.set(member, SlotState::Starting);
         }
     }
-    let Some(pid) = fork_process(sup, group, member, template, hold_off) else {
+    let Some(pid) = fork_process(sup, group, record, template, hold_off) else {
         sup.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
         return;
     };
     if let Some(board) = super::metrics::current().filter(|_| !template) {
-        board.process_started(group + 1, member, pid as u32);
+        board.process_started(group + 1, record, pid as u32);
     }
     let slot = &mut sup.slots[index];
     slot.process.started(pid);
@@ -408,6 +449,7 @@ fn start_slot(sup: &mut Supervisor, index: usize) {
     slot.started = Instant::now() + hold_off;
     slot.hold_off = Duration::ZERO;
     slot.respawn_at = None;
+    slot.heir_failed = false;
     if !sup.standalone {
         // SAFETY: pconf is live while the supervisor is not parked (no
         // process starts while it is).
@@ -431,11 +473,12 @@ fn respawn_due(sup: &mut Supervisor) {
     for index in due {
         start_slot(sup, index);
     }
+    succession::start_due(sup);
 }
 
 /// Called by the MPM about every ten seconds in the parent, and after
-/// each death of a process: starts processes whose back-off has passed,
-/// and stops the earlier generations' processes whose time has come.
+/// each death of a process (the waker's too): starts processes whose
+/// back-off has passed and the successors asked for, and stops the earlier generations' processes whose time has come.
 pub fn monitor_tick() {
     super::child_exit::rearm();
     let mut guard = lock();
@@ -474,7 +517,11 @@ pub unsafe fn start(
             slots.push(Slot {
                 group,
                 member,
+                record: member,
                 process: Tracked::new(key),
+                heir: None,
+                heir_failed: false,
+                spare: None,
                 started: Instant::now(),
                 failures: 0,
                 respawn_at: Some(Instant::now()),
@@ -485,6 +532,13 @@ pub unsafe fn start(
     }
     if !slots.is_empty() {
         super::child_exit::wake_on_child_exit();
+    }
+    if plan
+        .daemon_groups
+        .iter()
+        .any(|g| !g.launch.spec.process_template)
+    {
+        succession::wake_pipe();
     }
     let mut guard = lock();
     let earlier = guard.take().filter(|s| s.parked);
@@ -502,6 +556,7 @@ pub unsafe fn start(
         retiring,
         orphans,
         watcher: None,
+        waker: None,
         standalone,
     });
     if standalone {
@@ -538,5 +593,6 @@ pub fn listener_fds(plan: &ProcessPlan) -> Vec<i32> {
         .iter()
         .map(|g: &DaemonGroup| g.launch.listener_fd)
         .chain(orphans)
+        .chain(succession::wake_fds())
         .collect()
 }

@@ -59,8 +59,13 @@ fn wait_sleeping(s: &Running, pid: u32) {
     assert!(running.is_some(), "the slow request never started");
 }
 
-/// maximum-requests=5 with one process: 20 sequential requests all succeed,
-/// in four runs of five served by four different processes.
+/// maximum-requests=5 with one process: sequential requests all succeed
+/// and the process is replaced, never before its fifth request, and a
+/// replaced process never serves again. Under mod_wsgi after exactly five
+/// (the process stops, then its replacement starts); under ours without a
+/// template the process serves on past five until its successor serves (see
+/// daemon_succession), so only "at least five" holds (daemon_template
+/// checks "exactly five" with a template, which forks successors in time).
 #[test]
 fn maximum_requests_recycles_every_five() {
     let s = pid_server(
@@ -68,31 +73,33 @@ fn maximum_requests_recycles_every_five() {
         "maxreq",
         "processes=1 threads=2 maximum-requests=5",
     );
-    let mut pids = Vec::new();
-    for i in 0..20 {
+    let mut pids: Vec<u32> = Vec::new();
+    let replaced = wait_for(Duration::from_secs(60), || {
         let r = s.get("/app");
-        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.status, 200, "request {}: {}", pids.len(), r.text());
         pids.push(served_pid(&r));
-    }
-    let runs: Vec<&[u32]> = pids.chunks(5).collect();
-    for (i, run) in runs.iter().enumerate() {
+        let mut runs = pids.clone();
+        runs.dedup();
+        (runs.len() >= 3).then_some(())
+    });
+    assert!(replaced.is_some(), "not replaced twice: {pids:?}");
+    let runs: Vec<&[u32]> = pids.chunk_by(|a, b| a == b).collect();
+    let exact = crate::common::module() == crate::common::Module::ModWsgi;
+    for run in &runs[..runs.len() - 1] {
         assert!(
-            run.iter().all(|&p| p == run[0]),
-            "requests {}..{} were not all served by one process: {pids:?}",
-            i * 5,
-            i * 5 + 5
+            run.len() == 5 || (!exact && run.len() > 5),
+            "a process served {} requests: {pids:?}",
+            run.len()
         );
     }
-    for pair in runs.windows(2) {
-        assert_ne!(
-            pair[0][0], pair[1][0],
-            "no recycle after 5 requests: {pids:?}"
-        );
-    }
-    let mut distinct = pids.clone();
+    let mut distinct: Vec<u32> = runs.iter().map(|r| r[0]).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    assert_eq!(distinct.len(), 4, "{pids:?}");
+    assert_eq!(
+        distinct.len(),
+        runs.len(),
+        "a replaced process served again: {pids:?}"
+    );
 }
 
 /// restart-interval=2: under a steady trickle of requests the process is

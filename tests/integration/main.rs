@@ -87,6 +87,7 @@ mod daemon_responses;
 mod daemon_security;
 mod daemon_slow_clients;
 mod daemon_startup_timeout;
+mod daemon_succession;
 mod daemon_template;
 mod daemon_timeouts;
 mod daemon_unavailable;

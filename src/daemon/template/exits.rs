@@ -88,7 +88,7 @@ impl Template {
                         &format!("daemon process pid {pid} died during start-up (status {status})"),
                     ),
                     SlotState::Ready => health.set(slot, SlotState::Starting),
-                    SlotState::Failed | SlotState::Unknown => {}
+                    SlotState::Failed | SlotState::Unknown | SlotState::Vacant => {}
                 }
             }
             place.respawn_at = Some(Instant::now() + delay);

@@ -49,7 +49,7 @@ const FIRST_KEY: usize = 1 << 40;
 static NEXT_KEY: AtomicUsize = AtomicUsize::new(FIRST_KEY);
 
 /// A registration key no other process has.
-fn next_key() -> usize {
+pub(super) fn next_key() -> usize {
     NEXT_KEY.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -69,14 +69,25 @@ pub(super) struct Retiring {
 /// one and every listener is kept for the next generation.
 pub(super) fn park(sup: &mut Supervisor) {
     stop_watcher(sup);
+    super::succession::stop_waker(sup);
     sup.parked = true;
     let plan = sup.plan.clone();
     let mut kept = 0;
-    for slot in std::mem::take(&mut sup.slots) {
+    for mut slot in std::mem::take(&mut sup.slots) {
+        let group = &plan.daemon_groups[slot.group];
+        // A successor being started retires with the process it was for.
+        if let Some(heir) = slot.heir.take().filter(|h| h.process.alive()) {
+            sup.retiring.push(Retiring {
+                process: heir.process.rekeyed(next_key()),
+                group: group.launch.spec.name.clone(),
+                socket: group.socket_path.clone(),
+                signalled: false,
+            });
+            kept += 1;
+        }
         if !slot.process.alive() {
             continue;
         }
-        let group = &plan.daemon_groups[slot.group];
         sup.retiring.push(Retiring {
             // Its registration went with pconf's subpools.
             process: slot.process.rekeyed(next_key()),
@@ -166,8 +177,9 @@ fn may_stop(plan: &ProcessPlan, r: &Retiring) -> bool {
         .iter()
         .find(|g| g.socket_path == r.socket)
     {
-        Some(g) => (0..g.launch.spec.processes as usize)
-            .all(|m| g.launch.health.state(m) != SlotState::Starting),
+        Some(g) => {
+            (0..g.launch.health.len()).all(|m| g.launch.health.state(m) != SlotState::Starting)
+        }
         None => {
             // SAFETY: reads httpd's scoreboard, shared with this process.
             let older = unsafe { ffi::wsgi_rs_older_children_alive() };

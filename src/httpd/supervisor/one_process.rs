@@ -106,12 +106,9 @@ fn reap() {
         };
         let mut guard = lock();
         if let Some(sup) = guard.as_mut() {
-            if let Some(index) = sup
-                .slots
-                .iter()
-                .position(|s| s.process.alive() && s.process.pid() == pid)
-            {
-                process_died(sup, index, lost, code);
+            let key = sup.daemons().find(|p| p.pid() == pid).map(|p| p.key());
+            if let Some(key) = key {
+                process_died(sup, key, lost, code);
             }
         }
     }

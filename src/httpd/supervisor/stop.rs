@@ -51,6 +51,7 @@ pub(super) unsafe extern "C" fn stop_all(_data: *mut c_void) -> ffi::apr_status_
 pub(super) fn stop_processes(mut sup: Supervisor) {
     sup.stopping = true;
     handover::stop_watcher(&mut sup);
+    super::succession::stop_waker(&mut sup);
     for process in sup.daemons() {
         process.signal(libc::SIGTERM);
     }
