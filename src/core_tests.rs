@@ -7,6 +7,7 @@
 //! same paths against a real Apache.
 
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -77,8 +78,13 @@ impl Backend for Fake {
         Ok(())
     }
 
-    fn send_file(&mut self, fd: i32, _offset: u64, _len: u64) -> Result<(), (i32, WriteError)> {
-        Err((fd, WriteError::Disconnected("no files here".into())))
+    fn send_file(
+        &mut self,
+        file: OwnedFd,
+        _offset: u64,
+        _len: u64,
+    ) -> Result<(), (Option<OwnedFd>, WriteError)> {
+        Err((Some(file), WriteError::Disconnected("no files here".into())))
     }
 
     fn abort(&mut self) {

@@ -19,6 +19,8 @@
 //!   meaning and remedy (`docs/messages.md` is written from it).
 //! - [`plan`]: the configuration resolved once at start-up into what each
 //!   process needs (pure, unit tested).
+//! - [`sys`]: the operating-system edge: the system calls no safe crate
+//!   wraps, made safe once for the layers above (imports nothing of ours).
 //!
 //! Nothing outside the crate uses these modules (httpd loads the cdylib by
 //! its exported symbols; the tests drive a real Apache), so they are
@@ -58,4 +60,5 @@ pub(crate) mod interp;
 mod messages;
 pub(crate) mod metrics;
 pub(crate) mod plan;
+pub(crate) mod sys;
 pub(crate) mod wsgi;

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::mem::ManuallyDrop;
-use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
@@ -92,27 +92,25 @@ impl DaemonBackend {
     /// (`WSGIEnableSendfile Off`); the frame header is already sent.
     fn copy_file(
         &mut self,
-        fd: i32,
-        offset: &mut libc::off_t,
+        file: &OwnedFd,
+        offset: &mut u64,
         len: usize,
     ) -> Result<(), WriteError> {
         let mut buf = vec![0u8; len.min(OUT_BUFFER)];
         let mut left = len;
         while left > 0 {
             let want = left.min(buf.len());
-            // SAFETY: pread into our buffer from a descriptor we own.
-            let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), want, *offset) };
-            if n <= 0 {
-                let why = if n == 0 {
-                    "file ended before its length".to_owned()
-                } else {
-                    std::io::Error::last_os_error().to_string()
-                };
-                return Err(WriteError::Disconnected(why));
-            }
-            let n = n as usize;
+            let n = match rustix::io::pread(file, &mut buf[..want], *offset) {
+                Ok(0) => {
+                    return Err(WriteError::Disconnected(
+                        "file ended before its length".to_owned(),
+                    ))
+                }
+                Ok(n) => n,
+                Err(e) => return Err(WriteError::Disconnected(e.to_string())),
+            };
             self.send(&[&buf[..n]])?;
-            *offset += n as libc::off_t;
+            *offset += n as u64;
             left -= n;
         }
         Ok(())
@@ -319,10 +317,15 @@ impl Backend for DaemonBackend {
         !flush && self.out.len() + len + 4 <= OUT_BUFFER
     }
 
-    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), (i32, WriteError)> {
+    fn send_file(
+        &mut self,
+        file: OwnedFd,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), (Option<OwnedFd>, WriteError)> {
         let result = (|| {
             self.send(&[])?;
-            let mut offset = offset as libc::off_t;
+            let mut offset = offset;
             let mut left = len;
             while left > 0 {
                 let chunk = left.min(protocol::MAX_FRAME as u64) as usize;
@@ -330,36 +333,35 @@ impl Backend for DaemonBackend {
                     self.send(&[&protocol::frame_header(chunk)])?;
                 }
                 if !self.sendfile {
-                    self.copy_file(fd, &mut offset, chunk)?;
+                    self.copy_file(&file, &mut offset, chunk)?;
                     left -= chunk as u64;
                     continue;
                 }
                 let mut sent_in_chunk = 0;
                 while sent_in_chunk < chunk {
-                    // SAFETY: sendfile between two descriptors we hold open;
-                    // it advances `offset` itself.
-                    let n = unsafe {
-                        libc::sendfile(
-                            self.stream.as_raw_fd(),
-                            fd,
-                            &mut offset,
-                            chunk - sent_in_chunk,
-                        )
+                    // sendfile advances `offset` itself.
+                    let sent = rustix::fs::sendfile(
+                        &*self.stream,
+                        &file,
+                        Some(&mut offset),
+                        chunk - sent_in_chunk,
+                    );
+                    sent_in_chunk += match sent {
+                        Ok(0) => {
+                            return Err(WriteError::Disconnected(
+                                "file ended before its length".to_owned(),
+                            ))
+                        }
+                        Ok(n) => n,
+                        Err(e) => return Err(WriteError::Disconnected(e.to_string())),
                     };
-                    if n <= 0 {
-                        return Err(WriteError::Disconnected(
-                            std::io::Error::last_os_error().to_string(),
-                        ));
-                    }
-                    sent_in_chunk += n as usize;
                 }
                 left -= chunk as u64;
             }
             Ok(())
         })();
-        // SAFETY: we own fd (the core handed it over) and are done with it.
-        unsafe { libc::close(fd) };
-        result.map_err(|e| (-1, e))
+        // The file closes as it drops here: the core handed it over.
+        result.map_err(|e| (None, e))
     }
 
     fn abort(&mut self) {

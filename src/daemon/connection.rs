@@ -108,8 +108,8 @@ pub fn serve(
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = Some(ActiveRequest {
         started: Instant::now(),
-        // SAFETY: pthread_self cannot fail; Python's thread ident is it.
-        thread_id: unsafe { libc::pthread_self() } as u64,
+        // Python's thread ident.
+        thread_id: crate::sys::thread::current_id(),
         uri: vars.get_str("REQUEST_URI").unwrap_or_default(),
         app_group: key.group.clone(),
         timed_out: AtomicBool::new(false),

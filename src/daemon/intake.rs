@@ -10,9 +10,11 @@
 //! monitor's sweep (`Daemon::close_stalled`).
 
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+
+use rustix::net::RecvFlags;
 
 use super::protocol::{self, ProtocolError, Vars};
 
@@ -56,9 +58,9 @@ pub struct Conn {
     pub counted: bool,
 }
 
-impl AsRawFd for Conn {
-    fn as_raw_fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 
@@ -278,25 +280,16 @@ pub fn receive(conn: &mut Conn, scratch: &mut Scratch, limits: &Limits) -> Intak
             scratch.buf.resize(grown, 0);
         }
         let room = &mut scratch.buf[scratch.filled..];
-        // SAFETY: recv into the writable tail of our buffer, on a
-        // descriptor the worker holds; MSG_DONTWAIT never blocks.
-        let n = unsafe {
-            libc::recv(
-                conn.stream.as_raw_fd(),
-                room.as_mut_ptr().cast(),
-                room.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match n {
-            0 if scratch.filled == 0 => return Intake::Closed(None),
-            0 => return Intake::Closed(Some(ProtocolError::Truncated)),
-            n if n > 0 => {
-                scratch.filled += n as usize;
+        // MSG_DONTWAIT never blocks, whatever the socket's timeout.
+        match rustix::net::recv(&conn.stream, room, RecvFlags::DONTWAIT) {
+            Ok((_, 0)) if scratch.filled == 0 => return Intake::Closed(None),
+            Ok((_, 0)) => return Intake::Closed(Some(ProtocolError::Truncated)),
+            Ok((_, n)) => {
+                scratch.filled += n;
                 progressed = true;
             }
-            _ => {
-                let e = std::io::Error::last_os_error();
+            Err(e) => {
+                let e = std::io::Error::from(e);
                 match e.kind() {
                     ErrorKind::Interrupted => {}
                     ErrorKind::WouldBlock => break due,

@@ -13,8 +13,12 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Mutex;
+
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::event::Timespec;
 
 /// The event token of the listening socket; connections use their own.
 const LISTENER: u64 = u64::MAX;
@@ -41,87 +45,74 @@ pub struct Poller<T> {
     /// The epoll instance.
     epoll: OwnedFd,
     /// The group's listening socket.
-    listener: RawFd,
+    listener: BorrowedFd<'static>,
     /// The connections the set holds.
     parked: Mutex<Parked<T>>,
 }
 
-/// A syscall's -1 as the `errno` error.
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+/// How every descriptor is armed: readable or closed by the peer, once.
+fn one_shot() -> EventFlags {
+    EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT
 }
 
-impl<T: AsRawFd> Poller<T> {
-    /// A set watching the group's listening socket.
+impl<T: AsFd> Poller<T> {
+    /// A set watching the group's listening socket (inherited across fork:
+    /// see `sys::fd::inherited`).
     pub fn new(listener: RawFd) -> io::Result<Poller<T>> {
-        // SAFETY: epoll_create1 returns a fresh descriptor or -1.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        check(fd)?;
-        // SAFETY: fd is ours alone from here on.
-        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        let listener = crate::sys::fd::inherited(listener)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let poller = Poller {
-            epoll,
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
             listener,
             parked: Mutex::new(Parked {
                 next: 0,
                 conns: HashMap::new(),
             }),
         };
-        poller.ctl(libc::EPOLL_CTL_ADD, listener, LISTENER)?;
+        epoll::add(
+            &poller.epoll,
+            listener,
+            EventData::new_u64(LISTENER),
+            one_shot(),
+        )?;
         Ok(poller)
-    }
-
-    /// One `epoll_ctl` call, one-shot, with `token` as the event's data.
-    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
-            u64: token,
-        };
-        // SAFETY: plain epoll_ctl on descriptors we hold; ev outlives the call.
-        check(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) })
     }
 
     /// Lets the next connecting client wake a worker again.
     pub fn rearm_listener(&self) {
         // ENOENT after stop_listening: nothing to do.
-        let _ = self.ctl(libc::EPOLL_CTL_MOD, self.listener, LISTENER);
+        let _ = epoll::modify(
+            &self.epoll,
+            self.listener,
+            EventData::new_u64(LISTENER),
+            one_shot(),
+        );
     }
 
     /// No more connections are taken by this process (it is exiting); other
     /// processes of the group, or its replacement, take them.
     pub fn stop_listening(&self) {
-        // SAFETY: removing a registration; a null event is allowed for DEL.
-        unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                self.listener,
-                std::ptr::null_mut(),
-            )
-        };
+        let _ = epoll::delete(&self.epoll, self.listener);
     }
 
     /// Hands a connection to the set until data or its close arrives; the
     /// set owns it until a worker receives it as [`Ready::Connection`] (or
     /// [`Poller::sweep`] takes it). `known`: it was in the set before.
     pub fn park(&self, conn: T, known: bool) -> Result<(), T> {
-        let fd = conn.as_raw_fd();
-        let op = if known {
-            libc::EPOLL_CTL_MOD
-        } else {
-            libc::EPOLL_CTL_ADD
-        };
         let mut parked = self.lock();
         let token = parked.next;
         parked.next += 1;
         // In the table before it is armed: its event may reach a worker
         // as soon as it is.
         parked.conns.insert(token, conn);
-        match self.ctl(op, fd, token) {
+        let fd = parked.conns[&token].as_fd();
+        let data = EventData::new_u64(token);
+        let armed = if known {
+            epoll::modify(&self.epoll, fd, data, one_shot())
+        } else {
+            epoll::add(&self.epoll, fd, data, one_shot())
+        };
+        match armed {
             Ok(()) => Ok(()),
             Err(_) => Err(parked
                 .conns
@@ -153,13 +144,16 @@ impl<T: AsRawFd> Poller<T> {
 
     /// Waits up to `timeout_ms` for work.
     pub fn wait(&self, timeout_ms: i32) -> Option<Ready<T>> {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: room for exactly one event, as passed.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, timeout_ms) };
-        if n != 1 {
+        let mut room = [MaybeUninit::uninit(); 1];
+        // Negative: no limit, as epoll_wait's own -1.
+        let limit = (timeout_ms >= 0).then(|| Timespec {
+            tv_sec: i64::from(timeout_ms / 1000),
+            tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+        });
+        let Ok(([ev], _)) = epoll::wait(&self.epoll, &mut room, limit.as_ref()) else {
             return None;
-        }
-        match ev.u64 {
+        };
+        match ev.data.u64() {
             LISTENER => Some(Ready::Listener),
             // Gone when swept meanwhile.
             token => self.lock().conns.remove(&token).map(Ready::Connection),
@@ -171,6 +165,7 @@ impl<T: AsRawFd> Poller<T> {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::os::unix::net::{UnixListener, UnixStream};
 
     #[test]

@@ -3,8 +3,10 @@
 //! application code runs (mod_wsgi's CVE-2014-0240 and CVE-2014-8583 were
 //! failures that were ignored).
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::path::Path;
+
+use crate::sys::identity;
 
 /// A resolved user to run as.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,41 +51,23 @@ pub enum PrivilegeError {
     },
 }
 
-/// A credentials syscall's failure, named.
-fn call(name: &'static str, rc: i32) -> Result<(), PrivilegeError> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(PrivilegeError::Call {
-            call: name,
-            err: std::io::Error::last_os_error(),
-        })
-    }
+/// A credentials call's failure, named.
+fn call(name: &'static str, result: std::io::Result<()>) -> Result<(), PrivilegeError> {
+    result.map_err(|err| PrivilegeError::Call { call: name, err })
 }
 
 /// Looks a user up by name or `#uid`: (uid, primary gid, name, home).
 pub fn lookup_user(name: &str) -> Result<(u32, u32, String, String), PrivilegeError> {
     let c = CString::new(name).map_err(|_| PrivilegeError::UnknownUser(name.into()))?;
-    // SAFETY: getpwnam/getpwuid return a pointer to static storage or null;
-    // we copy what we need before any other call could overwrite it. Only
-    // called while the process is single-threaded (config time, after fork).
-    unsafe {
-        let pw = match name.strip_prefix('#').map(str::parse::<u32>) {
-            Some(Ok(uid)) => libc::getpwuid(uid),
-            Some(Err(_)) => return Err(PrivilegeError::UnknownUser(name.into())),
-            None => libc::getpwnam(c.as_ptr()),
-        };
-        if pw.is_null() {
-            return Err(PrivilegeError::UnknownUser(name.into()));
-        }
-        let pw = &*pw;
-        Ok((
-            pw.pw_uid,
-            pw.pw_gid,
-            CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned(),
-            CStr::from_ptr(pw.pw_dir).to_string_lossy().into_owned(),
-        ))
-    }
+    // Only called while the process is single-threaded (config time,
+    // after fork): the C library's lookups share static storage.
+    let user = match name.strip_prefix('#').map(str::parse::<u32>) {
+        Some(Ok(uid)) => identity::user_by_id(uid),
+        Some(Err(_)) => return Err(PrivilegeError::UnknownUser(name.into())),
+        None => identity::user_by_name(&c),
+    };
+    let user = user.ok_or_else(|| PrivilegeError::UnknownUser(name.into()))?;
+    Ok((user.uid, user.gid, user.name, user.home))
 }
 
 /// Looks a group up by name or `#gid`.
@@ -94,14 +78,7 @@ pub fn lookup_group(name: &str) -> Result<u32, PrivilegeError> {
             .map_err(|_| PrivilegeError::UnknownGroup(name.into()));
     }
     let c = CString::new(name).map_err(|_| PrivilegeError::UnknownGroup(name.into()))?;
-    // SAFETY: getgrnam returns static storage or null; gr_gid is copied out.
-    unsafe {
-        let gr = libc::getgrnam(c.as_ptr());
-        if gr.is_null() {
-            return Err(PrivilegeError::UnknownGroup(name.into()));
-        }
-        Ok((*gr).gr_gid)
-    }
+    identity::group_by_name(&c).ok_or_else(|| PrivilegeError::UnknownGroup(name.into()))
 }
 
 /// Drops to `identity`, then enters `home` and sets `umask`.
@@ -114,31 +91,24 @@ pub fn become_identity(
         if uid == 0 {
             return Err(PrivilegeError::Root);
         }
-        // SAFETY: plain syscalls on integers and a NUL-terminated name.
-        unsafe {
-            call("setgid", libc::setgid(gid))?;
-            if identity.supplementary.is_empty() {
-                let name = identity.user_name.clone().unwrap_or_default();
-                let c =
-                    CString::new(name).map_err(|_| PrivilegeError::UnknownUser(String::new()))?;
-                call("initgroups", libc::initgroups(c.as_ptr(), gid))?;
-            } else {
-                call(
-                    "setgroups",
-                    libc::setgroups(
-                        identity.supplementary.len(),
-                        identity.supplementary.as_ptr(),
-                    ),
-                )?;
-            }
-            call("setuid", libc::setuid(uid))?;
-            // A process that can become root again has not dropped anything.
-            if libc::getuid() != uid || libc::geteuid() != uid || libc::setuid(0) == 0 {
-                return Err(PrivilegeError::Call {
-                    call: "setuid verification",
-                    err: std::io::Error::other("still able to regain root"),
-                });
-            }
+        call("setgid", identity::set_gid(gid))?;
+        if identity.supplementary.is_empty() {
+            let name = identity.user_name.clone().unwrap_or_default();
+            let c = CString::new(name).map_err(|_| PrivilegeError::UnknownUser(String::new()))?;
+            call("initgroups", identity::init_groups(&c, gid))?;
+        } else {
+            call("setgroups", identity::set_groups(&identity.supplementary))?;
+        }
+        call("setuid", identity::set_uid(uid))?;
+        // A process that can become root again has not dropped anything.
+        if rustix::process::getuid().as_raw() != uid
+            || rustix::process::geteuid().as_raw() != uid
+            || identity::set_uid(0).is_ok()
+        {
+            return Err(PrivilegeError::Call {
+                call: "setuid verification",
+                err: std::io::Error::other("still able to regain root"),
+            });
         }
     }
     if let Some(home) = home {
@@ -148,8 +118,7 @@ pub fn become_identity(
         })?;
     }
     if let Some(mask) = umask {
-        // SAFETY: umask cannot fail.
-        unsafe { libc::umask(mask as libc::mode_t) };
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! input-filter reads and output-brigade passes on the Apache request.
 
 use std::ffi::c_int;
+use std::os::fd::{IntoRawFd, OwnedFd};
 
 use super::ffi;
 use super::pool::pool_latin1;
@@ -181,14 +182,19 @@ impl Backend for ApacheBackend {
         !flush && self.unflushed + len <= QUICK_WRITE
     }
 
-    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), (i32, WriteError)> {
-        // SAFETY: live request and brigade; the shim takes ownership of fd
-        // (closed with the request pool) whatever the outcome.
+    fn send_file(
+        &mut self,
+        file: OwnedFd,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), (Option<OwnedFd>, WriteError)> {
+        // SAFETY: live request and brigade; the shim takes ownership of the
+        // descriptor (closed with the request pool) whatever the outcome.
         let rv = unsafe {
             ffi::wsgi_rs_send_file(
                 self.r,
                 self.bb,
-                fd,
+                file.into_raw_fd(),
                 offset as ffi::apr_off_t,
                 len as ffi::apr_size_t,
                 c_int::from(self.sendfile),
@@ -197,7 +203,7 @@ impl Backend for ApacheBackend {
         if rv == ffi::APR_SUCCESS as i32 {
             Ok(())
         } else {
-            Err((-1, WriteError::Disconnected(Self::strerror(rv))))
+            Err((None, WriteError::Disconnected(Self::strerror(rv))))
         }
     }
 

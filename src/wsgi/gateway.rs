@@ -7,6 +7,7 @@
 //! exchange, which is closed when the request ends. After that every call
 //! fails cleanly instead of touching freed Apache memory.
 
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -98,8 +99,13 @@ pub trait Backend: Send {
         false
     }
     /// Sends `len` bytes of an open regular file from `offset`, taking
-    /// ownership of `fd`. Returns the fd back if this backend cannot.
-    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), (i32, WriteError)>;
+    /// ownership of `file`. Returns it back if this backend cannot.
+    fn send_file(
+        &mut self,
+        file: OwnedFd,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), (Option<OwnedFd>, WriteError)>;
     /// Makes sure the client cannot take a truncated response for a complete
     /// one (the app failed after output started).
     fn abort(&mut self);

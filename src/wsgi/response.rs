@@ -225,13 +225,10 @@ fn try_send_file(
     else {
         return Ok(false);
     };
-    // SAFETY: fstat only writes into the zeroed struct we own.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes into `st`, which we own, for a descriptor the
-    // application's file holds open.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+    // `filelike`, held here with the GIL, keeps the descriptor open.
+    let Some(size) = crate::sys::fd::regular_file_size(fd) else {
         return Ok(false);
-    }
+    };
     // Where the file object stands (its own buffering included); one that
     // cannot tell is read like any iterable, as mod_wsgi does, rather than
     // sent from a guessed position.
@@ -242,7 +239,6 @@ fn try_send_file(
     else {
         return Ok(false);
     };
-    let size = st.st_size as u64;
     let mut state = exchange.lock(py);
     if state.response.bytes_sent != 0 {
         // Output came through write() first: how much of the file a
@@ -274,12 +270,11 @@ fn try_send_file(
     if backend.is_head() || len == 0 {
         return Ok(true);
     }
-    // SAFETY: dup of a descriptor we just fstat'ed; the backend owns the copy,
-    // so the app closing its file cannot pull it out from under sendfile.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
+    // The backend owns the copy, so the app closing its file cannot pull it
+    // out from under sendfile.
+    let Some(dup) = crate::sys::fd::duplicate(fd) else {
         return Ok(false);
-    }
+    };
     let backend: &mut dyn super::Backend = backend.as_mut();
     let timed = state.track.published.then(std::time::Instant::now);
     match py.detach(|| backend.send_file(dup, offset, len)) {
@@ -291,12 +286,7 @@ fn try_send_file(
             }
             Ok(true)
         }
-        Err((fd, e)) => {
-            if fd >= 0 {
-                // SAFETY: the backend handed the descriptor back unused.
-                unsafe { libc::close(fd) };
-            }
-            Err(Failure::Client(e))
-        }
+        // A descriptor handed back unused is closed as it drops.
+        Err((_, e)) => Err(Failure::Client(e)),
     }
 }

@@ -1,0 +1,20 @@
+//! The operating-system edge: the few calls a daemon process makes that no
+//! safe wrapper covers (borrowing a descriptor the process holds by number,
+//! fork, `_exit`, signal masks, privilege changes, shared memory), each made
+//! safe here once, so the layers above hold no `unsafe` of their own. Calls
+//! a well-kept crate already wraps safely (`rustix`: epoll, sockets,
+//! `getrandom`, `getppid`...) are made through it where they are used.
+//!
+//! This module imports nothing of the crate: it sits below every layer.
+//!
+//! - [`fd`]: descriptors known by number (inherited, or an application's).
+//! - [`identity`]: the account database and the credentials of a privilege
+//!   drop.
+//! - [`thread`]: the calling thread's id.
+
+// The edge itself: every block carries its `// SAFETY:` (clippy checks).
+#![allow(unsafe_code)]
+
+pub mod fd;
+pub mod identity;
+pub mod thread;
