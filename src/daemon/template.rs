@@ -25,8 +25,13 @@
 //! forked process.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
+use rustix::process::Signal;
 
 use super::health::SlotState;
 use super::monitor::{signal_set, succession_signal_set};
@@ -35,6 +40,7 @@ use super::succession::{Ask, Link, Message};
 use super::DaemonLaunch;
 use crate::interp::{self, ScriptCache};
 use crate::metrics::ProcessMetrics;
+use crate::sys::{process, signals};
 
 mod exits;
 
@@ -81,12 +87,14 @@ struct Template {
     queue: VecDeque<usize>,
     /// The slot whose successor is starting (one at a time).
     changing: Option<usize>,
-    /// Our end of the message socket pair.
-    inbox: i32,
+    /// Our end of the message socket pair (taken, so closed, in a forked
+    /// child).
+    inbox: Option<OwnedFd>,
     /// The processes' end, inherited by each.
-    outbox: i32,
-    /// The signals (child deaths, stop requests) as a descriptor.
-    signals: i32,
+    outbox: OwnedFd,
+    /// The signals (child deaths, stop requests) as a descriptor (taken,
+    /// so closed, in a forked child).
+    signals: Option<OwnedFd>,
     /// This process.
     pid: i32,
 }
@@ -107,8 +115,7 @@ pub fn run(launch: DaemonLaunch, hold_off: Duration, members: Vec<Option<Process
             std::process::id()
         );
     }
-    // SAFETY: see process::run.
-    unsafe { libc::_exit(1) }
+    process::exit_now(1)
 }
 
 /// Sets the template up and supervises; returns only on a start-up failure.
@@ -121,36 +128,19 @@ fn start(
     prepare(&launch, hold_off, &slots)?;
     let scripts = ScriptCache::new();
     let ok = preload(&launch, &scripts, str::is_empty);
-    let mut fds = [0; 2];
-    // SAFETY: socketpair and signalfd fill our locals; the mask blocks the
-    // signals the descriptor reports (SIGUSR2 too, so the forked processes
-    // start with it blocked).
-    let signals = unsafe {
-        if libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        ) != 0
-        {
-            return Err(format!(
-                "cannot create the template's socket pair: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        let mut mask = succession_signal_set();
-        libc::sigaddset(&mut mask, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
-        let mut watched = signal_set();
-        libc::sigaddset(&mut watched, libc::SIGCHLD);
-        libc::signalfd(-1, &watched, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
-    };
-    if signals < 0 {
-        return Err(format!(
-            "cannot watch signals: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    let (inbox, outbox) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("cannot create the template's socket pair: {e}"))?;
+    // The mask blocks the signals the descriptor reports (SIGUSR2 too, so
+    // the forked processes start with it blocked).
+    signals::block_only(&signals::with(succession_signal_set(), libc::SIGCHLD));
+    let watched = signals::with(signal_set(), libc::SIGCHLD);
+    let signals =
+        signals::descriptor(&watched).map_err(|e| format!("cannot watch signals: {e}"))?;
     let places = slots.iter().map(|_| Place::default()).collect();
     let mut t = Template {
         launch,
@@ -161,9 +151,9 @@ fn start(
         retired: Vec::new(),
         queue: VecDeque::new(),
         changing: None,
-        inbox: fds[0],
-        outbox: fds[1],
-        signals,
+        inbox: Some(inbox),
+        outbox,
+        signals: Some(signals),
         pid: std::process::id() as i32,
     };
     log::info!(
@@ -206,22 +196,18 @@ impl Template {
             return Some(pid);
         }
         // The child: the template's own descriptors are not its business.
-        // SAFETY: closing descriptors only the template uses; setting the
-        // child's mask (SIGCHLD back to normal) and its parent-death signal.
-        unsafe {
-            libc::close(self.inbox);
-            libc::close(self.signals);
-            let mask = succession_signal_set();
-            libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            if libc::getppid() != self.pid {
-                libc::_exit(0);
-            }
+        // Its mask: SIGCHLD back to normal.
+        drop(self.inbox.take());
+        drop(self.signals.take());
+        signals::block_only(&succession_signal_set());
+        process::terminate_with_parent();
+        if process::parent_pid() != self.pid {
+            process::exit_now(0);
         }
         let mut launch = self.launch.clone();
         launch.metrics = self.members.get(slot).copied().flatten();
         launch.parent_pid = self.pid;
-        launch.succession = Some(Arc::new(Link::new(self.outbox, slot, standby)));
+        launch.succession = Some(Arc::new(Link::new(self.outbox.as_raw_fd(), slot, standby)));
         if let (Some(retitle), Some(title)) = (launch.retitle, launch.spec.process_title()) {
             retitle(&title);
         }
@@ -241,30 +227,26 @@ impl Template {
             "WSGIRS430: daemon process (wsgi:{name}) pid {}: {msg}",
             std::process::id()
         );
-        // SAFETY: see process::run.
-        unsafe { libc::_exit(1) }
+        process::exit_now(1)
     }
 
     /// The main loop: messages, child deaths, respawns and stop requests.
     fn supervise(&mut self) -> ! {
         loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.signals,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.inbox,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
             let wait = self
                 .next_due()
-                .map_or(1000, |d| d.as_millis().min(1000) as i32);
-            // SAFETY: polls our two descriptors.
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait) };
+                .map_or(1000, |d| d.as_millis().min(1000) as i64);
+            let wait = Timespec {
+                tv_sec: wait / 1000,
+                tv_nsec: wait % 1000 * 1_000_000,
+            };
+            if let (Some(signals), Some(inbox)) = (&self.signals, &self.inbox) {
+                let mut fds = [
+                    PollFd::new(signals, PollFlags::IN),
+                    PollFd::new(inbox, PollFlags::IN),
+                ];
+                let _ = rustix::event::poll(&mut fds, Some(&wait));
+            }
             let (children, stop) = self.read_signals();
             if stop {
                 self.stop("Apache asked daemon processes to stop");
@@ -275,8 +257,7 @@ impl Template {
             }
             self.respawn_due();
             self.start_next_successor();
-            // SAFETY: getppid cannot fail.
-            if unsafe { libc::getppid() } != self.launch.parent_pid {
+            if process::parent_pid() != self.launch.parent_pid {
                 self.stop("the Apache parent has gone");
             }
         }
@@ -295,22 +276,14 @@ impl Template {
     /// Drains the signal descriptor: (a child died, stop was asked).
     fn read_signals(&self) -> (bool, bool) {
         let (mut children, mut stop) = (false, false);
+        let Some(fd) = &self.signals else {
+            return (children, stop);
+        };
         loop {
-            // SAFETY: signalfd_siginfo is plain data; read fills at most it.
-            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-            let size = size_of::<libc::signalfd_siginfo>();
-            // SAFETY: reads into our local of the given size.
-            let n = unsafe {
-                libc::read(
-                    self.signals,
-                    (&mut info as *mut libc::signalfd_siginfo).cast(),
-                    size,
-                )
-            };
-            if n != size as isize {
+            let Some(signo) = signals::next_reported(fd) else {
                 return (children, stop);
-            }
-            if info.ssi_signo == libc::SIGCHLD as u32 {
+            };
+            if signo == libc::SIGCHLD as u32 {
                 children = true;
             } else {
                 stop = true;
@@ -322,19 +295,13 @@ impl Template {
     fn read_messages(&mut self) {
         let mut buf = [0u8; 64];
         loop {
-            // SAFETY: receives into our buffer of the given size.
-            let n = unsafe {
-                libc::recv(
-                    self.inbox,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
+            let Some(inbox) = &self.inbox else {
                 return;
-            }
-            if let Some(msg) = Message::decode(&buf[..n as usize]) {
+            };
+            let Ok((_, n)) = rustix::net::recv(inbox, &mut buf, RecvFlags::DONTWAIT) else {
+                return;
+            };
+            if let Some(msg) = Message::decode(&buf[..n.min(buf.len())]) {
                 self.handle(msg);
             }
         }
@@ -436,12 +403,10 @@ impl Template {
             pid,
             started: Instant::now(),
         });
-        // SAFETY: signalling our own children (unreaped, so the pids are
-        // theirs): the successor first, so one serves at every moment.
-        unsafe { libc::kill(pid, libc::SIGUSR2) };
+        // The successor first, so one serves at every moment.
+        process::signal_child(pid, Signal::USR2);
         if let Some(old) = old {
-            // SAFETY: as above.
-            unsafe { libc::kill(old.pid, libc::SIGUSR2) };
+            process::signal_child(old.pid, Signal::USR2);
             self.retired.push(old.pid);
         }
         if let Some(m) = self.members.get(slot).copied().flatten() {
@@ -498,16 +463,15 @@ impl Template {
             pids.extend(p.successor.map(|(pid, _)| pid));
         }
         for &pid in &pids {
-            // SAFETY: signalling our own children.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            process::signal_child(pid, Signal::TERM);
         }
         log::info!(
             "WSGIRS427: template process (wsgi:{}) pid {} exiting: {why}",
             self.name(),
             self.pid
         );
-        // SAFETY: leaving without the parent's exit handlers; the processes
-        // finish on their own (their parent-death signal is SIGTERM too).
-        unsafe { libc::_exit(0) }
+        // The processes finish on their own (their parent-death signal is
+        // SIGTERM too).
+        process::exit_now(0)
     }
 }

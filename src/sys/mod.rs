@@ -10,6 +10,9 @@
 //! - [`fd`]: descriptors known by number (inherited, or an application's).
 //! - [`identity`]: the account database and the credentials of a privilege
 //!   drop.
+//! - [`process`]: leaving a process at once, its parent, its children,
+//!   the C library's locale.
+//! - [`signals`]: signal sets, masks and waits.
 //! - [`thread`]: the calling thread's id.
 
 // The edge itself: every block carries its `// SAFETY:` (clippy checks).
@@ -17,4 +20,6 @@
 
 pub mod fd;
 pub mod identity;
+pub mod process;
+pub mod signals;
 pub mod thread;

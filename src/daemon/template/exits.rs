@@ -12,13 +12,7 @@ use crate::daemon::succession::{after_exit, restart_delay};
 impl Template {
     /// Reaps every child that has exited.
     pub(super) fn reap(&mut self) {
-        loop {
-            let mut status = 0;
-            // SAFETY: reaps our own children without blocking.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return;
-            }
+        while let Some((pid, status)) = crate::sys::process::reap_one() {
             self.died(pid, status);
         }
     }
