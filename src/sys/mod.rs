@@ -1,4 +1,4 @@
-//! The operating-system edge: the few calls a daemon process makes that no
+//! The edge below every layer: the few calls a daemon process makes that no
 //! safe wrapper covers (borrowing a descriptor the process holds by number,
 //! fork, `_exit`, signal masks, privilege changes, shared memory), each made
 //! safe here once, so the layers above hold no `unsafe` of their own. Calls
@@ -12,8 +12,11 @@
 //!   drop.
 //! - [`process`]: leaving a process at once, its parent, its children,
 //!   the C library's locale.
+//! - [`python`]: the raw Python C-API calls the WSGI core makes (below
+//!   `wsgi`, which must not import `interp`).
 //! - [`signals`]: signal sets, masks and waits.
 //! - [`thread`]: the calling thread's id.
+//! - [`usage`]: CPU time used so far.
 
 // The edge itself: every block carries its `// SAFETY:` (clippy checks).
 #![allow(unsafe_code)]
@@ -21,5 +24,7 @@
 pub mod fd;
 pub mod identity;
 pub mod process;
+pub mod python;
 pub mod signals;
 pub mod thread;
+pub mod usage;

@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 use super::gateway::{Exchange, LogLevel};
+use crate::sys::python::in_sub_interpreter;
 
 /// Formats a Python exception with its traceback, one string per line, the way
 /// `traceback.print_exception` would print it.
@@ -38,14 +39,6 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> Vec<String> {
 pub const SUB_INTERPRETER_HINT: &str = "mod_wsgi_rs: this application group runs in a Python \
      sub-interpreter and an extension module refused to load there; run the application in \
      the main interpreter with 'WSGIApplicationGroup %{GLOBAL}'";
-
-/// Whether the code running now is in a sub-interpreter (an application
-/// group other than `%{GLOBAL}`).
-pub fn in_sub_interpreter() -> bool {
-    // SAFETY: callers are attached (they hold a `Python` or run inside one);
-    // both calls only read the runtime's state.
-    unsafe { pyo3::ffi::PyInterpreterState_Get() != pyo3::ffi::PyInterpreterState_Main() }
-}
 
 /// An extension module that refuses to load in a sub-interpreter raises
 /// ImportError (PyO3 modules such as `cryptography`: "... subinterpreters"

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
-use pyo3::ffi;
+pub(crate) use crate::sys::python::latin1;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::{MutexExt, PyOnceLock};
@@ -47,22 +47,6 @@ where
     pub cgi: I,
     /// The other facts.
     pub flags: &'a WsgiFlags,
-}
-
-/// Decodes bytes as latin-1, which maps every byte to the code point of the
-/// same value: the WSGI "native string" rule.
-pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
-    // SAFETY: the pointer/length pair describes a live slice for the duration
-    // of the call, and PyUnicode_DecodeLatin1 returns a new reference or NULL
-    // with an exception set, which from_owned_ptr_or_err handles.
-    unsafe {
-        let obj = ffi::PyUnicode_DecodeLatin1(
-            bytes.as_ptr().cast(),
-            bytes.len() as ffi::Py_ssize_t,
-            std::ptr::null(),
-        );
-        Ok(Bound::from_owned_ptr_or_err(py, obj)?.cast_into_unchecked())
-    }
 }
 
 /// FNV-1a: CGI names are short, and SipHash would cost more than the
@@ -145,9 +129,7 @@ fn flag(py: Python<'_>, on: bool) -> &Bound<'_, PyString> {
 fn template<'py>(py: Python<'py>, flags: &WsgiFlags) -> PyResult<Bound<'py, PyDict>> {
     type Templates = Vec<(usize, usize, Py<PyDict>)>;
     static TEMPLATES: Mutex<Templates> = Mutex::new(Vec::new());
-    // SAFETY: the thread is attached (`py`); this reads which interpreter its
-    // current thread state belongs to.
-    let interp = unsafe { ffi::PyInterpreterState_Get() } as usize;
+    let interp = crate::sys::python::interpreter_id(py);
     let kind = usize::from(flags.multithread) * 2 + usize::from(flags.multiprocess);
     let find = |templates: &Templates| {
         templates

@@ -364,14 +364,5 @@ pub(crate) fn request_finished(py: Python<'_>, exchange: &Exchange, started: Sta
 
 /// CPU time used by this thread so far, (user, system) seconds.
 fn thread_cpu_times() -> Option<(f64, f64)> {
-    // SAFETY: getrusage only writes into the zeroed struct we own.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
-            return None;
-        }
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Some((secs(usage.ru_utime), secs(usage.ru_stime)))
+    crate::sys::usage::cpu_times(crate::sys::usage::Who::Thread)
 }

@@ -89,16 +89,7 @@ pub fn memory() -> (u64, u64) {
 
 /// Process CPU time so far, (user, system) seconds.
 fn process_cpu() -> (f64, f64) {
-    // SAFETY: getrusage only writes into the zeroed struct we own.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return (0.0, 0.0);
-        }
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(usage.ru_utime), secs(usage.ru_stime))
+    crate::sys::usage::cpu_times(crate::sys::usage::Who::Process).unwrap_or((0.0, 0.0))
 }
 
 /// `mod_wsgi.process_metrics()`.

@@ -15,12 +15,12 @@ mod response;
 mod runner;
 mod start_response;
 
+#[cfg(test)]
+pub use crate::sys::python::in_sub_interpreter;
 pub use auth::{
     allow_access, auth_environ, check_password, get_realm_hash, groups_for_user, header_var,
     AuthFailure, PasswordCheck, RealmHash,
 };
-#[cfg(test)]
-pub use describe::in_sub_interpreter;
 pub use describe::{format_exception, log_exception, log_script_error};
 pub use environ::{version_tuple, EnvironSpec, WsgiFlags};
 pub use events::{active_requests, note_subscriber, publish_process_stopping, request_data};
