@@ -1,6 +1,7 @@
 //! `wsgi-rs serve` in daemon mode (the default), with our module and with
-//! Debian's mod_wsgi, reloading by restarting the daemon process, and the
-//! active virtualenv as Python home.
+//! Debian's mod_wsgi, reloading by restarting the daemon process, the
+//! active virtualenv as Python home, and a request timeout that keeps the
+//! process (`--interrupt-timeout`).
 
 use std::path::Path;
 
@@ -99,4 +100,55 @@ def application(environ, start_response):
     assert!(config.contains(&format!("python-home={}", venv.display())));
     let finished = stop_cleanly(served, libc::SIGINT);
     assert!(finished.stderr.contains("using the active virtualenv"));
+}
+
+/// `/spin` runs Python (short sleeps) until it is interrupted; anything
+/// else answers the daemon process's pid.
+const SPIN_APP: &str = r#"
+import os, time
+def application(environ, start_response):
+    if environ.get('PATH_INFO') == '/spin':
+        while True:
+            time.sleep(0.02)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [('pid=%d' % os.getpid()).encode()]
+"#;
+
+/// `--interrupt-timeout` reaches the daemon group's options, and with it a
+/// request past `--request-timeout` is answered 504 while its daemon
+/// process serves on: the next request gets the same pid (without it, the
+/// process is restarted and the pid changes).
+#[test]
+fn interrupt_timeout_keeps_the_daemon_process() {
+    let scratch = Scratch::new();
+    scratch.write("spin.wsgi", SPIN_APP);
+    let served = Served::start(
+        &scratch,
+        &[
+            "spin.wsgi",
+            "--threads",
+            "1",
+            "--request-timeout",
+            "1",
+            "--interrupt-timeout",
+            "30",
+        ],
+    );
+    let config = std::fs::read_to_string(served.root.join("httpd.conf")).unwrap();
+    assert!(
+        config.contains(" request-timeout=1 interrupt-timeout=30"),
+        "{config}"
+    );
+    let before = served.get("/");
+    assert_eq!(before.status, 200, "{}", before.body);
+    let stuck = served.get("/spin");
+    assert_eq!(stuck.status, 504, "{}", stuck.body);
+    let after = served.get("/");
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(
+        field(&after.body, "pid"),
+        field(&before.body, "pid"),
+        "the daemon process was restarted"
+    );
+    stop_cleanly(served, libc::SIGINT);
 }

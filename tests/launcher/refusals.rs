@@ -32,6 +32,36 @@ fn refuses_missing_files() {
     );
 }
 
+/// `--interrupt-timeout` changes what a daemon process does when
+/// `--request-timeout` fires: without either it could do nothing.
+#[test]
+fn refuses_an_interrupt_timeout_that_could_do_nothing() {
+    let scratch = Scratch::new();
+    scratch.write("hello.wsgi", HELLO_APP);
+    let both = [
+        "hello.wsgi",
+        "--request-timeout",
+        "5",
+        "--interrupt-timeout",
+        "5",
+    ];
+    let line = refused(&scratch, &both, |_| {});
+    assert!(
+        line.contains("--interrupt-timeout applies to daemon processes, and --embedded runs none"),
+        "{line}"
+    );
+    let line = refusal(
+        &scratch,
+        &["hello.wsgi", "--interrupt-timeout", "5"],
+        |_| {},
+    );
+    assert!(
+        line.contains("--interrupt-timeout acts when --request-timeout fires, and none is given")
+            && line.contains("add --request-timeout SECONDS"),
+        "{line}"
+    );
+}
+
 #[test]
 fn refuses_a_port_in_use() {
     let scratch = Scratch::new();

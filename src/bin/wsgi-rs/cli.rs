@@ -131,9 +131,18 @@ pub struct ServeArgs {
 
     /// Answer 504 to a request running longer than this many seconds (per
     /// thread, scaled by 1 + ln threads, as request-timeout=) and restart
-    /// its daemon process (daemon mode only).
+    /// its daemon process, unless --interrupt-timeout is given (daemon mode
+    /// only).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: Option<u64>,
+
+    /// When --request-timeout fires, keep the daemon process: raise
+    /// mod_wsgi.RequestTimeout in the request's thread and give it this many
+    /// seconds to unwind (then the thread serves again); only a request
+    /// still running then gets its process restarted (interrupt-timeout=;
+    /// needs --request-timeout; daemon mode only) [default: off].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub interrupt_timeout: Option<u64>,
 
     /// Write the configuration and start/stop scripts into the server root,
     /// print their paths and exit without starting Apache.

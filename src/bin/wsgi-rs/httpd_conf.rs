@@ -74,6 +74,8 @@ pub struct HttpdConf {
     pub maximum_requests: Option<u64>,
     /// `request-timeout=` seconds.
     pub request_timeout: Option<u64>,
+    /// `interrupt-timeout=` seconds.
+    pub interrupt_timeout: Option<u64>,
     /// Reload when the script changes.
     pub reload_on_changes: bool,
     /// Where `SetHandler wsgi-rs-metrics` answers (this machine only).
@@ -289,6 +291,9 @@ impl HttpdConf {
             if let Some(seconds) = self.request_timeout {
                 options.push(format!("request-timeout={seconds}"));
             }
+            if let Some(seconds) = self.interrupt_timeout {
+                options.push(format!("interrupt-timeout={seconds}"));
+            }
             let _ = writeln!(
                 out,
                 "WSGIDaemonProcess {PROCESS_GROUP} {}",
@@ -376,6 +381,7 @@ mod tests {
             pass_authorization: true,
             maximum_requests: Some(100),
             request_timeout: Some(30),
+            interrupt_timeout: Some(10),
             reload_on_changes: false,
             metrics_url: None,
         }
@@ -387,7 +393,7 @@ mod tests {
         assert!(conf.contains(
             "WSGIDaemonProcess wsgi-rs processes=2 threads=4 \"home=/srv/my app\" \
              python-home=/srv/venv python-path=/srv/lib:/srv/more maximum-requests=100 \
-             request-timeout=30\n"
+             request-timeout=30 interrupt-timeout=10\n"
         ));
         assert!(conf.contains("WSGIProcessGroup wsgi-rs\n"));
         assert!(conf.contains("WSGIApplicationGroup %{GLOBAL}\n"));

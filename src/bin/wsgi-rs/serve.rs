@@ -347,11 +347,32 @@ done
     (start, stop)
 }
 
+/// Refuses `--interrupt-timeout` where it could do nothing: it changes
+/// what a daemon process does when `--request-timeout` fires.
+fn interrupt_timeout_applies(args: &ServeArgs) -> Outcome<()> {
+    if args.interrupt_timeout.is_none() {
+        Ok(())
+    } else if args.embedded {
+        Err(Failure::new(
+            "--interrupt-timeout applies to daemon processes, and --embedded runs none",
+            "drop --interrupt-timeout, or --embedded (daemon mode is the default)",
+        ))
+    } else if args.request_timeout.is_none() {
+        Err(Failure::new(
+            "--interrupt-timeout acts when --request-timeout fires, and none is given",
+            "add --request-timeout SECONDS",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// `wsgi-rs serve`.
 pub fn run(args: &ServeArgs) -> Outcome<ExitCode> {
     // Caught from the start, so a Ctrl-C during the checks still removes
     // the temporary server root.
     supervise::catch_stop_signals();
+    interrupt_timeout_applies(args)?;
     let cwd = std::env::current_dir().map_err(|e| {
         Failure::new(
             format!("the current directory is not accessible: {e}"),
@@ -497,6 +518,7 @@ pub fn run(args: &ServeArgs) -> Outcome<ExitCode> {
         pass_authorization: args.pass_authorization,
         maximum_requests: args.maximum_requests,
         request_timeout: args.request_timeout,
+        interrupt_timeout: args.interrupt_timeout,
         metrics_url: args.metrics_url.clone(),
         reload_on_changes: args.reload_on_changes,
     };
