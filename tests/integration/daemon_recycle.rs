@@ -159,7 +159,8 @@ fn inactivity_timeout_recycles_idle_process() {
 }
 
 /// A request that is running when its process reaches maximum-requests
-/// finishes normally (graceful-timeout is ample) before the process exits.
+/// finishes normally (graceful-timeout, 60 s, is ample for its 1.5 s)
+/// before the process exits.
 #[test]
 fn in_flight_request_survives_a_recycle() {
     if referee_differs("mod_wsgi 4.9.4 does not replace the process within 5 s") {
@@ -168,7 +169,7 @@ fn in_flight_request_survives_a_recycle() {
     let s = marking_server(
         Mpm::Event,
         "graceful",
-        "processes=1 threads=2 maximum-requests=3 graceful-timeout=5",
+        "processes=1 threads=2 maximum-requests=3 graceful-timeout=60",
     );
     let first = served_pid(&s.get("/app"));
     let (slow, quick) = std::thread::scope(|scope| {

@@ -156,7 +156,7 @@ fn ignore_activity_lets_an_idle_process_recycle() {
     let s = Server::new(Mpm::Worker)
         .file("pid.wsgi", PID_APP)
         .conf(
-            "WSGIDaemonProcess idle processes=1 threads=2 inactivity-timeout=10\n\
+            "WSGIDaemonProcess idle processes=1 threads=2 inactivity-timeout=30\n\
              WSGIScriptAlias /health {root}/pid.wsgi process-group=idle\n\
              WSGIScriptAlias /app {root}/pid.wsgi process-group=idle\n\
              <Location /health>\n  WSGIIgnoreActivity On\n</Location>\n",
@@ -176,12 +176,12 @@ fn ignore_activity_lets_an_idle_process_recycle() {
         None
     };
     // Counted requests every 200 ms keep the process for longer than the
-    // timeout; the timeout (10 s) leaves a loaded machine's stalls room
+    // timeout; the timeout (30 s) leaves a loaded machine's stalls room
     // between two requests before it would count as idle.
-    let changed = trickle("/app", &|a, b| a != b, Duration::from_secs(15));
+    let changed = trickle("/app", &|a, b| a != b, Duration::from_secs(35));
     assert_eq!(changed, None, "replaced although busy:\n{}", s.error_log());
     // Ignored ones do not: the process is replaced (condition, not a sleep).
-    let changed = trickle("/health", &|a, b| a != b, Duration::from_secs(60));
+    let changed = trickle("/health", &|a, b| a != b, Duration::from_secs(120));
     assert!(changed.is_some(), "never replaced:\n{}", s.error_log());
 }
 

@@ -148,8 +148,9 @@ fn missing_home_fails_closed() {
             r.status,
             r.text()
         );
-        // Within the connect/socket timeouts, not Apache's Timeout (10 s).
-        assert!(took < Duration::from_secs(8), "request {i} took {took:?}");
+        // Within the connect/socket timeouts (1 s, 2 s), not Apache's
+        // Timeout (60 s): the bound only tells those apart.
+        assert!(took < Duration::from_secs(30), "request {i} took {took:?}");
     }
     assert!(
         var_entries(&s).is_empty(),

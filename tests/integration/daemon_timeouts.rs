@@ -5,6 +5,9 @@
 //! replaced. And `response-socket-timeout=`: a response Apache stops
 //! reading frees its daemon thread. Ours only: Debian's mod_wsgi 4.9.4 has
 //! no interrupt-timeout and logs other words.
+//!
+//! The groups set `socket-timeout=60`, far from the 1 s request timeout, so
+//! that the 504 a test expects cannot come from the socket timeout instead.
 
 use std::io::Write;
 use std::time::Duration;
@@ -99,7 +102,7 @@ fn interrupted_request_in(alias: &str) {
     let s = server_in(
         Mpm::Event,
         "keep",
-        "processes=1 threads=2 request-timeout=1 interrupt-timeout=30",
+        "processes=1 threads=2 request-timeout=1 interrupt-timeout=30 socket-timeout=60",
         alias,
     );
     let pid = served_pid(&s.get("/app"));
@@ -159,7 +162,7 @@ fn thread_blocked_in_c_gets_its_process_replaced() {
     let s = server(
         Mpm::Worker,
         "blocked",
-        "processes=1 threads=1 request-timeout=1 interrupt-timeout=1",
+        "processes=1 threads=1 request-timeout=1 interrupt-timeout=1 socket-timeout=60",
     );
     let before = served_pid(&s.get("/app"));
     let r = s.get("/app/block");
@@ -193,7 +196,7 @@ fn request_timeout_applies_while_draining() {
         Mpm::Worker,
         "draining",
         "processes=1 threads=2 maximum-requests=2 graceful-timeout=60 \
-         request-timeout=1 interrupt-timeout=2",
+         request-timeout=1 interrupt-timeout=2 socket-timeout=60",
     );
     let before = served_pid(&s.get("/app"));
     // The second request reaches maximum-requests: the process drains.

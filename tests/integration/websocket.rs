@@ -357,8 +357,10 @@ fn open_socket_is_ended_by_a_replacement() {
             Err(e) => break e,
         }
     };
+    // Ended by graceful-timeout (2 s), not by Apache's Timeout or the
+    // client's read timeout (60 s each): the bound only tells those apart.
     assert!(
-        began.elapsed() < Duration::from_secs(9),
+        began.elapsed() < Duration::from_secs(30),
         "the old process's socket lasted {:?} ({ended})",
         began.elapsed()
     );

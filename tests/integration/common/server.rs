@@ -352,7 +352,11 @@ impl Server {
         c.push_str(&format!(
             "<Directory \"{root}\">\n    Require all granted\n</Directory>\n"
         ));
-        c.push_str("Timeout 10\n");
+        // Far above any deliberate timeout of a test (1-4 s), so that a
+        // bound telling the two apart leaves a loaded machine room; a
+        // test that needs Apache's Timeout (or the daemon socket-timeout
+        // it sets by default) sets its own.
+        c.push_str("Timeout 60\n");
         c.push_str(self.mpm.sizing(self.single_process));
         c.push_str("# ---- test configuration ----\n");
         for s in &self.snippets {
