@@ -335,11 +335,10 @@ fn run(
         let loaded = daemon.scripts.application(py, &key, callable, mtime, false);
         // Until an application has loaded, failed loads count against
         // startup-timeout.
-        let seen = match loaded {
-            Ok(_) => &daemon.app_loaded,
-            Err(_) => &daemon.load_failed,
-        };
-        seen.store(true, Ordering::SeqCst);
+        match loaded {
+            Ok(_) => daemon.loaded(&key),
+            Err(_) => daemon.load_failed.store(true, Ordering::SeqCst),
+        }
         loaded
     };
     let loaded = load();

@@ -36,6 +36,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Longest cause kept; longer ones are cut at a character boundary.
 const CAUSE_MAX: usize = 480;
+/// Longest script a process names for its successor to load (longer ones
+/// are not named).
+const WARM_MAX: usize = 1024;
 
 /// What a process slot is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +126,11 @@ struct SlotRecord {
     /// When this record's process asked for a successor (ms since the
     /// epoch), or 0.
     wanted_at: AtomicU64,
+    /// How many bytes of `warm` name the script this record's process
+    /// loaded first (0: none yet); set once, after the bytes.
+    warm_len: AtomicU32,
+    /// That script, for its successor to load before it serves.
+    warm: [AtomicU8; WARM_MAX],
 }
 
 /// The shared mapping holding a group's slot records.
@@ -238,8 +246,34 @@ impl Health {
         if let Some(s) = self.slot(record) {
             s.pid.store(0, Ordering::Relaxed);
             s.heir.store(0, Ordering::Relaxed);
+            s.warm_len.store(0, Ordering::Relaxed);
             s.wanted_at.store(0, Ordering::Release);
         }
+    }
+
+    /// The process in `record` names what its successor should load before
+    /// it serves (the first name counts; too long a one is not kept).
+    pub fn set_warm(&self, record: usize, text: &str) {
+        let Some(s) = self.slot(record) else { return };
+        if text.is_empty() || text.len() > WARM_MAX || s.warm_len.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        for (cell, byte) in s.warm.iter().zip(text.bytes()) {
+            cell.store(byte, Ordering::Relaxed);
+        }
+        s.warm_len.store(text.len() as u32, Ordering::Release);
+    }
+
+    /// What the process in `record` named for its successor, if anything.
+    pub fn warm(&self, record: usize) -> Option<Vec<u8>> {
+        let s = self.slot(record)?;
+        let len = (s.warm_len.load(Ordering::Acquire) as usize).min(WARM_MAX);
+        (len > 0).then(|| {
+            s.warm[..len]
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect()
+        })
     }
 
     /// The process in `record` serves, as `pid`.
@@ -485,8 +519,11 @@ mod tests {
         assert_eq!(h.verdict(), Verdict::Serve { ready: true });
         h.set(2, SlotState::Failed);
         assert!(matches!(h.verdict(), Verdict::Down { .. }));
+        h.set_warm(0, "first");
+        h.set_warm(0, "second");
+        assert_eq!(h.warm(0).as_deref(), Some(&b"first"[..]));
         h.begin(0);
-        assert_eq!((h.pid(0), h.wanted_at(0)), (0, None));
+        assert_eq!((h.pid(0), h.wanted_at(0), h.warm(0)), (0, None, None));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::privileges::become_identity;
 use super::state::{now_secs, Daemon};
 use super::succession::Link;
 use super::DaemonLaunch;
-use crate::interp::{self, ScriptCache};
+use crate::interp::{self, ScriptCache, ScriptKey};
 use crate::wsgi::log_script_error;
 
 /// Runs process `slot` of its group, after waiting `hold_off` (the
@@ -219,6 +219,10 @@ pub(super) fn serve(
     if load_failed || !ok {
         daemon.load_failed.store(true, Ordering::SeqCst);
     }
+    // A successor loads what its predecessor serves before it takes work.
+    if let Some((group, path)) = daemon.launch.relay.as_ref().and_then(|r| r.inherited()) {
+        warm_up(&daemon, ScriptKey { group, path });
+    }
     super::asgi::start_lifespans(&daemon);
     log::info!(
         "WSGIRS333: daemon process (wsgi:{}) pid {} started with {threads} thread(s)",
@@ -259,6 +263,35 @@ pub(super) fn serve(
         None => daemon.launch.health.set(slot, SlotState::Ready),
     }
     monitor(&daemon)
+}
+
+/// A successor started by the Apache parent loads the script its
+/// predecessor loaded first before it says it serves, so the requests it
+/// then takes do not wait for the application's imports (its predecessor
+/// serves meanwhile). A failure is only noted: requests report it as usual.
+fn warm_up(daemon: &Daemon, key: ScriptKey) {
+    let loaded = interp::with_group(&key.group, |py| {
+        daemon
+            .scripts
+            .module(py, &key, None, false)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    match loaded {
+        Ok(Ok(())) => daemon.loaded(&key),
+        Ok(Err(e)) => log::debug!(
+            "WSGIRS437: (wsgi:{}) successor pid {}: could not load '{}' ahead of serving: {e}",
+            daemon.group(),
+            std::process::id(),
+            key.path.display()
+        ),
+        Err(e) => log::debug!(
+            "WSGIRS437: (wsgi:{}) successor pid {}: could not load '{}' ahead of serving: {e}",
+            daemon.group(),
+            std::process::id(),
+            key.path.display()
+        ),
+    }
 }
 
 /// A successor tells its template it is ready and waits for the signal to

@@ -73,6 +73,18 @@ pub fn now_secs() -> u64 {
 }
 
 impl Daemon {
+    /// The application of `key` loaded (for a request, or a successor's
+    /// warm-up). The first one a process loads is what its successor loads
+    /// before it serves (without a template, see `succession::Relay`).
+    pub(super) fn loaded(&self, key: &crate::interp::ScriptKey) {
+        if !self.app_loaded.load(Ordering::Relaxed) && !self.app_loaded.swap(true, Ordering::SeqCst)
+        {
+            if let Some(relay) = &self.launch.relay {
+                relay.loaded(&key.group, &key.path);
+            }
+        }
+    }
+
     /// A request that counts as activity for inactivity-timeout started or
     /// ended (not those under `WSGIIgnoreActivity On`).
     pub(super) fn note_activity(&self) {

@@ -244,6 +244,29 @@ impl Relay {
         }
     }
 
+    /// This process loaded the script at `path` in application group
+    /// `group` first: its successor loads it before it serves.
+    pub fn loaded(&self, group: &str, path: &std::path::Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let mut text = group.as_bytes().to_vec();
+        text.push(0);
+        text.extend_from_slice(path.as_os_str().as_bytes());
+        if let Ok(text) = String::from_utf8(text) {
+            self.health.set_warm(self.record, &text);
+        }
+    }
+
+    /// The script the process this one succeeds loaded first, as
+    /// (application group, path): a successor loads it before it serves,
+    /// so its first requests do not wait for the application's imports.
+    pub fn inherited(&self) -> Option<(String, std::path::PathBuf)> {
+        self.predecessor()?;
+        let warm = self.health.warm(self.health.partner(self.record))?;
+        let text = String::from_utf8(warm).ok()?;
+        let (group, path) = text.split_once('\0')?;
+        Some((group.to_owned(), path.into()))
+    }
+
     /// This process no longer serves (its successor does).
     pub fn vacate(&self) {
         self.health.set(self.record, SlotState::Vacant);

@@ -312,3 +312,74 @@ fn a_touch_while_awaiting_a_successor_stops_the_process_at_once() {
         assert_eq!(s.get("/app").text(), "version=two\n");
     }
 }
+
+/// An app whose import leaves a mark (`var/importing-PID`) and then waits
+/// while `var/hold` exists; it answers with its pid.
+const SLOW_IMPORT: &str = r#"
+import os, time
+open('{root}/var/importing-%d' % os.getpid(), 'w').close()
+while os.path.exists('{root}/var/hold'):
+    time.sleep(0.05)
+def application(environ, start_response):
+    body = ('pid=%d\n' % os.getpid()).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+/// A successor loads the script its predecessor served before it takes
+/// over (the script is not preloaded: the alias names no groups), so no
+/// request waits for the application's imports in a fresh process: while
+/// the successor's import is held, the old process serves every request.
+#[test]
+fn a_successor_loads_the_application_before_it_takes_over() {
+    if referee_differs("mod_wsgi stops a process before its replacement starts") {
+        return;
+    }
+    let s = Server::new(Mpm::Worker)
+        .file("app.wsgi", SLOW_IMPORT)
+        .conf(
+            "WSGIDaemonProcess succ processes=1 threads=2 maximum-requests=2 \
+             display-name=%{GROUP}\n\
+             WSGIScriptAlias /app {root}/app.wsgi\n\
+             <Location /app>\n    WSGIProcessGroup succ\n    WSGIApplicationGroup %{GLOBAL}\n</Location>\n",
+        )
+        .start();
+    let first = served_pid(&s.get("/app"));
+    std::fs::write(s.path("var/hold"), b"").unwrap();
+    // The second request reaches maximum-requests: a successor starts.
+    assert_eq!(served_pid(&s.get("/app")), first);
+    let importing = |pid: u32| s.path(&format!("var/importing-{pid}")).exists();
+    let successor = wait_for(Duration::from_secs(30), || {
+        std::fs::read_dir(s.path("var"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix("importing-")?.parse::<u32>().ok()
+            })
+            .find(|&pid| pid != first)
+    });
+    let Some(successor) = successor else {
+        std::fs::remove_file(s.path("var/hold")).unwrap();
+        panic!(
+            "the successor did not load the application before serving:\n{}",
+            s.error_log()
+        );
+    };
+    // Its import is held: the old process serves on.
+    for i in 0..5 {
+        let r = s.get_patiently("/app", Duration::from_secs(30));
+        assert_eq!((r.status, served_pid(&r)), (200, first), "request {i}");
+    }
+    std::fs::remove_file(s.path("var/hold")).unwrap();
+    let took_over = wait_for(Duration::from_secs(60), || {
+        let r = s.get("/app");
+        assert_eq!(r.status, 200, "{}", r.text());
+        (served_pid(&r) == successor).then_some(())
+    });
+    assert!(
+        took_over.is_some(),
+        "{successor} never served:\n{}",
+        s.error_log()
+    );
+    assert!(importing(successor));
+}
