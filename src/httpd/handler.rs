@@ -241,9 +241,8 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
             private.push((protocol::VAR_INTERFACE, interface.name().to_owned()));
         }
         if let Some(tally) = tally {
-            tally.route(
-                1 + plan
-                    .daemon_groups
+            tally.route_daemon(
+                plan.daemon_groups
                     .iter()
                     .position(|g| std::ptr::eq(g, group))
                     .unwrap_or_default(),

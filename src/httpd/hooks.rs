@@ -130,7 +130,7 @@ pub extern "C" fn wsgi_rs_post_config(
             if !dry_run {
                 // SAFETY: the parent's real post_config pass, before it forks
                 // children or daemon processes.
-                unsafe { super::metrics::create(&plan, pconf) };
+                unsafe { super::metrics::create(&plan) };
             }
             if dry_run {
                 plan::publish(plan);

@@ -1,25 +1,29 @@
 //! The metrics board in shared memory, and the `wsgi-rs-metrics` handler.
 //!
-//! The Apache parent maps the board (anonymous, shared) in post_config of
-//! each real configuration pass, sized from the plan, before it forks any
-//! Apache child or daemon process: every process of the generation then
-//! counts into the same cells. A graceful or full restart makes a new board
-//! (the old one is unmapped with the old configuration pool), so counters
-//! start again from zero at each restart, which Prometheus' `rate()` takes
-//! as a counter reset; old-generation children finishing their requests
-//! count into their own, now unread, copy.
+//! The Apache parent maps the board (anonymous, shared) in the post_config
+//! of its first real configuration pass, before it forks any Apache child
+//! or daemon process, and keeps it for its lifetime, as Apache keeps its
+//! scoreboard: a restart, graceful or not, only lays the next
+//! configuration over the same cells (each group keeps its block by name,
+//! new groups take spare ones, see `metrics::board`). So the processes of
+//! an earlier generation still serving (Apache children finishing their
+//! requests, daemon processes until their group's new ones are ready) count
+//! where the new generation reads, and counters never go back to zero.
+//! Only a configuration with more groups or processes than the room kept
+//! gets a board of its own (counting starts again, as after a counter
+//! reset); the earlier one stays mapped for the processes still using it.
 //!
 //! With metrics off no board exists: the request path pays one load of a
 //! null pointer, and the handler answers an exposition without samples.
 
 use std::cell::Cell;
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, CStr};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::ffi;
-use super::pool::{pool_box, pool_str};
+use super::pool::pool_str;
 use super::request::Request;
 use crate::metrics::board::Busy;
 use crate::metrics::running::Slot;
@@ -37,6 +41,10 @@ pub const STATUS_HANDLER: &CStr = c"wsgi-rs-status";
 /// This generation's board, or null when metrics are off.
 static BOARD: AtomicPtr<Board> = AtomicPtr::new(ptr::null_mut());
 
+/// The last board the parent laid out, for the next configuration (also
+/// while metrics are off: turned on again, counting goes on).
+static KEPT: AtomicPtr<Board> = AtomicPtr::new(ptr::null_mut());
+
 thread_local! {
     /// Request body bytes read by this thread's current request.
     static BODY_READ: Cell<u64> = const { Cell::new(0) };
@@ -45,57 +53,64 @@ thread_local! {
 /// This generation's board, when metrics are collected.
 pub fn current() -> Option<&'static Board> {
     let board = BOARD.load(Ordering::Acquire);
-    // SAFETY: a non-null pointer is a leaked Box (never freed); its cells
-    // stay mapped in every process but the parent after its pconf cleanup
-    // nulls the pointer, and the parent serves no requests.
+    // SAFETY: a non-null pointer is a leaked Box (never freed) over cells
+    // that are never unmapped.
     unsafe { board.as_ref() }
 }
 
-/// The shared mapping of one board, unmapped with the pool that owns it.
-struct Mapping {
-    /// Start of the mapping.
-    addr: *mut c_void,
-    /// Its length in bytes.
-    len: usize,
-}
-
-/// Pool cleanup: forgets and unmaps the board of the ending generation.
-unsafe extern "C" fn unmap(data: *mut c_void) -> ffi::apr_status_t {
-    super::boundary::guard("metrics cleanup", (), || {
-        BOARD.store(ptr::null_mut(), Ordering::Release);
-        // SAFETY: data is the Mapping boxed in pconf by `create`; the
-        // mapping is ours and nothing in this process uses it any more.
-        unsafe {
-            let m = &*data.cast::<Mapping>();
-            libc::munmap(m.addr, m.len);
-        }
-    });
-    ffi::APR_SUCCESS as ffi::apr_status_t
-}
-
-/// Maps this generation's board when the plan collects metrics.
+/// Publishes this configuration's board when the plan collects metrics:
+/// the board kept from an earlier configuration laid out anew, or a new one.
 ///
 /// # Safety
-/// The Apache parent's post_config (real pass) with its live pconf, before
-/// any child or daemon process of the generation is forked.
-pub unsafe fn create(plan: &ProcessPlan, pconf: *mut ffi::apr_pool_t) {
+/// The Apache parent's post_config (real pass), before any child or daemon
+/// process of the generation is forked.
+pub unsafe fn create(plan: &ProcessPlan) {
     BOARD.store(ptr::null_mut(), Ordering::Release);
     if !plan.metrics {
         return;
     }
-    let layout = Layout::new(
-        plan.python.threads_per_process.max(1) as usize,
+    let embedded = plan.python.threads_per_process.max(1) as usize;
+    let daemons = || {
         plan.daemon_groups.iter().map(|g| {
             let spec = &g.launch.spec;
-            // Two places per process slot: a successor counts in the
-            // other one while the process it replaces finishes.
             (
                 spec.name.as_str(),
-                2 * spec.processes as usize,
+                spec.processes as usize,
                 spec.threads as usize,
             )
-        }),
-    );
+        })
+    };
+    // SAFETY: as for `current`.
+    let kept = unsafe { KEPT.load(Ordering::Acquire).as_ref() };
+    let board = match kept.map(|b| b.next(embedded, daemons())) {
+        Some(Some(next)) => next,
+        other => {
+            if other.is_some() {
+                ::log::info!(
+                    "WSGIRS405: WSGIServerMetrics: the metrics table has no room for this configuration's daemon groups and processes; a larger one is made and its counters start from zero"
+                );
+            }
+            // SAFETY: caller's contract.
+            let Some(board) = (unsafe { map(Layout::new(embedded, daemons())) }) else {
+                return;
+            };
+            board
+        }
+    };
+    // Leaked: one small struct per configuration, so no process ever holds
+    // a dangling board.
+    let board = ptr::from_ref(Box::leak(Box::new(board))).cast_mut();
+    KEPT.store(board, Ordering::Release);
+    BOARD.store(board, Ordering::Release);
+}
+
+/// Maps a new board of `layout` in shared memory, never unmapped: processes
+/// forked with it may outlive the configuration (and the board) it was
+/// made for. None, logged, when the memory cannot be mapped.
+///
+/// # Safety
+/// The Apache parent, before forking the processes that are to share it.
+unsafe fn map(layout: Layout) -> Option<Board> {
     let len = layout.cells * size_of::<AtomicU64>();
     // SAFETY: a fresh anonymous shared mapping; zero-filled by the kernel.
     let addr = unsafe {
@@ -113,45 +128,31 @@ pub unsafe fn create(plan: &ProcessPlan, pconf: *mut ffi::apr_pool_t) {
             "WSGIRS300: WSGIServerMetrics: cannot map {len} bytes of shared memory for the metrics: {}; metrics are off",
             std::io::Error::last_os_error()
         );
-        return;
+        return None;
     }
     // SAFETY: the mapping holds `layout.cells` zeroed, aligned u64s, valid
     // as AtomicU64 and shared by every process forked from here on; it is
-    // only unmapped by `unmap`, after the board is unpublished.
+    // never unmapped.
     let cells = unsafe { std::slice::from_raw_parts(addr.cast::<AtomicU64>(), layout.cells) };
-    let Some(board) = Board::new(layout, cells) else {
-        return;
-    };
-    // Leaked: one small struct per generation, so no process ever holds a
-    // dangling board.
-    let board: &'static Board = Box::leak(Box::new(board));
-    BOARD.store(ptr::from_ref(board).cast_mut(), Ordering::Release);
-    // SAFETY: pconf is live (caller's contract); the cleanup runs when the
-    // generation ends, after the supervisor's (registered later, run first).
-    unsafe {
-        let mapping = pool_box(
-            pconf,
-            Mapping {
-                addr,
-                len: len.max(1),
-            },
-        );
-        ffi::apr_pool_cleanup_register(
-            pconf,
-            mapping.cast(),
-            Some(unmap),
-            Some(ffi::apr_pool_cleanup_null),
-        );
-    }
+    Board::new(layout, cells)
 }
 
-/// The board place of slot `slot` of daemon group `group` (plan order).
-pub fn daemon_process(group: usize, slot: usize) -> Option<ProcessMetrics> {
-    current().map(|board| ProcessMetrics {
-        board,
-        group: group + 1,
-        slot,
-    })
+/// Claims `n` process places on the current board for daemon group `group`
+/// (plan order): those of one of the supervisor's slots (its process's, or
+/// a template's processes'). Empty when metrics are off; a place the board
+/// has no room left for counts its group's requests but has no gauges.
+pub fn claim_places(group: usize, n: usize) -> Vec<ProcessMetrics> {
+    let Some(board) = current() else {
+        return Vec::new();
+    };
+    let group = board.daemon_group(group);
+    (0..n)
+        .map(|_| ProcessMetrics {
+            board,
+            group,
+            slot: board.claim(group).unwrap_or(usize::MAX),
+        })
+        .collect()
 }
 
 /// Counts request body bytes read for this thread's request.
@@ -197,6 +198,11 @@ impl Tally {
             .board
             .running()
             .claim(std::process::id(), tid, start, &url);
+    }
+
+    /// The request goes to daemon group `plan_index` (plan order).
+    pub fn route_daemon(&mut self, plan_index: usize) {
+        self.route(self.board.daemon_group(plan_index));
     }
 
     /// The request goes to board group `group` (0 embedded, daemon groups

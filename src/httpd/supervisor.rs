@@ -31,6 +31,7 @@ use super::ffi;
 use super::plan::{DaemonGroup, ProcessPlan};
 use crate::daemon::health::SlotState;
 use crate::daemon::succession::after_exit;
+use crate::metrics::{ProcessMetrics, Reason};
 
 /// One daemon process's place in a group.
 struct Slot {
@@ -53,6 +54,11 @@ struct Slot {
     /// The last process that left the slot, kept until its registration
     /// with httpd (which points at it) is gone.
     spare: Option<Tracked>,
+    /// Its places on the metrics board (none when metrics are off): a
+    /// template's processes', by member; else one for each of its two
+    /// health records (see [`Slot::place`]). Kept by the slot's successive
+    /// processes, and by a process of it while it retires.
+    places: Vec<ProcessMetrics>,
     /// When it was started.
     started: Instant,
     /// Consecutive young deaths (see `succession::after_exit`).
@@ -123,8 +129,8 @@ fn retitle(title: &str) {
     }
 }
 
-/// The health records and board places a slot's process answers for: its
-/// own, or every one of its group's for a template.
+/// The health records a slot's process answers for: its own, or every one
+/// of its group's for a template.
 fn members_of(plan: &ProcessPlan, slot: &Slot) -> std::ops::Range<usize> {
     if slot.template {
         0..plan.daemon_groups[slot.group].launch.spec.processes as usize
@@ -133,15 +139,40 @@ fn members_of(plan: &ProcessPlan, slot: &Slot) -> std::ops::Range<usize> {
     }
 }
 
-/// Forks the process of `group` with health record and board place
-/// `member` (its template when `template`), which waits `hold_off` before
-/// it starts. Returns its pid (the child never returns).
+impl Slot {
+    /// The board place of the process in health record `record` of this
+    /// (non-template) slot.
+    fn place(&self, record: usize) -> Option<ProcessMetrics> {
+        self.places.get(usize::from(record != self.member)).copied()
+    }
+
+    /// The board places its process answers for: its own, or every one of
+    /// its group's for a template.
+    fn process_places(&self) -> Vec<ProcessMetrics> {
+        if self.template {
+            self.places.clone()
+        } else {
+            self.place(self.record).into_iter().collect()
+        }
+    }
+}
+
+/// How many processes group `g` runs.
+fn processes_of(g: &DaemonGroup) -> usize {
+    g.launch.spec.processes as usize
+}
+
+/// Forks the process of `group` with health record `member` (its template
+/// when `template`), which waits `hold_off` before it starts and counts in
+/// board places `places` (its own, or a template's processes'). Returns its
+/// pid (the child never returns).
 fn fork_process(
     sup: &Supervisor,
     group: usize,
     member: usize,
     template: bool,
     hold_off: Duration,
+    places: &[ProcessMetrics],
 ) -> Option<i32> {
     let plan = &sup.plan;
     let stop = crate::daemon::monitor::signal_set();
@@ -203,7 +234,7 @@ fn fork_process(
     // under `httpd -X` the supervisor process (see one_process).
     // SAFETY: getppid cannot fail.
     launch.parent_pid = unsafe { libc::getppid() };
-    launch.metrics = super::metrics::daemon_process(group, member);
+    launch.metrics = places.first().copied();
     // Like mod_wsgi, a group logs (its own messages and its requests'
     // wsgi.errors, stderr and logging output) to the error log of the server
     // that defined it, so a WSGIDaemonProcess inside a <VirtualHost> writes
@@ -225,9 +256,7 @@ fn fork_process(
         if template {
             launch.metrics = None;
             launch.retitle = Some(retitle);
-            let members = (0..launch.spec.processes as usize)
-                .map(|m| super::metrics::daemon_process(group, m))
-                .collect();
+            let members = places.iter().copied().map(Some).collect();
             crate::daemon::template::run(launch, hold_off, members)
         } else {
             crate::daemon::process::run(launch, hold_off, member)
@@ -352,12 +381,11 @@ fn process_died(
     let slot = &mut sup.slots[index];
     let registration = slot.process.died();
     let members = members_of(&sup.plan, slot);
-    if let Some(board) = super::metrics::current() {
-        // Apache stopping it is no restart; a template's
-        // processes go with it (counted by their own).
-        for member in members.clone() {
-            board.process_gone(slot.group + 1, member, !stopping && !slot.template);
-        }
+    // Apache stopping it is no restart; a template's processes go with it
+    // (counted by their own).
+    let reason = (!stopping && !slot.template).then_some(Reason::Crash);
+    for place in slot.process_places() {
+        place.gone(reason);
     }
     let name = &sup.plan.daemon_groups[slot.group].launch.spec.name;
     ::log::info!(
@@ -436,14 +464,15 @@ fn start_slot(sup: &mut Supervisor, index: usize) {
             health.set(member, SlotState::Starting);
         }
     }
-    let Some(pid) = fork_process(sup, group, record, template, hold_off) else {
+    let places = sup.slots[index].process_places();
+    let Some(pid) = fork_process(sup, group, record, template, hold_off, &places) else {
         sup.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
         return;
     };
-    if let Some(board) = super::metrics::current().filter(|_| !template) {
-        board.process_started(group + 1, record, pid as u32);
-    }
     let slot = &mut sup.slots[index];
+    if let Some(place) = places.first().filter(|_| !template) {
+        place.started(pid as u32);
+    }
     slot.process.started(pid);
     // Young means young since it stopped waiting and really started.
     slot.started = Instant::now() + hold_off;
@@ -507,13 +536,12 @@ pub unsafe fn start(
     for (group, g) in plan.daemon_groups.iter().enumerate() {
         // A group with a template has one process here: the template.
         let template = g.launch.spec.process_template;
-        let processes = if template {
-            1
-        } else {
-            g.launch.spec.processes as usize
-        };
+        let processes = if template { 1 } else { processes_of(g) };
         for member in 0..processes {
             let key = slots.len();
+            // A process slot has two health records (a successor starts
+            // in the other one), each with its board place.
+            let places = if template { processes_of(g) } else { 2 };
             slots.push(Slot {
                 group,
                 member,
@@ -522,6 +550,7 @@ pub unsafe fn start(
                 heir: None,
                 heir_failed: false,
                 spare: None,
+                places: super::metrics::claim_places(group, places),
                 started: Instant::now(),
                 failures: 0,
                 respawn_at: Some(Instant::now()),

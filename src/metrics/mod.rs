@@ -1,5 +1,5 @@
 //! Metrics for the `wsgi-rs-metrics` handler: the [`board`] every process
-//! of one Apache generation counts into, and its [`text`] exposition.
+//! counts into (across Apache's restarts), and its [`text`] exposition.
 //! Pure code: the shared memory the board lives in is set up by
 //! `httpd::metrics`, which hands each process its view.
 
@@ -19,7 +19,7 @@ pub struct ProcessMetrics {
     pub board: &'static Board,
     /// Its group's index on the board.
     pub group: usize,
-    /// Its process slot within the group.
+    /// Its place among the board's process places.
     pub slot: usize,
 }
 
@@ -50,23 +50,28 @@ impl ProcessMetrics {
 
     /// This process runs `threads` request threads.
     pub fn set_threads(&self, threads: usize) {
-        self.board.set_threads(self.group, self.slot, threads);
+        self.board.set_threads(self.slot, threads);
     }
 
     /// Process `pid` now serves in this slot (a template process's account
     /// of the processes it forks).
     pub fn started(&self, pid: u32) {
-        self.board.process_started(self.group, self.slot, pid);
+        self.board.process_started(self.slot, pid);
     }
 
     /// The process serving in this slot has gone; see
     /// [`Board::process_gone`].
-    pub fn gone(&self, count_crash: bool) {
-        self.board.process_gone(self.group, self.slot, count_crash);
+    pub fn gone(&self, reason: Option<Reason>) {
+        self.board.process_gone(self.group, self.slot, reason);
+    }
+
+    /// The slot is given up: no process will serve in it again.
+    pub fn release(&self) {
+        self.board.release(self.slot);
     }
 
     /// This process has `bytes` resident.
     pub fn set_resident(&self, bytes: u64) {
-        self.board.set_resident(self.group, self.slot, bytes);
+        self.board.set_resident(self.slot, bytes);
     }
 }

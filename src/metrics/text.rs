@@ -194,9 +194,10 @@ mod tests {
         b.request(1, 500, 0, 0);
         b.duration(1, Duration::from_millis(2));
         b.queue_wait(1, Duration::from_millis(40));
-        b.process_started(1, 0, 9);
-        b.set_threads(1, 0, 3);
-        b.restart(1, 0, Reason::Reload);
+        let place = b.claim(1).unwrap();
+        b.process_started(place, 9);
+        b.set_threads(place, 3);
+        b.restart(1, place, Reason::Reload);
         b.timeout(1);
         let text = render(&b.snapshot());
         for line in [

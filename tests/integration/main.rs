@@ -102,6 +102,7 @@ mod logging;
 mod mercurial;
 mod messages;
 mod metrics;
+mod metrics_restarts;
 mod module_api;
 mod multihost;
 mod output;

@@ -2,7 +2,8 @@
 //! is read with the `prometheus_client` parser of the test venv, and its
 //! figures are checked against the requests sent, over two Apache children
 //! (prefork) and two daemon processes; a blocked request shows in the busy
-//! gauges; restarts are counted by reason. Ours only: mod_wsgi has no such
+//! gauges; restarts are counted by reason (across Apache's restarts:
+//! `metrics_restarts.rs`). Ours only: mod_wsgi has no such
 //! handler.
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ use crate::daemon::wait_daemons;
 /// Reports its pid; `/block` first waits (at most a minute) until the file
 /// `var/release` exists, `/missing` answers 404, and a request body is read
 /// and its length reported.
-const APP: &str = r#"
+pub(crate) const APP: &str = r#"
 import os, time
 def application(environ, start_response):
     path = environ.get('PATH_INFO', '')
@@ -36,7 +37,7 @@ def application(environ, start_response):
 "#;
 
 /// One sample: the metric name and its labels, sorted, as `k=v,k=v`.
-type Key = (String, String);
+pub(crate) type Key = (String, String);
 
 /// Parses the exposition with `prometheus_client`'s parser (which fails on
 /// anything malformed) into its samples.
@@ -80,7 +81,7 @@ fn parse(text: &str) -> BTreeMap<Key, f64> {
 }
 
 /// The metrics as served at `/metrics`, parsed.
-fn metrics(s: &Running) -> BTreeMap<Key, f64> {
+pub(crate) fn metrics(s: &Running) -> BTreeMap<Key, f64> {
     let r = s.get("/metrics");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
@@ -91,7 +92,7 @@ fn metrics(s: &Running) -> BTreeMap<Key, f64> {
 }
 
 /// The value of sample `name{labels}` (0 when absent).
-fn value(m: &BTreeMap<Key, f64>, name: &str, labels: &str) -> f64 {
+pub(crate) fn value(m: &BTreeMap<Key, f64>, name: &str, labels: &str) -> f64 {
     m.get(&(name.to_owned(), labels.to_owned()))
         .copied()
         .unwrap_or(0.0)
@@ -99,7 +100,7 @@ fn value(m: &BTreeMap<Key, f64>, name: &str, labels: &str) -> f64 {
 
 /// Waits until sample `name{labels}` reads `want`; panics with the metrics
 /// if it never does.
-fn wait_value(s: &Running, name: &str, labels: &str, want: f64) -> BTreeMap<Key, f64> {
+pub(crate) fn wait_value(s: &Running, name: &str, labels: &str, want: f64) -> BTreeMap<Key, f64> {
     let mut last = BTreeMap::new();
     wait_for(Duration::from_secs(30), || {
         last = metrics(s);
@@ -110,7 +111,7 @@ fn wait_value(s: &Running, name: &str, labels: &str, want: f64) -> BTreeMap<Key,
 
 /// The server: embedded mode at /emb, daemon group `dg` (two processes of
 /// one thread) at /dmn, the metrics at /metrics.
-fn server(mpm: Mpm, daemon_options: &str, extra: &str) -> Running {
+pub(crate) fn server(mpm: Mpm, daemon_options: &str, extra: &str) -> Running {
     Server::new(mpm)
         .file("app.wsgi", APP)
         .conf(&format!(
@@ -322,43 +323,4 @@ fn off_answers_without_samples() {
     assert!(m.is_empty(), "{m:#?}");
     assert_eq!(s.request("POST", "/metrics", &[], b"x").status, 405);
     assert!(!s.error_log().contains("WSGIRS115"), "{}", s.error_log());
-}
-
-/// A graceful restart starts a new table: the counters begin again from
-/// zero, the new generation's processes are counted, and collection goes on.
-#[test]
-fn a_restart_starts_a_new_table() {
-    if referee_differs("mod_wsgi has no wsgi-rs-metrics handler") {
-        return;
-    }
-    let mut s = server(Mpm::Event, "processes=1 threads=2", "");
-    for path in ["/emb/", "/dmn/"] {
-        assert_eq!(s.get(path).status, 200);
-    }
-    let m = metrics(&s);
-    assert_eq!(
-        value(&m, "wsgi_rs_requests_total", "code=200,group=dg"),
-        1.0
-    );
-    s.graceful();
-    let m = wait_value(&s, "wsgi_rs_threads", "group=dg,state=idle", 2.0);
-    assert_eq!(
-        value(&m, "wsgi_rs_requests_total", "code=200,group=dg"),
-        0.0
-    );
-    assert_eq!(value(&m, "wsgi_rs_processes", "group=dg"), 1.0);
-    assert_eq!(
-        value(
-            &m,
-            "wsgi_rs_process_restarts_total",
-            "group=dg,reason=crash"
-        ),
-        0.0,
-        "Apache stopping the old generation's daemon is no restart"
-    );
-    assert_eq!(s.get("/dmn/").status, 200);
-    assert_eq!(
-        value(&metrics(&s), "wsgi_rs_requests_total", "code=200,group=dg"),
-        1.0
-    );
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::Template;
 use crate::daemon::health::SlotState;
 use crate::daemon::succession::{after_exit, restart_delay};
+use crate::metrics::Reason;
 
 impl Template {
     /// Reaps every child that has exited.
@@ -54,7 +55,7 @@ impl Template {
                 "WSGIRS428: daemon process (wsgi:{name}) pid {pid} exited (status {status})"
             );
             if let Some(m) = self.members.get(slot).copied().flatten() {
-                m.gone(true);
+                m.gone(Some(Reason::Crash));
             }
             // As the Apache parent does: a process that served and is lost
             // is replaced at once; young deaths back off (`after_exit`).

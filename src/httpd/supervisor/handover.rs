@@ -41,6 +41,7 @@ use super::{create_listener, register, SocketError, Supervisor};
 use crate::daemon::health::SlotState;
 use crate::httpd::ffi;
 use crate::httpd::plan::ProcessPlan;
+use crate::metrics::{ProcessMetrics, Reason};
 
 /// Registration keys of retiring processes and watchers start here (those
 /// below are the current generation's slots).
@@ -57,6 +58,10 @@ pub(super) fn next_key() -> usize {
 pub(super) struct Retiring {
     /// The process (registered under a key of its own, from [`next_key`]).
     pub(super) process: Tracked,
+    /// Its places on the metrics board (see `Slot::places`).
+    places: Vec<ProcessMetrics>,
+    /// It is a template (its processes count their own exits).
+    template: bool,
     /// Its group's name, for the log.
     group: String,
     /// The socket it accepts on.
@@ -75,27 +80,35 @@ pub(super) fn park(sup: &mut Supervisor) {
     let mut kept = 0;
     for mut slot in std::mem::take(&mut sup.slots) {
         let group = &plan.daemon_groups[slot.group];
+        let mut leaving = Vec::new();
         // A successor being started retires with the process it was for.
         if let Some(heir) = slot.heir.take().filter(|h| h.process.alive()) {
+            let places = slot.place(heir.record).into_iter().collect();
+            leaving.push((heir.process, places));
+        }
+        if slot.process.alive() {
+            let places = slot.process_places();
+            leaving.push((slot.process, places));
+        }
+        // The places no retiring process keeps are free.
+        for place in &slot.places {
+            let kept = |held: &Vec<ProcessMetrics>| held.iter().any(|h| h.slot == place.slot);
+            if !leaving.iter().any(|(_, held)| kept(held)) {
+                place.release();
+            }
+        }
+        for (process, places) in leaving {
             sup.retiring.push(Retiring {
-                process: heir.process.rekeyed(next_key()),
+                // Its registration went with pconf's subpools.
+                process: process.rekeyed(next_key()),
+                places,
+                template: slot.template,
                 group: group.launch.spec.name.clone(),
                 socket: group.socket_path.clone(),
                 signalled: false,
             });
             kept += 1;
         }
-        if !slot.process.alive() {
-            continue;
-        }
-        sup.retiring.push(Retiring {
-            // Its registration went with pconf's subpools.
-            process: slot.process.rekeyed(next_key()),
-            group: group.launch.spec.name.clone(),
-            socket: group.socket_path.clone(),
-            signalled: false,
-        });
-        kept += 1;
     }
     // So did those of processes retiring since an earlier restart.
     for r in &mut sup.retiring {
@@ -234,6 +247,18 @@ pub(super) fn process_died(
         r.group,
         r.process.pid()
     );
+    // Asked to stop because its successors are ready: a graceful restart
+    // of the process (unless it counted its own reason); died before: a
+    // crash; Apache stopping it: no restart.
+    let reason = match (sup.stopping, r.signalled) {
+        (true, _) => None,
+        (false, true) => Some(Reason::Graceful),
+        (false, false) => Some(Reason::Crash),
+    };
+    for place in &r.places {
+        place.gone(reason.filter(|_| !r.template));
+        place.release();
+    }
     let shared = sup.retiring.iter().any(|o| o.socket == r.socket);
     if !shared {
         if let Some(at) = sup.orphans.iter().position(|(p, _)| *p == r.socket) {

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use super::tracked::{Registration, Tracked};
 use super::{fork_process, handover, register, Supervisor};
 use crate::daemon::health::SlotState;
+use crate::metrics::Reason;
 
 /// The parent's wake pipe: (reading end, writing end), both non-blocking
 /// and close-on-exec, made once and kept across generations.
@@ -127,14 +128,16 @@ fn start_heir(sup: &mut Supervisor, index: usize) {
     let partner = health.partner(record);
     health.begin(partner);
     health.set(partner, SlotState::Starting);
-    let Some(pid) = fork_process(sup, group, partner, false, Duration::ZERO) else {
+    let place = sup.slots[index].place(partner);
+    let Some(pid) = fork_process(sup, group, partner, false, Duration::ZERO, place.as_slice())
+    else {
         health.set(partner, SlotState::Vacant);
         sup.slots[index].heir_failed = true;
         return;
     };
     health.set_heir(record, pid as u32);
-    if let Some(board) = super::super::metrics::current() {
-        board.process_started(group + 1, partner, pid as u32);
+    if let Some(place) = place {
+        place.started(pid as u32);
     }
     ::log::info!(
         "WSGIRS432: (wsgi:{}) starting pid {pid} to replace pid {old} (slot {})",
@@ -203,8 +206,8 @@ pub(super) fn died(
     let served = launch.health.state(heir.record) == SlotState::Ready;
     launch.health.set(heir.record, SlotState::Vacant);
     launch.health.set_heir(slot.record, 0);
-    if let Some(board) = super::super::metrics::current() {
-        board.process_gone(slot.group + 1, heir.record, !stopping);
+    if let Some(place) = slot.place(heir.record) {
+        place.gone((!stopping).then_some(Reason::Crash));
     }
     if !stopping {
         let pid = slot.process.pid();
