@@ -383,3 +383,69 @@ fn a_successor_loads_the_application_before_it_takes_over() {
     );
     assert!(importing(successor));
 }
+
+/// `SLOW_IMPORT`, but the import waits only in a successor's warm-up (on
+/// the process's main thread), not when a request imports it.
+const SLOW_WARM_UP: &str = r#"
+import os, threading, time
+open('{root}/var/importing-%d' % os.getpid(), 'w').close()
+while (threading.current_thread() is threading.main_thread()
+       and os.path.exists('{root}/var/hold')):
+    time.sleep(0.05)
+def application(environ, start_response):
+    body = ('pid=%d\n' % os.getpid()).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+/// A graceful restart while a successor is starting: the new generation
+/// serves, and the successor retires with the process it was for (both
+/// stop once the new generation serves), leaving no process behind.
+#[test]
+fn a_graceful_restart_retires_a_successor_in_flight() {
+    if referee_differs("mod_wsgi stops a process before its replacement starts") {
+        return;
+    }
+    let mut s = Server::new(Mpm::Event)
+        .file("app.wsgi", SLOW_WARM_UP)
+        .conf(
+            "WSGIDaemonProcess succ processes=1 threads=2 maximum-requests=2 \
+             display-name=%{GROUP}\n\
+             WSGIScriptAlias /app {root}/app.wsgi\n\
+             <Location /app>\n    WSGIProcessGroup succ\n    WSGIApplicationGroup %{GLOBAL}\n</Location>\n",
+        )
+        .start();
+    let first = served_pid(&s.get("/app"));
+    std::fs::write(s.path("var/hold"), b"").unwrap();
+    assert_eq!(served_pid(&s.get("/app")), first);
+    let successor = wait_for(Duration::from_secs(30), || {
+        std::fs::read_dir(s.path("var"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix("importing-")?.parse::<u32>().ok()
+            })
+            .find(|&pid| pid != first)
+    });
+    let Some(successor) = successor else {
+        std::fs::remove_file(s.path("var/hold")).unwrap();
+        panic!("no successor started:\n{}", s.error_log());
+    };
+    s.graceful();
+    for i in 0..5 {
+        let r = s.get_patiently("/app", Duration::from_secs(30));
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    std::fs::remove_file(s.path("var/hold")).unwrap();
+    let settled = wait_for(Duration::from_secs(30), || {
+        let pids = daemon_pids(&s, "succ");
+        (pids.len() == 1 && !pids.contains(&first) && !pids.contains(&successor)).then_some(pids)
+    });
+    assert!(
+        settled.is_some(),
+        "old processes left: {:?} (first {first}, successor {successor}):\n{}",
+        daemon_pids(&s, "succ"),
+        s.error_log()
+    );
+    assert_eq!(s.get("/app").status, 200);
+}
