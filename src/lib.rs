@@ -43,10 +43,11 @@ pub(crate) mod daemon;
 mod httpd;
 /// Unit tests cannot link httpd: they see only its bindings, the command
 /// table, which they build with a stand-in directive handler, the parent's
-/// SIGCHLD pacing (plain libc) and the daemon processes' registrations
-/// (plain APR).
+/// SIGCHLD pacing (plain libc), the daemon processes' registrations
+/// (plain APR) and the panic boundary (with its check of every entry).
 #[cfg(test)]
 mod httpd {
+    mod boundary;
     mod child_exit;
     mod commands;
     mod ffi;

@@ -401,4 +401,4 @@ pub fn reference() -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -75,6 +75,8 @@ fn set_disposition(ours: bool) {
 /// MPM's sleep; the last of [`BURST`] + 1 runs within [`WINDOW`] puts the
 /// default back. Only atomics, clock_gettime and sigaction
 /// (async-signal-safe); errno is kept; nothing in it can panic.
+// No guard: a signal handler, where logging a panic is not
+// async-signal-safe; nothing in it can panic.
 extern "C" fn child_exited(_signal: c_int) {
     // SAFETY: errno is this thread's; saved and restored around our calls.
     let errno = unsafe { *libc::__errno_location() };

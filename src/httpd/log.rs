@@ -38,7 +38,9 @@ pub fn install(server: *mut ffi::server_rec) {
 
 /// Pool cleanup: stops logging through a server_rec that is going away.
 unsafe extern "C" fn forget_server(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
-    MAIN_SERVER.store(std::ptr::null_mut(), Ordering::Release);
+    super::boundary::guard("log cleanup", (), || {
+        MAIN_SERVER.store(std::ptr::null_mut(), Ordering::Release);
+    });
     ffi::APR_SUCCESS as ffi::apr_status_t
 }
 

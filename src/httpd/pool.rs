@@ -6,11 +6,14 @@ use std::os::raw::c_char;
 
 use super::ffi;
 
-/// Pool cleanup that drops a boxed value.
+/// Pool cleanup that drops a boxed value (a value's `Drop` may run code of
+/// ours, so it runs behind the panic boundary).
 unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> ffi::apr_status_t {
-    // SAFETY: registered only by `pool_box::<T>` with a pointer from
-    // Box::into_raw, and pool cleanups run exactly once.
-    drop(unsafe { Box::from_raw(data.cast::<T>()) });
+    super::boundary::guard("pool cleanup", (), || {
+        // SAFETY: registered only by `pool_box::<T>` with a pointer from
+        // Box::into_raw, and pool cleanups run exactly once.
+        drop(unsafe { Box::from_raw(data.cast::<T>()) });
+    });
     ffi::APR_SUCCESS as ffi::apr_status_t
 }
 

@@ -11,8 +11,9 @@ fn root() -> PathBuf {
 }
 
 /// Every text file under `src/` (path relative to the root, contents),
-/// except the table itself and these tests.
-fn sources() -> Vec<(String, String)> {
+/// except the table itself and these tests (also read by the panic
+/// boundary's check of the `extern "C"` entries).
+pub(crate) fn sources() -> Vec<(String, String)> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).expect("src/ is readable") {
             let path = entry.expect("directory entry").path();

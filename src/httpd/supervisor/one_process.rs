@@ -84,6 +84,8 @@ pub(super) fn spawn(sup: Supervisor) {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// SIGTERM/SIGINT handler of the supervisor process.
+// No guard: a signal handler, where logging a panic is not
+// async-signal-safe; storing an atomic cannot panic.
 extern "C" fn on_stop(_sig: c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
