@@ -20,29 +20,20 @@ use super::stop::StopReason;
 use super::succession::Relay;
 use crate::interp;
 use crate::metrics::Reason;
+use crate::sys::process;
+use crate::sys::signals::{self, SignalSet};
 
 /// The signals that ask a daemon process to stop. The supervisor keeps them
 /// blocked across fork, so one sent before the process is ready waits for
 /// it instead of running Apache's inherited handlers.
-pub fn signal_set() -> libc::sigset_t {
-    // SAFETY: sigset manipulation on a local value.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
-    }
+pub fn signal_set() -> SignalSet {
+    signals::set_of(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1])
 }
 
 /// The signals a process forked from a template also waits for: SIGUSR2,
 /// "your successor serves" (see [`succession`](super::succession)).
-pub fn succession_signal_set() -> libc::sigset_t {
-    let mut set = signal_set();
-    // SAFETY: sigset manipulation on a local value.
-    unsafe { libc::sigaddset(&mut set, libc::SIGUSR2) };
-    set
+pub fn succession_signal_set() -> SignalSet {
+    signals::with(signal_set(), libc::SIGUSR2)
 }
 
 /// How long a process whose replacement was asked for serves on while no
@@ -156,8 +147,7 @@ fn exit_process(daemon: &Arc<Daemon>, limit: Duration, why: &StopReason) -> ! {
         daemon.group(),
         std::process::id()
     );
-    // SAFETY: see run().
-    unsafe { libc::_exit(0) }
+    process::exit_now(0)
 }
 
 /// Whether Python has been responsive lately: the monitor only asks for
@@ -443,10 +433,7 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
         signal_set()
     };
     let mut restart_seen: Option<Instant> = None;
-    let tick = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 100_000_000,
-    };
+    let tick = Duration::from_millis(100);
     let mut ticks: u32 = 0;
     loop {
         // Resident memory, about once a second: the gauge and maximum-memory.
@@ -454,16 +441,15 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
             check_memory(daemon);
         }
         ticks = ticks.wrapping_add(1);
-        // SAFETY: waits for one of our blocked signals, or the tick.
-        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
-        if let (libc::SIGUSR2, Some(link)) = (sig, link) {
+        // One of our blocked signals, or the tick.
+        let sig = signals::wait(&set, tick);
+        if let (Some(libc::SIGUSR2), Some(link)) = (sig, link) {
             link.handed_over.store(true, Ordering::SeqCst);
             daemon.request_restart(StopReason::ReplacedBySuccessor);
-        } else if sig > 0 {
+        } else if sig.is_some() {
             exit_process(daemon, spec.shutdown_timeout, &StopReason::ApacheStop);
         }
-        // SAFETY: getppid cannot fail.
-        if unsafe { libc::getppid() } != daemon.launch.parent_pid {
+        if process::parent_pid() != daemon.launch.parent_pid {
             exit_process(daemon, spec.shutdown_timeout, &StopReason::ParentGone);
         }
         let now = now_secs();
@@ -480,8 +466,8 @@ pub(super) fn monitor(daemon: &Arc<Daemon>) -> ! {
             if let Some(metrics) = &daemon.launch.metrics {
                 metrics.restart(Reason::Deadlock);
             }
-            // SAFETY: the GIL is stuck; nothing more can be run cleanly.
-            unsafe { libc::_exit(1) }
+            // The GIL is stuck; nothing more can be run cleanly.
+            process::exit_now(1)
         }
         check_request_timeouts(daemon);
         check_slow_requests(daemon);

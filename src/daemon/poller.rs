@@ -78,6 +78,11 @@ impl<T: AsFd> Poller<T> {
         Ok(poller)
     }
 
+    /// The group's listening socket, to accept from.
+    pub fn listener(&self) -> BorrowedFd<'static> {
+        self.listener
+    }
+
     /// Lets the next connecting client wake a worker again.
     pub fn rearm_listener(&self) {
         // ENOENT after stop_listening: nothing to do.

@@ -3,11 +3,14 @@
 //! from the group socket, persistent ones as their next request arrives).
 //! The main thread then becomes the [`monitor`](super::monitor).
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+use rustix::net::SocketFlags;
+use rustix::process::{Resource, Rlimit};
 
 use super::connection::{self, After};
 use super::health::SlotState;
@@ -19,6 +22,7 @@ use super::state::{now_secs, Daemon};
 use super::succession::Link;
 use super::DaemonLaunch;
 use crate::interp::{self, ScriptCache, ScriptKey};
+use crate::sys::{process, signals};
 use crate::wsgi::log_script_error;
 
 /// Runs process `slot` of its group, after waiting `hold_off` (the
@@ -39,40 +43,36 @@ pub fn run(launch: DaemonLaunch, hold_off: Duration, slot: usize) -> ! {
             1
         }
     };
-    // SAFETY: _exit skips atexit handlers and stdio flushing inherited from
-    // the Apache parent, which are not ours to run.
-    unsafe { libc::_exit(code) }
+    process::exit_now(code)
 }
 
 /// Applies the group's resource limits and CPU priority.
 fn apply_limits(launch: &DaemonLaunch) {
     let spec = &launch.spec;
     let set = |resource, value: u64| {
-        let lim = libc::rlimit {
-            rlim_cur: value as libc::rlim_t,
-            rlim_max: value as libc::rlim_t,
+        let lim = Rlimit {
+            current: Some(value),
+            maximum: Some(value),
         };
-        // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        if let Err(e) = rustix::process::setrlimit(resource, lim) {
             log::warn!(
                 "WSGIRS331: (wsgi:{}) setrlimit failed: {}",
                 spec.name,
-                std::io::Error::last_os_error()
+                std::io::Error::from(e)
             );
         }
     };
     if spec.memory_limit > 0 {
-        set(libc::RLIMIT_DATA, spec.memory_limit);
+        set(Resource::Data, spec.memory_limit);
     }
     if spec.virtual_memory_limit > 0 {
-        set(libc::RLIMIT_AS, spec.virtual_memory_limit);
+        set(Resource::As, spec.virtual_memory_limit);
     }
     if !spec.cpu_time_limit.is_zero() {
-        set(libc::RLIMIT_CPU, spec.cpu_time_limit.as_secs().max(1));
+        set(Resource::Cpu, spec.cpu_time_limit.as_secs().max(1));
     }
     if spec.cpu_priority != 0 {
-        // SAFETY: plain syscall.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, spec.cpu_priority) };
+        let _ = rustix::process::setpriority_process(None, spec.cpu_priority);
     }
 }
 
@@ -83,23 +83,15 @@ fn hold_off_start(launch: &DaemonLaunch, hold_off: Duration) {
     if hold_off.is_zero() {
         return;
     }
-    let set = signal_set();
-    let wait = libc::timespec {
-        tv_sec: hold_off.as_secs() as libc::time_t,
-        tv_nsec: hold_off.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: prctl with integer arguments; getppid cannot fail; the
-    // signals waited for are blocked (see start), so they stay pending.
-    let sig = unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-        if libc::getppid() != launch.parent_pid {
-            libc::_exit(0);
-        }
-        libc::sigtimedwait(&set, std::ptr::null_mut(), &wait)
-    };
-    if sig > 0 {
-        // SAFETY: nothing has started yet; see run().
-        unsafe { libc::_exit(0) }
+    process::terminate_with_parent();
+    if process::parent_pid() != launch.parent_pid {
+        process::exit_now(0);
+    }
+    // The signals waited for are blocked (see prepare), so they stay
+    // pending until taken here.
+    if signals::wait(&signal_set(), hold_off).is_some() {
+        // Nothing has started yet.
+        process::exit_now(0)
     }
 }
 
@@ -119,13 +111,10 @@ pub(super) fn prepare(
 ) -> Result<(), String> {
     // Signals become events the monitor waits for; a closed client must be an
     // EPIPE error, not a dead process.
-    // SAFETY: process-wide signal set-up while still single-threaded.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-        let set = signal_set();
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    // Process-wide, while still single-threaded.
+    signals::ignore(libc::SIGPIPE);
+    signals::restore_default(libc::SIGCHLD);
+    signals::block_only(&signal_set());
     hold_off_start(launch, hold_off);
     for &slot in slots {
         launch.health.begin_retry(slot);
@@ -133,23 +122,19 @@ pub(super) fn prepare(
     apply_limits(launch);
     if let Some(root) = &launch.spec.chroot {
         let c = std::ffi::CString::new(root.as_str()).map_err(|_| "bad chroot path".to_string())?;
-        // SAFETY: plain syscalls with a NUL-terminated path.
-        if unsafe { libc::chroot(c.as_ptr()) } != 0 || std::env::set_current_dir("/").is_err() {
-            return Err(format!(
-                "chroot({root}) failed: {}",
-                std::io::Error::last_os_error()
-            ));
+        let entered = rustix::process::chroot(&c)
+            .map_err(std::io::Error::from)
+            .and_then(|()| std::env::set_current_dir("/"));
+        if let Err(e) = entered {
+            return Err(format!("chroot({root}) failed: {e}"));
         }
     }
     become_identity(&launch.identity, launch.home.as_deref(), launch.spec.umask)
         .map_err(|e| format!("cannot switch to the configured user: {e}"))?;
     // Only now: a credential change clears the parent-death signal.
-    // SAFETY: prctl with integer arguments; getppid cannot fail.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-        if libc::getppid() != launch.parent_pid {
-            return Err("the Apache parent exited during start-up".into());
-        }
+    process::terminate_with_parent();
+    if process::parent_pid() != launch.parent_pid {
+        return Err("the Apache parent exited during start-up".into());
     }
     if let Some(lang) = &launch.spec.lang {
         std::env::set_var("LANG", lang);
@@ -157,8 +142,9 @@ pub(super) fn prepare(
     if let Some(locale) = &launch.spec.locale {
         std::env::set_var("LC_ALL", locale);
         if let Ok(c) = std::ffi::CString::new(locale.as_str()) {
-            // SAFETY: single-threaded; setlocale copies the name.
-            unsafe { libc::setlocale(libc::LC_ALL, c.as_ptr()) };
+            // Single-threaded still; a locale the C library lacks is left
+            // to Python to complain about, as before.
+            let _ = process::set_locale(&c);
         }
     }
     interp::initialize(&launch.python).map_err(|e| e.to_string())
@@ -299,20 +285,14 @@ fn warm_up(daemon: &Daemon, key: ScriptKey) {
 fn wait_for_turn(daemon: &Daemon, link: &Link) {
     link.standing_by();
     let set = succession_signal_set();
-    let wait = libc::timespec {
-        tv_sec: 1,
-        tv_nsec: 0,
-    };
     loop {
-        // SAFETY: waits for one of our blocked signals; getppid cannot fail.
-        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &wait) };
-        if sig == libc::SIGUSR2 {
+        let sig = signals::wait(&set, Duration::from_secs(1));
+        if sig == Some(libc::SIGUSR2) {
             return;
         }
-        // SAFETY: getppid cannot fail.
-        if sig > 0 || unsafe { libc::getppid() } != daemon.launch.parent_pid {
-            // SAFETY: nothing has been served; see run().
-            unsafe { libc::_exit(0) }
+        if sig.is_some() || process::parent_pid() != daemon.launch.parent_pid {
+            // Nothing has been served.
+            process::exit_now(0)
         }
     }
 }
@@ -452,27 +432,21 @@ fn worker(daemon: &Arc<Daemon>, index: usize) {
 /// when another process won it, `Err(true)` when accept failed (logged) and
 /// the caller should pause before trying again.
 fn accept(daemon: &Daemon) -> Result<UnixStream, bool> {
-    // SAFETY: accept4 on the inherited listener; it is non-blocking, so
-    // EAGAIN (another process won) returns at once.
-    let fd = unsafe {
-        libc::accept4(
-            daemon.launch.listener_fd,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_CLOEXEC,
-        )
-    };
-    let err = std::io::Error::last_os_error();
+    // The listener is non-blocking, so EAGAIN (another process won)
+    // returns at once.
+    let accepted = rustix::net::accept_with(daemon.poller.listener(), SocketFlags::CLOEXEC);
     daemon.poller.rearm_listener();
-    if fd < 0 {
-        let failed = err.kind() != std::io::ErrorKind::WouldBlock;
-        if failed {
-            log::warn!("WSGIRS335: (wsgi:{}) accept failed: {err}", daemon.group());
+    let stream = match accepted {
+        Ok(fd) => UnixStream::from(fd),
+        Err(e) => {
+            let err = std::io::Error::from(e);
+            let failed = err.kind() != std::io::ErrorKind::WouldBlock;
+            if failed {
+                log::warn!("WSGIRS335: (wsgi:{}) accept failed: {err}", daemon.group());
+            }
+            return Err(failed);
         }
-        return Err(failed);
-    }
-    // SAFETY: accept4 returned a fresh descriptor we now own.
-    let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    };
     let timeout = |t: Duration| Some(t).filter(|t| !t.is_zero());
     let _ = stream.set_read_timeout(timeout(daemon.launch.socket_timeout));
     // Writes here are the response (and our small control bytes).

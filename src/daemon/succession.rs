@@ -32,6 +32,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rustix::net::SendFlags;
+use rustix::rand::GetRandomFlags;
+
 use super::health::{Health, SlotState};
 
 /// What a message asks.
@@ -150,15 +153,10 @@ impl Link {
             pid: std::process::id() as i32,
         }
         .encode();
-        // SAFETY: sends our buffer on a descriptor this process owns.
-        unsafe {
-            libc::send(
-                self.fd,
-                msg.as_ptr().cast(),
-                msg.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
+        // The template's end, inherited across fork and never closed here.
+        if let Some(fd) = crate::sys::fd::inherited(self.fd) {
+            let _ = rustix::net::send(fd, &msg, SendFlags::DONTWAIT | SendFlags::NOSIGNAL);
+        }
     }
 
     /// Asks for the successor ahead of time (once).
@@ -206,9 +204,10 @@ impl Relay {
     /// Wakes the parent: one byte on its pipe (never blocks; a full pipe
     /// already wakes it).
     fn nudge(&self) {
-        // SAFETY: writes one byte of ours to a descriptor this process
-        // inherited for the purpose.
-        unsafe { libc::write(self.wake, [1u8].as_ptr().cast(), 1) };
+        // Inherited across fork for the purpose, never closed here.
+        if let Some(fd) = crate::sys::fd::inherited(self.wake) {
+            let _ = rustix::io::write(fd, &[1u8]);
+        }
     }
 
     /// Asks for a successor (the first ask only).
@@ -325,9 +324,8 @@ pub fn limit_with_jitter(maximum: u64, jitter: u64) -> u64 {
         return maximum;
     }
     let mut bytes = [0u8; 8];
-    // SAFETY: getrandom writes at most the buffer's length.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), libc::GRND_NONBLOCK) };
-    let random = if n == 8 {
+    let n = rustix::rand::getrandom(&mut bytes, GetRandomFlags::NONBLOCK);
+    let random = if matches!(n, Ok(8)) {
         u64::from_le_bytes(bytes)
     } else {
         // No entropy yet (early boot): the pid and clock still differ

@@ -5,16 +5,17 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
-/// The group's listening socket, inherited across fork: a daemon process
-/// never closes it, so it is open for as long as the process lives.
-///
-/// Only for that descriptor (`DaemonLaunch::listener_fd`); `None` for a
-/// negative number, which names no descriptor.
+/// A descriptor inherited across fork that the process never closes, so
+/// open for as long as it lives: the group's listening socket
+/// (`DaemonLaunch::listener_fd`), a template's message socket
+/// (`succession::Link`), the Apache parent's wake pipe
+/// (`succession::Relay`). Only for those; `None` for a negative number,
+/// which names no descriptor.
 pub fn inherited(fd: RawFd) -> Option<BorrowedFd<'static>> {
-    // SAFETY: the caller passes the listener the Apache parent opened and
-    // the process inherited; nothing in a daemon process closes it, so it
-    // stays open for the rest of the process ('static). A negative number
-    // is refused above borrow_raw, which must not be given -1.
+    // SAFETY: the callers pass one of the descriptors above, which the
+    // process inherited and nothing in it closes, so each stays open for
+    // the rest of the process ('static). A negative number is refused
+    // above borrow_raw, which must not be given -1.
     (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })
 }
 

@@ -1,12 +1,22 @@
 //! Leaving a process, and the process-wide C library state set before
 //! Python starts.
 
+use std::ffi::CStr;
+
 /// Ends the process at once with `code`, without the atexit handlers and
 /// stdio flushing inherited from the Apache parent, which are not ours to
 /// run (a daemon or template process, after fork).
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no preconditions; it never returns.
     unsafe { libc::_exit(code) }
+}
+
+/// `setlocale(LC_ALL, locale)`, as `WSGIDaemonProcess lang=/locale=` ask,
+/// before Python starts; whether the C library accepted it.
+pub fn set_locale(locale: &CStr) -> bool {
+    // SAFETY: called while the process is single-threaded (before Python
+    // and the workers start); setlocale reads the NUL-terminated name.
+    !unsafe { libc::setlocale(libc::LC_ALL, locale.as_ptr()) }.is_null()
 }
 
 /// The parent's pid: once the parent has died, the pid of whichever

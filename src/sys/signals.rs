@@ -4,8 +4,24 @@
 
 use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 pub use libc::sigset_t as SignalSet;
+
+/// The set holding exactly `signals`.
+pub fn set_of(signals: &[libc::c_int]) -> SignalSet {
+    // SAFETY: sigset_t is plain data; sigemptyset then makes it a valid
+    // empty set, and sigaddset only writes into it (an invalid number is
+    // refused with EINVAL, leaving the set as it was).
+    unsafe {
+        let mut set: SignalSet = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &sig in signals {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
 
 /// `set` plus `signal`.
 pub fn with(mut set: SignalSet, signal: libc::c_int) -> SignalSet {
@@ -19,6 +35,34 @@ pub fn with(mut set: SignalSet, signal: libc::c_int) -> SignalSet {
 pub fn block_only(set: &SignalSet) {
     // SAFETY: reads the set we pass; the old mask is not asked for.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, set, std::ptr::null_mut()) };
+}
+
+/// Ignores `signal` in the whole process (SIGPIPE: a closed peer is an
+/// EPIPE error, not a dead process).
+pub fn ignore(signal: libc::c_int) {
+    // SAFETY: SIG_IGN installs no code of ours; signal() only swaps the
+    // disposition.
+    unsafe { libc::signal(signal, libc::SIG_IGN) };
+}
+
+/// Gives `signal` its default disposition back (one inherited from Apache
+/// could run Apache's handler in a process that is not Apache).
+pub fn restore_default(signal: libc::c_int) {
+    // SAFETY: as in ignore, with SIG_DFL.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
+}
+
+/// Waits up to `limit` for one of the blocked signals of `set`: the
+/// signal taken, or `None` when none came (or the wait was interrupted).
+pub fn wait(set: &SignalSet, limit: Duration) -> Option<libc::c_int> {
+    let limit = libc::timespec {
+        tv_sec: limit.as_secs() as libc::time_t,
+        tv_nsec: limit.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: reads the set and the timeout we pass; no siginfo is asked
+    // for (null is allowed).
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &limit) };
+    (sig > 0).then_some(sig)
 }
 
 /// A non-blocking, close-on-exec descriptor that reports the signals of
