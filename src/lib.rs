@@ -46,6 +46,7 @@ mod httpd;
 /// SIGCHLD pacing (plain libc), the daemon processes' registrations
 /// (plain APR) and the panic boundary (with its check of every entry).
 #[cfg(test)]
+#[allow(unsafe_code)] // The Apache edge, as in httpd/mod.rs.
 mod httpd {
     mod boundary;
     mod child_exit;

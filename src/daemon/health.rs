@@ -34,6 +34,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::sys::shm::{shared_records, Shared};
+
 /// Longest cause kept; longer ones are cut at a character boundary.
 const CAUSE_MAX: usize = 480;
 /// Longest script a process names for its successor to load (longer ones
@@ -105,8 +107,8 @@ pub enum Verdict {
     },
 }
 
+shared_records! {
 /// One process slot's record, as laid out in the shared mapping.
-#[repr(C)]
 struct SlotRecord {
     /// A [`SlotState`] code.
     state: AtomicU32,
@@ -132,47 +134,16 @@ struct SlotRecord {
     /// That script, for its successor to load before it serves.
     warm: [AtomicU8; WARM_MAX],
 }
-
-/// The shared mapping holding a group's slot records.
-struct Mapping {
-    /// The first record.
-    base: *mut SlotRecord,
-    /// How many records: two per process slot.
-    slots: usize,
-    /// The mapping's length.
-    bytes: usize,
-}
-
-// SAFETY: the mapping is only accessed through atomics; the pointer stays
-// valid until Drop, which needs exclusive ownership.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, no longer referenced (last Arc).
-        unsafe { libc::munmap(self.base.cast(), self.bytes) };
-    }
-}
-
-impl Mapping {
-    /// Changes what this process may do with the mapping.
-    fn protect(&self, prot: libc::c_int) {
-        // SAFETY: changes access to our own mapping; callers only do so
-        // where this process no longer writes (or reads) it.
-        unsafe { libc::mprotect(self.base.cast(), self.bytes, prot) };
-    }
 }
 
 /// The shared health records of one daemon group (cheap to clone).
 #[derive(Clone, Default)]
-pub struct Health(Option<Arc<Mapping>>);
+pub struct Health(Option<Arc<Shared<SlotRecord>>>);
 
 impl std::fmt::Debug for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Health")
-            .field("slots", &self.0.as_ref().map_or(0, |m| m.slots))
+            .field("slots", &self.0.as_ref().map_or(0, |m| m.len()))
             .finish()
     }
 }
@@ -190,27 +161,8 @@ impl Health {
     pub fn create(processes: usize) -> std::io::Result<Self> {
         let processes = processes.max(1);
         let slots = 2 * processes;
-        let bytes = slots * size_of::<SlotRecord>();
-        // SAFETY: a fresh anonymous mapping; zeroed memory is a valid
-        // SlotRecord (all atomics zero: state Unknown, no cause).
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        let health = Self(Some(Arc::new(Mapping {
-            base: base.cast(),
-            slots,
-            bytes,
-        })));
+        // All zero at first: state Unknown, no cause.
+        let health = Self(Some(Arc::new(Shared::new(slots)?)));
         for spare in processes..slots {
             health.set(spare, SlotState::Vacant);
         }
@@ -219,7 +171,7 @@ impl Health {
 
     /// How many records there are (two per process slot).
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |m| m.slots)
+        self.0.as_ref().map_or(0, |m| m.len())
     }
 
     /// Whether there are no records (health records unavailable).
@@ -332,28 +284,26 @@ impl Health {
 
     /// Slot `index`'s record, if there are records and such a slot.
     fn slot(&self, index: usize) -> Option<&SlotRecord> {
-        let m = self.0.as_ref()?;
-        // SAFETY: index is in bounds; the mapping lives as long as self.
-        (index < m.slots).then(|| unsafe { &*m.base.add(index) })
+        self.0.as_ref()?.get(index)
     }
 
     /// Every slot's record.
     fn slots(&self) -> impl Iterator<Item = &SlotRecord> {
-        let n = self.0.as_ref().map_or(0, |m| m.slots);
+        let n = self.len();
         (0..n).filter_map(|i| self.slot(i))
     }
 
     /// This process only reads the records from now on (Apache children).
     pub fn read_only(&self) {
         if let Some(m) = &self.0 {
-            m.protect(libc::PROT_READ);
+            m.read_only();
         }
     }
 
     /// This process never touches the records (another group's processes).
     pub fn seal(&self) {
         if let Some(m) = &self.0 {
-            m.protect(libc::PROT_NONE);
+            m.seal();
         }
     }
 
@@ -562,6 +512,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)] // fork in a test: the child only writes and leaves.
     fn records_are_shared_with_a_forked_process() {
         let h = Health::create(1).unwrap();
         // SAFETY: the child only writes the shared record and _exits.

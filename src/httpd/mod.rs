@@ -8,6 +8,9 @@
 //! and watches the daemon processes, woken by [`child_exit`] when one dies)
 //! and [`daemon_client`] (children forward requests to them).
 
+// The edge with Apache: raw httpd/APR pointers and the C shim.
+#![allow(unsafe_code)]
+
 mod auth;
 mod backend;
 mod boundary;

@@ -4,6 +4,9 @@
 //! (`groups.rs`), long-lived thread states per server thread, and the cache
 //! of loaded WSGI scripts.
 
+// The edge with CPython: interpreter and thread-state life, fork.
+#![allow(unsafe_code)]
+
 mod fork;
 mod groups;
 mod init;

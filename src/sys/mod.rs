@@ -14,6 +14,7 @@
 //!   the C library's locale.
 //! - [`python`]: the raw Python C-API calls the WSGI core makes (below
 //!   `wsgi`, which must not import `interp`).
+//! - [`shm`]: records shared between processes (anonymous shared memory).
 //! - [`signals`]: signal sets, masks and waits.
 //! - [`thread`]: the calling thread's id.
 //! - [`usage`]: CPU time used so far.
@@ -25,6 +26,7 @@ pub mod fd;
 pub mod identity;
 pub mod process;
 pub mod python;
+pub mod shm;
 pub mod signals;
 pub mod thread;
 pub mod usage;

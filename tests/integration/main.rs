@@ -6,6 +6,10 @@
 //! the module we replace. Tests specific to our module return early under
 //! mod_wsgi and say why.
 
+// The tests drive processes and namespaces directly (kill, fork, geteuid,
+// unshare): the crate-wide unsafe_code denial is for the module's code.
+#![allow(unsafe_code)]
+
 /// Generates one `#[test]` per MPM for `fn $name(mpm: Mpm)`, as
 /// `$name::event`, `$name::worker` and `$name::prefork`, for behaviour that
 /// depends on threading, process model or restarts.

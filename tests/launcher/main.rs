@@ -5,6 +5,10 @@
 //! HTTP over a plain TcpStream, and checks that no process is left behind.
 //! One file per subcommand; the shared harness is `harness`.
 
+// The tests drive processes and namespaces directly (kill, fork, geteuid,
+// unshare): the crate-wide unsafe_code denial is for the module's code.
+#![allow(unsafe_code)]
+
 mod harness;
 
 mod asgi;

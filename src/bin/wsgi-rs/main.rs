@@ -9,6 +9,9 @@
 //! so an executable that linked it could not be built. Everything the
 //! launcher knows about the module it learns from files and from Apache.
 
+// The launcher's own few OS calls (account lookups, the process group it
+// supervises, mkdtemp); it cannot use the library's src/sys.
+#[allow(unsafe_code)]
 mod accounts;
 mod apache;
 mod check;
@@ -19,7 +22,9 @@ mod install;
 mod module_config;
 mod preflight;
 mod prometheus;
+#[allow(unsafe_code)] // mkdtemp: see accounts.
 mod serve;
+#[allow(unsafe_code)] // fork, setpgid, kill, waitpid: see accounts.
 mod supervise;
 mod target;
 mod top;

@@ -82,6 +82,11 @@ pub(super) fn handed(
     vars: &Vars,
 ) -> Box<dyn FnOnce(bool) + Send> {
     daemon.gate.lock().unwrap_or_else(|p| p.into_inner()).active += 1;
+    // Not yet at the edge (issue 12): the worker's socket seen by number
+    // while the worker owns it; sound by the protocol the SAFETY states, not
+    // by the types (an Arc'd socket would be, at an allocation per
+    // connection).
+    #[allow(unsafe_code)]
     let handed = Mutex::new(Handed {
         daemon: daemon.clone(),
         // SAFETY: the worker gives up the descriptor without closing it
