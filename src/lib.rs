@@ -19,6 +19,8 @@
 //!   meaning and remedy (`docs/messages.md` is written from it).
 //! - [`plan`]: the configuration resolved once at start-up into what each
 //!   process needs (pure, unit tested).
+//! - [`script_owner`]: `script-user=`/`script-group=`, whether a request's
+//!   script may go to its daemon group (pure, unit tested).
 //! - [`sys`]: the operating-system edge: the system calls no safe crate
 //!   wraps, made safe once for the layers above (imports nothing of ours).
 //!
@@ -62,5 +64,6 @@ pub(crate) mod interp;
 mod messages;
 pub(crate) mod metrics;
 pub(crate) mod plan;
+pub(crate) mod script_owner;
 pub(crate) mod sys;
 pub(crate) mod wsgi;

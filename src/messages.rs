@@ -208,8 +208,8 @@ pub const MESSAGES: &[Message] = {
     // 234 was response-socket-timeout='s notice before the option took effect.
     option(235),
     option(236),
-    option(237),
-    option(238),
+    // 237 was script-user='s notice before the option took effect.
+    // 238 was script-group='s notice before the option took effect.
     option(243),
     option(244),
     option(245),
@@ -349,6 +349,11 @@ pub const MESSAGES: &[Message] = {
     msg(592, Error, "A response header from the daemon process is malformed; the request was answered 502.", "Report it with the application's response."),
     msg(593, Error, "The response from the daemon process ended before it was complete; the client's connection was aborted.", "See the daemon's lines for that time (a crash, a timeout, WSGIRS337)."),
     msg(594, Error, "A daemon process refused a request from this Apache's mod_proxy_uwsgi because the trusted proxy rules (WSGITrustedProxyHeaders, WSGITrustedProxies) that came with it did not parse; it was answered 500.", "Report it: only this Apache writes those rules. Check that the Apache children and the daemon processes run the same module build (a full restart)."),
+    msg(600, Error, "A request to a daemon process group with script-user= or script-group= was refused with 403: the owner of its WSGI script file was not known (Apache's stat did not give it), or the script's directory could not be stat()ed.", "Check that the script and its directory exist and Apache's user can reach them."),
+    msg(601, Error, "A request to a daemon process group with script-user= (or script-group=) was refused with 403: its WSGI script file is owned by another user (group); the line gives the script, its owner's id and the one required.", "Give the script to the user (group) the option names (chown), or correct the option."),
+    msg(602, Error, "A request to a daemon process group with script-user= (script-group=) was refused with 403: its WSGI script file may be written by its group or anyone (by anyone).", "Remove the write permission (chmod go-w, or o-w for script-group=)."),
+    msg(603, Error, "A request to a daemon process group with script-user= (or script-group=) was refused with 403: the directory holding its WSGI script file is owned by another user (group), who could replace the script.", "Give the directory to the user (group) the option names, or move the script."),
+    msg(604, Error, "A request to a daemon process group with script-user= (script-group=) was refused with 403: the directory holding its WSGI script file may be written by its group or anyone (by anyone), who could replace the script.", "Remove the write permission of the directory (chmod go-w, or o-w for script-group=)."),
     ]
 };
 
@@ -370,6 +375,7 @@ pub const RANGES: &[(u16, u16, &str)] = &[
     (500, 539, "ASGI applications"),
     (540, 559, "WebSockets"),
     (560, 599, "Requests in Apache's children: the handler, access control, the dispatch script, forwarding to daemon processes"),
+    (600, 619, "`WSGIDaemonProcess` options"),
 ];
 
 /// The reference part of `docs/messages.md`: one section per range, one

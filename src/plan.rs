@@ -13,6 +13,7 @@ use crate::config::{
 use crate::daemon::privileges::{self, Identity};
 use crate::daemon::DaemonLaunch;
 use crate::interp::{PythonSettings, ScriptKey};
+use crate::script_owner::{OwnerKind, ScriptOwner};
 
 /// One `WSGIDaemonProcess` group, resolved.
 #[derive(Debug, Clone)]
@@ -31,6 +32,33 @@ pub struct DaemonGroup {
     pub owner_name: String,
     /// How long Apache tries to reach a process of the group.
     pub connect_timeout: Duration,
+    /// `script-user=`/`script-group=`: who must own the WSGI script files
+    /// of the requests delegated to the group (checked by the Apache child
+    /// before it forwards one).
+    pub script_owner: Option<ScriptOwner>,
+}
+
+/// The group's `script-user=` or `script-group=` resolved to its id (the
+/// parser allows one of them at most).
+pub fn resolve_script_owner(spec: &DaemonProcessSpec) -> Result<Option<ScriptOwner>, String> {
+    let err = |e: privileges::PrivilegeError| format!("WSGIDaemonProcess {}: {e}", spec.name);
+    if let Some(user) = &spec.script_user {
+        let (uid, ..) = privileges::lookup_user(user).map_err(err)?;
+        return Ok(Some(ScriptOwner {
+            by: OwnerKind::User,
+            id: uid,
+            value: user.clone(),
+        }));
+    }
+    if let Some(group) = &spec.script_group {
+        let gid = privileges::lookup_group(group).map_err(err)?;
+        return Ok(Some(ScriptOwner {
+            by: OwnerKind::Group,
+            id: gid,
+            value: group.clone(),
+        }));
+    }
+    Ok(None)
 }
 
 /// Everything a process needs to know about the configuration, resolved.
@@ -266,6 +294,7 @@ fn daemon_group(
         owner: owner.address,
         owner_name: owner.hostname.clone(),
         connect_timeout: spec.connect_timeout,
+        script_owner: resolve_script_owner(spec)?,
     })
 }
 

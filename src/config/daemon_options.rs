@@ -69,7 +69,7 @@ pub(crate) const DAEMON_OPTIONS: [&str; 51] = [
 /// given one is reported once at start-up (see [`DaemonProcessSpec::notices`])
 /// as `WSGIRS` 200 + its place in [`DAEMON_OPTIONS`]. `src/messages.rs`
 /// makes each one's entry in `docs/messages.md` from this table.
-pub(crate) const NO_EFFECT: [(&str, &str); 12] = [
+pub(crate) const NO_EFFECT: [(&str, &str); 10] = [
     (
         "eviction-timeout",
         "graceful-timeout applies to every graceful restart",
@@ -95,14 +95,6 @@ pub(crate) const NO_EFFECT: [(&str, &str); 12] = [
         "responses are not held back for flushing",
     ),
     ("socket-user", "the daemon socket is owned by Apache's User"),
-    (
-        "script-user",
-        "the owner of WSGI script files is not checked",
-    ),
-    (
-        "script-group",
-        "the group of WSGI script files is not checked",
-    ),
     (
         "newrelic-config-file",
         "the New Relic integration was removed in mod_wsgi 6",

@@ -43,6 +43,18 @@ fn validate_daemon_process(config: &ServerConfig) -> Result<(), String> {
         privileges::lookup_group(group)
             .map_err(|e| format!("WSGIDaemonProcess: group {group}: {e}"))?;
     }
+    let users = [("script-user", &spec.script_user)];
+    for (option, user) in users
+        .into_iter()
+        .filter_map(|(o, u)| Some((o, u.as_ref()?)))
+    {
+        privileges::lookup_user(user)
+            .map_err(|e| format!("WSGIDaemonProcess: {option}={user}: {e}"))?;
+    }
+    if let Some(group) = &spec.script_group {
+        privileges::lookup_group(group)
+            .map_err(|e| format!("WSGIDaemonProcess: script-group={group}: {e}"))?;
+    }
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use crate::config::{
 };
 use crate::daemon::protocol;
 use crate::interp::{self, ScriptError};
+use crate::script_owner;
 use crate::wsgi::{run_request, EnvironSpec, Outcome, WsgiFlags};
 
 /// httpd's error level.
@@ -217,6 +218,17 @@ fn handle(req: &mut Request<'_>, tally: Option<&mut Tally>) -> c_int {
             );
             return status(ffi::HTTP_INTERNAL_SERVER_ERROR);
         };
+        // script-user=/script-group=: the only per-request cost is the
+        // stat of the script's directory, for groups that set one.
+        if let Some(owner) = &group.script_owner {
+            let path = String::from_utf8_lossy(req.filename());
+            let file = req.file_owner();
+            if let Some(line) = script_owner::refusal(owner, file, &path, &process_group) {
+                // The line starts with its id (WSGIRS600-604, all errors).
+                req.log(APLOG_ERR, &line);
+                return status(ffi::HTTP_FORBIDDEN);
+            }
+        }
         let flag = |on: bool| if on { "1" } else { "0" }.to_owned();
         let mut private = vec![
             (protocol::VAR_SECRET, group.launch.secret.clone()),

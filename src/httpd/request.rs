@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use super::ffi;
 use super::pool::{pool_bytes, pool_str};
 use crate::config::{DirConfig, ServerConfig};
+use crate::script_owner::FileOwner;
 
 /// Safe access to a live `request_rec` for the length of a hook call.
 pub struct Request<'r> {
@@ -270,6 +271,27 @@ impl<'r> Request<'r> {
     pub fn file_mtime(&self) -> i64 {
         // SAFETY: reads r->finfo of the live request.
         unsafe { ffi::wsgi_rs_finfo_mtime(self.raw) }
+    }
+
+    /// The owner of the request's file and who else may write it, from
+    /// the stat Apache made when it mapped the URL (no new stat); None
+    /// when that stat did not tell.
+    pub fn file_owner(&self) -> Option<FileOwner> {
+        let mut owner = FileOwner::default();
+        let (mut group_writable, mut world_writable) = (0, 0);
+        // SAFETY: reads r->finfo of the live request into locals.
+        let rc = unsafe {
+            ffi::wsgi_rs_finfo_owner(
+                self.raw,
+                &mut owner.uid,
+                &mut owner.gid,
+                &mut group_writable,
+                &mut world_writable,
+            )
+        };
+        owner.group_writable = group_writable != 0;
+        owner.world_writable = world_writable != 0;
+        (rc == 0).then_some(owner)
     }
 
     /// Whether `Options ExecCGI` applies.

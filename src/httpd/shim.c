@@ -238,6 +238,23 @@ int wsgi_rs_finfo_filetype(const request_rec *r)
     return r->finfo.filetype;
 }
 
+/* The owner, group and whether group and others may write r->finfo, as
+ * Apache's stat of the request's file filled it (no new stat): 0, or -1
+ * when that stat did not give all of them. */
+int wsgi_rs_finfo_owner(const request_rec *r, unsigned int *uid, unsigned int *gid,
+                        int *group_writable, int *world_writable)
+{
+    const apr_int32_t needed = APR_FINFO_USER | APR_FINFO_GROUP | APR_FINFO_GPROT
+                               | APR_FINFO_WPROT;
+    if ((r->finfo.valid & needed) != needed)
+        return -1;
+    *uid = (unsigned int)r->finfo.user;
+    *gid = (unsigned int)r->finfo.group;
+    *group_writable = (r->finfo.protection & APR_FPROT_GWRITE) != 0;
+    *world_writable = (r->finfo.protection & APR_FPROT_WWRITE) != 0;
+    return 0;
+}
+
 /* The UNIX socket of the proxy worker that will serve a request mod_proxy
  * mapped (r->filename "proxy:scheme://..."), or NULL. mod_proxy is optional,
  * so its worker lookup and module record are found at run time; the worker's

@@ -65,6 +65,8 @@ const char *wsgi_rs_directive_name(const cmd_parms *cmd);
 const char *wsgi_rs_check_global(cmd_parms *cmd);
 apr_time_t wsgi_rs_finfo_mtime(const request_rec *r);
 int wsgi_rs_finfo_filetype(const request_rec *r);
+int wsgi_rs_finfo_owner(const request_rec *r, unsigned int *uid, unsigned int *gid,
+                        int *group_writable, int *world_writable);
 const char *wsgi_rs_proxy_uds_path(request_rec *r);
 const char *wsgi_rs_remote_host(request_rec *r);
 int wsgi_rs_config_names(const char *word);

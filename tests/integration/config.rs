@@ -138,6 +138,14 @@ fn daemon_process_errors_name_directive_value_file_and_line() {
             "WSGIDaemonProcess app group=no-such-group-here",
             "no-such-group-here",
         ),
+        (
+            "WSGIDaemonProcess app script-user=no-such-user-here",
+            "script-user=no-such-user-here",
+        ),
+        (
+            "WSGIDaemonProcess app script-group=no-such-group-here",
+            "script-group=no-such-group-here",
+        ),
     ] {
         let snippet = snippet.replace("\\n", "\n");
         let s = Server::new(Mpm::Event).conf(&snippet);

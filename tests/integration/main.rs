@@ -88,6 +88,7 @@ mod daemon_private_vars;
 mod daemon_recycle;
 mod daemon_reload;
 mod daemon_responses;
+mod daemon_script_owner;
 mod daemon_security;
 mod daemon_slow_clients;
 mod daemon_startup_timeout;
