@@ -207,7 +207,7 @@ pub const MESSAGES: &[Message] = {
     option(233),
     // 234 was response-socket-timeout='s notice before the option took effect.
     option(235),
-    option(236),
+    // 236 was socket-user='s notice before the option took effect.
     // 237 was script-user='s notice before the option took effect.
     // 238 was script-group='s notice before the option took effect.
     option(243),

@@ -36,6 +36,9 @@ pub struct DaemonGroup {
     /// of the requests delegated to the group (checked by the Apache child
     /// before it forwards one).
     pub script_owner: Option<ScriptOwner>,
+    /// `socket-user=`: the uid the group's socket is given to in place of
+    /// Apache's `User` (for MPMs whose children serve as other users).
+    pub socket_uid: Option<u32>,
 }
 
 /// The group's `script-user=` or `script-group=` resolved to its id (the
@@ -295,6 +298,14 @@ fn daemon_group(
         owner_name: owner.hostname.clone(),
         connect_timeout: spec.connect_timeout,
         script_owner: resolve_script_owner(spec)?,
+        socket_uid: match &spec.socket_user {
+            Some(user) => Some(
+                privileges::lookup_user(user)
+                    .map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?
+                    .0,
+            ),
+            None => None,
+        },
     })
 }
 

@@ -690,13 +690,13 @@ mod tests {
 
     #[test]
     fn options_with_no_effect_give_one_notice_each_with_a_stable_id() {
-        let spec = parse(&["g", "socket-user=#33", "server-metrics=Off", "threads=2"]);
+        let spec = parse(&["g", "eviction-timeout=5", "server-metrics=Off", "threads=2"]);
         let notices: Vec<String> = spec.notices().iter().map(|n| n.to_string()).collect();
         assert_eq!(
             notices,
             [
-                "WSGIRS236: WSGIDaemonProcess g socket-user=: accepted for compatibility, \
-              no effect: the daemon socket is owned by Apache's User"
+                "WSGIRS223: WSGIDaemonProcess g eviction-timeout=: accepted for compatibility, \
+              no effect: graceful-timeout applies to every graceful restart"
             ]
         );
         let spec = parse(&["g", "server-metrics=On"]);
@@ -708,6 +708,7 @@ mod tests {
             "interrupt-timeout=10",
             "response-socket-timeout=5",
             "maximum-memory=0",
+            "socket-user=#33",
         ]);
         assert!(spec.notices().is_empty());
         for (option, _) in NO_EFFECT {

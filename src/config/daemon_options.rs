@@ -69,7 +69,7 @@ pub(crate) const DAEMON_OPTIONS: [&str; 51] = [
 /// given one is reported once at start-up (see [`DaemonProcessSpec::notices`])
 /// as `WSGIRS` 200 + its place in [`DAEMON_OPTIONS`]. `src/messages.rs`
 /// makes each one's entry in `docs/messages.md` from this table.
-pub(crate) const NO_EFFECT: [(&str, &str); 10] = [
+pub(crate) const NO_EFFECT: [(&str, &str); 9] = [
     (
         "eviction-timeout",
         "graceful-timeout applies to every graceful restart",
@@ -94,7 +94,6 @@ pub(crate) const NO_EFFECT: [(&str, &str); 10] = [
         "response-flush-delay",
         "responses are not held back for flushing",
     ),
-    ("socket-user", "the daemon socket is owned by Apache's User"),
     (
         "newrelic-config-file",
         "the New Relic integration was removed in mod_wsgi 6",

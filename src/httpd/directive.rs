@@ -43,7 +43,10 @@ fn validate_daemon_process(config: &ServerConfig) -> Result<(), String> {
         privileges::lookup_group(group)
             .map_err(|e| format!("WSGIDaemonProcess: group {group}: {e}"))?;
     }
-    let users = [("script-user", &spec.script_user)];
+    let users = [
+        ("script-user", &spec.script_user),
+        ("socket-user", &spec.socket_user),
+    ];
     for (option, user) in users
         .into_iter()
         .filter_map(|(o, u)| Some((o, u.as_ref()?)))

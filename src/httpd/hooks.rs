@@ -139,11 +139,13 @@ pub extern "C" fn wsgi_rs_post_config(
             let apache = apache_user();
             for group in &mut plan.daemon_groups {
                 let backlog = group.launch.spec.listen_backlog;
+                // Apache's User may connect, or socket-user='s.
+                let owner = (group.socket_uid.unwrap_or(apache.uid), apache.gid);
                 // Kept from the previous generation after a restart.
                 match supervisor::listener(
                     &group.socket_path,
                     backlog,
-                    apache.root.then_some((apache.uid, apache.gid)),
+                    apache.root.then_some(owner),
                 ) {
                     Ok(fd) => group.launch.listener_fd = fd,
                     Err(e) => {

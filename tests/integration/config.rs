@@ -146,6 +146,10 @@ fn daemon_process_errors_name_directive_value_file_and_line() {
             "WSGIDaemonProcess app script-group=no-such-group-here",
             "script-group=no-such-group-here",
         ),
+        (
+            "WSGIDaemonProcess app socket-user=no-such-user-here",
+            "socket-user=no-such-user-here",
+        ),
     ] {
         let snippet = snippet.replace("\\n", "\n");
         let s = Server::new(Mpm::Event).conf(&snippet);

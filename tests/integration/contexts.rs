@@ -366,8 +366,8 @@ fn compatibility_settings_warn_once_per_start() {
              WSGITelemetryService unix:/run/t.sock\n\
              <WSGIInterpreterOptions application-group=%{GLOBAL}>\n  WSGIPerInterpreterGIL On\n\
              </WSGIInterpreterOptions>\n\
-             WSGIDaemonProcess a threads=1 socket-user=#33 newrelic-environment=x\n\
-             WSGIDaemonProcess b threads=1 socket-user=#33\n\
+             WSGIDaemonProcess a threads=1 eviction-timeout=5 newrelic-environment=x\n\
+             WSGIDaemonProcess b threads=1 eviction-timeout=5\n\
              WSGIScriptAlias / {root}/all.wsgi\n",
         )
         .start();
@@ -377,7 +377,7 @@ fn compatibility_settings_warn_once_per_start() {
         "WSGIRS108: WSGIPerInterpreterGIL On:",
         "WSGIRS111: WSGITelemetryService unix:/run/t.sock:",
         "WSGIRS110: <WSGIInterpreterOptions application-group=%{GLOBAL}>:",
-        "WSGIRS236: WSGIDaemonProcess a socket-user=:",
+        "WSGIRS223: WSGIDaemonProcess a eviction-timeout=:",
         "WSGIRS245: WSGIDaemonProcess a newrelic-environment=:",
     ];
     for id in ids {
@@ -393,7 +393,8 @@ fn compatibility_settings_warn_once_per_start() {
         "LazyInitialization On is what we do"
     );
     assert!(
-        !s.error_log().contains("WSGIDaemonProcess b socket-user"),
+        !s.error_log()
+            .contains("WSGIDaemonProcess b eviction-timeout"),
         "once per option"
     );
     // Once per start: a restart reports them again, once.

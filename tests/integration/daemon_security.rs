@@ -220,6 +220,46 @@ fn socket_is_private_to_the_apache_user() {
     assert_eq!(s.get("/m?ok").status, 200);
 }
 
+/// `socket-user=nobody` gives the group's socket to nobody in place of
+/// Apache's User (for MPMs whose children serve as other users), still
+/// private to its owner: nobody may connect to it now. Found through
+/// `WSGISocketPrefix`, which both modules honour.
+#[test]
+fn socket_user_owns_the_socket() {
+    if !crate::common::deploy::is_root() {
+        eprintln!("skipped: giving the socket to another user needs a root Apache");
+        return;
+    }
+    let s = Server::new(Mpm::Event)
+        .file("m.wsgi", MARKER_APP)
+        .file("sock/README", "the daemon sockets\n")
+        .conf(
+            "WSGISocketPrefix {root}/sock/wsgi\n\
+             WSGIDaemonProcess sec threads=2 socket-user=nobody display-name=%{GROUP}\n\
+             WSGIScriptAlias /m {root}/m.wsgi process-group=sec\n",
+        )
+        .start();
+    wait_daemons(&s, "sec", 1, Duration::from_secs(10));
+    let sockets: Vec<_> = std::fs::read_dir(s.path("sock"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+        .collect();
+    let [socket] = sockets.as_slice() else {
+        panic!(
+            "not one socket in {}: {sockets:?}",
+            s.path("sock").display()
+        );
+    };
+    let meta = std::fs::metadata(socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    // 0600 here, 0700 under mod_wsgi: the owner's alone either way.
+    assert_eq!(meta.permissions().mode() & 0o077, 0, "{socket:?}");
+    assert_eq!(meta.uid(), user_ids("nobody").0, "{}", socket.display());
+    let (ok, out) = runuser_connect("nobody", &socket.display().to_string());
+    assert!(ok, "nobody could not connect to its socket: {out}");
+}
+
 /// Root can connect to anything, so the socket's mode is not the only
 /// guard: a request without this Apache's secret is answered 403 and the
 /// application does not run, whatever the request names.

@@ -1,6 +1,6 @@
 //! The daemon groups' listening UNIX sockets: made by the Apache parent
-//! (mode 0600, owned by Apache's child user), or after a restart taken
-//! over from the previous generation (see `handover`).
+//! (mode 0600, owned by Apache's child user or `socket-user=`), or after a
+//! restart taken over from the previous generation (see `handover`).
 
 use std::ffi::{c_int, CString};
 use std::os::unix::ffi::OsStrExt;
