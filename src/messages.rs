@@ -201,8 +201,8 @@ pub const MESSAGES: &[Message] = {
     // 200-299: WSGIDaemonProcess options accepted for compatibility (200 + the option's index).
     // 221 was interrupt-timeout='s notice before the option took effect.
     option(223),
-    option(230),
-    option(231),
+    // 230 was send-buffer-size='s notice before the option took effect.
+    // 231 was receive-buffer-size='s notice before the option took effect.
     option(232),
     option(233),
     // 234 was response-socket-timeout='s notice before the option took effect.
@@ -354,6 +354,7 @@ pub const MESSAGES: &[Message] = {
     msg(602, Error, "A request to a daemon process group with script-user= (script-group=) was refused with 403: its WSGI script file may be written by its group or anyone (by anyone).", "Remove the write permission (chmod go-w, or o-w for script-group=)."),
     msg(603, Error, "A request to a daemon process group with script-user= (or script-group=) was refused with 403: the directory holding its WSGI script file is owned by another user (group), who could replace the script.", "Give the directory to the user (group) the option names, or move the script."),
     msg(604, Error, "A request to a daemon process group with script-user= (script-group=) was refused with 403: the directory holding its WSGI script file may be written by its group or anyone (by anyone), who could replace the script.", "Remove the write permission of the directory (chmod go-w, or o-w for script-group=)."),
+    msg(605, Warn, "The system refused send-buffer-size= or receive-buffer-size= on a connection of the daemon process group; the connection keeps the system's buffer size. Said once per process.", "Use a size the system allows (Linux: up to net.core.wmem_max and rmem_max)."),
     ]
 };
 

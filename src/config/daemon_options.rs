@@ -69,18 +69,10 @@ pub(crate) const DAEMON_OPTIONS: [&str; 51] = [
 /// given one is reported once at start-up (see [`DaemonProcessSpec::notices`])
 /// as `WSGIRS` 200 + its place in [`DAEMON_OPTIONS`]. `src/messages.rs`
 /// makes each one's entry in `docs/messages.md` from this table.
-pub(crate) const NO_EFFECT: [(&str, &str); 9] = [
+pub(crate) const NO_EFFECT: [(&str, &str); 7] = [
     (
         "eviction-timeout",
         "graceful-timeout applies to every graceful restart",
-    ),
-    (
-        "send-buffer-size",
-        "daemon sockets keep the system's buffer sizes",
-    ),
-    (
-        "receive-buffer-size",
-        "daemon sockets keep the system's buffer sizes",
     ),
     (
         "header-buffer-size",

@@ -451,7 +451,47 @@ fn accept(daemon: &Daemon) -> Result<UnixStream, bool> {
     let _ = stream.set_read_timeout(timeout(daemon.launch.socket_timeout));
     // Writes here are the response (and our small control bytes).
     let _ = stream.set_write_timeout(timeout(daemon.launch.response_timeout));
+    set_buffer_sizes(daemon, &stream);
     Ok(stream)
+}
+
+/// `send-buffer-size=` and `receive-buffer-size=` on a connection just
+/// accepted (one call each, only when given). mod_wsgi sets them on the
+/// listening socket, but Linux gives an accepted UNIX socket the system's
+/// sizes, not its listener's: here they go on the socket that carries the
+/// response (send) and the request (receive). A refusal is said once per
+/// process; the connection keeps the system's size.
+fn set_buffer_sizes(daemon: &Daemon, stream: &UnixStream) {
+    use rustix::net::sockopt::{set_socket_recv_buffer_size, set_socket_send_buffer_size};
+    use std::sync::atomic::AtomicBool;
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let spec = &daemon.launch.spec;
+    let sizes = [
+        (
+            "send",
+            spec.send_buffer_size,
+            set_socket_send_buffer_size as fn(_, _) -> _,
+        ),
+        (
+            "receive",
+            spec.receive_buffer_size,
+            set_socket_recv_buffer_size,
+        ),
+    ];
+    for (which, size, set) in sizes {
+        if size == 0 {
+            continue;
+        }
+        if let Err(e) = set(stream, size as usize) {
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                log::warn!(
+                    "WSGIRS605: (wsgi:{}) cannot set {which}-buffer-size={size} on a daemon connection, \
+                     the system's size is used: {e}",
+                    daemon.group()
+                );
+            }
+        }
+    }
 }
 
 /// Hands a connection back to the epoll set until more arrives. One

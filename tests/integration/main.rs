@@ -84,6 +84,7 @@ mod daemon_graceful;
 mod daemon_keepalive;
 mod daemon_large;
 mod daemon_lifecycle;
+mod daemon_options;
 mod daemon_private_vars;
 mod daemon_recycle;
 mod daemon_reload;
