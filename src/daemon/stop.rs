@@ -210,6 +210,10 @@ mod tests {
             assert_eq!(why.to_string(), text);
             assert_eq!(why.shutdown_name(), name, "{text}");
             assert_eq!(why.metric(), metric, "{text}");
+            // The process's own limits wait for a successor; a changed
+            // script (new code at once) and every stop from outside do not.
+            let own_limit = metric.is_some() && !matches!(why, StopReason::ScriptChanged(_));
+            assert_eq!(why.waits_for_successor(), own_limit, "{text}");
         }
     }
 }

@@ -41,6 +41,7 @@ fn debug_mode_supervises_daemon_groups(mpm: Mpm) {
         );
         served.push(served_pid(&r));
         let mut distinct = served.clone();
+        distinct.sort_unstable();
         distinct.dedup();
         (distinct.len() >= 3).then_some(())
     });

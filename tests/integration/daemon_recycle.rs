@@ -60,12 +60,14 @@ fn wait_sleeping(s: &Running, pid: u32) {
 }
 
 /// maximum-requests=5 with one process: sequential requests all succeed
-/// and the process is replaced, never before its fifth request, and a
-/// replaced process never serves again. Under mod_wsgi after exactly five
-/// (the process stops, then its replacement starts); under ours without a
-/// template the process serves on past five until its successor serves (see
-/// daemon_succession), so only "at least five" holds (daemon_template
-/// checks "exactly five" with a template, which forks successors in time).
+/// and the process is replaced, never before its fifth request. Under
+/// mod_wsgi after exactly five (the process stops, then its replacement
+/// starts). Under ours without a template the process serves on past five
+/// until its successor serves (see daemon_succession), and for the moment
+/// its monitor takes to notice (a tick) both may answer: so each process
+/// served at least five requests before its successor first answered
+/// (daemon_template checks "exactly five" with a template, which forks
+/// successors in time).
 #[test]
 fn maximum_requests_recycles_every_five() {
     let s = pid_server(
@@ -74,32 +76,34 @@ fn maximum_requests_recycles_every_five() {
         "processes=1 threads=2 maximum-requests=5",
     );
     let mut pids: Vec<u32> = Vec::new();
+    let mut order: Vec<u32> = Vec::new();
     let replaced = wait_for(Duration::from_secs(60), || {
         let r = s.get("/app");
         assert_eq!(r.status, 200, "request {}: {}", pids.len(), r.text());
-        pids.push(served_pid(&r));
-        let mut runs = pids.clone();
-        runs.dedup();
-        (runs.len() >= 3).then_some(())
+        let pid = served_pid(&r);
+        pids.push(pid);
+        if !order.contains(&pid) {
+            order.push(pid);
+        }
+        (order.len() >= 3).then_some(())
     });
     assert!(replaced.is_some(), "not replaced twice: {pids:?}");
-    let runs: Vec<&[u32]> = pids.chunk_by(|a, b| a == b).collect();
-    let exact = crate::common::module() == crate::common::Module::ModWsgi;
-    for run in &runs[..runs.len() - 1] {
+    for pair in order.windows(2) {
+        let next = pids.iter().position(|&p| p == pair[1]).unwrap();
+        let served = pids[..next].iter().filter(|&&p| p == pair[0]).count();
         assert!(
-            run.len() == 5 || (!exact && run.len() > 5),
-            "a process served {} requests: {pids:?}",
-            run.len()
+            served >= 5,
+            "{} answered after {} served only {served}: {pids:?}",
+            pair[1],
+            pair[0]
         );
     }
-    let mut distinct: Vec<u32> = runs.iter().map(|r| r[0]).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    assert_eq!(
-        distinct.len(),
-        runs.len(),
-        "a replaced process served again: {pids:?}"
-    );
+    if crate::common::module() == crate::common::Module::ModWsgi {
+        let runs: Vec<&[u32]> = pids.chunk_by(|a, b| a == b).collect();
+        for run in &runs[..runs.len() - 1] {
+            assert_eq!(run.len(), 5, "{pids:?}");
+        }
+    }
 }
 
 /// restart-interval=2: under a steady trickle of requests the process is
