@@ -4,13 +4,15 @@
 //! `httpd::metrics`, which hands each process its view.
 
 pub(crate) mod board;
+mod reason;
 pub(crate) mod running;
 pub(crate) mod status;
 pub(crate) mod text;
 
 use std::time::Duration;
 
-pub(crate) use board::{Board, Layout, Reason};
+pub(crate) use board::{Board, Layout};
+pub(crate) use reason::Reason;
 
 /// One daemon process's place on the board, handed to it at fork.
 #[derive(Debug, Clone, Copy)]

@@ -184,7 +184,7 @@ pub fn render(groups: &[GroupFigures]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::board::{Board, Layout, Reason};
+    use crate::metrics::{Board, Layout, Reason};
     use std::time::Duration;
 
     #[test]
