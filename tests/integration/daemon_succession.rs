@@ -449,3 +449,48 @@ fn a_graceful_restart_retires_a_successor_in_flight() {
     );
     assert_eq!(s.get("/app").status, 200);
 }
+
+/// Apache stopping while a successor starts: the successor is stopped and
+/// reaped with the group's other processes (it is killed once
+/// shutdown-timeout has passed, as it does not answer while it starts).
+#[test]
+fn apache_stop_stops_a_successor_in_flight() {
+    if referee_differs("mod_wsgi stops a process before its replacement starts") {
+        return;
+    }
+    // Outside the server's root, which may go with the server.
+    let hold = std::env::temp_dir().join(format!("wsgi-rs-succession-hold-{}", std::process::id()));
+    let app = SLOW_WARM_UP.replace("{root}/var/hold", &hold.display().to_string());
+    let s = Server::new(Mpm::Prefork)
+        .file("app.wsgi", &app)
+        .conf(
+            "WSGIDaemonProcess succstop processes=1 threads=2 maximum-requests=2 \
+             shutdown-timeout=2 display-name=%{GROUP}\n\
+             WSGIScriptAlias /app {root}/app.wsgi\n\
+             <Location /app>\n    WSGIProcessGroup succstop\n    WSGIApplicationGroup %{GLOBAL}\n</Location>\n",
+        )
+        .start();
+    let first = served_pid(&s.get("/app"));
+    std::fs::write(&hold, b"").unwrap();
+    assert_eq!(served_pid(&s.get("/app")), first);
+    let started = wait_for(Duration::from_secs(30), || {
+        std::fs::read_dir(s.path("var"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix("importing-")?.parse::<u32>().ok()
+            })
+            .find(|&pid| pid != first)
+    });
+    let (_, _, log) = s.shutdown(Duration::from_secs(60));
+    let needle = format!("{} ", crate::daemon::title("succstop"));
+    let gone = wait_for(Duration::from_secs(30), || {
+        crate::daemon::pids_with_cmdline(&needle)
+            .is_empty()
+            .then_some(())
+    });
+    let left = crate::daemon::pids_with_cmdline(&needle);
+    let _ = std::fs::remove_file(&hold);
+    assert!(started.is_some(), "no successor started:\n{log}");
+    assert!(gone.is_some(), "processes outlived Apache: {left:?}\n{log}");
+}
