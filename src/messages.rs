@@ -203,7 +203,7 @@ pub const MESSAGES: &[Message] = {
     option(223),
     // 230 was send-buffer-size='s notice before the option took effect.
     // 231 was receive-buffer-size='s notice before the option took effect.
-    option(232),
+    // 232 was header-buffer-size='s notice before the option took effect.
     option(233),
     // 234 was response-socket-timeout='s notice before the option took effect.
     option(235),
@@ -345,7 +345,7 @@ pub const MESSAGES: &[Message] = {
     msg(588, Error, "Reading the response from the daemon process failed; the request was answered 502.", "See the daemon's lines for that time (a crash, WSGIRS440)."),
     msg(589, Error, "The daemon process closed the connection before it sent complete response headers (it may have crashed); the request was answered 502.", "See the daemon's lines for that time (a crash, a timeout, WSGIRS337)."),
     msg(590, Error, "The daemon process did not send the response headers within socket-timeout=; the request was answered 504.", "Find what the application waits on; raise socket-timeout= if such requests are expected."),
-    msg(591, Error, "A response header from the daemon process is longer than Apache accepts; the request was answered 500.", "Correct the application's response headers."),
+    msg(591, Error, "The response head from the daemon process is longer than the client takes (64 KiB, or twice header-buffer-size= when that is more); the request was answered 500.", "Correct the application's response headers."),
     msg(592, Error, "A response header from the daemon process is malformed; the request was answered 502.", "Report it with the application's response."),
     msg(593, Error, "The response from the daemon process ended before it was complete; the client's connection was aborted.", "See the daemon's lines for that time (a crash, a timeout, WSGIRS337)."),
     msg(594, Error, "A daemon process refused a request from this Apache's mod_proxy_uwsgi because the trusted proxy rules (WSGITrustedProxyHeaders, WSGITrustedProxies) that came with it did not parse; it was answered 500.", "Report it: only this Apache writes those rules. Check that the Apache children and the daemon processes run the same module build (a full restart)."),
@@ -355,6 +355,7 @@ pub const MESSAGES: &[Message] = {
     msg(603, Error, "A request to a daemon process group with script-user= (or script-group=) was refused with 403: the directory holding its WSGI script file is owned by another user (group), who could replace the script.", "Give the directory to the user (group) the option names, or move the script."),
     msg(604, Error, "A request to a daemon process group with script-user= (script-group=) was refused with 403: the directory holding its WSGI script file may be written by its group or anyone (by anyone), who could replace the script.", "Remove the write permission of the directory (chmod go-w, or o-w for script-group=)."),
     msg(605, Warn, "The system refused send-buffer-size= or receive-buffer-size= on a connection of the daemon process group; the connection keeps the system's buffer size. Said once per process.", "Use a size the system allows (Linux: up to net.core.wmem_max and rmem_max)."),
+    msg(606, Error, "A response header line from the daemon process (name, value and line end) is longer than the group's header-buffer-size= (32768 bytes when not given, as in mod_wsgi); the request was answered 500.", "Make the header shorter, or raise header-buffer-size= (the whole head may then take twice that, at least 64 KiB)."),
     ]
 };
 

@@ -696,7 +696,8 @@ mod tests {
             notices,
             [
                 "WSGIRS223: WSGIDaemonProcess g eviction-timeout=: accepted for compatibility, \
-              no effect: graceful-timeout applies to every graceful restart"
+              no effect: SIGUSR1 stops a daemon process as SIGTERM does, within \
+              shutdown-timeout; the replacements the module orders wait graceful-timeout"
             ]
         );
         let spec = parse(&["g", "server-metrics=On"]);
@@ -709,6 +710,7 @@ mod tests {
             "response-socket-timeout=5",
             "maximum-memory=0",
             "socket-user=#33",
+            "header-buffer-size=8192",
         ]);
         assert!(spec.notices().is_empty());
         for (option, _) in NO_EFFECT {

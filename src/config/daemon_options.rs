@@ -69,22 +69,21 @@ pub(crate) const DAEMON_OPTIONS: [&str; 51] = [
 /// given one is reported once at start-up (see [`DaemonProcessSpec::notices`])
 /// as `WSGIRS` 200 + its place in [`DAEMON_OPTIONS`]. `src/messages.rs`
 /// makes each one's entry in `docs/messages.md` from this table.
-pub(crate) const NO_EFFECT: [(&str, &str); 7] = [
+pub(crate) const NO_EFFECT: [(&str, &str); 6] = [
     (
         "eviction-timeout",
-        "graceful-timeout applies to every graceful restart",
-    ),
-    (
-        "header-buffer-size",
-        "response headers are relayed without a fixed buffer",
+        "SIGUSR1 stops a daemon process as SIGTERM does, within shutdown-timeout; \
+         the replacements the module orders wait graceful-timeout",
     ),
     (
         "response-buffer-size",
-        "responses are relayed without a fixed buffer",
+        "the response is passed to Apache as it is read and flushed whenever the daemon \
+         has no more ready; no flush is forced after a number of bytes",
     ),
     (
         "response-flush-delay",
-        "responses are not held back for flushing",
+        "the response is flushed as soon as the daemon has no more ready, without \
+         waiting for more",
     ),
     (
         "newrelic-config-file",

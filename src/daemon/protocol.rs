@@ -401,6 +401,33 @@ pub struct ResponseHead {
 /// Largest response head the client accepts (mod_wsgi answers 500 beyond).
 pub const MAX_HEAD: usize = 64 * 1024;
 
+/// The longest response header line (with its line end) the client takes
+/// when `header-buffer-size=` is not given: mod_wsgi's default.
+pub const DEFAULT_HEADER_LINE: usize = 32 * 1024;
+
+/// The longest response header line (with its line end) a group's client
+/// takes: `header-buffer-size=`, or mod_wsgi's default when 0.
+pub fn header_line_limit(header_buffer_size: u32) -> usize {
+    match header_buffer_size {
+        0 => DEFAULT_HEADER_LINE,
+        size => size as usize,
+    }
+}
+
+/// The most a whole response head may take for that line limit: a line
+/// as long as the limit must fit with a few others.
+pub fn head_limit(line_limit: usize) -> usize {
+    MAX_HEAD.max(2 * line_limit)
+}
+
+/// The length of the longest line of `head` (each with its line end).
+pub fn longest_line(head: &[u8]) -> usize {
+    head.split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Parses `HTTP/x.y NNN reason\r\n(name: value\r\n)*\r\n` (without the final
 /// blank line's CRLF requirement beyond what `head` holds). Values are
 /// latin-1.
@@ -636,5 +663,15 @@ mod tests {
         assert!(parse_response_head(b"HTTP/1.1 abc\r\n\r\n").is_none());
         assert!(parse_response_head(b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n").is_none());
         assert!(parse_response_head(b"garbage\r\n\r\n").is_none());
+    }
+
+    #[test]
+    fn header_lines_are_measured_with_their_line_end() {
+        assert_eq!(longest_line(b"HTTP/1.1 200 OK\r\nX-A: bb\r\n\r\n"), 17);
+        assert_eq!(longest_line(b""), 0);
+        assert_eq!(header_line_limit(0), 32768);
+        assert_eq!(header_line_limit(8192), 8192);
+        assert_eq!(head_limit(8192), MAX_HEAD);
+        assert_eq!(head_limit(1 << 20), 2 << 20);
     }
 }

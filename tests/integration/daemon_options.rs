@@ -4,10 +4,15 @@
 //! takes). They are accepted without a "no effect" notice, the connection
 //! serving a request has them (as the application sees its own process's
 //! sockets), and with buffers far smaller than the body, an 8 MiB upload
-//! echoed back arrives whole in both directions.
+//! echoed back arrives whole in both directions. `header-buffer-size=`:
+//! mod_wsgi's limit on the length of one response header line (32768
+//! bytes when not given), past which the request is answered 500 and the
+//! log says why.
+
+use std::time::Duration;
 
 use crate::common::apps::pattern;
-use crate::common::{referee_differs, Mpm, Server};
+use crate::common::{module, referee_differs, Module, Mpm, Server};
 
 const ECHO_APP: &str = r#"
 import os, socket
@@ -84,5 +89,60 @@ fn small_socket_buffers_carry_large_bodies_whole() {
         r.text(),
         "8192 8192",
         "(SO_SNDBUF SO_RCVBUF) of the daemon's connections"
+    );
+}
+
+const HEADER_APP: &str = r#"
+def application(environ, start_response):
+    size = int(environ['QUERY_STRING'])
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Big', 'x' * size)])
+    return [b'whole']
+"#;
+
+/// A 20000-byte header passes the default limit (32768) but not
+/// `header-buffer-size=16384`; a 40000-byte one is refused by default
+/// and passes `header-buffer-size=65536`.
+#[test]
+fn header_buffer_size_limits_one_response_header_line() {
+    let s = Server::new(Mpm::Event)
+        .file("h.wsgi", HEADER_APP)
+        .conf(
+            "WSGIDaemonProcess small threads=2 header-buffer-size=16384\n\
+             WSGIDaemonProcess usual threads=2\n\
+             WSGIDaemonProcess large threads=2 header-buffer-size=65536\n\
+             WSGIScriptAlias /small {root}/h.wsgi process-group=small\n\
+             WSGIScriptAlias /usual {root}/h.wsgi process-group=usual\n\
+             WSGIScriptAlias /large {root}/h.wsgi process-group=large\n",
+        )
+        .start();
+    for (url, wanted) in [
+        ("/usual?20000", 200),
+        ("/small?20000", 500),
+        ("/usual?40000", 500),
+        ("/large?40000", 200),
+    ] {
+        let r = s.get(url);
+        assert_eq!(r.status, wanted, "{url}");
+        if wanted == 200 {
+            assert_eq!(r.text(), "whole", "{url}");
+            let size: usize = url.split('?').nth(1).unwrap().parse().unwrap();
+            assert_eq!(r.header("X-Big").map(str::len), Some(size), "{url}");
+        }
+    }
+    let needle = if module() == Module::ModWsgi {
+        "Truncated or oversized response headers received from daemon process 'small'"
+    } else {
+        "WSGIRS606: a response header line from daemon process 'small' takes 20009 bytes, \
+         more than header-buffer-size=16384"
+    };
+    assert!(
+        s.wait_log(needle, Duration::from_secs(10)),
+        "no '{needle}' in:\n{}",
+        s.error_log()
+    );
+    let log = s.error_log();
+    assert!(
+        !log.contains("header-buffer-size=: accepted for compatibility"),
+        "header-buffer-size= is said to have no effect:\n{log}"
     );
 }

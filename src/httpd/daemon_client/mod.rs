@@ -120,6 +120,7 @@ fn forward_with(
         early_body: if streamed { &body } else { &[] },
         error_override: fwd.error_override,
         upgrade: fwd.upgrade.then_some(socket_timeout),
+        header_line_limit: protocol::header_line_limit(group.launch.spec.header_buffer_size),
     };
     send_with_retries(
         req,

@@ -124,6 +124,8 @@ pub(super) struct Outgoing<'a> {
     /// The request asks for a WebSocket: a 101 answer starts a tunnel, idle
     /// for at most this long (the group's socket-timeout).
     pub(super) upgrade: Option<Duration>,
+    /// The longest response header line taken (`header-buffer-size=`).
+    pub(super) header_line_limit: usize,
 }
 
 /// The connection one try of a request uses.
@@ -312,7 +314,7 @@ fn relay_response(
         if let Some(at) = avail.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
         }
-        if avail.len() > protocol::MAX_HEAD {
+        if avail.len() > protocol::head_limit(request.header_line_limit) {
             req.log(
                 APLOG_ERR,
                 &format!("WSGIRS591: response header from daemon process '{name}' is too long"),
@@ -326,6 +328,18 @@ fn relay_response(
             Err(_) => return (daemon_closed(req, name), false),
         }
     };
+    let longest = protocol::longest_line(&reader.available()[..head_len]);
+    if longest > request.header_line_limit {
+        req.log(
+            APLOG_ERR,
+            &format!(
+                "WSGIRS606: a response header line from daemon process '{name}' takes {longest} \
+                 bytes, more than header-buffer-size={}",
+                request.header_line_limit
+            ),
+        );
+        return (status(ffi::HTTP_INTERNAL_SERVER_ERROR), false);
+    }
     let Some(parsed) = protocol::parse_response_head(&reader.available()[..head_len]) else {
         req.log(
             APLOG_ERR,
