@@ -22,7 +22,6 @@ mod install;
 mod module_config;
 mod preflight;
 mod prometheus;
-#[allow(unsafe_code)] // mkdtemp: see accounts.
 mod serve;
 #[allow(unsafe_code)] // fork, setpgid, kill, waitpid: see accounts.
 mod supervise;
