@@ -203,6 +203,13 @@ impl Health {
         }
     }
 
+    /// The process in `record` names nothing for its successor to load.
+    pub fn clear_warm(&self, record: usize) {
+        if let Some(s) = self.slot(record) {
+            s.warm_len.store(0, Ordering::Release);
+        }
+    }
+
     /// The process in `record` names what its successor should load before
     /// it serves (the first name counts; too long a one is not kept).
     pub fn set_warm(&self, record: usize, text: &str) {
@@ -472,6 +479,9 @@ mod tests {
         h.set_warm(0, "first");
         h.set_warm(0, "second");
         assert_eq!(h.warm(0).as_deref(), Some(&b"first"[..]));
+        h.clear_warm(0);
+        assert_eq!(h.warm(0), None);
+        h.set_warm(0, "first");
         h.begin(0);
         assert_eq!((h.pid(0), h.wanted_at(0), h.warm(0)), (0, None, None));
     }

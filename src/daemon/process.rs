@@ -254,7 +254,9 @@ pub(super) fn serve(
 /// A successor started by the Apache parent loads the script its
 /// predecessor loaded first before it says it serves, so the requests it
 /// then takes do not wait for the application's imports (its predecessor
-/// serves meanwhile). A failure is only noted: requests report it as usual.
+/// serves meanwhile); not when it replaces an idle process
+/// (inactivity-timeout, whose point is to free that memory). A failure is
+/// only noted: requests report it as usual.
 fn warm_up(daemon: &Daemon, key: ScriptKey) {
     let loaded = interp::with_group(&key.group, |py| {
         daemon

@@ -142,6 +142,9 @@ impl Daemon {
             if let Some(relay) = self.launch.relay.as_ref() {
                 if reason.waits_for_successor() {
                     self.awaiting.store(true, Ordering::SeqCst);
+                    if reason == StopReason::InactivityTimeout {
+                        relay.cold();
+                    }
                     relay.ask();
                 }
             }

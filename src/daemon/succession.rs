@@ -255,6 +255,13 @@ impl Relay {
         }
     }
 
+    /// The successor is not to load anything ahead (it replaces an idle
+    /// process: inactivity-timeout frees the application's memory until a
+    /// request comes, as under mod_wsgi).
+    pub fn cold(&self) {
+        self.health.clear_warm(self.record);
+    }
+
     /// The script the process this one succeeds loaded first, as
     /// (application group, path): a successor loads it before it serves,
     /// so its first requests do not wait for the application's imports.

@@ -494,3 +494,53 @@ fn apache_stop_stops_a_successor_in_flight() {
     assert!(started.is_some(), "no successor started:\n{log}");
     assert!(gone.is_some(), "processes outlived Apache: {left:?}\n{log}");
 }
+
+/// An app whose import leaves a mark (`var/importing-PID`); it answers
+/// with its pid.
+const MARKED_IMPORT: &str = r#"
+import os
+open('{root}/var/importing-%d' % os.getpid(), 'w').close()
+def application(environ, start_response):
+    body = ('pid=%d\n' % os.getpid()).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+/// The successor of a process replaced for inactivity-timeout does not
+/// load the application ahead (the point of the timeout is to free that
+/// memory until a request comes, as under mod_wsgi); its first request
+/// loads it.
+#[test]
+fn an_idle_process_successor_loads_nothing_ahead() {
+    if referee_differs("mod_wsgi stops a process before its replacement starts") {
+        return;
+    }
+    let s = Server::new(Mpm::Event)
+        .file("app.wsgi", MARKED_IMPORT)
+        .conf(
+            "WSGIDaemonProcess succ processes=1 threads=2 inactivity-timeout=2 \
+             display-name=%{GROUP}\n\
+             WSGIScriptAlias /app {root}/app.wsgi\n\
+             <Location /app>\n    WSGIProcessGroup succ\n    WSGIApplicationGroup %{GLOBAL}\n</Location>\n",
+        )
+        .start();
+    let first = served_pid(&s.get("/app"));
+    let in_place = format!("serves in place of pid {first}");
+    let successor = wait_for(Duration::from_secs(60), || {
+        let log = s.error_log();
+        let line = log.lines().find(|l| l.contains(&in_place))?;
+        number_after(line, ") pid ")
+    });
+    let Some(successor) = successor else {
+        panic!("{first} was not replaced:\n{}", s.error_log());
+    };
+    let marked = |pid: u32| s.path(&format!("var/importing-{pid}")).exists();
+    // It has served nothing yet: a mark would be an import ahead.
+    assert!(
+        !marked(successor),
+        "the successor imported the application ahead"
+    );
+    let r = s.get("/app");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(marked(served_pid(&r)));
+}
