@@ -7,8 +7,12 @@ One script serves every workload, dispatched on PATH_INFO:
   /echo    reads the request body from wsgi.input and returns it
   /stream  100 small chunks yielded one by one (no Content-Length)
   /flask   "Hello, World!" from a Flask view
+  /stamp   "pid=PID t=TIME": which process served, and when (bench/run kill)
   /raise   raises (500 and a traceback in the error log; bench/soak)
 """
+
+import os
+import time
 
 import flask
 
@@ -62,6 +66,8 @@ def application(environ, start_response):
         return _stream()
     if path == "/flask":
         return flask_app(environ, start_response)
+    if path == "/stamp":
+        return _fixed(start_response, b"pid=%d t=%.6f\n" % (os.getpid(), time.time()))
     if path == "/raise":
         raise RuntimeError("bench/soak: this request fails on purpose")
     start_response("404 Not Found", [("Content-Type", "text/plain")])
