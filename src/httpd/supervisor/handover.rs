@@ -32,31 +32,20 @@
 use std::ffi::c_int;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::MutexGuard;
 use std::time::Duration;
 
-use super::tracked::{Registration, Tracked};
+use super::tracked::{next_key, Registration, Tracked};
 use super::{create_listener, register, SocketError, Supervisor};
 use crate::daemon::health::SlotState;
 use crate::httpd::ffi;
 use crate::httpd::plan::ProcessPlan;
 use crate::metrics::{ProcessMetrics, Reason};
 
-/// Registration keys of retiring processes and watchers start here (those
-/// below are the current generation's slots).
-const FIRST_KEY: usize = 1 << 40;
-/// The next key to hand out.
-static NEXT_KEY: AtomicUsize = AtomicUsize::new(FIRST_KEY);
-
-/// A registration key no other process has.
-pub(super) fn next_key() -> usize {
-    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
-}
-
 /// A process of an earlier generation, still serving.
 pub(super) struct Retiring {
-    /// The process (registered under a key of its own, from [`next_key`]).
+    /// The process (registered under a key of its own, from
+    /// [`next_key`]).
     pub(super) process: Tracked,
     /// Its places on the metrics board (see `Slot::places`).
     places: Vec<ProcessMetrics>,

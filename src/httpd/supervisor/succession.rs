@@ -25,8 +25,8 @@ use std::ffi::c_int;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::tracked::{Registration, Tracked};
-use super::{fork_process, handover, register, Supervisor};
+use super::tracked::{next_key, Registration, Tracked};
+use super::{fork_process, register, Supervisor};
 use crate::daemon::health::SlotState;
 use crate::metrics::Reason;
 
@@ -147,7 +147,7 @@ fn start_heir(sup: &mut Supervisor, index: usize) {
     // The record of the last process that left the slot is unregistered
     // by now (its death was handled before this call).
     sup.slots[index].spare = None;
-    let mut process = Tracked::new(handover::next_key());
+    let mut process = Tracked::new(next_key());
     process.started(pid);
     if !sup.standalone {
         // SAFETY: pconf is live while the supervisor is not parked.
@@ -246,7 +246,7 @@ fn start_waker(sup: &mut Supervisor) {
     if pid == 0 {
         wait_for_a_byte(sup, read, write);
     }
-    let mut waker = Tracked::new(handover::next_key());
+    let mut waker = Tracked::new(next_key());
     waker.started(pid);
     // SAFETY: live pconf (not parked).
     unsafe { register(&mut waker, sup.pconf) };

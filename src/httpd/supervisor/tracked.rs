@@ -2,11 +2,26 @@
 //! generation (a slot's), one of an earlier generation still serving (a
 //! retiring one, see the hand-over), or the hand-over's watcher. What they share is written here once: the pid, the
 //! record httpd tracks it with, its other-child registration (made, lost
-//! with its pool, taken back when it dies) and signalling it.
+//! with its pool, taken back when it dies) and signalling it, and the keys
+//! its registrations are made under.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::httpd::ffi;
 
 use super::registration::{self, Callback};
+
+/// Registration keys of the processes other than the current generation's
+/// slots (retiring ones, successors, the watcher and the waker) start here
+/// (those below are the current generation's slots).
+const FIRST_KEY: usize = 1 << 40;
+/// The next key to hand out.
+static NEXT_KEY: AtomicUsize = AtomicUsize::new(FIRST_KEY);
+
+/// A registration key no other process has.
+pub(super) fn next_key() -> usize {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
 
 /// A process the parent forked and httpd's other-child list reports on.
 pub(super) struct Tracked {
