@@ -162,6 +162,38 @@ fn processes_of(g: &DaemonGroup) -> usize {
     g.launch.spec.processes as usize
 }
 
+/// Sets up a small helper process just forked from the parent (the
+/// graceful hand-over's watcher, succession's waker), whose exit is what
+/// wakes the parent: its own process group (so prefork's killpg does not
+/// reach it), default signal handling instead of Apache's handlers, and no
+/// listening sockets. Returns the parent's pid, so it can tell when it is
+/// orphaned.
+fn become_helper(sup: &Supervisor) -> c_int {
+    // SAFETY: in the freshly forked, single-threaded helper: process group,
+    // signal dispositions and its own copies of the listeners only.
+    unsafe {
+        libc::setpgid(0, 0);
+        for sig in [
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGWINCH,
+            libc::SIGINT,
+            libc::SIGCHLD,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        ffi::ap_close_listeners();
+        for g in &sup.plan.daemon_groups {
+            libc::close(g.launch.listener_fd);
+        }
+        for (_, fd) in &sup.orphans {
+            libc::close(*fd);
+        }
+        libc::getppid()
+    }
+}
+
 /// Forks the process of `group` with health record `member` (its template
 /// when `template`), which waits `hold_off` before it starts and counts in
 /// board places `places` (its own, or a template's processes'). Returns its

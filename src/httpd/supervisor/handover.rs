@@ -36,7 +36,7 @@ use std::sync::MutexGuard;
 use std::time::Duration;
 
 use super::tracked::{next_key, Registration, Tracked};
-use super::{create_listener, register, SocketError, Supervisor};
+use super::{become_helper, create_listener, register, SocketError, Supervisor};
 use crate::daemon::health::SlotState;
 use crate::httpd::ffi;
 use crate::httpd::plan::ProcessPlan;
@@ -287,29 +287,7 @@ fn start_watcher(sup: &mut Supervisor) {
 
 /// The watcher's life (in the forked process; never returns).
 fn watch(sup: &Supervisor) -> ! {
-    // SAFETY: in the freshly forked watcher: its own process group (so
-    // prefork's killpg does not reach it), default signal handling instead
-    // of Apache's handlers, no listening sockets.
-    let parent = unsafe {
-        libc::setpgid(0, 0);
-        for sig in [
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGUSR1,
-            libc::SIGWINCH,
-            libc::SIGINT,
-        ] {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        ffi::ap_close_listeners();
-        for g in &sup.plan.daemon_groups {
-            libc::close(g.launch.listener_fd);
-        }
-        for (_, fd) in &sup.orphans {
-            libc::close(*fd);
-        }
-        libc::getppid()
-    };
+    let parent = become_helper(sup);
     let pending: Vec<&Retiring> = sup.retiring.iter().filter(|r| !r.signalled).collect();
     loop {
         std::thread::sleep(Duration::from_millis(20));

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::tracked::{next_key, Registration, Tracked};
-use super::{fork_process, register, Supervisor};
+use super::{become_helper, fork_process, register, Supervisor};
 use crate::daemon::health::SlotState;
 use crate::metrics::Reason;
 
@@ -255,31 +255,10 @@ fn start_waker(sup: &mut Supervisor) {
 
 /// The waker's life (in the forked process; never returns).
 fn wait_for_a_byte(sup: &Supervisor, read: i32, write: i32) -> ! {
-    // SAFETY: in the freshly forked waker: its own process group (so
-    // prefork's killpg does not reach it), default signal handling instead
-    // of Apache's handlers, no sockets and no writing end of its own.
-    let parent = unsafe {
-        libc::setpgid(0, 0);
-        for sig in [
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGUSR1,
-            libc::SIGWINCH,
-            libc::SIGINT,
-            libc::SIGCHLD,
-        ] {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        crate::httpd::ffi::ap_close_listeners();
-        for g in &sup.plan.daemon_groups {
-            libc::close(g.launch.listener_fd);
-        }
-        for (_, fd) in &sup.orphans {
-            libc::close(*fd);
-        }
-        libc::close(write);
-        libc::getppid()
-    };
+    let parent = become_helper(sup);
+    // SAFETY: closes our copy of the writing end, so the pipe's readers
+    // are the parent and us only.
+    unsafe { libc::close(write) };
     loop {
         let mut fd = libc::pollfd {
             fd: read,
