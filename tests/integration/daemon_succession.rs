@@ -33,6 +33,19 @@ fn server(mpm: Mpm, options: &str) -> Running {
         .start()
 }
 
+/// A daemon group `group` (processes=1 threads=2 `options`) serving at /app,
+/// in the global application group, a script that runs `preamble` as it is
+/// imported and then answers as `PID_APP`. It is not preloaded (the alias
+/// names no groups): a request or a successor's warm-up loads it.
+fn app_server(mpm: Mpm, preamble: &str, group: &str, options: &str) -> Server {
+    let app = format!("{preamble}{PID_APP}");
+    Server::new(mpm).file("app.wsgi", &app).conf(&format!(
+        "WSGIDaemonProcess {group} processes=1 threads=2 {options} display-name=%{{GROUP}}\n\
+         WSGIScriptAlias /app {{root}}/app.wsgi\n\
+         <Location /app>\n    WSGIProcessGroup {group}\n    WSGIApplicationGroup %{{GLOBAL}}\n</Location>\n"
+    ))
+}
+
 /// `clients` threads send requests to /app until `processes` distinct
 /// processes have answered (or each client has sent `cap`); every status,
 /// and the pids that answered.
@@ -313,17 +326,13 @@ fn a_touch_while_awaiting_a_successor_stops_the_process_at_once() {
     }
 }
 
-/// An app whose import leaves a mark (`var/importing-PID`) and then waits
-/// while `var/hold` exists; it answers with its pid.
+/// An import that leaves a mark (`var/importing-PID`) and then waits while
+/// `var/hold` exists.
 const SLOW_IMPORT: &str = r#"
 import os, time
 open('{root}/var/importing-%d' % os.getpid(), 'w').close()
 while os.path.exists('{root}/var/hold'):
     time.sleep(0.05)
-def application(environ, start_response):
-    body = ('pid=%d\n' % os.getpid()).encode()
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    return [body]
 "#;
 
 /// A successor loads the script its predecessor served before it takes
@@ -335,15 +344,7 @@ fn a_successor_loads_the_application_before_it_takes_over() {
     if referee_differs("mod_wsgi stops a process before its replacement starts") {
         return;
     }
-    let s = Server::new(Mpm::Worker)
-        .file("app.wsgi", SLOW_IMPORT)
-        .conf(
-            "WSGIDaemonProcess succ processes=1 threads=2 maximum-requests=2 \
-             display-name=%{GROUP}\n\
-             WSGIScriptAlias /app {root}/app.wsgi\n\
-             <Location /app>\n    WSGIProcessGroup succ\n    WSGIApplicationGroup %{GLOBAL}\n</Location>\n",
-        )
-        .start();
+    let s = app_server(Mpm::Worker, SLOW_IMPORT, "succ", "maximum-requests=2").start();
     let first = served_pid(&s.get("/app"));
     std::fs::write(s.path("var/hold"), b"").unwrap();
     // The second request reaches maximum-requests: a successor starts.
@@ -392,10 +393,6 @@ open('{root}/var/importing-%d' % os.getpid(), 'w').close()
 while (threading.current_thread() is threading.main_thread()
        and os.path.exists('{root}/var/hold')):
     time.sleep(0.05)
-def application(environ, start_response):
-    body = ('pid=%d\n' % os.getpid()).encode()
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    return [body]
 "#;
 
 /// A graceful restart while a successor is starting: the new generation
@@ -406,15 +403,7 @@ fn a_graceful_restart_retires_a_successor_in_flight() {
     if referee_differs("mod_wsgi stops a process before its replacement starts") {
         return;
     }
-    let mut s = Server::new(Mpm::Event)
-        .file("app.wsgi", SLOW_WARM_UP)
-        .conf(
-            "WSGIDaemonProcess succ processes=1 threads=2 maximum-requests=2 \
-             display-name=%{GROUP}\n\
-             WSGIScriptAlias /app {root}/app.wsgi\n\
-             <Location /app>\n    WSGIProcessGroup succ\n    WSGIApplicationGroup %{GLOBAL}\n</Location>\n",
-        )
-        .start();
+    let mut s = app_server(Mpm::Event, SLOW_WARM_UP, "succ", "maximum-requests=2").start();
     let first = served_pid(&s.get("/app"));
     std::fs::write(s.path("var/hold"), b"").unwrap();
     assert_eq!(served_pid(&s.get("/app")), first);
@@ -461,15 +450,13 @@ fn apache_stop_stops_a_successor_in_flight() {
     // Outside the server's root, which may go with the server.
     let hold = std::env::temp_dir().join(format!("wsgi-rs-succession-hold-{}", std::process::id()));
     let app = SLOW_WARM_UP.replace("{root}/var/hold", &hold.display().to_string());
-    let s = Server::new(Mpm::Prefork)
-        .file("app.wsgi", &app)
-        .conf(
-            "WSGIDaemonProcess succstop processes=1 threads=2 maximum-requests=2 \
-             shutdown-timeout=2 display-name=%{GROUP}\n\
-             WSGIScriptAlias /app {root}/app.wsgi\n\
-             <Location /app>\n    WSGIProcessGroup succstop\n    WSGIApplicationGroup %{GLOBAL}\n</Location>\n",
-        )
-        .start();
+    let s = app_server(
+        Mpm::Prefork,
+        &app,
+        "succstop",
+        "maximum-requests=2 shutdown-timeout=2",
+    )
+    .start();
     let first = served_pid(&s.get("/app"));
     std::fs::write(&hold, b"").unwrap();
     assert_eq!(served_pid(&s.get("/app")), first);
@@ -495,15 +482,10 @@ fn apache_stop_stops_a_successor_in_flight() {
     assert!(gone.is_some(), "processes outlived Apache: {left:?}\n{log}");
 }
 
-/// An app whose import leaves a mark (`var/importing-PID`); it answers
-/// with its pid.
+/// An import that leaves a mark (`var/importing-PID`).
 const MARKED_IMPORT: &str = r#"
 import os
 open('{root}/var/importing-%d' % os.getpid(), 'w').close()
-def application(environ, start_response):
-    body = ('pid=%d\n' % os.getpid()).encode()
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    return [body]
 "#;
 
 /// The successor of a process replaced for inactivity-timeout does not
@@ -515,15 +497,7 @@ fn an_idle_process_successor_loads_nothing_ahead() {
     if referee_differs("mod_wsgi stops a process before its replacement starts") {
         return;
     }
-    let s = Server::new(Mpm::Event)
-        .file("app.wsgi", MARKED_IMPORT)
-        .conf(
-            "WSGIDaemonProcess succ processes=1 threads=2 inactivity-timeout=2 \
-             display-name=%{GROUP}\n\
-             WSGIScriptAlias /app {root}/app.wsgi\n\
-             <Location /app>\n    WSGIProcessGroup succ\n    WSGIApplicationGroup %{GLOBAL}\n</Location>\n",
-        )
-        .start();
+    let s = app_server(Mpm::Event, MARKED_IMPORT, "succ", "inactivity-timeout=2").start();
     let first = served_pid(&s.get("/app"));
     let in_place = format!("serves in place of pid {first}");
     let successor = wait_for(Duration::from_secs(60), || {
